@@ -1,0 +1,632 @@
+//! Validated values. Each newtype has a private field and a `parse` that refuses what breaks
+//! its rule, so a value of the type is known good everywhere else (it can reach a config line,
+//! an AMI header or AstDB without further checks).
+
+use crate::error::ValidationError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+type Parsed<T> = Result<T, ValidationError>;
+
+impl ValidationError {
+    /// Re-labels an error with the name of the input field it came from.
+    pub fn for_field(mut self, field: &str) -> Self {
+        field.clone_into(&mut self.field);
+        self
+    }
+}
+
+fn no_controls(field: &str, s: &str) -> Parsed<()> {
+    if s.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            s,
+            "control characters (newlines, tabs, …) are not allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A tenant's stable short name: lowercase ASCII letters, digits and '-', 2–24 characters,
+/// starting with a letter. It names the tenant's Asterisk contexts, so it never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Slug(String);
+
+impl Slug {
+    pub const RULE: &'static str =
+        "2 to 24 characters: lowercase letters a-z, digits and '-', starting with a letter, not ending with '-'";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let ok = (2..=24).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(Slug(s.to_owned()))
+        } else {
+            Err(ValidationError::new("slug", s, Self::RULE))
+        }
+    }
+
+    /// Derives a slug from a display name ("Acme Dental, Inc." -> "acme-dental-inc").
+    pub fn from_name(name: &str) -> Parsed<Self> {
+        let mut out = String::new();
+        for c in name.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                out.push(c);
+            } else if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+            if out.len() >= 24 {
+                break;
+            }
+        }
+        let trimmed = out.trim_matches('-').trim_start_matches(|c: char| c.is_ascii_digit());
+        Self::parse(trimmed.trim_start_matches('-')).map_err(|_| {
+            ValidationError::new(
+                "name",
+                name,
+                "no slug can be derived from this name; give one with --slug",
+            )
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An internal extension number: 2 to 6 digits, no leading zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Extension(u32);
+
+impl Extension {
+    pub const RULE: &'static str = "2 to 6 digits, not starting with 0";
+    pub const MIN: u32 = 10;
+    pub const MAX: u32 = 999_999;
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let s = s.trim();
+        let ok = (2..=6).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && !s.starts_with('0');
+        match s.parse::<u32>() {
+            Ok(n) if ok => Ok(Extension(n)),
+            _ => Err(ValidationError::new("extension", s, Self::RULE)),
+        }
+    }
+
+    pub fn from_number(n: i64) -> Parsed<Self> {
+        Self::parse(&n.to_string())
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A tenant's extension range, both ends included, e.g. "1000-1999".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtRange {
+    first: Extension,
+    last: Extension,
+}
+
+impl ExtRange {
+    pub const RULE: &'static str =
+        "FIRST-LAST, two extensions of 2 to 6 digits with FIRST <= LAST (e.g. 1000-1999)";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let err = || ValidationError::new("ext_range", s, Self::RULE);
+        let (a, b) = s.trim().split_once('-').ok_or_else(err)?;
+        let first = Extension::parse(a).map_err(|_| err())?;
+        let last = Extension::parse(b).map_err(|_| err())?;
+        Self::new(first, last).map_err(|_| err())
+    }
+
+    pub fn new(first: Extension, last: Extension) -> Parsed<Self> {
+        if first <= last {
+            Ok(ExtRange { first, last })
+        } else {
+            Err(ValidationError::new(
+                "ext_range",
+                &format!("{first}-{last}"),
+                Self::RULE,
+            ))
+        }
+    }
+
+    pub fn first(self) -> Extension {
+        self.first
+    }
+    pub fn last(self) -> Extension {
+        self.last
+    }
+    pub fn contains(self, e: Extension) -> bool {
+        self.first <= e && e <= self.last
+    }
+    pub fn len(self) -> u32 {
+        self.last.0 - self.first.0 + 1
+    }
+    pub fn is_empty(self) -> bool {
+        false
+    }
+}
+
+impl fmt::Display for ExtRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// A phone number in E.164: '+', a country code not starting with 0, 8 to 15 digits in all.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct E164(String);
+
+impl E164 {
+    pub const RULE: &'static str =
+        "an international number in E.164 form: '+' and 8 to 15 digits, e.g. +41445551234";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        // Spaces, dashes, dots and parentheses are common in typed numbers: drop them.
+        let compact: String = s
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let digits = compact.strip_prefix('+').unwrap_or("");
+        let ok = (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if ok {
+            Ok(E164(compact))
+        } else {
+            Err(ValidationError::new("number", s, Self::RULE))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A PJSIP endpoint id / SIP auth username: 3 to 40 of a-z, 0-9, '.', '_', '-', starting with a
+/// letter or digit. Kept lowercase so two ids never differ only by case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SipUsername(String);
+
+impl SipUsername {
+    pub const RULE: &'static str =
+        "3 to 40 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let ok = (3..=40).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            });
+        if ok {
+            Ok(SipUsername(s.to_owned()))
+        } else {
+            Err(ValidationError::new("sip_username", s, Self::RULE))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SipUsername {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An e-mail address (RFC 5322 addr-spec, checked by the email_address crate), at most 254
+/// characters, stored lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Email(String);
+
+impl Email {
+    pub const RULE: &'static str = "an e-mail address like name@example.com (at most 254 characters)";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let t = s.trim();
+        let err = || ValidationError::new("email", s, Self::RULE);
+        no_controls("email", t)?;
+        // The crate accepts quoted local parts and IP-literal domains; a phone system's users
+        // need neither, and both carry characters that do not belong in config files.
+        let plain = t.chars().all(|c| {
+            c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+' | '\'')
+        });
+        if t.len() > 254 || !plain || !t.contains('.') {
+            return Err(err());
+        }
+        email_address::EmailAddress::parse_with_options(t, email_address::Options::default())
+            .map_err(|_| err())?;
+        Ok(Email(t.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A person's or a thing's display name: 1 to 80 characters after trimming, any script,
+/// no control characters. Rendering encodes it further where it reaches Asterisk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const RULE: &'static str = "1 to 80 characters, no control characters";
+
+    pub fn parse(field: &str, s: &str) -> Parsed<Self> {
+        let t = s.trim();
+        no_controls(field, t)?;
+        let n = t.chars().count();
+        if n == 0 || n > 80 {
+            return Err(ValidationError::new(field, s, Self::RULE));
+        }
+        Ok(DisplayName(t.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A PBX's name in the workspace: 1 to 40 of letters, digits, '.', '_', '-'.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PbxName(String);
+
+impl PbxName {
+    pub const RULE: &'static str = "1 to 40 characters: letters, digits, '.', '_' or '-'";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let ok = (1..=40).contains(&s.len())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(PbxName(s.to_owned()))
+        } else {
+            Err(ValidationError::new("name", s, Self::RULE))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A host name or IP address (v4 or v6), as it will be given to SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host(String);
+
+impl Host {
+    pub const RULE: &'static str =
+        "a host name (letters, digits, '-', '.') or an IPv4/IPv6 address, at most 253 characters";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let t = s.trim();
+        if t.parse::<std::net::IpAddr>().is_ok() {
+            return Ok(Host(t.to_owned()));
+        }
+        let ok = (1..=253).contains(&t.len())
+            && t.split('.').all(|label| {
+                (1..=63).contains(&label.len())
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if ok {
+            Ok(Host(t.to_ascii_lowercase()))
+        } else {
+            Err(ValidationError::new("host", s, Self::RULE))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A login name on a remote host or in the workspace: 1 to 32 of a-z, 0-9, '_', '-', '.'.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginName(String);
+
+impl LoginName {
+    pub const RULE: &'static str =
+        "1 to 32 characters: lowercase letters, digits, '_', '-' or '.', starting with a letter or '_'";
+
+    pub fn parse(field: &str, s: &str) -> Parsed<Self> {
+        let ok = (1..=32).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && s.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.')
+            });
+        if ok {
+            Ok(LoginName(s.to_owned()))
+        } else {
+            Err(ValidationError::new(field, s, Self::RULE))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A voicemail PIN: 4 to 10 digits. Never echoed back in an error.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VoicemailPin(String);
+
+impl VoicemailPin {
+    pub const RULE: &'static str = "4 to 10 digits";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        if (4..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(VoicemailPin(s.to_owned()))
+        } else {
+            Err(ValidationError::secret("voicemail_pin", Self::RULE))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for VoicemailPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VoicemailPin(***)")
+    }
+}
+
+/// Where a user's calls are forwarded: another extension of the tenant, or an E.164 number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardTarget {
+    Extension(Extension),
+    External(E164),
+}
+
+impl ForwardTarget {
+    pub const RULE: &'static str = "an extension (2 to 6 digits) or an E.164 number like +41445551234";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let t = s.trim();
+        if t.starts_with('+') {
+            E164::parse(t)
+                .map(ForwardTarget::External)
+                .map_err(|_| ValidationError::new("forward_target", s, Self::RULE))
+        } else {
+            Extension::parse(t)
+                .map(ForwardTarget::Extension)
+                .map_err(|_| ValidationError::new("forward_target", s, Self::RULE))
+        }
+    }
+}
+
+impl fmt::Display for ForwardTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForwardTarget::Extension(e) => e.fmt(f),
+            ForwardTarget::External(n) => n.fmt(f),
+        }
+    }
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident, $field:literal { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "specta", derive(specta::Type))]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Parsed<Self> {
+                match s.trim() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(ValidationError::new(
+                        $field,
+                        s,
+                        format!("one of: {}", [$($text),+].join(", ")),
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What an operator of pbxdesk may do (see service::access).
+    Role, "role" {
+        MspAdmin = "msp_admin",
+        Technician = "technician",
+        TenantAdmin = "tenant_admin",
+        Auditor = "auditor",
+    }
+);
+
+string_enum!(
+    /// A phone user's role inside the tenant's organisation.
+    UserRole, "role" { Member = "member", Admin = "admin" }
+);
+
+string_enum!(UserStatus, "status" { Active = "active", Suspended = "suspended", Deleted = "deleted" });
+
+string_enum!(TenantStatus, "status" { Active = "active", Suspended = "suspended" });
+
+string_enum!(Transport, "transport" { Udp = "udp", Tcp = "tcp", Tls = "tls" });
+
+string_enum!(
+    /// Codecs a device may offer; names as Asterisk's `allow=` knows them.
+    Codec, "codecs" {
+        Opus = "opus",
+        G722 = "g722",
+        Ulaw = "ulaw",
+        Alaw = "alaw",
+        G729 = "g729",
+    }
+);
+
+/// A codec list in preference order, no duplicates, at least one: "opus,g722,ulaw".
+pub fn parse_codecs(s: &str) -> Parsed<Vec<Codec>> {
+    let mut out: Vec<Codec> = Vec::new();
+    for part in s.split(',') {
+        let c = Codec::parse(part).map_err(|e| ValidationError::new("codecs", s, e.rule))?;
+        if out.contains(&c) {
+            return Err(ValidationError::new("codecs", s, "a codec is listed twice"));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+pub fn codecs_to_string(codecs: &[Codec]) -> String {
+    codecs.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slug_rules() {
+        assert!(Slug::parse("acme").is_ok());
+        assert!(Slug::parse("acme-2").is_ok());
+        for bad in ["a", "Acme", "1acme", "acme-", "ac me", "acme;", "a${x}", "ä-b", &"a".repeat(25)] {
+            let e = Slug::parse(bad).unwrap_err();
+            assert_eq!(e.field, "slug");
+        }
+        assert_eq!(Slug::from_name("Acme Dental, Inc.").unwrap().as_str(), "acme-dental-inc");
+        assert_eq!(Slug::from_name("  Zürich  Büro ").unwrap().as_str(), "z-rich-b-ro");
+        assert!(Slug::from_name(";;;").is_err());
+    }
+
+    #[test]
+    fn extension_and_range_rules() {
+        assert_eq!(Extension::parse("1000").unwrap().get(), 1000);
+        for bad in ["0100", "1", "1234567", "12a", "", "-5", "１２３"] {
+            assert!(Extension::parse(bad).is_err(), "{bad}");
+        }
+        let r = ExtRange::parse("1000-1999").unwrap();
+        assert_eq!(r.len(), 1000);
+        assert!(r.contains(Extension::parse("1999").unwrap()));
+        assert!(!r.contains(Extension::parse("2000").unwrap()));
+        for bad in ["1999-1000", "1000", "10-x", "1000-1999-2000", "0-9"] {
+            let e = ExtRange::parse(bad).unwrap_err();
+            assert_eq!(e.field, "ext_range", "{bad}");
+        }
+    }
+
+    #[test]
+    fn e164_rules() {
+        assert_eq!(E164::parse("+41 44 555 12 34").unwrap().as_str(), "+41445551234");
+        for bad in ["0445551234", "+0445551234", "+1234", "+1234567890123456", "+4144;555", "+41\n445551234"] {
+            assert!(E164::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_rules() {
+        assert_eq!(Email::parse(" Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        for bad in ["ann", "ann@", "ann@example", "a\nb@example.com", "\"a;b\"@example.com", "a@[127.0.0.1]", "${x}@a.com"] {
+            let e = Email::parse(bad).unwrap_err();
+            assert_eq!(e.field, "email", "{bad}");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn display_name_rules() {
+        assert_eq!(DisplayName::parse("name", "  Zoë O'Brien ").unwrap().as_str(), "Zoë O'Brien");
+        assert!(DisplayName::parse("name", "日本語の名前").is_ok());
+        assert!(DisplayName::parse("name", "").is_err());
+        assert!(DisplayName::parse("name", "a\rb").is_err());
+        assert!(DisplayName::parse("name", &"x".repeat(81)).is_err());
+        let e = DisplayName::parse("name", "a\nb").unwrap_err();
+        assert_eq!(e.value, "a\\nb", "control characters are escaped in the message");
+    }
+
+    #[test]
+    fn sip_username_host_and_pin_rules() {
+        assert!(SipUsername::parse("acme-1000").is_ok());
+        for bad in ["ab", "Acme", "-abc", "a b c", "abc;", &"a".repeat(41)] {
+            assert!(SipUsername::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Host::parse("pbx.example.com").is_ok());
+        assert!(Host::parse("10.0.0.1").is_ok());
+        assert!(Host::parse("::1").is_ok());
+        for bad in ["", "a b", "-a.com", "a;rm -rf", "$(id)"] {
+            assert!(Host::parse(bad).is_err(), "{bad}");
+        }
+        assert!(VoicemailPin::parse("1234").is_ok());
+        let e = VoicemailPin::parse("12x4").unwrap_err();
+        assert!(e.value.is_empty(), "a PIN is never echoed");
+    }
+
+    #[test]
+    fn codecs_and_enums() {
+        assert_eq!(parse_codecs("opus,ulaw").unwrap(), vec![Codec::Opus, Codec::Ulaw]);
+        assert!(parse_codecs("opus,opus").is_err());
+        assert!(parse_codecs("speex").is_err());
+        assert!(parse_codecs("").is_err());
+        assert_eq!(Role::parse("auditor").unwrap(), Role::Auditor);
+        let e = Role::parse("root").unwrap_err();
+        assert!(e.rule.contains("msp_admin"));
+        assert!(ForwardTarget::parse("+41445551234").is_ok());
+        assert!(ForwardTarget::parse("1001").is_ok());
+        assert!(ForwardTarget::parse("1001;x").is_err());
+    }
+
+    #[test]
+    fn printable_cuts_and_escapes() {
+        let long = "é".repeat(100);
+        let p = crate::error::printable(&long);
+        assert_eq!(p.chars().count(), 65);
+        assert_eq!(crate::error::printable("a\u{1b}[31m"), "a\\u{1b}[31m");
+    }
+}

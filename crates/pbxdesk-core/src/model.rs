@@ -1,0 +1,184 @@
+//! What the services take and give. Outputs never carry a secret (a password or PIN appears
+//! only in `RevealedDevice`, returned by the audited `device_reveal`), so any of them can be
+//! logged, audited or printed with `--json` as it is.
+
+use crate::domain::{Codec, Role, TenantStatus, Transport, UserRole, UserStatus};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Pbx {
+    pub id: i64,
+    pub name: String,
+    pub host: String,
+    pub ssh_port: u16,
+    pub ssh_user: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct NewPbx {
+    pub name: String,
+    pub host: String,
+    pub ssh_port: Option<u16>,
+    pub ssh_user: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Tenant {
+    pub id: i64,
+    pub pbx: String,
+    pub name: String,
+    pub slug: String,
+    /// "FIRST-LAST", both included.
+    pub ext_range: String,
+    pub status: TenantStatus,
+    pub user_count: i64,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct NewTenant {
+    pub name: String,
+    /// Derived from the name when absent.
+    pub slug: Option<String>,
+    pub pbx: String,
+    pub ext_range: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TenantPatch {
+    pub name: Option<String>,
+    pub ext_range: Option<String>,
+    /// When given, the update is refused if the tenant changed since this version was read.
+    pub expected_version: Option<i64>,
+}
+
+/// One row of a tenant's user list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct UserSummary {
+    pub id: i64,
+    pub extension: u32,
+    pub display_name: String,
+    pub email: String,
+    pub role: UserRole,
+    pub status: UserStatus,
+    pub device_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct User {
+    pub id: i64,
+    pub tenant: String,
+    pub extension: u32,
+    pub display_name: String,
+    pub email: String,
+    pub role: UserRole,
+    pub status: UserStatus,
+    pub outbound_caller_id: Option<String>,
+    pub voicemail_enabled: bool,
+    /// Whether a PIN is stored; the PIN itself is never returned here.
+    pub voicemail_pin_set: bool,
+    pub dnd: bool,
+    pub forward_target: Option<String>,
+    pub version: i64,
+    pub devices: Vec<Device>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct NewUser {
+    /// The tenant's slug.
+    pub tenant: String,
+    pub name: String,
+    pub email: String,
+    /// A specific free extension in the tenant's range; the lowest free one when absent.
+    pub extension: Option<String>,
+    pub role: Option<UserRole>,
+    pub outbound_caller_id: Option<String>,
+    /// Voicemail is on unless set to false.
+    pub voicemail: Option<bool>,
+}
+
+/// A change to a user. `None` leaves a field as it is; for the optional text fields an empty
+/// string clears them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<UserRole>,
+    pub outbound_caller_id: Option<String>,
+    pub voicemail_enabled: Option<bool>,
+    pub voicemail_pin: Option<String>,
+    pub dnd: Option<bool>,
+    pub forward_target: Option<String>,
+    pub expected_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Device {
+    pub id: i64,
+    pub user_id: i64,
+    pub label: String,
+    pub sip_username: String,
+    pub transport: Transport,
+    pub codecs: Vec<Codec>,
+    /// NAT handling on (force_rport, rewrite_contact, rtp_symmetric).
+    pub nat: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct NewDevice {
+    pub label: Option<String>,
+    pub sip_username: Option<String>,
+    pub transport: Option<Transport>,
+    /// Comma-separated, in preference order, e.g. "opus,g722,ulaw".
+    pub codecs: Option<String>,
+    pub nat: Option<bool>,
+}
+
+/// A device with its SIP password in clear: only from `device_reveal`, which is audited.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct RevealedDevice {
+    pub device: Device,
+    pub sip_password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Operator {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub tenants: Vec<String>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub tenant_id: Option<i64>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub tenant: Option<String>,
+    pub limit: Option<u32>,
+}

@@ -1,0 +1,147 @@
+//! Who is acting, and what they may do. Every service method asks here first.
+//!
+//! | role          | PBXs, tenants | users, devices        | reveal secrets | operators | audit        |
+//! |---------------|---------------|-----------------------|----------------|-----------|--------------|
+//! | msp_admin     | read, write   | read, write           | yes            | manage    | all          |
+//! | technician    | read, write   | read, write           | yes            | -         | all          |
+//! | tenant_admin  | read own      | read, write own       | own            | -         | own tenants  |
+//! | auditor       | read          | read                  | no             | read      | all          |
+
+use super::Workspace;
+use crate::domain::Role;
+use crate::error::{Error, Result};
+use crate::secret::verify_password;
+use crate::store::{db_error, Backend};
+use secrecy::SecretString;
+
+/// The operator on whose behalf a service call runs. Only the workspace makes one (by login,
+/// or as the owner of a laptop's own workspace), so it cannot be forged by a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    name: String,
+    role: Role,
+    /// For tenant_admin: the tenants it may act on.
+    tenant_ids: Vec<i64>,
+}
+
+impl Actor {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The actor recorded for the first operator of a workspace, added without a login.
+    pub(crate) fn bootstrap() -> Self {
+        Actor { name: "bootstrap".into(), role: Role::MspAdmin, tenant_ids: Vec::new() }
+    }
+
+    pub(crate) fn tenant_ids(&self) -> &[i64] {
+        &self.tenant_ids
+    }
+
+    pub(crate) fn require_write(&self) -> Result<()> {
+        if self.role == Role::Auditor {
+            return Err(self.denied("change anything (auditors have read-only access)"));
+        }
+        Ok(())
+    }
+
+    /// PBXs, tenants: the MSP's own business.
+    pub(crate) fn require_msp_write(&self) -> Result<()> {
+        match self.role {
+            Role::MspAdmin | Role::Technician => Ok(()),
+            _ => Err(self.denied("manage PBXs or tenants")),
+        }
+    }
+
+    pub(crate) fn require_admin(&self) -> Result<()> {
+        match self.role {
+            Role::MspAdmin => Ok(()),
+            _ => Err(self.denied("manage operators")),
+        }
+    }
+
+    pub(crate) fn sees_all_tenants(&self) -> bool {
+        self.role != Role::TenantAdmin
+    }
+
+    pub(crate) fn require_tenant(&self, tenant_id: i64, slug: &str) -> Result<()> {
+        if self.sees_all_tenants() || self.tenant_ids.contains(&tenant_id) {
+            Ok(())
+        } else {
+            Err(self.denied(&format!("access tenant \"{slug}\"")))
+        }
+    }
+
+    pub(crate) fn require_reveal(&self) -> Result<()> {
+        if self.role == Role::Auditor {
+            return Err(self.denied("reveal secrets"));
+        }
+        Ok(())
+    }
+
+    fn denied(&self, what: &str) -> Error {
+        Error::Forbidden(format!(
+            "operator \"{}\" ({}) may not {what}",
+            self.name, self.role
+        ))
+    }
+}
+
+impl Workspace {
+    /// The person at the keyboard of a laptop's own SQLite workspace: its msp_admin, with no
+    /// login (the workspace key file guards the secrets). Refused on a team workspace.
+    pub fn local_owner(&self) -> Result<Actor> {
+        if self.backend() != Backend::Sqlite {
+            return Err(Error::Unauthenticated(
+                "a team workspace needs a login: give --operator NAME (password on the prompt or \
+                 PBXDESK_PASSWORD)"
+                    .into(),
+            ));
+        }
+        let user = std::env::var("USER").unwrap_or_else(|_| "owner".into());
+        Ok(Actor {
+            name: format!("local:{}", crate::error::printable(&user)),
+            role: Role::MspAdmin,
+            tenant_ids: Vec::new(),
+        })
+    }
+
+    /// Checks an operator's password (argon2id) and returns the actor.
+    pub async fn login(&self, username: &str, password: &SecretString) -> Result<Actor> {
+        let row: Option<(i64, Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT id, password_hash, role, CAST(disabled AS INTEGER) FROM operators WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        let failed = || Error::Unauthenticated("unknown operator or wrong password".into());
+        let Some((id, Some(hash), role, disabled)) = row else {
+            // Spend the same time as a real check so names cannot be probed by timing.
+            let _ = verify_password(password, DUMMY_HASH);
+            return Err(failed());
+        };
+        if !verify_password(password, &hash) {
+            return Err(failed());
+        }
+        if disabled != 0 {
+            return Err(Error::Unauthenticated(format!("operator \"{username}\" is disabled")));
+        }
+        let role = Role::parse(&role).map_err(|_| Error::Store("operator role on record is unknown".into()))?;
+        let tenant_ids: Vec<i64> =
+            sqlx::query_scalar("SELECT tenant_id FROM operator_tenants WHERE operator_id = $1")
+                .bind(id)
+                .fetch_all(self.store.pool())
+                .await
+                .map_err(db_error)?;
+        Ok(Actor { name: username.to_owned(), role, tenant_ids })
+    }
+}
+
+/// A valid argon2id hash of a random string, for the unknown-user path of `login`.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2k4mq0k4Y1lqfD1l0yL6o3aJ0T2a9bqz0c3n6m1n0wA";

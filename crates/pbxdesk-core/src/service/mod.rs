@@ -1,0 +1,205 @@
+//! The use cases: one place for every operation of the GUI and the CLI. Each public method
+//! takes the acting operator, checks its rights, validates the input, and writes the change
+//! and its audit entry in one transaction.
+
+mod access;
+mod audit;
+mod device;
+mod operator;
+mod pbx;
+mod tenant;
+mod user;
+
+pub use access::Actor;
+
+use crate::error::{Error, Result};
+use crate::secret::{Cipher, Purpose, WorkspaceKey};
+use crate::store::{db_error, Backend, Store};
+use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where the workspace lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A laptop's own workspace: an SQLite file.
+    Sqlite(PathBuf),
+    /// A team workspace on PostgreSQL; the URL may hold a password, so it never prints.
+    Postgres(SecretString),
+}
+
+/// Where the workspace key comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A 0600 file holding the key, created on first use.
+    File(PathBuf),
+    /// A passphrase; the key is derived with argon2id and a salt stored in the workspace.
+    Passphrase(SecretString),
+}
+
+/// The clock the services read. Tests pass a fixed one (quarantine, audit times).
+#[derive(Debug, Clone)]
+pub enum Clock {
+    System,
+    Fixed(Arc<AtomicI64>),
+}
+
+impl Clock {
+    pub fn fixed(ms: i64) -> Self {
+        Clock::Fixed(Arc::new(AtomicI64::new(ms)))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default(),
+            Clock::Fixed(t) => t.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Moves a fixed clock forward; no effect on the system clock.
+    pub fn advance(&self, by: Duration) {
+        if let Clock::Fixed(t) = self {
+            t.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub location: Location,
+    pub key: KeySource,
+    /// How long a deleted user's extension is held back before reuse.
+    pub quarantine: Duration,
+    pub clock: Clock,
+}
+
+impl OpenOptions {
+    pub const DEFAULT_QUARANTINE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+    pub fn new(location: Location, key: KeySource) -> Self {
+        OpenOptions {
+            location,
+            key,
+            quarantine: Self::DEFAULT_QUARANTINE,
+            clock: Clock::System,
+        }
+    }
+}
+
+/// An open workspace: the store, the key, the clock.
+#[derive(Debug)]
+pub struct Workspace {
+    store: Store,
+    cipher: Cipher,
+    clock: Clock,
+    quarantine: Duration,
+}
+
+const KEY_CHECK: &str = "pbxdesk workspace key check";
+/// How often a write is tried again after lock contention or a lost allocation race.
+const WRITE_ATTEMPTS: u32 = 40;
+
+impl Workspace {
+    pub async fn open(opts: OpenOptions) -> Result<Workspace> {
+        let store = match &opts.location {
+            Location::Sqlite(path) => Store::open_sqlite(path).await?,
+            Location::Postgres(url) => {
+                use secrecy::ExposeSecret;
+                Store::open_postgres(url.expose_secret()).await?
+            }
+        };
+        let key = match &opts.key {
+            KeySource::File(path) => WorkspaceKey::load_or_create_file(path)?,
+            KeySource::Passphrase(p) => {
+                let salt = meta_get_or_init(&store, "kdf_salt", || {
+                    hex::encode(crate::secret::random_bytes::<16>())
+                })
+                .await?;
+                let salt = hex::decode(salt)
+                    .map_err(|_| Error::Key("the workspace's key salt is damaged".into()))?;
+                WorkspaceKey::from_passphrase(p, &salt)?
+            }
+        };
+        let cipher = Cipher::new(&key);
+        // A canary sealed under the key on first open: a wrong key or passphrase is caught
+        // here, before any secret is written under it.
+        let canary = hex::encode(cipher.seal(Purpose::KeyCheck, KEY_CHECK)?);
+        let stored = meta_get_or_init(&store, "key_check", || canary).await?;
+        let ok = hex::decode(stored)
+            .ok()
+            .and_then(|b| cipher.open(Purpose::KeyCheck, &b).ok())
+            .is_some();
+        if !ok {
+            return Err(Error::Key(
+                "this workspace was created with another key: give the right key file \
+                 (--key-file) or passphrase (PBXDESK_PASSPHRASE)"
+                    .into(),
+            ));
+        }
+        Ok(Workspace {
+            store,
+            cipher,
+            clock: opts.clock,
+            quarantine: opts.quarantine,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+async fn meta_get_or_init(store: &Store, key: &str, init: impl FnOnce() -> String) -> Result<String> {
+    let value = init();
+    let mut w = store.begin_write().await?;
+    sqlx::query("INSERT INTO workspace_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(key)
+        .bind(&value)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+    let stored: String = sqlx::query_scalar("SELECT value FROM workspace_meta WHERE key = $1")
+        .bind(key)
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+    w.commit().await?;
+    Ok(stored)
+}
+
+/// Runs a write again when it lost to another writer (lock contention, a lost allocation
+/// race); every attempt is a whole transaction, so a retry never sees half of an earlier one.
+async fn retry_busy<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut n = 0;
+    loop {
+        match attempt().await {
+            Err(Error::Busy) if n + 1 < WRITE_ATTEMPTS => {
+                n += 1;
+                let jitter: u64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0..5);
+                tokio::time::sleep(Duration::from_millis(u64::from(n.min(10)) * 2 + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,202 @@
+use super::audit::{record, Change};
+use super::{retry_busy, Actor, Workspace};
+use crate::domain::{DisplayName, ExtRange, Slug, TenantStatus};
+use crate::error::{Error, Result};
+use crate::model::{NewTenant, Tenant, TenantPatch};
+use crate::store::{classify, db_error, DbFailure, WriteTx};
+
+const TENANT_SELECT: &str = "SELECT t.id, p.name, t.name, t.slug, t.ext_first, t.ext_last, t.status, t.version, \
+     (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id AND u.status <> 'deleted') \
+     FROM tenants t JOIN pbxes p ON p.id = t.pbx_id";
+
+type TenantRow = (i64, String, String, String, i64, i64, String, i64, i64);
+
+fn tenant_from_row(r: TenantRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: r.0,
+        pbx: r.1,
+        name: r.2,
+        slug: r.3,
+        ext_range: format!("{}-{}", r.4, r.5),
+        status: TenantStatus::parse(&r.6).map_err(|_| Error::Store("unknown tenant status on record".into()))?,
+        version: r.7,
+        user_count: r.8,
+    })
+}
+
+impl Tenant {
+    pub(crate) fn range(&self) -> Result<ExtRange> {
+        ExtRange::parse(&self.ext_range).map_err(|_| Error::Store("tenant range on record is damaged".into()))
+    }
+}
+
+impl Workspace {
+    pub async fn tenant_create(&self, actor: &Actor, input: &NewTenant) -> Result<Tenant> {
+        actor.require_write()?;
+        actor.require_msp_write()?;
+        let name = DisplayName::parse("name", &input.name)?;
+        let slug = match input.slug.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Slug::parse(s)?,
+            None => Slug::from_name(name.as_str())?,
+        };
+        let range = ExtRange::parse(&input.ext_range)?;
+        let pbx = self.pbx_by_name(&input.pbx).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants (pbx_id, name, slug, ext_first, ext_last, status, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', 1, $6, $6) RETURNING id",
+        )
+        .bind(pbx.id)
+        .bind(name.as_str())
+        .bind(slug.as_str())
+        .bind(i64::from(range.first().get()))
+        .bind(i64::from(range.last().get()))
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(|e| match classify(&e) {
+            DbFailure::UniqueViolation(_) => Error::Conflict(format!(
+                "a tenant with slug \"{slug}\" already exists; choose another with --slug"
+            )),
+            _ => db_error(e),
+        })?;
+        let tenant = self.tenant_in_tx(&mut w, id).await?;
+        let change = Change { action: "tenant.create", entity_type: "tenant", entity_id: slug.to_string(), tenant_id: Some(id) };
+        record::<Tenant, Tenant>(&mut w, actor, now, change, None, Some(&tenant)).await?;
+        w.commit().await?;
+        Ok(tenant)
+    }
+
+    pub async fn tenant_list(&self, actor: &Actor) -> Result<Vec<Tenant>> {
+        let rows: Vec<TenantRow> = sqlx::query_as(&format!("{TENANT_SELECT} ORDER BY t.slug"))
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .filter(|r| actor.sees_all_tenants() || actor.tenant_ids().contains(&r.0))
+            .map(tenant_from_row)
+            .collect()
+    }
+
+    pub async fn tenant_show(&self, actor: &Actor, slug: &str) -> Result<Tenant> {
+        self.tenant_by_slug(actor, slug).await
+    }
+
+    /// Resolves a slug and checks the actor may access that tenant.
+    pub(crate) async fn tenant_by_slug(&self, actor: &Actor, slug: &str) -> Result<Tenant> {
+        let row: Option<TenantRow> = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.slug = $1"))
+            .bind(slug.trim())
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        let tenant = tenant_from_row(row.ok_or_else(|| Error::not_found("tenant", slug))?)?;
+        actor.require_tenant(tenant.id, &tenant.slug)?;
+        Ok(tenant)
+    }
+
+    pub(crate) async fn tenant_in_tx(&self, w: &mut WriteTx<'_>, id: i64) -> Result<Tenant> {
+        let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1"))
+            .bind(id)
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        tenant_from_row(row)
+    }
+
+    pub async fn tenant_update(&self, actor: &Actor, slug: &str, patch: &TenantPatch) -> Result<Tenant> {
+        actor.require_write()?;
+        actor.require_msp_write()?;
+        let name = patch.name.as_deref().map(|n| DisplayName::parse("name", n)).transpose()?;
+        let range = patch.ext_range.as_deref().map(ExtRange::parse).transpose()?;
+        retry_busy(|| self.try_tenant_update(actor, slug, name.as_ref(), range, patch.expected_version)).await
+    }
+
+    async fn try_tenant_update(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        name: Option<&DisplayName>,
+        range: Option<ExtRange>,
+        expected_version: Option<i64>,
+    ) -> Result<Tenant> {
+        let current = self.tenant_by_slug(actor, slug).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let before = self.tenant_in_tx(&mut w, current.id).await?;
+        check_version("tenant", &before.slug, before.version, expected_version)?;
+        if let Some(range) = range {
+            // Shrinking the range must not strand live users outside it.
+            let outside: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status <> 'deleted' \
+                 AND (extension < $2 OR extension > $3)",
+            )
+            .bind(before.id)
+            .bind(i64::from(range.first().get()))
+            .bind(i64::from(range.last().get()))
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+            if outside > 0 {
+                return Err(Error::Conflict(format!(
+                    "{outside} user(s) of tenant \"{}\" have extensions outside {range}; move them first",
+                    before.slug
+                )));
+            }
+        }
+        let range = range.unwrap_or(before.range()?);
+        sqlx::query(
+            "UPDATE tenants SET name = $1, ext_first = $2, ext_last = $3, version = version + 1, updated_at = $4 \
+             WHERE id = $5",
+        )
+        .bind(name.map_or(before.name.as_str(), |n| n.as_str()))
+        .bind(i64::from(range.first().get()))
+        .bind(i64::from(range.last().get()))
+        .bind(now)
+        .bind(before.id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        let after = self.tenant_in_tx(&mut w, before.id).await?;
+        let change = Change { action: "tenant.update", entity_type: "tenant", entity_id: after.slug.clone(), tenant_id: Some(after.id) };
+        record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// Suspends (or, with `suspended = false`, resumes) a tenant.
+    pub async fn tenant_set_status(&self, actor: &Actor, slug: &str, status: TenantStatus) -> Result<Tenant> {
+        actor.require_write()?;
+        actor.require_msp_write()?;
+        let current = self.tenant_by_slug(actor, slug).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let before = self.tenant_in_tx(&mut w, current.id).await?;
+        sqlx::query("UPDATE tenants SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(now)
+            .bind(before.id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let after = self.tenant_in_tx(&mut w, before.id).await?;
+        let action = match status {
+            TenantStatus::Suspended => "tenant.suspend",
+            TenantStatus::Active => "tenant.resume",
+        };
+        let change = Change { action, entity_type: "tenant", entity_id: after.slug.clone(), tenant_id: Some(after.id) };
+        record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+}
+
+pub(crate) fn check_version(entity: &str, key: &str, actual: i64, expected: Option<i64>) -> Result<()> {
+    match expected {
+        Some(v) if v != actual => Err(Error::Conflict(format!(
+            "{entity} \"{key}\" was changed by someone else since you opened it (version {v}, now {actual}); reload and try again"
+        ))),
+        _ => Ok(()),
+    }
+}
+

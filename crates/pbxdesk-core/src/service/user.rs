@@ -1,0 +1,489 @@
+use super::audit::{record, Change};
+use super::tenant::check_version;
+use super::{retry_busy, Actor, Workspace};
+use crate::domain::{
+    DisplayName, Email, Extension, ExtRange, ForwardTarget, TenantStatus, UserRole, UserStatus,
+    VoicemailPin, E164,
+};
+use crate::error::{Error, Result, ValidationError};
+use crate::model::{NewDevice, NewUser, Tenant, User, UserPatch, UserSummary};
+use crate::secret::{generate_pin, Purpose};
+use crate::store::{classify, db_error, Backend, DbFailure, WriteTx};
+use secrecy::ExposeSecret;
+
+const USER_SELECT: &str = "SELECT u.id, t.slug, u.extension, u.display_name, u.email, u.role, u.status, \
+     u.outbound_caller_id, CAST(u.voicemail_enabled AS INTEGER), u.voicemail_pin, CAST(u.dnd AS INTEGER), u.forward_target, u.version, u.tenant_id \
+     FROM users u JOIN tenants t ON t.id = u.tenant_id";
+
+type UserRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<Vec<u8>>,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+);
+
+fn damaged(what: &str) -> Error {
+    Error::Store(format!("{what} on record is damaged"))
+}
+
+fn user_from_row(r: UserRow) -> Result<(User, i64)> {
+    Ok((
+        User {
+            id: r.0,
+            tenant: r.1,
+            extension: u32::try_from(r.2).map_err(|_| damaged("extension"))?,
+            display_name: r.3,
+            email: r.4,
+            role: UserRole::parse(&r.5).map_err(|_| damaged("user role"))?,
+            status: UserStatus::parse(&r.6).map_err(|_| damaged("user status"))?,
+            outbound_caller_id: r.7,
+            voicemail_enabled: r.8 != 0,
+            voicemail_pin_set: r.9.is_some(),
+            dnd: r.10 != 0,
+            forward_target: r.11,
+            version: r.12,
+            devices: Vec::new(),
+        },
+        r.13,
+    ))
+}
+
+/// Validated fields of a new user.
+struct UserDraft {
+    name: DisplayName,
+    email: Email,
+    extension: Option<Extension>,
+    role: UserRole,
+    caller_id: Option<E164>,
+    voicemail: bool,
+}
+
+impl Workspace {
+    /// Creates a user with the lowest free extension of the tenant's range (or the one asked
+    /// for), a voicemail box with a random PIN, and one device with fresh SIP credentials.
+    pub async fn user_create(&self, actor: &Actor, input: &NewUser) -> Result<User> {
+        actor.require_write()?;
+        let draft = UserDraft {
+            name: DisplayName::parse("name", &input.name)?,
+            email: Email::parse(&input.email)?,
+            extension: input
+                .extension
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Extension::parse)
+                .transpose()?,
+            role: input.role.unwrap_or(UserRole::Member),
+            caller_id: optional_e164(input.outbound_caller_id.as_deref(), "outbound_caller_id")?,
+            voicemail: input.voicemail.unwrap_or(true),
+        };
+        let tenant = self.tenant_by_slug(actor, &input.tenant).await?;
+        if tenant.status != TenantStatus::Active {
+            return Err(Error::Conflict(format!(
+                "tenant \"{}\" is suspended; resume it before adding users",
+                tenant.slug
+            )));
+        }
+        let range = tenant.range()?;
+        if let Some(ext) = draft.extension {
+            if !range.contains(ext) {
+                return Err(ValidationError::new(
+                    "extension",
+                    &ext.to_string(),
+                    format!("must be within tenant \"{}\"'s range {range}", tenant.slug),
+                )
+                .into());
+            }
+        }
+        retry_busy(|| self.try_user_create(actor, &tenant, range, &draft)).await
+    }
+
+    async fn try_user_create(&self, actor: &Actor, tenant: &Tenant, range: ExtRange, d: &UserDraft) -> Result<User> {
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        if self.store.backend() == Backend::Postgres {
+            // Serializes allocations per tenant across every laptop of the team.
+            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+                .bind(tenant.id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(db_error)?;
+        }
+        let extension = match d.extension {
+            Some(ext) => {
+                self.check_extension_free(&mut w, tenant, ext, now).await?;
+                ext
+            }
+            None => self.allocate_extension(&mut w, tenant, range, now).await?,
+        };
+        let pin = self.cipher.seal(Purpose::VoicemailPin, generate_pin().expose_secret())?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (tenant_id, display_name, email, role, status, extension, outbound_caller_id, \
+             voicemail_enabled, voicemail_pin, dnd, forward_target, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, NULL, 1, $10, $10) RETURNING id",
+        )
+        .bind(tenant.id)
+        .bind(d.name.as_str())
+        .bind(d.email.as_str())
+        .bind(d.role.as_str())
+        .bind(i64::from(extension.get()))
+        .bind(d.caller_id.as_ref().map(|c| c.as_str().to_owned()))
+        .bind(d.voicemail)
+        .bind(pin)
+        .bind(false)
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(|e| match classify(&e) {
+            DbFailure::UniqueViolation(what) if what.contains("email") => Error::Conflict(format!(
+                "tenant \"{}\" already has a user with e-mail {}",
+                tenant.slug, d.email
+            )),
+            // Another writer took the number first: allocate again.
+            DbFailure::UniqueViolation(_) if d.extension.is_none() => Error::Busy,
+            DbFailure::UniqueViolation(_) => Error::Conflict(format!(
+                "extension {extension} is already in use in tenant \"{}\"",
+                tenant.slug
+            )),
+            _ => db_error(e),
+        })?;
+        let defaults = NewDevice::default();
+        self.insert_device(&mut w, id, tenant, extension, &defaults, now).await?;
+        let user = self.user_in_tx(&mut w, id).await?;
+        let change = Change { action: "user.create", entity_type: "user", entity_id: format!("{}/{}", tenant.slug, extension), tenant_id: Some(tenant.id) };
+        record::<User, User>(&mut w, actor, now, change, None, Some(&user)).await?;
+        w.commit().await?;
+        Ok(user)
+    }
+
+    /// The lowest number of the range that no live user holds and no deleted user holds in
+    /// quarantine. One query over the allocator index: the candidates are the range's first
+    /// number and the successor of every number held, so the cost follows the users held,
+    /// not the size of the range.
+    pub(crate) async fn allocate_extension(
+        &self,
+        w: &mut WriteTx<'_>,
+        tenant: &Tenant,
+        range: ExtRange,
+        now: i64,
+    ) -> Result<Extension> {
+        let cutoff = now - self.quarantine.as_millis() as i64;
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(c) FROM ( \
+                SELECT $2 AS c \
+                UNION ALL \
+                SELECT u.extension + 1 FROM users u \
+                 WHERE u.tenant_id = $1 AND u.extension >= $2 AND u.extension < $3 \
+                   AND (u.status <> 'deleted' OR u.deleted_at > $4) \
+             ) cand \
+             WHERE NOT EXISTS ( \
+                SELECT 1 FROM users h WHERE h.tenant_id = $1 AND h.extension = cand.c \
+                   AND (h.status <> 'deleted' OR h.deleted_at > $4))",
+        )
+        .bind(tenant.id)
+        .bind(i64::from(range.first().get()))
+        .bind(i64::from(range.last().get()))
+        .bind(cutoff)
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        match next {
+            Some(n) => Extension::from_number(n).map_err(|_| damaged("extension")),
+            None => {
+                let held: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status = 'deleted' \
+                     AND deleted_at > $2 AND extension >= $3 AND extension <= $4",
+                )
+                .bind(tenant.id)
+                .bind(cutoff)
+                .bind(i64::from(range.first().get()))
+                .bind(i64::from(range.last().get()))
+                .fetch_one(&mut *w.tx)
+                .await
+                .map_err(db_error)?;
+                Err(Error::Conflict(format!(
+                    "tenant \"{}\" has no free extension in its range {range} ({held} held in quarantine \
+                     after deletion); widen the range with `tenant update {} --ext-range`",
+                    tenant.slug, tenant.slug
+                )))
+            }
+        }
+    }
+
+    async fn check_extension_free(&self, w: &mut WriteTx<'_>, tenant: &Tenant, ext: Extension, now: i64) -> Result<()> {
+        let cutoff = now - self.quarantine.as_millis() as i64;
+        let holder: Option<(String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT display_name, status, deleted_at FROM users WHERE tenant_id = $1 AND extension = $2 \
+             AND (status <> 'deleted' OR deleted_at > $3) ORDER BY id DESC LIMIT 1",
+        )
+        .bind(tenant.id)
+        .bind(i64::from(ext.get()))
+        .bind(cutoff)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        match holder {
+            None => Ok(()),
+            Some((_, status, Some(deleted_at))) if status == "deleted" => {
+                let days = (deleted_at + self.quarantine.as_millis() as i64 - now) / 86_400_000 + 1;
+                Err(Error::Conflict(format!(
+                    "extension {ext} of tenant \"{}\" belonged to a deleted user and is held in quarantine for {days} more day(s)",
+                    tenant.slug
+                )))
+            }
+            Some((name, _, _)) => Err(Error::Conflict(format!(
+                "extension {ext} of tenant \"{}\" is in use by {name}",
+                tenant.slug
+            ))),
+        }
+    }
+
+    pub(crate) async fn user_in_tx(&self, w: &mut WriteTx<'_>, id: i64) -> Result<User> {
+        let row: Option<UserRow> = sqlx::query_as(&format!("{USER_SELECT} WHERE u.id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let (mut user, _) = user_from_row(row.ok_or_else(|| Error::not_found("user", id))?)?;
+        user.devices = self.devices_of(&mut *w.tx, id).await?;
+        Ok(user)
+    }
+
+    /// A user by id, after checking the actor may see its tenant.
+    pub async fn user_show(&self, actor: &Actor, id: i64) -> Result<User> {
+        let row: Option<UserRow> = sqlx::query_as(&format!("{USER_SELECT} WHERE u.id = $1"))
+            .bind(id)
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        let (mut user, tenant_id) = user_from_row(row.ok_or_else(|| Error::not_found("user", id))?)?;
+        actor.require_tenant(tenant_id, &user.tenant)?;
+        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+        user.devices = self.devices_of(&mut *conn, id).await?;
+        Ok(user)
+    }
+
+    /// Finds a user by "ID" or "TENANT/EXTENSION" (a live user), e.g. "42" or "acme/1000".
+    pub async fn user_resolve(&self, actor: &Actor, reference: &str) -> Result<i64> {
+        let r = reference.trim();
+        if let Some((slug, ext)) = r.split_once('/') {
+            let tenant = self.tenant_by_slug(actor, slug).await?;
+            let ext = Extension::parse(ext).map_err(|e| e.for_field("user"))?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM users WHERE tenant_id = $1 AND extension = $2 AND status <> 'deleted'",
+            )
+            .bind(tenant.id)
+            .bind(i64::from(ext.get()))
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db_error)?;
+            return id.ok_or_else(|| Error::not_found("user", r));
+        }
+        match r.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(id),
+            _ => Err(ValidationError::new("user", r, "a user id (e.g. 42) or TENANT/EXTENSION (e.g. acme/1000)").into()),
+        }
+    }
+
+    /// The live (not deleted) users of a tenant, by extension.
+    pub async fn user_list(&self, actor: &Actor, tenant_slug: &str) -> Result<Vec<UserSummary>> {
+        let tenant = self.tenant_by_slug(actor, tenant_slug).await?;
+        type Row = (i64, i64, String, String, String, String, i64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT u.id, u.extension, u.display_name, u.email, u.role, u.status, \
+             (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id) \
+             FROM users u WHERE u.tenant_id = $1 AND u.status <> 'deleted' ORDER BY u.extension",
+        )
+        .bind(tenant.id)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(UserSummary {
+                    id: r.0,
+                    extension: u32::try_from(r.1).map_err(|_| damaged("extension"))?,
+                    display_name: r.2,
+                    email: r.3,
+                    role: UserRole::parse(&r.4).map_err(|_| damaged("user role"))?,
+                    status: UserStatus::parse(&r.5).map_err(|_| damaged("user status"))?,
+                    device_count: r.6,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn user_update(&self, actor: &Actor, id: i64, patch: &UserPatch) -> Result<User> {
+        actor.require_write()?;
+        // Validate everything before touching the database.
+        let name = patch.name.as_deref().map(|n| DisplayName::parse("name", n)).transpose()?;
+        let email = patch.email.as_deref().map(Email::parse).transpose()?;
+        let caller_id = patch
+            .outbound_caller_id
+            .as_deref()
+            .map(|s| optional_e164(Some(s), "outbound_caller_id"))
+            .transpose()?;
+        let forward = patch
+            .forward_target
+            .as_deref()
+            .map(|s| {
+                let t = s.trim();
+                if t.is_empty() { Ok(None) } else { ForwardTarget::parse(t).map(Some) }
+            })
+            .transpose()?;
+        let pin = patch.voicemail_pin.as_deref().map(VoicemailPin::parse).transpose()?;
+        let sealed_pin = pin
+            .map(|p| self.cipher.seal(Purpose::VoicemailPin, p.expose()))
+            .transpose()?;
+        retry_busy(|| async {
+            let current = self.user_show(actor, id).await?;
+            if current.status == UserStatus::Deleted {
+                return Err(Error::Conflict(format!("user {id} is deleted")));
+            }
+            if let Some(Some(ForwardTarget::Extension(e))) = &forward {
+                if e.get() == current.extension {
+                    return Err(ValidationError::new("forward_target", &e.to_string(), "a user cannot forward to their own extension").into());
+                }
+            }
+            let now = self.now();
+            let mut w = self.store.begin_write().await?;
+            let before = self.user_in_tx(&mut w, id).await?;
+            check_version("user", &format!("{}/{}", before.tenant, before.extension), before.version, patch.expected_version)?;
+            let result = sqlx::query(
+                "UPDATE users SET display_name = $1, email = $2, role = $3, outbound_caller_id = $4, \
+                 voicemail_enabled = $5, dnd = $6, forward_target = $7, version = version + 1, updated_at = $8 \
+                 WHERE id = $9 AND version = $10",
+            )
+            .bind(name.as_ref().map_or(before.display_name.clone(), |n| n.as_str().to_owned()))
+            .bind(email.as_ref().map_or(before.email.clone(), |e| e.as_str().to_owned()))
+            .bind(patch.role.unwrap_or(before.role).as_str())
+            .bind(match &caller_id {
+                Some(c) => c.as_ref().map(|c| c.as_str().to_owned()),
+                None => before.outbound_caller_id.clone(),
+            })
+            .bind(patch.voicemail_enabled.unwrap_or(before.voicemail_enabled))
+            .bind(patch.dnd.unwrap_or(before.dnd))
+            .bind(match &forward {
+                Some(f) => f.as_ref().map(ToString::to_string),
+                None => before.forward_target.clone(),
+            })
+            .bind(now)
+            .bind(id)
+            .bind(before.version)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(|e| match classify(&e) {
+                DbFailure::UniqueViolation(_) => Error::Conflict(format!(
+                    "tenant \"{}\" already has a user with that e-mail",
+                    before.tenant
+                )),
+                _ => db_error(e),
+            })?;
+            if result.rows_affected() != 1 {
+                return Err(Error::Busy);
+            }
+            if let Some(sealed) = &sealed_pin {
+                sqlx::query("UPDATE users SET voicemail_pin = $1 WHERE id = $2")
+                    .bind(sealed.clone())
+                    .bind(id)
+                    .execute(&mut *w.tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            let after = self.user_in_tx(&mut w, id).await?;
+            let tenant_id = self.user_tenant_id(&mut w, id).await?;
+            let change = Change { action: "user.update", entity_type: "user", entity_id: format!("{}/{}", after.tenant, after.extension), tenant_id: Some(tenant_id) };
+            record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
+            w.commit().await?;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// Suspends or resumes a user (devices stay, but are not rendered while suspended).
+    pub async fn user_set_status(&self, actor: &Actor, id: i64, status: UserStatus) -> Result<User> {
+        actor.require_write()?;
+        if status == UserStatus::Deleted {
+            return self.user_delete(actor, id).await;
+        }
+        self.user_show(actor, id).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let before = self.user_in_tx(&mut w, id).await?;
+        if before.status == UserStatus::Deleted {
+            return Err(Error::Conflict(format!("user {id} is deleted")));
+        }
+        sqlx::query("UPDATE users SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let after = self.user_in_tx(&mut w, id).await?;
+        let tenant_id = self.user_tenant_id(&mut w, id).await?;
+        let action = if status == UserStatus::Suspended { "user.suspend" } else { "user.resume" };
+        let change = Change { action, entity_type: "user", entity_id: format!("{}/{}", after.tenant, after.extension), tenant_id: Some(tenant_id) };
+        record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a user: its devices go, its extension is held in quarantine before reuse.
+    pub async fn user_delete(&self, actor: &Actor, id: i64) -> Result<User> {
+        actor.require_write()?;
+        self.user_show(actor, id).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let before = self.user_in_tx(&mut w, id).await?;
+        if before.status == UserStatus::Deleted {
+            return Err(Error::Conflict(format!("user {id} is already deleted")));
+        }
+        sqlx::query("DELETE FROM devices WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE users SET status = 'deleted', deleted_at = $1, voicemail_pin = NULL, version = version + 1, \
+             updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        let after = self.user_in_tx(&mut w, id).await?;
+        let tenant_id = self.user_tenant_id(&mut w, id).await?;
+        let change = Change { action: "user.delete", entity_type: "user", entity_id: format!("{}/{}", after.tenant, after.extension), tenant_id: Some(tenant_id) };
+        record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    pub(crate) async fn user_tenant_id(&self, w: &mut WriteTx<'_>, user_id: i64) -> Result<i64> {
+        sqlx::query_scalar("SELECT tenant_id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(db_error)
+    }
+}
+
+/// An optional E.164 field: empty clears it.
+fn optional_e164(s: Option<&str>, field: &str) -> Result<Option<E164>, ValidationError> {
+    match s.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => E164::parse(t).map(Some).map_err(|e| e.for_field(field)),
+    }
+}

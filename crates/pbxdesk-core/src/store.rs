@@ -1,0 +1,183 @@
+//! The workspace database: one schema on SQLite (a laptop's own file) or PostgreSQL (a team),
+//! reached through sqlx's `Any` driver so every query is written once. Queries use `$N`
+//! placeholders, which both engines accept. Each engine has its own migrations folder.
+
+use crate::error::{Error, Result};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::{Mutex, MutexGuard};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite takes one writer at a time; queueing our own writers here keeps them from
+    /// failing with SQLITE_BUSY against each other (other processes are covered by the
+    /// busy timeout and the services' retry).
+    sqlite_writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.backend)
+    }
+}
+
+/// A write transaction; on SQLite it also holds the in-process writer slot.
+pub struct WriteTx<'a> {
+    pub tx: Transaction<'static, Any>,
+    _writer: Option<MutexGuard<'a, ()>>,
+}
+
+impl WriteTx<'_> {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(db_error)
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) an SQLite workspace file and brings its schema up to date.
+    pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        let text = path.to_str().ok_or_else(|| {
+            Error::Store(format!("the workspace path {} is not valid UTF-8", path.display()))
+        })?;
+        if text.contains(['?', '#', '%']) {
+            return Err(Error::Store(format!(
+                "the workspace path {text} contains '?', '#' or '%', which SQLite URLs cannot carry"
+            )));
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::Store(format!("cannot create the folder {}: {e}", dir.display()))
+            })?;
+        }
+        Self::connect_url(&format!("sqlite://{text}?mode=rwc"), Backend::Sqlite).await
+    }
+
+    /// Connects to a PostgreSQL workspace and brings its schema up to date.
+    pub async fn open_postgres(url: &str) -> Result<Store> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Store(
+                "the database URL must start with postgres:// or postgresql://".into(),
+            ));
+        }
+        Self::connect_url(url, Backend::Postgres).await
+    }
+
+    async fn connect_url(url: &str, backend: Backend) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(15));
+        opts = match backend {
+            Backend::Sqlite => opts.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => opts.max_connections(10),
+        };
+        let pool = opts.connect(url).await.map_err(|e| {
+            // The URL may carry a password: never repeat it.
+            Error::Store(format!("cannot open the workspace database: {}", redact_error(&e)))
+        })?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Store(format!("cannot migrate the workspace schema: {e}")))?;
+        Ok(Store { pool, backend, sqlite_writer: Mutex::new(()) })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn begin_write(&self) -> Result<WriteTx<'_>> {
+        let writer = match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await.map_err(db_error)?;
+        Ok(WriteTx { tx, _writer: writer })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn redact_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Configuration(_) => "the database URL is not valid".into(),
+        sqlx::Error::Io(io) => format!("connection failed: {io}"),
+        sqlx::Error::PoolTimedOut => "timed out connecting to the database".into(),
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// What a database error means for the caller.
+pub enum DbFailure {
+    UniqueViolation(String),
+    ForeignKeyViolation,
+    /// Lock contention or a serialization failure: the whole transaction may be retried.
+    Retry,
+    Other,
+}
+
+pub fn classify(e: &sqlx::Error) -> DbFailure {
+    let sqlx::Error::Database(db) = e else {
+        return DbFailure::Other;
+    };
+    if db.is_unique_violation() {
+        // PostgreSQL names the constraint; SQLite names the columns in the message.
+        let what = db
+            .constraint()
+            .map(str::to_owned)
+            .unwrap_or_else(|| db.message().to_owned());
+        return DbFailure::UniqueViolation(what);
+    }
+    if db.is_foreign_key_violation() {
+        return DbFailure::ForeignKeyViolation;
+    }
+    match db.code().as_deref() {
+        // SQLite BUSY, BUSY_SNAPSHOT, LOCKED; PostgreSQL serialization failure, deadlock.
+        Some("5" | "517" | "6" | "40001" | "40P01") => DbFailure::Retry,
+        _ => DbFailure::Other,
+    }
+}
+
+/// Maps an unexpected storage error to `Error::Store`, logging the detail.
+pub fn db_error(e: sqlx::Error) -> Error {
+    match classify(&e) {
+        DbFailure::Retry => Error::Busy,
+        _ => {
+            tracing::error!(error = %e, "workspace database error");
+            Error::Store(redact_error(&e))
+        }
+    }
+}
+
+pub type Row = AnyRow;
