@@ -1,0 +1,443 @@
+//! `pbxdesk`: the command line over the same services as the desktop app.
+//!
+//! Exit codes: 0 ok, 1 internal failure, 2 usage, 3 validation, 4 not found, 5 conflict,
+//! 6 forbidden or not logged in, 7 workspace key, 8 busy (try again).
+
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use output::{print_error, print_ok, Show};
+use pbxdesk_core::domain::{Role, TenantStatus, Transport, UserRole, UserStatus};
+use pbxdesk_core::model::{AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, TenantPatch, UserPatch};
+use pbxdesk_core::service::{KeySource, Location, OpenOptions};
+use pbxdesk_core::{paths, Actor, Error, ErrorCode, Workspace};
+use secrecy::SecretString;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "pbxdesk", version, about = "Run the Asterisk PBXs of many customers from one workspace")]
+struct Cli {
+    /// The SQLite workspace file (default: the OS data directory's pbxdesk/workspace.sqlite).
+    #[arg(long, global = true, env = "PBXDESK_WORKSPACE", conflicts_with = "database_url")]
+    workspace: Option<PathBuf>,
+    /// A team workspace on PostgreSQL: postgres://user@host/db.
+    #[arg(long, global = true, env = "PBXDESK_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The workspace key file (default: beside the SQLite file; for a team workspace, the data
+    /// directory's pbxdesk/team.key). PBXDESK_PASSPHRASE derives the key from a passphrase instead.
+    #[arg(long, global = true, env = "PBXDESK_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Log in as this operator (required on a team workspace). The password is read from
+    /// PBXDESK_PASSWORD or asked for.
+    #[arg(long, global = true, env = "PBXDESK_OPERATOR")]
+    operator: Option<String>,
+    /// Print results (and errors) as JSON on standard output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// PBXs the workspace manages.
+    #[command(subcommand)]
+    Pbx(PbxCmd),
+    /// Customers: each with its own contexts and extension range on a PBX.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// People: each gets an extension, voicemail and a SIP device.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// SIP devices of a user.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Operators of pbxdesk and their roles.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Fill an empty workspace with demo data.
+    #[command(subcommand)]
+    Demo(DemoCmd),
+}
+
+#[derive(Subcommand)]
+enum PbxCmd {
+    /// Add a PBX (connection details are stored only; nothing is contacted).
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum TenantCmd {
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The stable short name (derived from the name when absent).
+        #[arg(long)]
+        slug: Option<String>,
+        #[arg(long)]
+        pbx: String,
+        /// e.g. 1000-1999
+        #[arg(long)]
+        ext_range: String,
+    },
+    List,
+    Show { slug: String },
+    Update {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        ext_range: Option<String>,
+        /// Refuse the change if the tenant changed since this version.
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    Suspend { slug: String },
+    Resume { slug: String },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// A free extension in the tenant's range (default: the lowest free one).
+        #[arg(long)]
+        extension: Option<String>,
+        #[arg(long, value_parser = parse_user_role)]
+        role: Option<UserRole>,
+        /// Outbound caller ID, E.164.
+        #[arg(long)]
+        caller_id: Option<String>,
+        #[arg(long)]
+        no_voicemail: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// USER is an id or TENANT/EXTENSION, e.g. acme/1000.
+    Show { user: String },
+    Update {
+        user: String,
+        #[command(flatten)]
+        patch: UserPatchArgs,
+    },
+    Suspend { user: String },
+    Resume { user: String },
+    Delete { user: String },
+}
+
+#[derive(Args)]
+struct UserPatchArgs {
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long, value_parser = parse_user_role)]
+    role: Option<UserRole>,
+    /// E.164; an empty value clears it.
+    #[arg(long)]
+    caller_id: Option<String>,
+    #[arg(long)]
+    voicemail: Option<bool>,
+    /// Read a new voicemail PIN from standard input.
+    #[arg(long)]
+    voicemail_pin_stdin: bool,
+    #[arg(long)]
+    dnd: Option<bool>,
+    /// An extension or an E.164 number; an empty value clears it.
+    #[arg(long)]
+    forward_to: Option<String>,
+    #[arg(long)]
+    expected_version: Option<i64>,
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    Add {
+        /// An id or TENANT/EXTENSION.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        sip_username: Option<String>,
+        #[arg(long, value_parser = parse_transport)]
+        transport: Option<Transport>,
+        /// In preference order, e.g. opus,g722,ulaw
+        #[arg(long)]
+        codecs: Option<String>,
+        #[arg(long)]
+        no_nat: bool,
+    },
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// DEVICE is an id or a SIP username.
+    Remove { device: String },
+    /// Show the device's SIP password (audited).
+    Reveal { device: String },
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// Add an operator; the password is read from standard input (--password-stdin) or asked for.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// For a tenant_admin: a tenant it may act on (repeat for several).
+        #[arg(long)]
+        tenant: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoCmd {
+    /// Adds a demo PBX, two tenants and a few users, if the workspace has no PBX yet.
+    Seed,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).map_err(|e| e.rule)
+}
+fn parse_user_role(s: &str) -> Result<UserRole, String> {
+    UserRole::parse(s).map_err(|e| e.rule)
+}
+fn parse_transport(s: &str) -> Result<Transport, String> {
+    Transport::parse(s).map_err(|e| e.rule)
+}
+
+fn exit_code(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::Validation => 3,
+        ErrorCode::NotFound => 4,
+        ErrorCode::Conflict => 5,
+        ErrorCode::Forbidden | ErrorCode::Unauthenticated => 6,
+        ErrorCode::Key => 7,
+        ErrorCode::Busy => 8,
+        ErrorCode::Internal => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PBXDESK_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(out) => {
+            print_ok(out.as_ref(), json);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_error(&e, json);
+            ExitCode::from(exit_code(e.code()))
+        }
+    }
+}
+
+fn open_options(cli: &Cli) -> OpenOptions {
+    let passphrase = std::env::var("PBXDESK_PASSPHRASE").ok().filter(|p| !p.is_empty());
+    let (location, default_key) = match &cli.database_url {
+        Some(url) => (Location::Postgres(SecretString::from(url.clone())), paths::default_team_key_file()),
+        None => {
+            let path = cli.workspace.clone().unwrap_or_else(paths::default_workspace);
+            let key = paths::key_file_for(&path);
+            (Location::Sqlite(path), key)
+        }
+    };
+    let key = match (passphrase, &cli.key_file) {
+        (Some(p), _) => KeySource::Passphrase(SecretString::from(p)),
+        (None, Some(f)) => KeySource::File(f.clone()),
+        (None, None) => KeySource::File(default_key),
+    };
+    OpenOptions::new(location, key)
+}
+
+fn read_secret_stdin(what: &str) -> Result<SecretString, Error> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Error::Store(format!("cannot read {what} from standard input: {e}")))?;
+    Ok(SecretString::from(s.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+fn prompt_secret(prompt: &str) -> Result<SecretString, Error> {
+    rpassword::prompt_password(prompt)
+        .map(SecretString::from)
+        .map_err(|e| Error::Unauthenticated(format!("cannot read the password: {e}")))
+}
+
+async fn actor(ws: &Workspace, cli: &Cli) -> Result<Actor, Error> {
+    match &cli.operator {
+        Some(name) => {
+            let password = match std::env::var("PBXDESK_PASSWORD") {
+                Ok(p) if !p.is_empty() => SecretString::from(p),
+                _ => prompt_secret(&format!("password for operator {name}: "))?,
+            };
+            ws.login(name, &password).await
+        }
+        None => ws.local_owner(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<Box<dyn Show>, Error> {
+    let ws = Workspace::open(open_options(&cli)).await?;
+    let out = dispatch(&ws, &cli).await;
+    ws.close().await;
+    out
+}
+
+async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
+    if let Command::Operator(OperatorCmd::Add { username, role, tenant, password_stdin }) = &cli.command {
+        // The first operator of a team workspace is added without a login.
+        let me = match (&cli.operator, ws.local_owner()) {
+            (None, Ok(owner)) => Some(owner),
+            (None, Err(_)) => None,
+            (Some(_), _) => Some(actor(ws, cli).await?),
+        };
+        let password = if *password_stdin {
+            read_secret_stdin("the password")?
+        } else {
+            prompt_secret("new operator's password: ")?
+        };
+        return Ok(Box::new(ws.operator_add(me.as_ref(), username, *role, tenant, &password).await?));
+    }
+    let me = actor(ws, cli).await?;
+    with_actor(ws, &me, &cli.command).await
+}
+
+async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box<dyn Show>, Error> {
+    Ok(match command {
+        Command::Pbx(PbxCmd::Add { name, host, port, user }) => Box::new(
+            ws.pbx_add(me, &NewPbx { name: name.clone(), host: host.clone(), ssh_port: *port, ssh_user: user.clone() }).await?,
+        ),
+        Command::Pbx(PbxCmd::List) => Box::new(ws.pbx_list(me).await?),
+        Command::Tenant(cmd) => match cmd {
+            TenantCmd::Create { name, slug, pbx, ext_range } => Box::new(
+                ws.tenant_create(me, &NewTenant { name: name.clone(), slug: slug.clone(), pbx: pbx.clone(), ext_range: ext_range.clone() })
+                    .await?,
+            ),
+            TenantCmd::List => Box::new(ws.tenant_list(me).await?),
+            TenantCmd::Show { slug } => Box::new(ws.tenant_show(me, slug).await?),
+            TenantCmd::Update { slug, name, ext_range, expected_version } => Box::new(
+                ws.tenant_update(me, slug, &TenantPatch { name: name.clone(), ext_range: ext_range.clone(), expected_version: *expected_version })
+                    .await?,
+            ),
+            TenantCmd::Suspend { slug } => Box::new(ws.tenant_set_status(me, slug, TenantStatus::Suspended).await?),
+            TenantCmd::Resume { slug } => Box::new(ws.tenant_set_status(me, slug, TenantStatus::Active).await?),
+        },
+        Command::User(cmd) => match cmd {
+            UserCmd::Create { tenant, name, email, extension, role, caller_id, no_voicemail } => Box::new(
+                ws.user_create(
+                    me,
+                    &NewUser {
+                        tenant: tenant.clone(),
+                        name: name.clone(),
+                        email: email.clone(),
+                        extension: extension.clone(),
+                        role: *role,
+                        outbound_caller_id: caller_id.clone(),
+                        voicemail: Some(!no_voicemail),
+                    },
+                )
+                .await?,
+            ),
+            UserCmd::List { tenant } => Box::new(ws.user_list(me, tenant).await?),
+            UserCmd::Show { user } => Box::new(ws.user_show(me, ws.user_resolve(me, user).await?).await?),
+            UserCmd::Update { user, patch } => {
+                let id = ws.user_resolve(me, user).await?;
+                let pin = if patch.voicemail_pin_stdin {
+                    Some(secrecy::ExposeSecret::expose_secret(&read_secret_stdin("the voicemail PIN")?).to_owned())
+                } else {
+                    None
+                };
+                let p = UserPatch {
+                    name: patch.name.clone(),
+                    email: patch.email.clone(),
+                    role: patch.role,
+                    outbound_caller_id: patch.caller_id.clone(),
+                    voicemail_enabled: patch.voicemail,
+                    voicemail_pin: pin,
+                    dnd: patch.dnd,
+                    forward_target: patch.forward_to.clone(),
+                    expected_version: patch.expected_version,
+                };
+                Box::new(ws.user_update(me, id, &p).await?)
+            }
+            UserCmd::Suspend { user } => Box::new(ws.user_set_status(me, ws.user_resolve(me, user).await?, UserStatus::Suspended).await?),
+            UserCmd::Resume { user } => Box::new(ws.user_set_status(me, ws.user_resolve(me, user).await?, UserStatus::Active).await?),
+            UserCmd::Delete { user } => Box::new(ws.user_delete(me, ws.user_resolve(me, user).await?).await?),
+        },
+        Command::Device(cmd) => match cmd {
+            DeviceCmd::Add { user, label, sip_username, transport, codecs, no_nat } => {
+                let id = ws.user_resolve(me, user).await?;
+                let input = NewDevice {
+                    label: label.clone(),
+                    sip_username: sip_username.clone(),
+                    transport: *transport,
+                    codecs: codecs.clone(),
+                    nat: Some(!no_nat),
+                };
+                Box::new(ws.device_add(me, id, &input).await?)
+            }
+            DeviceCmd::List { user } => Box::new(ws.device_list(me, ws.user_resolve(me, user).await?).await?),
+            DeviceCmd::Remove { device } => Box::new(ws.device_remove(me, ws.device_resolve(me, device).await?).await?),
+            DeviceCmd::Reveal { device } => Box::new(ws.device_reveal(me, ws.device_resolve(me, device).await?).await?),
+        },
+        Command::Operator(OperatorCmd::List) => Box::new(ws.operator_list(me).await?),
+        Command::Operator(OperatorCmd::Add { .. }) => {
+            return Err(Error::Store("operator add is handled before login".into()));
+        }
+        Command::Audit(AuditCmd::List { tenant, limit }) => {
+            Box::new(ws.audit_list(me, &AuditQuery { tenant: tenant.clone(), limit: Some(*limit) }).await?)
+        }
+        Command::Demo(DemoCmd::Seed) => Box::new(output::Seeded(pbxdesk_core::demo::seed(ws, me).await?)),
+    })
+}
+
