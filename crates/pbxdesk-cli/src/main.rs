@@ -8,7 +8,9 @@ mod output;
 use clap::{Args, Parser, Subcommand};
 use output::{print_error, print_ok, Show};
 use pbxdesk_core::domain::{Role, TenantStatus, Transport, UserRole, UserStatus};
-use pbxdesk_core::model::{AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, TenantPatch, UserPatch};
+use pbxdesk_core::model::{
+    AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, TenantPatch, UserPatch,
+};
 use pbxdesk_core::service::{KeySource, Location, OpenOptions};
 use pbxdesk_core::{paths, Actor, Error, ErrorCode, Workspace};
 use secrecy::SecretString;
@@ -17,13 +19,27 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "pbxdesk", version, about = "Run the Asterisk PBXs of many customers from one workspace")]
+#[command(
+    name = "pbxdesk",
+    version,
+    about = "Run the Asterisk PBXs of many customers from one workspace"
+)]
 struct Cli {
     /// The SQLite workspace file (default: the OS data directory's pbxdesk/workspace.sqlite).
-    #[arg(long, global = true, env = "PBXDESK_WORKSPACE", conflicts_with = "database_url")]
+    #[arg(
+        long,
+        global = true,
+        env = "PBXDESK_WORKSPACE",
+        conflicts_with = "database_url"
+    )]
     workspace: Option<PathBuf>,
     /// A team workspace on PostgreSQL: postgres://user@host/db.
-    #[arg(long, global = true, env = "PBXDESK_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PBXDESK_DATABASE_URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     /// The workspace key file (default: beside the SQLite file; for a team workspace, the data
     /// directory's pbxdesk/team.key). PBXDESK_PASSPHRASE derives the key from a passphrase instead.
@@ -96,7 +112,9 @@ enum TenantCmd {
         ext_range: String,
     },
     List,
-    Show { slug: String },
+    Show {
+        slug: String,
+    },
     Update {
         slug: String,
         #[arg(long)]
@@ -107,8 +125,12 @@ enum TenantCmd {
         #[arg(long)]
         expected_version: Option<i64>,
     },
-    Suspend { slug: String },
-    Resume { slug: String },
+    Suspend {
+        slug: String,
+    },
+    Resume {
+        slug: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,15 +158,23 @@ enum UserCmd {
         tenant: String,
     },
     /// USER is an id or TENANT/EXTENSION, e.g. acme/1000.
-    Show { user: String },
+    Show {
+        user: String,
+    },
     Update {
         user: String,
         #[command(flatten)]
         patch: UserPatchArgs,
     },
-    Suspend { user: String },
-    Resume { user: String },
-    Delete { user: String },
+    Suspend {
+        user: String,
+    },
+    Resume {
+        user: String,
+    },
+    Delete {
+        user: String,
+    },
 }
 
 #[derive(Args)]
@@ -262,7 +292,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let json = cli.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start: {e}");
@@ -282,11 +316,19 @@ fn main() -> ExitCode {
 }
 
 fn open_options(cli: &Cli) -> OpenOptions {
-    let passphrase = std::env::var("PBXDESK_PASSPHRASE").ok().filter(|p| !p.is_empty());
+    let passphrase = std::env::var("PBXDESK_PASSPHRASE")
+        .ok()
+        .filter(|p| !p.is_empty());
     let (location, default_key) = match &cli.database_url {
-        Some(url) => (Location::Postgres(SecretString::from(url.clone())), paths::default_team_key_file()),
+        Some(url) => (
+            Location::Postgres(SecretString::from(url.clone())),
+            paths::default_team_key_file(),
+        ),
         None => {
-            let path = cli.workspace.clone().unwrap_or_else(paths::default_workspace);
+            let path = cli
+                .workspace
+                .clone()
+                .unwrap_or_else(paths::default_workspace);
             let key = paths::key_file_for(&path);
             (Location::Sqlite(path), key)
         }
@@ -304,7 +346,9 @@ fn read_secret_stdin(what: &str) -> Result<SecretString, Error> {
     std::io::stdin()
         .read_to_string(&mut s)
         .map_err(|e| Error::Store(format!("cannot read {what} from standard input: {e}")))?;
-    Ok(SecretString::from(s.trim_end_matches(['\r', '\n']).to_owned()))
+    Ok(SecretString::from(
+        s.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
 }
 
 fn prompt_secret(prompt: &str) -> Result<SecretString, Error> {
@@ -334,7 +378,13 @@ async fn run(cli: Cli) -> Result<Box<dyn Show>, Error> {
 }
 
 async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
-    if let Command::Operator(OperatorCmd::Add { username, role, tenant, password_stdin }) = &cli.command {
+    if let Command::Operator(OperatorCmd::Add {
+        username,
+        role,
+        tenant,
+        password_stdin,
+    }) = &cli.command
+    {
         // The first operator of a team workspace is added without a login.
         let me = match (&cli.operator, ws.local_owner()) {
             (None, Ok(owner)) => Some(owner),
@@ -346,7 +396,10 @@ async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
         } else {
             prompt_secret("new operator's password: ")?
         };
-        return Ok(Box::new(ws.operator_add(me.as_ref(), username, *role, tenant, &password).await?));
+        return Ok(Box::new(
+            ws.operator_add(me.as_ref(), username, *role, tenant, &password)
+                .await?,
+        ));
     }
     let me = actor(ws, cli).await?;
     with_actor(ws, &me, &cli.command).await
@@ -354,26 +407,79 @@ async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
 
 async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box<dyn Show>, Error> {
     Ok(match command {
-        Command::Pbx(PbxCmd::Add { name, host, port, user }) => Box::new(
-            ws.pbx_add(me, &NewPbx { name: name.clone(), host: host.clone(), ssh_port: *port, ssh_user: user.clone() }).await?,
+        Command::Pbx(PbxCmd::Add {
+            name,
+            host,
+            port,
+            user,
+        }) => Box::new(
+            ws.pbx_add(
+                me,
+                &NewPbx {
+                    name: name.clone(),
+                    host: host.clone(),
+                    ssh_port: *port,
+                    ssh_user: user.clone(),
+                },
+            )
+            .await?,
         ),
         Command::Pbx(PbxCmd::List) => Box::new(ws.pbx_list(me).await?),
         Command::Tenant(cmd) => match cmd {
-            TenantCmd::Create { name, slug, pbx, ext_range } => Box::new(
-                ws.tenant_create(me, &NewTenant { name: name.clone(), slug: slug.clone(), pbx: pbx.clone(), ext_range: ext_range.clone() })
-                    .await?,
+            TenantCmd::Create {
+                name,
+                slug,
+                pbx,
+                ext_range,
+            } => Box::new(
+                ws.tenant_create(
+                    me,
+                    &NewTenant {
+                        name: name.clone(),
+                        slug: slug.clone(),
+                        pbx: pbx.clone(),
+                        ext_range: ext_range.clone(),
+                    },
+                )
+                .await?,
             ),
             TenantCmd::List => Box::new(ws.tenant_list(me).await?),
             TenantCmd::Show { slug } => Box::new(ws.tenant_show(me, slug).await?),
-            TenantCmd::Update { slug, name, ext_range, expected_version } => Box::new(
-                ws.tenant_update(me, slug, &TenantPatch { name: name.clone(), ext_range: ext_range.clone(), expected_version: *expected_version })
+            TenantCmd::Update {
+                slug,
+                name,
+                ext_range,
+                expected_version,
+            } => Box::new(
+                ws.tenant_update(
+                    me,
+                    slug,
+                    &TenantPatch {
+                        name: name.clone(),
+                        ext_range: ext_range.clone(),
+                        expected_version: *expected_version,
+                    },
+                )
+                .await?,
+            ),
+            TenantCmd::Suspend { slug } => Box::new(
+                ws.tenant_set_status(me, slug, TenantStatus::Suspended)
                     .await?,
             ),
-            TenantCmd::Suspend { slug } => Box::new(ws.tenant_set_status(me, slug, TenantStatus::Suspended).await?),
-            TenantCmd::Resume { slug } => Box::new(ws.tenant_set_status(me, slug, TenantStatus::Active).await?),
+            TenantCmd::Resume { slug } => {
+                Box::new(ws.tenant_set_status(me, slug, TenantStatus::Active).await?)
+            }
         },
         Command::User(cmd) => match cmd {
-            UserCmd::Create { tenant, name, email, extension, role, caller_id, no_voicemail } => Box::new(
+            UserCmd::Create {
+                tenant,
+                name,
+                email,
+                extension,
+                role,
+                caller_id,
+                no_voicemail,
+            } => Box::new(
                 ws.user_create(
                     me,
                     &NewUser {
@@ -389,11 +495,18 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 .await?,
             ),
             UserCmd::List { tenant } => Box::new(ws.user_list(me, tenant).await?),
-            UserCmd::Show { user } => Box::new(ws.user_show(me, ws.user_resolve(me, user).await?).await?),
+            UserCmd::Show { user } => {
+                Box::new(ws.user_show(me, ws.user_resolve(me, user).await?).await?)
+            }
             UserCmd::Update { user, patch } => {
                 let id = ws.user_resolve(me, user).await?;
                 let pin = if patch.voicemail_pin_stdin {
-                    Some(secrecy::ExposeSecret::expose_secret(&read_secret_stdin("the voicemail PIN")?).to_owned())
+                    Some(
+                        secrecy::ExposeSecret::expose_secret(&read_secret_stdin(
+                            "the voicemail PIN",
+                        )?)
+                        .to_owned(),
+                    )
                 } else {
                     None
                 };
@@ -410,12 +523,27 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 };
                 Box::new(ws.user_update(me, id, &p).await?)
             }
-            UserCmd::Suspend { user } => Box::new(ws.user_set_status(me, ws.user_resolve(me, user).await?, UserStatus::Suspended).await?),
-            UserCmd::Resume { user } => Box::new(ws.user_set_status(me, ws.user_resolve(me, user).await?, UserStatus::Active).await?),
-            UserCmd::Delete { user } => Box::new(ws.user_delete(me, ws.user_resolve(me, user).await?).await?),
+            UserCmd::Suspend { user } => Box::new(
+                ws.user_set_status(me, ws.user_resolve(me, user).await?, UserStatus::Suspended)
+                    .await?,
+            ),
+            UserCmd::Resume { user } => Box::new(
+                ws.user_set_status(me, ws.user_resolve(me, user).await?, UserStatus::Active)
+                    .await?,
+            ),
+            UserCmd::Delete { user } => {
+                Box::new(ws.user_delete(me, ws.user_resolve(me, user).await?).await?)
+            }
         },
         Command::Device(cmd) => match cmd {
-            DeviceCmd::Add { user, label, sip_username, transport, codecs, no_nat } => {
+            DeviceCmd::Add {
+                user,
+                label,
+                sip_username,
+                transport,
+                codecs,
+                no_nat,
+            } => {
                 let id = ws.user_resolve(me, user).await?;
                 let input = NewDevice {
                     label: label.clone(),
@@ -426,18 +554,34 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 };
                 Box::new(ws.device_add(me, id, &input).await?)
             }
-            DeviceCmd::List { user } => Box::new(ws.device_list(me, ws.user_resolve(me, user).await?).await?),
-            DeviceCmd::Remove { device } => Box::new(ws.device_remove(me, ws.device_resolve(me, device).await?).await?),
-            DeviceCmd::Reveal { device } => Box::new(ws.device_reveal(me, ws.device_resolve(me, device).await?).await?),
+            DeviceCmd::List { user } => {
+                Box::new(ws.device_list(me, ws.user_resolve(me, user).await?).await?)
+            }
+            DeviceCmd::Remove { device } => Box::new(
+                ws.device_remove(me, ws.device_resolve(me, device).await?)
+                    .await?,
+            ),
+            DeviceCmd::Reveal { device } => Box::new(
+                ws.device_reveal(me, ws.device_resolve(me, device).await?)
+                    .await?,
+            ),
         },
         Command::Operator(OperatorCmd::List) => Box::new(ws.operator_list(me).await?),
         Command::Operator(OperatorCmd::Add { .. }) => {
             return Err(Error::Store("operator add is handled before login".into()));
         }
-        Command::Audit(AuditCmd::List { tenant, limit }) => {
-            Box::new(ws.audit_list(me, &AuditQuery { tenant: tenant.clone(), limit: Some(*limit) }).await?)
+        Command::Audit(AuditCmd::List { tenant, limit }) => Box::new(
+            ws.audit_list(
+                me,
+                &AuditQuery {
+                    tenant: tenant.clone(),
+                    limit: Some(*limit),
+                },
+            )
+            .await?,
+        ),
+        Command::Demo(DemoCmd::Seed) => {
+            Box::new(output::Seeded(pbxdesk_core::demo::seed(ws, me).await?))
         }
-        Command::Demo(DemoCmd::Seed) => Box::new(output::Seeded(pbxdesk_core::demo::seed(ws, me).await?)),
     })
 }
-

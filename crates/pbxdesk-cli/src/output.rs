@@ -1,7 +1,9 @@
 //! How results and errors are printed: a table or key/value lines for people, JSON for scripts.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
-use pbxdesk_core::model::{AuditEntry, Device, Operator, Pbx, RevealedDevice, Tenant, User, UserSummary};
+use pbxdesk_core::model::{
+    AuditEntry, Device, Operator, Pbx, RevealedDevice, Tenant, User, UserSummary,
+};
 use pbxdesk_core::Error;
 use serde::Serialize;
 
@@ -61,7 +63,10 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 
 fn pairs(items: &[(&str, String)]) -> String {
     let width = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    items.iter().map(|(k, v)| format!("{k:width$}  {v}\n")).collect()
+    items
+        .iter()
+        .map(|(k, v)| format!("{k:width$}  {v}\n"))
+        .collect()
 }
 
 fn opt(v: &Option<String>) -> String {
@@ -70,13 +75,31 @@ fn opt(v: &Option<String>) -> String {
 
 impl Human for Pbx {
     fn human(&self) -> String {
-        pairs(&[("name", self.name.clone()), ("host", self.host.clone()), ("ssh", format!("{}@{}:{}", self.ssh_user, self.host, self.ssh_port))])
+        pairs(&[
+            ("name", self.name.clone()),
+            ("host", self.host.clone()),
+            (
+                "ssh",
+                format!("{}@{}:{}", self.ssh_user, self.host, self.ssh_port),
+            ),
+        ])
     }
 }
 
 impl Human for Vec<Pbx> {
     fn human(&self) -> String {
-        table(&["NAME", "HOST", "SSH"], self.iter().map(|p| vec![p.name.clone(), p.host.clone(), format!("{}@:{}", p.ssh_user, p.ssh_port)]).collect())
+        table(
+            &["NAME", "HOST", "SSH"],
+            self.iter()
+                .map(|p| {
+                    vec![
+                        p.name.clone(),
+                        p.host.clone(),
+                        format!("{}@:{}", p.ssh_user, p.ssh_port),
+                    ]
+                })
+                .collect(),
+        )
     }
 }
 
@@ -99,7 +122,16 @@ impl Human for Vec<Tenant> {
         table(
             &["SLUG", "NAME", "PBX", "EXTENSIONS", "STATUS", "USERS"],
             self.iter()
-                .map(|t| vec![t.slug.clone(), t.name.clone(), t.pbx.clone(), t.ext_range.clone(), t.status.to_string(), t.user_count.to_string()])
+                .map(|t| {
+                    vec![
+                        t.slug.clone(),
+                        t.name.clone(),
+                        t.pbx.clone(),
+                        t.ext_range.clone(),
+                        t.status.to_string(),
+                        t.user_count.to_string(),
+                    ]
+                })
                 .collect(),
         )
     }
@@ -116,7 +148,14 @@ impl Human for User {
             ("role", self.role.to_string()),
             ("status", self.status.to_string()),
             ("caller id", opt(&self.outbound_caller_id)),
-            ("voicemail", if self.voicemail_enabled { "on".into() } else { "off".into() }),
+            (
+                "voicemail",
+                if self.voicemail_enabled {
+                    "on".into()
+                } else {
+                    "off".into()
+                },
+            ),
             ("dnd", if self.dnd { "on".into() } else { "off".into() }),
             ("forward to", opt(&self.forward_target)),
             ("version", self.version.to_string()),
@@ -133,7 +172,15 @@ impl Human for Vec<UserSummary> {
             &["ID", "EXT", "NAME", "EMAIL", "ROLE", "STATUS", "DEVICES"],
             self.iter()
                 .map(|u| {
-                    vec![u.id.to_string(), u.extension.to_string(), u.display_name.clone(), u.email.clone(), u.role.to_string(), u.status.to_string(), u.device_count.to_string()]
+                    vec![
+                        u.id.to_string(),
+                        u.extension.to_string(),
+                        u.display_name.clone(),
+                        u.email.clone(),
+                        u.role.to_string(),
+                        u.status.to_string(),
+                        u.device_count.to_string(),
+                    ]
                 })
                 .collect(),
         )
@@ -153,7 +200,14 @@ impl Human for Vec<Device> {
             self.iter()
                 .map(|d| {
                     let codecs: Vec<&str> = d.codecs.iter().map(|c| c.as_str()).collect();
-                    vec![d.id.to_string(), d.sip_username.clone(), d.label.clone(), d.transport.to_string(), codecs.join(","), d.nat.to_string()]
+                    vec![
+                        d.id.to_string(),
+                        d.sip_username.clone(),
+                        d.label.clone(),
+                        d.transport.to_string(),
+                        codecs.join(","),
+                        d.nat.to_string(),
+                    ]
                 })
                 .collect(),
         )
@@ -162,13 +216,20 @@ impl Human for Vec<Device> {
 
 impl Human for RevealedDevice {
     fn human(&self) -> String {
-        pairs(&[("sip username", self.device.sip_username.clone()), ("sip password", self.sip_password.clone())])
+        pairs(&[
+            ("sip username", self.device.sip_username.clone()),
+            ("sip password", self.sip_password.clone()),
+        ])
     }
 }
 
 impl Human for Operator {
     fn human(&self) -> String {
-        pairs(&[("username", self.username.clone()), ("role", self.role.to_string()), ("tenants", self.tenants.join(","))])
+        pairs(&[
+            ("username", self.username.clone()),
+            ("role", self.role.to_string()),
+            ("tenants", self.tenants.join(",")),
+        ])
     }
 }
 
@@ -176,7 +237,16 @@ impl Human for Vec<Operator> {
     fn human(&self) -> String {
         table(
             &["USERNAME", "ROLE", "TENANTS", "DISABLED"],
-            self.iter().map(|o| vec![o.username.clone(), o.role.to_string(), o.tenants.join(","), o.disabled.to_string()]).collect(),
+            self.iter()
+                .map(|o| {
+                    vec![
+                        o.username.clone(),
+                        o.role.to_string(),
+                        o.tenants.join(","),
+                        o.disabled.to_string(),
+                    ]
+                })
+                .collect(),
         )
     }
 }
@@ -186,7 +256,15 @@ impl Human for Vec<AuditEntry> {
         table(
             &["ID", "AT (UNIX MS)", "ACTOR", "ACTION", "ENTITY"],
             self.iter()
-                .map(|e| vec![e.id.to_string(), e.at.to_string(), e.actor.clone(), e.action.clone(), format!("{} {}", e.entity_type, e.entity_id)])
+                .map(|e| {
+                    vec![
+                        e.id.to_string(),
+                        e.at.to_string(),
+                        e.actor.clone(),
+                        e.action.clone(),
+                        format!("{} {}", e.entity_type, e.entity_id),
+                    ]
+                })
                 .collect(),
         )
     }
@@ -198,6 +276,10 @@ pub struct Seeded(pub bool);
 
 impl Human for Seeded {
     fn human(&self) -> String {
-        if self.0 { "demo data added".into() } else { "the workspace already has data; nothing added".into() }
+        if self.0 {
+            "demo data added".into()
+        } else {
+            "the workspace already has data; nothing added".into()
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The `pbxdesk` binary end to end on a temporary SQLite workspace, and on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // tests and benches fail loudly by design
+
 use assert_cmd::Command;
 use serde_json::Value;
 
@@ -9,25 +11,39 @@ struct Ws {
 
 impl Ws {
     fn new() -> Ws {
-        Ws { dir: tempfile::tempdir().expect("temp dir") }
+        Ws {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("pbxdesk").expect("binary");
-        c.arg("--workspace").arg(self.dir.path().join("sub/ws.sqlite"));
-        c.env_remove("PBXDESK_DATABASE_URL").env_remove("PBXDESK_PASSPHRASE").env_remove("PBXDESK_OPERATOR");
+        c.arg("--workspace")
+            .arg(self.dir.path().join("sub/ws.sqlite"));
+        c.env_remove("PBXDESK_DATABASE_URL")
+            .env_remove("PBXDESK_PASSPHRASE")
+            .env_remove("PBXDESK_OPERATOR");
         c
     }
 
     fn json(&self, args: &[&str]) -> Value {
         let out = self.cmd().arg("--json").args(args).output().expect("run");
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         serde_json::from_slice(&out.stdout).expect("json")
     }
 
     fn fails(&self, args: &[&str], code: i32) -> Value {
         let out = self.cmd().arg("--json").args(args).output().expect("run");
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         serde_json::from_slice(&out.stdout).expect("json error")
     }
 }
@@ -36,14 +52,46 @@ impl Ws {
 fn first_run_creates_the_workspace_and_a_user_gets_an_extension() {
     let ws = Ws::new();
     ws.json(&["pbx", "add", "--name", "pbx1", "--host", "pbx1.example.net"]);
-    let t = ws.json(&["tenant", "create", "--name", "Acme Dental", "--pbx", "pbx1", "--ext-range", "1000-1999"]);
+    let t = ws.json(&[
+        "tenant",
+        "create",
+        "--name",
+        "Acme Dental",
+        "--pbx",
+        "pbx1",
+        "--ext-range",
+        "1000-1999",
+    ]);
     assert_eq!(t["slug"], "acme-dental");
-    let u = ws.json(&["user", "create", "--tenant", "acme-dental", "--name", "Ann Example", "--email", "ann@acme.example"]);
+    let u = ws.json(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme-dental",
+        "--name",
+        "Ann Example",
+        "--email",
+        "ann@acme.example",
+    ]);
     assert_eq!(u["extension"], 1000);
     assert_eq!(u["devices"][0]["sip_username"], "acme-dental-1000");
     let text = serde_json::to_string(&u).unwrap();
-    assert!(!text.contains("password") && !text.contains("pin\""), "no secret in output: {text}");
-    let u2 = ws.json(&["user", "create", "--tenant", "acme-dental", "--name", "Bob", "--email", "bob@acme.example", "--extension", "1500"]);
+    assert!(
+        !text.contains("password") && !text.contains("pin\""),
+        "no secret in output: {text}"
+    );
+    let u2 = ws.json(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme-dental",
+        "--name",
+        "Bob",
+        "--email",
+        "bob@acme.example",
+        "--extension",
+        "1500",
+    ]);
     assert_eq!(u2["extension"], 1500);
     let list = ws.json(&["user", "list", "--tenant", "acme-dental"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
@@ -54,9 +102,16 @@ fn first_run_creates_the_workspace_and_a_user_gets_an_extension() {
     assert_eq!(r["sip_password"].as_str().unwrap().len(), 24);
     let audit = ws.json(&["audit", "list"]);
     assert_eq!(audit[0]["action"], "device.reveal");
-    assert!(ws.dir.path().join("sub/ws.sqlite.key").exists(), "key file beside the workspace");
+    assert!(
+        ws.dir.path().join("sub/ws.sqlite.key").exists(),
+        "key file beside the workspace"
+    );
     // Human output works too.
-    let out = ws.cmd().args(["user", "list", "--tenant", "acme-dental"]).output().unwrap();
+    let out = ws
+        .cmd()
+        .args(["user", "list", "--tenant", "acme-dental"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Ann Example"));
 }
 
@@ -64,31 +119,107 @@ fn first_run_creates_the_workspace_and_a_user_gets_an_extension() {
 fn exit_codes_tell_usage_validation_not_found_and_conflict_apart() {
     let ws = Ws::new();
     ws.json(&["pbx", "add", "--name", "pbx1", "--host", "10.1.1.1"]);
-    ws.json(&["tenant", "create", "--name", "Acme", "--pbx", "pbx1", "--ext-range", "100-101"]);
-    let out = ws.cmd().args(["user", "create", "--tenant", "acme"]).output().unwrap();
+    ws.json(&[
+        "tenant",
+        "create",
+        "--name",
+        "Acme",
+        "--pbx",
+        "pbx1",
+        "--ext-range",
+        "100-101",
+    ]);
+    let out = ws
+        .cmd()
+        .args(["user", "create", "--tenant", "acme"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage");
-    let e = ws.fails(&["user", "create", "--tenant", "acme", "--name", "A", "--email", "not-an-email"], 3);
+    let e = ws.fails(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "A",
+            "--email",
+            "not-an-email",
+        ],
+        3,
+    );
     assert_eq!(e["error"]["code"], "validation");
     assert_eq!(e["error"]["field"], "email");
-    assert!(e["error"]["message"].as_str().unwrap().contains("not-an-email"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not-an-email"));
     let e = ws.fails(&["tenant", "show", "nope"], 4);
     assert_eq!(e["error"]["code"], "not_found");
-    ws.json(&["user", "create", "--tenant", "acme", "--name", "A", "--email", "a@acme.example"]);
-    ws.json(&["user", "create", "--tenant", "acme", "--name", "B", "--email", "b@acme.example"]);
-    let e = ws.fails(&["user", "create", "--tenant", "acme", "--name", "C", "--email", "c@acme.example"], 5);
+    ws.json(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "A",
+        "--email",
+        "a@acme.example",
+    ]);
+    ws.json(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "B",
+        "--email",
+        "b@acme.example",
+    ]);
+    let e = ws.fails(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "C",
+            "--email",
+            "c@acme.example",
+        ],
+        5,
+    );
     assert!(e["error"]["message"].as_str().unwrap().contains("100-101"));
     let e = ws.fails(&["pbx", "add", "--name", "bad name", "--host", "x"], 3);
     assert_eq!(e["error"]["field"], "name");
-    let e = ws.fails(&["user", "create", "--tenant", "acme", "--name", "Evil\nName", "--email", "e@acme.example"], 3);
+    let e = ws.fails(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Evil\nName",
+            "--email",
+            "e@acme.example",
+        ],
+        3,
+    );
     assert_eq!(e["error"]["field"], "name");
 }
 
 #[test]
 fn team_workspace_on_postgres_needs_a_login() {
-    let admin = std::env::var("PBXDESK_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = std::env::var("PBXDESK_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let db = format!("pbxdesk_cli_{}", std::process::id());
     let psql = |sql: &str| {
-        let ok = std::process::Command::new("psql").arg(&admin).arg("-qc").arg(sql).status().expect("psql is required");
+        let ok = std::process::Command::new("psql")
+            .arg(&admin)
+            .arg("-qc")
+            .arg(sql)
+            .status()
+            .expect("psql is required");
         assert!(ok.success(), "{sql}");
     };
     psql(&format!("DROP DATABASE IF EXISTS {db}"));
@@ -97,17 +228,57 @@ fn team_workspace_on_postgres_needs_a_login() {
     let dir = tempfile::tempdir().unwrap();
     let cmd = || {
         let mut c = Command::cargo_bin("pbxdesk").unwrap();
-        c.args(["--database-url", &url, "--key-file"]).arg(dir.path().join("team.key")).arg("--json");
-        c.env_remove("PBXDESK_OPERATOR").env_remove("PBXDESK_PASSPHRASE");
+        c.args(["--database-url", &url, "--key-file"])
+            .arg(dir.path().join("team.key"))
+            .arg("--json");
+        c.env_remove("PBXDESK_OPERATOR")
+            .env_remove("PBXDESK_PASSPHRASE");
         c
     };
     let out = cmd().args(["pbx", "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(6), "no login on a team workspace");
-    let out = cmd().args(["operator", "add", "--username", "boss", "--role", "msp_admin", "--password-stdin"]).write_stdin("boss password 123\n").output().unwrap();
-    assert!(out.status.success(), "bootstrap: {}", String::from_utf8_lossy(&out.stdout));
-    let out = cmd().args(["--operator", "boss", "pbx", "add", "--name", "p", "--host", "10.0.0.1"]).env("PBXDESK_PASSWORD", "boss password 123").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let out = cmd().args(["--operator", "boss", "pbx", "list"]).env("PBXDESK_PASSWORD", "wrong password!!").output().unwrap();
+    let out = cmd()
+        .args([
+            "operator",
+            "add",
+            "--username",
+            "boss",
+            "--role",
+            "msp_admin",
+            "--password-stdin",
+        ])
+        .write_stdin("boss password 123\n")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bootstrap: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = cmd()
+        .args([
+            "--operator",
+            "boss",
+            "pbx",
+            "add",
+            "--name",
+            "p",
+            "--host",
+            "10.0.0.1",
+        ])
+        .env("PBXDESK_PASSWORD", "boss password 123")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = cmd()
+        .args(["--operator", "boss", "pbx", "list"])
+        .env("PBXDESK_PASSWORD", "wrong password!!")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(6));
     psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
 }

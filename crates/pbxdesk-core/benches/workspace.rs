@@ -1,1 +1,203 @@
-fn main() {}
+//! `cargo bench -p pbxdesk-core --bench workspace`: the foundation's figures, as percentiles.
+//!
+//! - creating a user (allocate, insert user and device, seal secrets, audit), SQLite and PostgreSQL
+//! - finding the free extension in a range of 999 with 998 taken
+//! - listing 10,000 users through the service layer
+//!
+//! PostgreSQL: PBXDESK_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres); a
+//! throwaway database is created and dropped.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests and benches fail loudly by design
+
+use pbxdesk_core::model::{NewPbx, NewTenant, NewUser};
+use pbxdesk_core::service::{KeySource, Location, OpenOptions};
+use pbxdesk_core::{Actor, Workspace};
+use secrecy::SecretString;
+use sqlx::{Connection, Executor, PgConnection};
+use std::time::{Duration, Instant};
+
+struct Stats(Vec<Duration>);
+
+impl Stats {
+    fn pct(&mut self, p: f64) -> Duration {
+        self.0.sort();
+        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0[i]
+    }
+    fn line(&mut self, name: &str) -> String {
+        format!(
+            "| {name} | {} | {:.3} | {:.3} | {:.3} |",
+            self.0.len(),
+            self.pct(0.5).as_secs_f64() * 1e3,
+            self.pct(0.95).as_secs_f64() * 1e3,
+            self.pct(1.0).as_secs_f64() * 1e3
+        )
+    }
+}
+
+async fn open(location: Location, dir: &std::path::Path) -> (Workspace, Actor) {
+    let ws = Workspace::open(OpenOptions::new(
+        location,
+        KeySource::File(dir.join("bench.key")),
+    ))
+    .await
+    .expect("open");
+    let actor = match ws.local_owner() {
+        Ok(a) => a,
+        Err(_) => {
+            let pw = SecretString::from("bench password 123");
+            ws.operator_add(
+                None,
+                "bench",
+                pbxdesk_core::domain::Role::MspAdmin,
+                &[],
+                &pw,
+            )
+            .await
+            .expect("op");
+            ws.login("bench", &pw).await.expect("login")
+        }
+    };
+    ws.pbx_add(
+        &actor,
+        &NewPbx {
+            name: "pbx".into(),
+            host: "10.0.0.1".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("pbx");
+    (ws, actor)
+}
+
+async fn tenant(ws: &Workspace, a: &Actor, slug: &str, range: &str) {
+    ws.tenant_create(
+        a,
+        &NewTenant {
+            name: slug.into(),
+            slug: Some(slug.into()),
+            pbx: "pbx".into(),
+            ext_range: range.into(),
+        },
+    )
+    .await
+    .expect("tenant");
+}
+
+fn user(tenant: &str, i: usize) -> NewUser {
+    NewUser {
+        tenant: tenant.into(),
+        name: format!("User {i}"),
+        email: format!("u{i}@bench.example"),
+        ..Default::default()
+    }
+}
+
+async fn bench_store(
+    label: &str,
+    location: Location,
+    dir: &std::path::Path,
+    out: &mut Vec<String>,
+) {
+    let (ws, a) = open(location, dir).await;
+
+    // Creating users.
+    tenant(&ws, &a, "create", "10000-99999").await;
+    for i in 0..20 {
+        ws.user_create(&a, &user("create", 1_000_000 + i))
+            .await
+            .expect("warm-up");
+    }
+    let mut create = Stats(Vec::new());
+    for i in 0..500 {
+        let t = Instant::now();
+        ws.user_create(&a, &user("create", i))
+            .await
+            .expect("create");
+        create.0.push(t.elapsed());
+    }
+    out.push(create.line(&format!("{label}: create user")));
+
+    // The free extension in a range of 999 with 998 taken (the free one is near the end).
+    tenant(&ws, &a, "alloc", "100-1098").await;
+    for i in 0..999 {
+        if i != 990 {
+            let mut u = user("alloc", i);
+            u.extension = Some((100 + i).to_string());
+            ws.user_create(&a, &u).await.expect("fill");
+        }
+    }
+    let mut alloc = Stats(Vec::new());
+    for _ in 0..300 {
+        let t = Instant::now();
+        let next = ws.next_free_extension(&a, "alloc").await.expect("alloc");
+        alloc.0.push(t.elapsed());
+        assert_eq!(next, Some(1090));
+    }
+    out.push(alloc.line(&format!("{label}: free extension, 998 of 999 taken")));
+
+    // Listing 10,000 users.
+    tenant(&ws, &a, "list", "10000-29999").await;
+    for i in 0..10_000 {
+        ws.user_create(&a, &user("list", i))
+            .await
+            .expect("fill list");
+    }
+    let mut list = Stats(Vec::new());
+    for _ in 0..30 {
+        let t = Instant::now();
+        let users = ws.user_list(&a, "list").await.expect("list");
+        list.0.push(t.elapsed());
+        assert_eq!(users.len(), 10_000);
+    }
+    out.push(list.line(&format!("{label}: list 10,000 users")));
+    ws.close().await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut out = vec![
+        "| what | samples | p50 ms | p95 ms | max ms |".to_owned(),
+        "|---|---|---|---|---|".to_owned(),
+    ];
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("temp");
+        bench_store(
+            "SQLite",
+            Location::Sqlite(dir.path().join("bench.sqlite")),
+            dir.path(),
+            &mut out,
+        )
+        .await;
+
+        let admin = std::env::var("PBXDESK_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let db = format!("pbxdesk_bench_{}", std::process::id());
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL is required for the bench");
+        conn.execute(format!("CREATE DATABASE {db}").as_str())
+            .await
+            .expect("create db");
+        let url = format!("{}/{db}", admin.rsplit_once('/').expect("url").0);
+        let pg_dir = tempfile::tempdir().expect("temp");
+        bench_store(
+            "PostgreSQL",
+            Location::Postgres(SecretString::from(url)),
+            pg_dir.path(),
+            &mut out,
+        )
+        .await;
+        conn.execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())
+            .await
+            .expect("drop db");
+    });
+    for l in out {
+        println!("{l}");
+    }
+}

@@ -22,14 +22,35 @@ pub async fn seed(ws: &Workspace, actor: &Actor) -> Result<bool> {
     if !ws.pbx_list(actor).await?.is_empty() {
         return Ok(false);
     }
-    ws.pbx_add(actor, &NewPbx { name: "demo-pbx".into(), host: "pbx.example.net".into(), ssh_port: None, ssh_user: None })
-        .await?;
+    ws.pbx_add(
+        actor,
+        &NewPbx {
+            name: "demo-pbx".into(),
+            host: "pbx.example.net".into(),
+            ssh_port: None,
+            ssh_user: None,
+        },
+    )
+    .await?;
     for (tenant, slug, range, domain) in [
-        ("Acme Dental", "acme-dental", "100-199", "acme-dental.example"),
+        (
+            "Acme Dental",
+            "acme-dental",
+            "100-199",
+            "acme-dental.example",
+        ),
         ("Globex Logistics", "globex", "1000-1999", "globex.example"),
     ] {
-        ws.tenant_create(actor, &NewTenant { name: tenant.into(), slug: Some(slug.into()), pbx: "demo-pbx".into(), ext_range: range.into() })
-            .await?;
+        ws.tenant_create(
+            actor,
+            &NewTenant {
+                name: tenant.into(),
+                slug: Some(slug.into()),
+                pbx: "demo-pbx".into(),
+                ext_range: range.into(),
+            },
+        )
+        .await?;
         for (i, (name, local)) in PEOPLE.iter().enumerate() {
             ws.user_create(
                 actor,
@@ -37,7 +58,11 @@ pub async fn seed(ws: &Workspace, actor: &Actor) -> Result<bool> {
                     tenant: slug.into(),
                     name: (*name).into(),
                     email: format!("{local}@{domain}"),
-                    role: Some(if i == 0 { UserRole::Admin } else { UserRole::Member }),
+                    role: Some(if i == 0 {
+                        UserRole::Admin
+                    } else {
+                        UserRole::Member
+                    }),
                     ..NewUser::default()
                 },
             )

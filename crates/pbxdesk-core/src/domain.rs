@@ -40,7 +40,8 @@ impl Slug {
         let ok = (2..=24).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && !s.ends_with('-')
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(Slug(s.to_owned()))
         } else {
@@ -61,7 +62,9 @@ impl Slug {
                 break;
             }
         }
-        let trimmed = out.trim_matches('-').trim_start_matches(|c: char| c.is_ascii_digit());
+        let trimmed = out
+            .trim_matches('-')
+            .trim_start_matches(|c: char| c.is_ascii_digit());
         Self::parse(trimmed.trim_start_matches('-')).map_err(|_| {
             ValidationError::new(
                 "name",
@@ -247,7 +250,8 @@ impl fmt::Display for SipUsername {
 pub struct Email(String);
 
 impl Email {
-    pub const RULE: &'static str = "an e-mail address like name@example.com (at most 254 characters)";
+    pub const RULE: &'static str =
+        "an e-mail address like name@example.com (at most 254 characters)";
 
     pub fn parse(s: &str) -> Parsed<Self> {
         let t = s.trim();
@@ -255,9 +259,9 @@ impl Email {
         no_controls("email", t)?;
         // The crate accepts quoted local parts and IP-literal domains; a phone system's users
         // need neither, and both carry characters that do not belong in config files.
-        let plain = t.chars().all(|c| {
-            c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+' | '\'')
-        });
+        let plain = t
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '-' | '+' | '\''));
         if t.len() > 254 || !plain || !t.contains('.') {
             return Err(err());
         }
@@ -315,7 +319,8 @@ impl PbxName {
 
     pub fn parse(s: &str) -> Parsed<Self> {
         let ok = (1..=40).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if ok {
             Ok(PbxName(s.to_owned()))
         } else {
@@ -420,7 +425,8 @@ pub enum ForwardTarget {
 }
 
 impl ForwardTarget {
-    pub const RULE: &'static str = "an extension (2 to 6 digits) or an E.164 number like +41445551234";
+    pub const RULE: &'static str =
+        "an extension (2 to 6 digits) or an E.164 number like +41445551234";
 
     pub fn parse(s: &str) -> Parsed<Self> {
         let t = s.trim();
@@ -526,7 +532,11 @@ pub fn parse_codecs(s: &str) -> Parsed<Vec<Codec>> {
 }
 
 pub fn codecs_to_string(codecs: &[Codec]) -> String {
-    codecs.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
+    codecs
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -537,12 +547,28 @@ mod tests {
     fn slug_rules() {
         assert!(Slug::parse("acme").is_ok());
         assert!(Slug::parse("acme-2").is_ok());
-        for bad in ["a", "Acme", "1acme", "acme-", "ac me", "acme;", "a${x}", "ä-b", &"a".repeat(25)] {
+        for bad in [
+            "a",
+            "Acme",
+            "1acme",
+            "acme-",
+            "ac me",
+            "acme;",
+            "a${x}",
+            "ä-b",
+            &"a".repeat(25),
+        ] {
             let e = Slug::parse(bad).unwrap_err();
             assert_eq!(e.field, "slug");
         }
-        assert_eq!(Slug::from_name("Acme Dental, Inc.").unwrap().as_str(), "acme-dental-inc");
-        assert_eq!(Slug::from_name("  Zürich  Büro ").unwrap().as_str(), "z-rich-b-ro");
+        assert_eq!(
+            Slug::from_name("Acme Dental, Inc.").unwrap().as_str(),
+            "acme-dental-inc"
+        );
+        assert_eq!(
+            Slug::from_name("  Zürich  Büro ").unwrap().as_str(),
+            "z-rich-b-ro"
+        );
         assert!(Slug::from_name(";;;").is_err());
     }
 
@@ -564,16 +590,37 @@ mod tests {
 
     #[test]
     fn e164_rules() {
-        assert_eq!(E164::parse("+41 44 555 12 34").unwrap().as_str(), "+41445551234");
-        for bad in ["0445551234", "+0445551234", "+1234", "+1234567890123456", "+4144;555", "+41\n445551234"] {
+        assert_eq!(
+            E164::parse("+41 44 555 12 34").unwrap().as_str(),
+            "+41445551234"
+        );
+        for bad in [
+            "0445551234",
+            "+0445551234",
+            "+1234",
+            "+1234567890123456",
+            "+4144;555",
+            "+41\n445551234",
+        ] {
             assert!(E164::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn email_rules() {
-        assert_eq!(Email::parse(" Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
-        for bad in ["ann", "ann@", "ann@example", "a\nb@example.com", "\"a;b\"@example.com", "a@[127.0.0.1]", "${x}@a.com"] {
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
+        for bad in [
+            "ann",
+            "ann@",
+            "ann@example",
+            "a\nb@example.com",
+            "\"a;b\"@example.com",
+            "a@[127.0.0.1]",
+            "${x}@a.com",
+        ] {
             let e = Email::parse(bad).unwrap_err();
             assert_eq!(e.field, "email", "{bad}");
         }
@@ -582,13 +629,21 @@ mod tests {
 
     #[test]
     fn display_name_rules() {
-        assert_eq!(DisplayName::parse("name", "  Zoë O'Brien ").unwrap().as_str(), "Zoë O'Brien");
+        assert_eq!(
+            DisplayName::parse("name", "  Zoë O'Brien ")
+                .unwrap()
+                .as_str(),
+            "Zoë O'Brien"
+        );
         assert!(DisplayName::parse("name", "日本語の名前").is_ok());
         assert!(DisplayName::parse("name", "").is_err());
         assert!(DisplayName::parse("name", "a\rb").is_err());
         assert!(DisplayName::parse("name", &"x".repeat(81)).is_err());
         let e = DisplayName::parse("name", "a\nb").unwrap_err();
-        assert_eq!(e.value, "a\\nb", "control characters are escaped in the message");
+        assert_eq!(
+            e.value, "a\\nb",
+            "control characters are escaped in the message"
+        );
     }
 
     #[test]
@@ -610,7 +665,10 @@ mod tests {
 
     #[test]
     fn codecs_and_enums() {
-        assert_eq!(parse_codecs("opus,ulaw").unwrap(), vec![Codec::Opus, Codec::Ulaw]);
+        assert_eq!(
+            parse_codecs("opus,ulaw").unwrap(),
+            vec![Codec::Opus, Codec::Ulaw]
+        );
         assert!(parse_codecs("opus,opus").is_err());
         assert!(parse_codecs("speex").is_err());
         assert!(parse_codecs("").is_err());
@@ -628,5 +686,51 @@ mod tests {
         let p = crate::error::printable(&long);
         assert_eq!(p.chars().count(), 65);
         assert_eq!(crate::error::printable("a\u{1b}[31m"), "a\\u{1b}[31m");
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const DANGEROUS: &[char] = &[
+            ';', '\n', '\r', '$', '[', ']', '(', ')', ',', '&', '"', '\\', '\0',
+        ];
+
+        proptest! {
+            /// No input makes a parser panic, and nothing accepted by the strict identifiers
+            /// carries a character Asterisk config or AMI would read as syntax.
+            #[test]
+            fn parsers_never_panic_and_identifiers_stay_clean(s in any::<String>()) {
+                let _ = DisplayName::parse("name", &s);
+                let _ = ForwardTarget::parse(&s);
+                let _ = ExtRange::parse(&s);
+                for ok in [
+                    Slug::parse(&s).map(|v| v.0),
+                    SipUsername::parse(&s).map(|v| v.0),
+                    E164::parse(&s).map(|v| v.0),
+                    Email::parse(&s).map(|v| v.0),
+                    Host::parse(&s).map(|v| v.0),
+                    Extension::parse(&s).map(|v| v.to_string()),
+                ].into_iter().flatten() {
+                    prop_assert!(!ok.chars().any(|c| DANGEROUS.contains(&c) || c.is_control()), "{ok:?}");
+                }
+            }
+
+            #[test]
+            fn display_names_never_hold_line_breaks(s in "[a-zA-Z ;$\\[\\]{}()\r\n\t\u{0}-\u{1f}é日]{0,120}") {
+                if let Ok(n) = DisplayName::parse("name", &s) {
+                    prop_assert!(!n.as_str().contains(['\n', '\r', '\0']));
+                    prop_assert!(n.as_str().chars().count() <= 80);
+                }
+            }
+
+            #[test]
+            fn errors_are_one_printable_line(s in any::<String>()) {
+                if let Err(e) = Email::parse(&s) {
+                    let msg = e.to_string();
+                    prop_assert!(!msg.contains('\n') && !msg.contains('\r'));
+                }
+            }
+        }
     }
 }

@@ -39,7 +39,11 @@ impl fmt::Display for ValidationError {
         if self.value.is_empty() {
             write!(f, "{}: {}", self.field, self.rule)
         } else {
-            write!(f, "{}: \"{}\" is not allowed: {}", self.field, self.value, self.rule)
+            write!(
+                f,
+                "{}: \"{}\" is not allowed: {}",
+                self.field, self.value, self.rule
+            )
         }
     }
 }

@@ -1,13 +1,17 @@
 //! What the services take and give. Outputs never carry a secret (a password or PIN appears
 //! only in `RevealedDevice`, returned by the audited `device_reveal`), so any of them can be
 //! logged, audited or printed with `--json` as it is.
+//!
+//! Ids and counts are i64 here and `number` in TypeScript (`specta(type = i32)`): they stay far
+//! below 2^31, and specta-typescript refuses i64 (and types f64 as `number | null`).
 
 use crate::domain::{Codec, Role, TenantStatus, Transport, UserRole, UserStatus};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Pbx {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
     pub name: String,
     pub host: String,
@@ -24,9 +28,10 @@ pub struct NewPbx {
     pub ssh_user: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Tenant {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
     pub pbx: String,
     pub name: String,
@@ -34,7 +39,9 @@ pub struct Tenant {
     /// "FIRST-LAST", both included.
     pub ext_range: String,
     pub status: TenantStatus,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub user_count: i64,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub version: i64,
 }
 
@@ -54,25 +61,29 @@ pub struct TenantPatch {
     pub name: Option<String>,
     pub ext_range: Option<String>,
     /// When given, the update is refused if the tenant changed since this version was read.
+    #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
     pub expected_version: Option<i64>,
 }
 
 /// One row of a tenant's user list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct UserSummary {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
     pub extension: u32,
     pub display_name: String,
     pub email: String,
     pub role: UserRole,
     pub status: UserStatus,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub device_count: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct User {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
     pub tenant: String,
     pub extension: u32,
@@ -86,6 +97,7 @@ pub struct User {
     pub voicemail_pin_set: bool,
     pub dnd: bool,
     pub forward_target: Option<String>,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub version: i64,
     pub devices: Vec<Device>,
 }
@@ -118,13 +130,16 @@ pub struct UserPatch {
     pub voicemail_pin: Option<String>,
     pub dnd: Option<bool>,
     pub forward_target: Option<String>,
+    #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
     pub expected_version: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Device {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub user_id: i64,
     pub label: String,
     pub sip_username: String,
@@ -153,9 +168,10 @@ pub struct RevealedDevice {
     pub sip_password: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Operator {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
     pub username: String,
     pub role: Role,

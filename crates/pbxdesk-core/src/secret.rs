@@ -65,7 +65,9 @@ impl WorkspaceKey {
     pub fn load_or_create_file(path: &Path) -> Result<Self> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let bytes = hex::decode(text.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let bytes = hex::decode(text.trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
                 bytes.map(Self::from_bytes).ok_or_else(|| {
                     Error::Key(format!(
                         "the workspace key file {} is not a 64-digit hex key",
@@ -75,8 +77,14 @@ impl WorkspaceKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate();
-                write_private_file(path, hex::encode(key.0.expose_secret()).as_bytes())
-                    .map_err(|e| Error::Key(format!("cannot create the workspace key file {}: {e}", path.display())))?;
+                write_private_file(path, hex::encode(key.0.expose_secret()).as_bytes()).map_err(
+                    |e| {
+                        Error::Key(format!(
+                            "cannot create the workspace key file {}: {e}",
+                            path.display()
+                        ))
+                    },
+                )?;
                 Ok(key)
             }
             Err(e) => Err(Error::Key(format!(
@@ -129,14 +137,22 @@ impl std::fmt::Debug for Cipher {
 impl Cipher {
     pub fn new(key: &WorkspaceKey) -> Self {
         let key = Key::<Aes256Gcm>::from_slice(key.0.expose_secret());
-        Cipher { aead: Aes256Gcm::new(key) }
+        Cipher {
+            aead: Aes256Gcm::new(key),
+        }
     }
 
     pub fn seal(&self, purpose: Purpose, plaintext: &str) -> Result<Vec<u8>> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ct = self
             .aead
-            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: purpose.aad() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: purpose.aad(),
+                },
+            )
             .map_err(|_| Error::Key("encryption failed".into()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(SEALED_VERSION);
@@ -146,22 +162,35 @@ impl Cipher {
     }
 
     pub fn open(&self, purpose: Purpose, sealed: &[u8]) -> Result<SecretString> {
-        let bad = || Error::Key("a stored secret cannot be decrypted with this workspace key".into());
+        let bad =
+            || Error::Key("a stored secret cannot be decrypted with this workspace key".into());
         if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != SEALED_VERSION {
             return Err(bad());
         }
         let nonce = Nonce::from_slice(&sealed[1..1 + NONCE_LEN]);
         let pt = self
             .aead
-            .decrypt(nonce, Payload { msg: &sealed[1 + NONCE_LEN..], aad: purpose.aad() })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad: purpose.aad(),
+                },
+            )
             .map_err(|_| bad())?;
-        String::from_utf8(pt).map(SecretString::from).map_err(|_| bad())
+        String::from_utf8(pt)
+            .map(SecretString::from)
+            .map_err(|_| bad())
     }
 }
 
 /// A SIP password: 24 characters from [A-Za-z0-9] drawn from the OS RNG (about 142 bits).
 pub fn generate_sip_password() -> SecretString {
-    let s: String = OsRng.sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+    let s: String = OsRng
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
     SecretString::from(s)
 }
 
@@ -219,8 +248,14 @@ mod tests {
         let a = c.seal(Purpose::SipPassword, "s3cret").unwrap();
         let b = c.seal(Purpose::SipPassword, "s3cret").unwrap();
         assert_ne!(a, b, "each seal uses a new nonce");
-        assert_eq!(c.open(Purpose::SipPassword, &a).unwrap().expose_secret(), "s3cret");
-        assert!(!a.windows(6).any(|w| w == b"s3cret"), "plaintext is not in the blob");
+        assert_eq!(
+            c.open(Purpose::SipPassword, &a).unwrap().expose_secret(),
+            "s3cret"
+        );
+        assert!(
+            !a.windows(6).any(|w| w == b"s3cret"),
+            "plaintext is not in the blob"
+        );
     }
 
     #[test]
@@ -228,7 +263,9 @@ mod tests {
         let c = Cipher::new(&WorkspaceKey::generate());
         let mut sealed = c.seal(Purpose::VoicemailPin, "1234").unwrap();
         assert!(c.open(Purpose::SipPassword, &sealed).is_err());
-        assert!(Cipher::new(&WorkspaceKey::generate()).open(Purpose::VoicemailPin, &sealed).is_err());
+        assert!(Cipher::new(&WorkspaceKey::generate())
+            .open(Purpose::VoicemailPin, &sealed)
+            .is_err());
         let last = sealed.len() - 1;
         sealed[last] ^= 1;
         assert!(c.open(Purpose::VoicemailPin, &sealed).is_err());
@@ -269,7 +306,10 @@ mod tests {
         let h = hash_password(&pw).unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(verify_password(&pw, &h));
-        assert!(!verify_password(&SecretString::from("wrong password!!"), &h));
+        assert!(!verify_password(
+            &SecretString::from("wrong password!!"),
+            &h
+        ));
         assert!(hash_password(&SecretString::from("short")).is_err());
     }
 

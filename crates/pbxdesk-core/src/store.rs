@@ -50,7 +50,10 @@ impl Store {
     /// Opens (creating if needed) an SQLite workspace file and brings its schema up to date.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
         let text = path.to_str().ok_or_else(|| {
-            Error::Store(format!("the workspace path {} is not valid UTF-8", path.display()))
+            Error::Store(format!(
+                "the workspace path {} is not valid UTF-8",
+                path.display()
+            ))
         })?;
         if text.contains(['?', '#', '%']) {
             return Err(Error::Store(format!(
@@ -93,7 +96,10 @@ impl Store {
         };
         let pool = opts.connect(url).await.map_err(|e| {
             // The URL may carry a password: never repeat it.
-            Error::Store(format!("cannot open the workspace database: {}", redact_error(&e)))
+            Error::Store(format!(
+                "cannot open the workspace database: {}",
+                redact_error(&e)
+            ))
         })?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -103,7 +109,11 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| Error::Store(format!("cannot migrate the workspace schema: {e}")))?;
-        Ok(Store { pool, backend, sqlite_writer: Mutex::new(()) })
+        Ok(Store {
+            pool,
+            backend,
+            sqlite_writer: Mutex::new(()),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -120,7 +130,10 @@ impl Store {
             Backend::Postgres => None,
         };
         let tx = self.pool.begin().await.map_err(db_error)?;
-        Ok(WriteTx { tx, _writer: writer })
+        Ok(WriteTx {
+            tx,
+            _writer: writer,
+        })
     }
 
     pub async fn close(&self) {

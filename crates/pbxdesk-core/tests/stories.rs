@@ -1,10 +1,14 @@
 //! The workspace's stories, each run on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // tests and benches fail loudly by design
+
 mod harness;
 
 use harness::Harness;
 use pbxdesk_core::domain::{Role, TenantStatus, UserStatus};
-use pbxdesk_core::model::{AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, TenantPatch, UserPatch};
+use pbxdesk_core::model::{
+    AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, TenantPatch, UserPatch,
+};
 use pbxdesk_core::service::KeySource;
 use pbxdesk_core::{Actor, ErrorCode, Workspace};
 use secrecy::SecretString;
@@ -13,13 +17,25 @@ use std::time::Duration;
 
 async fn setup(ws: &Workspace, slugs: &[(&str, &str)]) -> Actor {
     let me = ws_admin(ws).await;
-    ws.pbx_add(&me, &NewPbx { name: "pbx1".into(), host: "10.0.0.5".into(), ..Default::default() })
-        .await
-        .expect("pbx");
+    ws.pbx_add(
+        &me,
+        &NewPbx {
+            name: "pbx1".into(),
+            host: "10.0.0.5".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("pbx");
     for (slug, range) in slugs {
         ws.tenant_create(
             &me,
-            &NewTenant { name: format!("Tenant {slug}"), slug: Some((*slug).into()), pbx: "pbx1".into(), ext_range: (*range).into() },
+            &NewTenant {
+                name: format!("Tenant {slug}"),
+                slug: Some((*slug).into()),
+                pbx: "pbx1".into(),
+                ext_range: (*range).into(),
+            },
         )
         .await
         .expect("tenant");
@@ -33,34 +49,59 @@ async fn ws_admin(ws: &Workspace) -> Actor {
         return a;
     }
     let pw = SecretString::from("admin password 123");
-    ws.operator_add(None, "admin", Role::MspAdmin, &[], &pw).await.expect("bootstrap");
+    ws.operator_add(None, "admin", Role::MspAdmin, &[], &pw)
+        .await
+        .expect("bootstrap");
     ws.login("admin", &pw).await.expect("login")
 }
 
 fn new_user(tenant: &str, name: &str, email: &str) -> NewUser {
-    NewUser { tenant: tenant.into(), name: name.into(), email: email.into(), ..Default::default() }
+    NewUser {
+        tenant: tenant.into(),
+        name: name.into(),
+        email: email.into(),
+        ..Default::default()
+    }
 }
 
 async fn user_gets_lowest_free_extension_and_a_device(h: &Harness) {
     let ws = &h.ws;
     let me = setup(ws, &[("acme", "1000-1999")]).await;
-    let ann = ws.user_create(&me, &new_user("acme", "Ann Example", "ann@acme.example")).await.unwrap();
+    let ann = ws
+        .user_create(&me, &new_user("acme", "Ann Example", "ann@acme.example"))
+        .await
+        .unwrap();
     assert_eq!(ann.extension, 1000);
     assert_eq!(ann.devices.len(), 1);
     assert_eq!(ann.devices[0].sip_username, "acme-1000");
     assert!(ann.voicemail_enabled && ann.voicemail_pin_set);
-    let bob = ws.user_create(&me, &new_user("acme", "Bob", "bob@acme.example")).await.unwrap();
+    let bob = ws
+        .user_create(&me, &new_user("acme", "Bob", "bob@acme.example"))
+        .await
+        .unwrap();
     assert_eq!(bob.extension, 1001);
     // An explicit number leaves a gap; the allocator fills the lowest gap next.
     let mut c = new_user("acme", "Cy", "cy@acme.example");
     c.extension = Some("1005".into());
     assert_eq!(ws.user_create(&me, &c).await.unwrap().extension, 1005);
-    let d = ws.user_create(&me, &new_user("acme", "Di", "di@acme.example")).await.unwrap();
+    let d = ws
+        .user_create(&me, &new_user("acme", "Di", "di@acme.example"))
+        .await
+        .unwrap();
     assert_eq!(d.extension, 1002);
-    let listed: Vec<u32> = ws.user_list(&me, "acme").await.unwrap().iter().map(|u| u.extension).collect();
+    let listed: Vec<u32> = ws
+        .user_list(&me, "acme")
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.extension)
+        .collect();
     assert_eq!(listed, vec![1000, 1001, 1002, 1005]);
     // The same e-mail twice in one tenant is a conflict that says so.
-    let e = ws.user_create(&me, &new_user("acme", "Dup", "ANN@acme.example")).await.unwrap_err();
+    let e = ws
+        .user_create(&me, &new_user("acme", "Dup", "ANN@acme.example"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Conflict);
     assert!(e.to_string().contains("e-mail"), "{e}");
 }
@@ -68,10 +109,19 @@ async fn user_gets_lowest_free_extension_and_a_device(h: &Harness) {
 async fn deleted_extension_is_quarantined_then_reused(h: &Harness) {
     let ws = &h.ws;
     let me = setup(ws, &[("acme", "100-199")]).await;
-    let a = ws.user_create(&me, &new_user("acme", "A", "a@acme.example")).await.unwrap();
-    let _b = ws.user_create(&me, &new_user("acme", "B", "b@acme.example")).await.unwrap();
+    let a = ws
+        .user_create(&me, &new_user("acme", "A", "a@acme.example"))
+        .await
+        .unwrap();
+    let _b = ws
+        .user_create(&me, &new_user("acme", "B", "b@acme.example"))
+        .await
+        .unwrap();
     ws.user_delete(&me, a.id).await.unwrap();
-    let c = ws.user_create(&me, &new_user("acme", "C", "c@acme.example")).await.unwrap();
+    let c = ws
+        .user_create(&me, &new_user("acme", "C", "c@acme.example"))
+        .await
+        .unwrap();
     assert_eq!(c.extension, 102, "100 is held in quarantine");
     let mut explicit = new_user("acme", "D", "d@acme.example");
     explicit.extension = Some("100".into());
@@ -79,10 +129,16 @@ async fn deleted_extension_is_quarantined_then_reused(h: &Harness) {
     assert_eq!(err.code(), ErrorCode::Conflict);
     assert!(err.to_string().contains("quarantine"), "{err}");
     ws.clock().advance(Duration::from_secs(31 * 24 * 3600));
-    let d = ws.user_create(&me, &new_user("acme", "D", "d@acme.example")).await.unwrap();
+    let d = ws
+        .user_create(&me, &new_user("acme", "D", "d@acme.example"))
+        .await
+        .unwrap();
     assert_eq!(d.extension, 100, "released after 30 days");
     // The same e-mail may come back once its user is deleted.
-    assert!(ws.user_create(&me, &new_user("acme", "A again", "a@acme.example")).await.is_ok());
+    assert!(ws
+        .user_create(&me, &new_user("acme", "A again", "a@acme.example"))
+        .await
+        .is_ok());
 }
 
 async fn explicit_extension_rules_and_full_range(h: &Harness) {
@@ -94,13 +150,18 @@ async fn explicit_extension_rules_and_full_range(h: &Harness) {
     assert_eq!(e.code(), ErrorCode::Validation);
     assert!(e.to_string().contains("10-12"), "{e}");
     for i in 0..3 {
-        ws.user_create(&me, &new_user("tiny", "U", &format!("u{i}@t.example"))).await.unwrap();
+        ws.user_create(&me, &new_user("tiny", "U", &format!("u{i}@t.example")))
+            .await
+            .unwrap();
     }
     let mut taken = new_user("tiny", "Y", "y@t.example");
     taken.extension = Some("11".into());
     let e = ws.user_create(&me, &taken).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Conflict);
-    let e = ws.user_create(&me, &new_user("tiny", "Z", "z@t.example")).await.unwrap_err();
+    let e = ws
+        .user_create(&me, &new_user("tiny", "Z", "z@t.example"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Conflict);
     let msg = e.to_string();
     assert!(msg.contains("\"tiny\"") && msg.contains("10-12"), "{msg}");
@@ -113,16 +174,31 @@ async fn fifty_parallel_creates_get_distinct_extensions(h: &Harness) {
     let other_me = ws_admin_again(&other, &me).await;
     let mut tasks = Vec::new();
     for i in 0..50 {
-        let (ws, actor) = if i % 2 == 0 { (&h.ws, &me) } else { (&other, &other_me) };
+        let (ws, actor) = if i % 2 == 0 {
+            (&h.ws, &me)
+        } else {
+            (&other, &other_me)
+        };
         tasks.push(async move {
-            ws.user_create(actor, &new_user("acme", &format!("P{i}"), &format!("p{i}@acme.example"))).await
+            ws.user_create(
+                actor,
+                &new_user("acme", &format!("P{i}"), &format!("p{i}@acme.example")),
+            )
+            .await
         });
     }
     let results = futures_join_all(tasks).await;
-    let exts: HashSet<u32> = results.into_iter().map(|r| r.expect("create").extension).collect();
+    let exts: HashSet<u32> = results
+        .into_iter()
+        .map(|r| r.expect("create").extension)
+        .collect();
     assert_eq!(exts.len(), 50);
     assert_eq!(*exts.iter().min().unwrap(), 1000);
-    assert_eq!(*exts.iter().max().unwrap(), 1049, "no gaps: the lowest free each time");
+    assert_eq!(
+        *exts.iter().max().unwrap(),
+        1049,
+        "no gaps: the lowest free each time"
+    );
 }
 
 async fn ws_admin_again(ws: &Workspace, first: &Actor) -> Actor {
@@ -130,7 +206,9 @@ async fn ws_admin_again(ws: &Workspace, first: &Actor) -> Actor {
         Ok(a) => a,
         Err(_) => {
             let _ = first;
-            ws.login("admin", &SecretString::from("admin password 123")).await.unwrap()
+            ws.login("admin", &SecretString::from("admin password 123"))
+                .await
+                .unwrap()
         }
     }
 }
@@ -160,7 +238,11 @@ async fn join_vec<F: std::future::Future + Unpin>(mut fs: Vec<F>) -> Vec<F::Outp
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     results.into_iter().map(|r| r.expect("ready")).collect()
@@ -169,33 +251,102 @@ async fn join_vec<F: std::future::Future + Unpin>(mut fs: Vec<F>) -> Vec<F::Outp
 async fn tenant_admin_is_confined_to_its_tenants(h: &Harness) {
     let ws = &h.ws;
     let me = setup(ws, &[("acme", "100-199"), ("globex", "200-299")]).await;
-    let g = ws.user_create(&me, &new_user("globex", "G", "g@globex.example")).await.unwrap();
+    let g = ws
+        .user_create(&me, &new_user("globex", "G", "g@globex.example"))
+        .await
+        .unwrap();
     let pw = SecretString::from("tenant admin pass 1");
     if ws.local_owner().is_ok() {
         // Laptop workspace: operators can still be added and log in.
-        ws.operator_add(Some(&me), "acme-admin", Role::TenantAdmin, &["acme".into()], &pw).await.unwrap();
+        ws.operator_add(
+            Some(&me),
+            "acme-admin",
+            Role::TenantAdmin,
+            &["acme".into()],
+            &pw,
+        )
+        .await
+        .unwrap();
     } else {
-        ws.operator_add(Some(&me), "acme-admin", Role::TenantAdmin, &["acme".into()], &pw).await.unwrap();
+        ws.operator_add(
+            Some(&me),
+            "acme-admin",
+            Role::TenantAdmin,
+            &["acme".into()],
+            &pw,
+        )
+        .await
+        .unwrap();
     }
     let ta = ws.login("acme-admin", &pw).await.unwrap();
     // Own tenant: read and write.
-    let own = ws.user_create(&ta, &new_user("acme", "Own", "own@acme.example")).await.unwrap();
+    let own = ws
+        .user_create(&ta, &new_user("acme", "Own", "own@acme.example"))
+        .await
+        .unwrap();
     assert_eq!(own.extension, 100);
-    let tenants: Vec<String> = ws.tenant_list(&ta).await.unwrap().into_iter().map(|t| t.slug).collect();
+    let tenants: Vec<String> = ws
+        .tenant_list(&ta)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.slug)
+        .collect();
     assert_eq!(tenants, vec!["acme"]);
     // Other tenant: neither read nor change.
     let forbidden = |r: pbxdesk_core::Error| assert_eq!(r.code(), ErrorCode::Forbidden, "{r}");
     forbidden(ws.tenant_show(&ta, "globex").await.unwrap_err());
     forbidden(ws.user_list(&ta, "globex").await.unwrap_err());
     forbidden(ws.user_show(&ta, g.id).await.unwrap_err());
-    forbidden(ws.user_create(&ta, &new_user("globex", "X", "x@globex.example")).await.unwrap_err());
-    forbidden(ws.user_update(&ta, g.id, &UserPatch { name: Some("Hacked".into()), ..Default::default() }).await.unwrap_err());
+    forbidden(
+        ws.user_create(&ta, &new_user("globex", "X", "x@globex.example"))
+            .await
+            .unwrap_err(),
+    );
+    forbidden(
+        ws.user_update(
+            &ta,
+            g.id,
+            &UserPatch {
+                name: Some("Hacked".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err(),
+    );
     forbidden(ws.user_delete(&ta, g.id).await.unwrap_err());
     forbidden(ws.device_reveal(&ta, g.devices[0].id).await.unwrap_err());
     forbidden(ws.device_remove(&ta, g.devices[0].id).await.unwrap_err());
-    forbidden(ws.device_add(&ta, g.id, &NewDevice::default()).await.unwrap_err());
-    forbidden(ws.tenant_create(&ta, &NewTenant { name: "N".into(), slug: None, pbx: "pbx1".into(), ext_range: "300-399".into() }).await.unwrap_err());
-    forbidden(ws.audit_list(&ta, &AuditQuery { tenant: Some("globex".into()), limit: None }).await.unwrap_err());
+    forbidden(
+        ws.device_add(&ta, g.id, &NewDevice::default())
+            .await
+            .unwrap_err(),
+    );
+    forbidden(
+        ws.tenant_create(
+            &ta,
+            &NewTenant {
+                name: "N".into(),
+                slug: None,
+                pbx: "pbx1".into(),
+                ext_range: "300-399".into(),
+            },
+        )
+        .await
+        .unwrap_err(),
+    );
+    forbidden(
+        ws.audit_list(
+            &ta,
+            &AuditQuery {
+                tenant: Some("globex".into()),
+                limit: None,
+            },
+        )
+        .await
+        .unwrap_err(),
+    );
     // Its audit view holds only its tenant's entries.
     let audit = ws.audit_list(&ta, &AuditQuery::default()).await.unwrap();
     assert!(!audit.is_empty());
@@ -205,43 +356,101 @@ async fn tenant_admin_is_confined_to_its_tenants(h: &Harness) {
     assert_eq!(ws.user_show(&me, g.id).await.unwrap().display_name, "G");
     // An auditor reads but never writes or reveals.
     let apw = SecretString::from("auditor password 1");
-    ws.operator_add(Some(&me), "audit", Role::Auditor, &[], &apw).await.unwrap();
+    ws.operator_add(Some(&me), "audit", Role::Auditor, &[], &apw)
+        .await
+        .unwrap();
     let au = ws.login("audit", &apw).await.unwrap();
     assert_eq!(ws.user_list(&au, "globex").await.unwrap().len(), 1);
-    forbidden(ws.user_create(&au, &new_user("acme", "X", "x2@acme.example")).await.unwrap_err());
+    forbidden(
+        ws.user_create(&au, &new_user("acme", "X", "x2@acme.example"))
+            .await
+            .unwrap_err(),
+    );
     forbidden(ws.device_reveal(&au, g.devices[0].id).await.unwrap_err());
-    assert_eq!(ws.login("audit", &SecretString::from("wrong password!!")).await.unwrap_err().code(), ErrorCode::Unauthenticated);
+    assert_eq!(
+        ws.login("audit", &SecretString::from("wrong password!!"))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::Unauthenticated
+    );
 }
 
 async fn secrets_are_sealed_and_never_in_audit_or_output(h: &Harness) {
     let ws = &h.ws;
     let me = setup(ws, &[("acme", "100-199")]).await;
-    let u = ws.user_create(&me, &new_user("acme", "Ann", "ann@acme.example")).await.unwrap();
+    let u = ws
+        .user_create(&me, &new_user("acme", "Ann", "ann@acme.example"))
+        .await
+        .unwrap();
     let revealed = ws.device_reveal(&me, u.devices[0].id).await.unwrap();
     let pw = revealed.sip_password.clone();
     assert_eq!(pw.len(), 24);
     let blobs = h.raw_blobs("SELECT sip_password FROM devices").await;
     assert_eq!(blobs.len(), 1);
-    assert!(!blobs[0].windows(pw.len()).any(|w| w == pw.as_bytes()), "stored sealed, not in clear");
-    ws.user_update(&me, u.id, &UserPatch { voicemail_pin: Some("482916".into()), ..Default::default() }).await.unwrap();
+    assert!(
+        !blobs[0].windows(pw.len()).any(|w| w == pw.as_bytes()),
+        "stored sealed, not in clear"
+    );
+    ws.user_update(
+        &me,
+        u.id,
+        &UserPatch {
+            voicemail_pin: Some("482916".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let json = serde_json::to_string(&ws.user_show(&me, u.id).await.unwrap()).unwrap();
     assert!(!json.contains(&pw) && !json.contains("482916"));
-    let audit = ws.audit_list(&me, &AuditQuery { tenant: None, limit: Some(1000) }).await.unwrap();
+    let audit = ws
+        .audit_list(
+            &me,
+            &AuditQuery {
+                tenant: None,
+                limit: Some(1000),
+            },
+        )
+        .await
+        .unwrap();
     let audit_json = serde_json::to_string(&audit).unwrap();
-    assert!(!audit_json.contains(&pw) && !audit_json.contains("482916"), "audit holds no secret");
+    assert!(
+        !audit_json.contains(&pw) && !audit_json.contains("482916"),
+        "audit holds no secret"
+    );
     let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
-    for a in ["pbx.add", "tenant.create", "user.create", "device.reveal", "user.update"] {
+    for a in [
+        "pbx.add",
+        "tenant.create",
+        "user.create",
+        "device.reveal",
+        "user.update",
+    ] {
         assert!(actions.contains(&a), "audit has {a}: {actions:?}");
     }
     let upd = audit.iter().find(|e| e.action == "user.update").unwrap();
     assert!(upd.before.is_some() && upd.after.is_some());
     assert_eq!(upd.after.as_ref().unwrap()["voicemail_pin_set"], true);
     // A bad PIN is refused without being echoed.
-    let e = ws.user_update(&me, u.id, &UserPatch { voicemail_pin: Some("12ab".into()), ..Default::default() }).await.unwrap_err();
+    let e = ws
+        .user_update(
+            &me,
+            u.id,
+            &UserPatch {
+                voicemail_pin: Some("12ab".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(!e.to_string().contains("12ab"));
     // Another key cannot open this workspace.
     let dir = tempfile::tempdir().unwrap();
-    let e = h.reopen(KeySource::File(dir.path().join("other.key"))).await.unwrap_err();
+    let e = h
+        .reopen(KeySource::File(dir.path().join("other.key")))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Key);
 }
 
@@ -251,12 +460,33 @@ async fn nasty_input_is_refused_with_field_and_rule(h: &Harness) {
     let cases: Vec<(NewUser, &str)> = vec![
         (new_user("acme", "Ann\nEvil", "a@acme.example"), "name"),
         (new_user("acme", "", "a@acme.example"), "name"),
-        (new_user("acme", &"x".repeat(10_000), "a@acme.example"), "name"),
+        (
+            new_user("acme", &"x".repeat(10_000), "a@acme.example"),
+            "name",
+        ),
         (new_user("acme", "Ann", "a;b@acme.example"), "email"),
-        (new_user("acme", "Ann", "${SHELL(id)}@acme.example"), "email"),
-        (new_user("acme", "Ann", "a@acme.example\r\nAction: Originate"), "email"),
-        (NewUser { extension: Some("1e3".into()), ..new_user("acme", "Ann", "a@acme.example") }, "extension"),
-        (NewUser { outbound_caller_id: Some("+41;1".into()), ..new_user("acme", "Ann", "a@acme.example") }, "outbound_caller_id"),
+        (
+            new_user("acme", "Ann", "${SHELL(id)}@acme.example"),
+            "email",
+        ),
+        (
+            new_user("acme", "Ann", "a@acme.example\r\nAction: Originate"),
+            "email",
+        ),
+        (
+            NewUser {
+                extension: Some("1e3".into()),
+                ..new_user("acme", "Ann", "a@acme.example")
+            },
+            "extension",
+        ),
+        (
+            NewUser {
+                outbound_caller_id: Some("+41;1".into()),
+                ..new_user("acme", "Ann", "a@acme.example")
+            },
+            "outbound_caller_id",
+        ),
     ];
     for (input, field) in cases {
         match ws.user_create(&me, &input).await {
@@ -265,26 +495,69 @@ async fn nasty_input_is_refused_with_field_and_rule(h: &Harness) {
         }
     }
     // Unicode and characters Asterisk cares about are stored as given (rendering encodes them).
-    let odd = ws.user_create(&me, &new_user("acme", "Zoë ${SHELL(id)}; [x] \"q\"", "zoe@acme.example")).await.unwrap();
+    let odd = ws
+        .user_create(
+            &me,
+            &new_user("acme", "Zoë ${SHELL(id)}; [x] \"q\"", "zoe@acme.example"),
+        )
+        .await
+        .unwrap();
     assert_eq!(odd.display_name, "Zoë ${SHELL(id)}; [x] \"q\"");
     let bad_tenant = ws
-        .tenant_create(&me, &NewTenant { name: "T".into(), slug: Some("bad;slug".into()), pbx: "pbx1".into(), ext_range: "1-2".into() })
+        .tenant_create(
+            &me,
+            &NewTenant {
+                name: "T".into(),
+                slug: Some("bad;slug".into()),
+                pbx: "pbx1".into(),
+                ext_range: "1-2".into(),
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(bad_tenant.code(), ErrorCode::Validation);
     let e = ws.tenant_show(&me, "nope").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotFound);
-    assert_eq!(ws.user_list(&me, "acme").await.unwrap().len(), 1, "nothing half-written");
+    assert_eq!(
+        ws.user_list(&me, "acme").await.unwrap().len(),
+        1,
+        "nothing half-written"
+    );
 }
 
 async fn concurrent_edit_with_stale_version_is_refused(h: &Harness) {
     let ws = &h.ws;
     let me = setup(ws, &[("acme", "100-199")]).await;
-    let u = ws.user_create(&me, &new_user("acme", "Ann", "ann@acme.example")).await.unwrap();
+    let u = ws
+        .user_create(&me, &new_user("acme", "Ann", "ann@acme.example"))
+        .await
+        .unwrap();
     let v = u.version;
-    let first = ws.user_update(&me, u.id, &UserPatch { name: Some("Ann B".into()), expected_version: Some(v), ..Default::default() }).await.unwrap();
+    let first = ws
+        .user_update(
+            &me,
+            u.id,
+            &UserPatch {
+                name: Some("Ann B".into()),
+                expected_version: Some(v),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(first.version, v + 1);
-    let e = ws.user_update(&me, u.id, &UserPatch { name: Some("Ann C".into()), expected_version: Some(v), ..Default::default() }).await.unwrap_err();
+    let e = ws
+        .user_update(
+            &me,
+            u.id,
+            &UserPatch {
+                name: Some("Ann C".into()),
+                expected_version: Some(v),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Conflict);
     assert_eq!(ws.user_show(&me, u.id).await.unwrap().display_name, "Ann B");
 }
@@ -292,29 +565,91 @@ async fn concurrent_edit_with_stale_version_is_refused(h: &Harness) {
 async fn tenant_lifecycle_and_devices(h: &Harness) {
     let ws = &h.ws;
     let me = setup(ws, &[("acme", "100-199")]).await;
-    let u = ws.user_create(&me, &new_user("acme", "Ann", "ann@acme.example")).await.unwrap();
-    let d2 = ws.device_add(&me, u.id, &NewDevice { label: Some("Softphone".into()), ..Default::default() }).await.unwrap();
+    let u = ws
+        .user_create(&me, &new_user("acme", "Ann", "ann@acme.example"))
+        .await
+        .unwrap();
+    let d2 = ws
+        .device_add(
+            &me,
+            u.id,
+            &NewDevice {
+                label: Some("Softphone".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(d2.sip_username, "acme-100-2");
-    let dup = ws.device_add(&me, u.id, &NewDevice { sip_username: Some("acme-100".into()), ..Default::default() }).await.unwrap_err();
+    let dup = ws
+        .device_add(
+            &me,
+            u.id,
+            &NewDevice {
+                sip_username: Some("acme-100".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(dup.code(), ErrorCode::Conflict);
     assert_eq!(ws.device_resolve(&me, "acme-100-2").await.unwrap(), d2.id);
     ws.device_remove(&me, d2.id).await.unwrap();
     assert_eq!(ws.device_list(&me, u.id).await.unwrap().len(), 1);
     // Shrinking the range below a live user is refused.
-    let e = ws.tenant_update(&me, "acme", &TenantPatch { ext_range: Some("150-199".into()), ..Default::default() }).await.unwrap_err();
+    let e = ws
+        .tenant_update(
+            &me,
+            "acme",
+            &TenantPatch {
+                ext_range: Some("150-199".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Conflict);
-    let t = ws.tenant_update(&me, "acme", &TenantPatch { name: Some("Acme AG".into()), ext_range: Some("100-299".into()), ..Default::default() }).await.unwrap();
-    assert_eq!((t.name.as_str(), t.ext_range.as_str()), ("Acme AG", "100-299"));
-    let s = ws.tenant_set_status(&me, "acme", TenantStatus::Suspended).await.unwrap();
+    let t = ws
+        .tenant_update(
+            &me,
+            "acme",
+            &TenantPatch {
+                name: Some("Acme AG".into()),
+                ext_range: Some("100-299".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.name.as_str(), t.ext_range.as_str()),
+        ("Acme AG", "100-299")
+    );
+    let s = ws
+        .tenant_set_status(&me, "acme", TenantStatus::Suspended)
+        .await
+        .unwrap();
     assert_eq!(s.status, TenantStatus::Suspended);
-    let e = ws.user_create(&me, &new_user("acme", "B", "b@acme.example")).await.unwrap_err();
+    let e = ws
+        .user_create(&me, &new_user("acme", "B", "b@acme.example"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Conflict);
-    let su = ws.user_set_status(&me, u.id, UserStatus::Suspended).await.unwrap();
+    let su = ws
+        .user_set_status(&me, u.id, UserStatus::Suspended)
+        .await
+        .unwrap();
     assert_eq!(su.status, UserStatus::Suspended);
     let del = ws.user_delete(&me, u.id).await.unwrap();
     assert_eq!(del.status, UserStatus::Deleted);
-    assert!(del.devices.is_empty(), "a deleted user's devices go with it");
-    assert_eq!(ws.user_resolve(&me, "acme/100").await.unwrap_err().code(), ErrorCode::NotFound);
+    assert!(
+        del.devices.is_empty(),
+        "a deleted user's devices go with it"
+    );
+    assert_eq!(
+        ws.user_resolve(&me, "acme/100").await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
 }
 
 on_both_stores!(

@@ -35,7 +35,11 @@ impl Actor {
 
     /// The actor recorded for the first operator of a workspace, added without a login.
     pub(crate) fn bootstrap() -> Self {
-        Actor { name: "bootstrap".into(), role: Role::MspAdmin, tenant_ids: Vec::new() }
+        Actor {
+            name: "bootstrap".into(),
+            role: Role::MspAdmin,
+            tenant_ids: Vec::new(),
+        }
     }
 
     pub(crate) fn tenant_ids(&self) -> &[i64] {
@@ -129,16 +133,23 @@ impl Workspace {
             return Err(failed());
         }
         if disabled != 0 {
-            return Err(Error::Unauthenticated(format!("operator \"{username}\" is disabled")));
+            return Err(Error::Unauthenticated(format!(
+                "operator \"{username}\" is disabled"
+            )));
         }
-        let role = Role::parse(&role).map_err(|_| Error::Store("operator role on record is unknown".into()))?;
+        let role = Role::parse(&role)
+            .map_err(|_| Error::Store("operator role on record is unknown".into()))?;
         let tenant_ids: Vec<i64> =
             sqlx::query_scalar("SELECT tenant_id FROM operator_tenants WHERE operator_id = $1")
                 .bind(id)
                 .fetch_all(self.store.pool())
                 .await
                 .map_err(db_error)?;
-        Ok(Actor { name: username.to_owned(), role, tenant_ids })
+        Ok(Actor {
+            name: username.to_owned(),
+            role,
+            tenant_ids,
+        })
     }
 }
 

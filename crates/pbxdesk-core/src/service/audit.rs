@@ -23,8 +23,14 @@ pub(crate) async fn record<B: Serialize, A: Serialize>(
     before: Option<&B>,
     after: Option<&A>,
 ) -> Result<()> {
-    let before = before.map(serde_json::to_string).transpose().map_err(json_err)?;
-    let after = after.map(serde_json::to_string).transpose().map_err(json_err)?;
+    let before = before
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(json_err)?;
+    let after = after
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(json_err)?;
     sqlx::query(
         "INSERT INTO audit_log (at, actor, action, entity_type, entity_id, tenant_id, before_json, after_json) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -47,7 +53,17 @@ fn json_err(e: serde_json::Error) -> Error {
     Error::Store(format!("audit entry could not be encoded: {e}"))
 }
 
-type AuditRow = (i64, i64, String, String, String, String, Option<i64>, Option<String>, Option<String>);
+type AuditRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 impl Workspace {
     /// The newest entries first. A tenant_admin sees only its tenants' entries.
@@ -73,12 +89,19 @@ impl Workspace {
             let marks: Vec<String> = (1..=tenant_ids.len()).map(|i| format!("${i}")).collect();
             sql.push_str(&format!(" WHERE tenant_id IN ({})", marks.join(", ")));
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", tenant_ids.len() + 1));
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT ${}",
+            tenant_ids.len() + 1
+        ));
         let mut query = sqlx::query_as::<_, AuditRow>(&sql);
         for id in &tenant_ids {
             query = query.bind(*id);
         }
-        let rows = query.bind(limit).fetch_all(self.store.pool()).await.map_err(db_error)?;
+        let rows = query
+            .bind(limit)
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db_error)?;
         let parse = |s: Option<String>| s.and_then(|t| serde_json::from_str(&t).ok());
         Ok(rows
             .into_iter()

@@ -1,7 +1,8 @@
 use super::audit::{record, Change};
 use super::{retry_busy, Actor, Workspace};
 use crate::domain::{
-    codecs_to_string, parse_codecs, Codec, DisplayName, Extension, SipUsername, Transport, UserStatus,
+    codecs_to_string, parse_codecs, Codec, DisplayName, Extension, SipUsername, Transport,
+    UserStatus,
 };
 use crate::error::{Error, Result};
 use crate::model::{Device, NewDevice, RevealedDevice, Tenant};
@@ -31,12 +32,17 @@ const DEVICE_SELECT: &str =
     "SELECT id, user_id, label, sip_username, transport, codecs, CAST(nat AS INTEGER) FROM devices";
 
 impl Workspace {
-    pub(crate) async fn devices_of(&self, conn: &mut AnyConnection, user_id: i64) -> Result<Vec<Device>> {
-        let rows: Vec<DeviceRow> = sqlx::query_as(&format!("{DEVICE_SELECT} WHERE user_id = $1 ORDER BY id"))
-            .bind(user_id)
-            .fetch_all(conn)
-            .await
-            .map_err(db_error)?;
+    pub(crate) async fn devices_of(
+        &self,
+        conn: &mut AnyConnection,
+        user_id: i64,
+    ) -> Result<Vec<Device>> {
+        let rows: Vec<DeviceRow> =
+            sqlx::query_as(&format!("{DEVICE_SELECT} WHERE user_id = $1 ORDER BY id"))
+                .bind(user_id)
+                .fetch_all(conn)
+                .await
+                .map_err(db_error)?;
         rows.into_iter().map(device_from_row).collect()
     }
 
@@ -63,7 +69,12 @@ impl Workspace {
             .fetch_one(&mut *w.tx)
             .await
             .map_err(db_error)?;
-        let username = match input.sip_username.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let username = match input
+            .sip_username
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(u) => SipUsername::parse(u)?,
             None => {
                 let base = format!("{}-{}", tenant.slug, extension);
@@ -77,13 +88,22 @@ impl Workspace {
                 .await
                 .map_err(db_error)?;
                 let name = (1..)
-                    .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+                    .map(|n| {
+                        if n == 1 {
+                            base.clone()
+                        } else {
+                            format!("{base}-{n}")
+                        }
+                    })
                     .find(|c| !taken.contains(c))
                     .unwrap_or(base);
                 SipUsername::parse(&name)?
             }
         };
-        let password = self.cipher.seal(Purpose::SipPassword, generate_sip_password().expose_secret())?;
+        let password = self.cipher.seal(
+            Purpose::SipPassword,
+            generate_sip_password().expose_secret(),
+        )?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO devices (user_id, pbx_id, label, sip_username, sip_password, transport, codecs, nat, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
@@ -116,7 +136,12 @@ impl Workspace {
         })
     }
 
-    pub async fn device_add(&self, actor: &Actor, user_id: i64, input: &NewDevice) -> Result<Device> {
+    pub async fn device_add(
+        &self,
+        actor: &Actor,
+        user_id: i64,
+        input: &NewDevice,
+    ) -> Result<Device> {
         actor.require_write()?;
         let user = self.user_show(actor, user_id).await?;
         if user.status == UserStatus::Deleted {
@@ -127,8 +152,15 @@ impl Workspace {
         retry_busy(|| async {
             let now = self.now();
             let mut w = self.store.begin_write().await?;
-            let device = self.insert_device(&mut w, user_id, &tenant, ext, input, now).await?;
-            let change = Change { action: "device.add", entity_type: "device", entity_id: device.sip_username.clone(), tenant_id: Some(tenant.id) };
+            let device = self
+                .insert_device(&mut w, user_id, &tenant, ext, input, now)
+                .await?;
+            let change = Change {
+                action: "device.add",
+                entity_type: "device",
+                entity_id: device.sip_username.clone(),
+                tenant_id: Some(tenant.id),
+            };
             record::<Device, Device>(&mut w, actor, now, change, None, Some(&device)).await?;
             w.commit().await?;
             Ok(device)
@@ -196,7 +228,12 @@ impl Workspace {
         if deleted.rows_affected() == 0 {
             return Err(Error::not_found("device", id));
         }
-        let change = Change { action: "device.remove", entity_type: "device", entity_id: device.sip_username.clone(), tenant_id: Some(tenant_id) };
+        let change = Change {
+            action: "device.remove",
+            entity_type: "device",
+            entity_id: device.sip_username.clone(),
+            tenant_id: Some(tenant_id),
+        };
         record::<Device, Device>(&mut w, actor, now, change, Some(&device), None).await?;
         w.commit().await?;
         Ok(device)
@@ -214,9 +251,17 @@ impl Workspace {
         let password = self.cipher.open(Purpose::SipPassword, &sealed)?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let change = Change { action: "device.reveal", entity_type: "device", entity_id: device.sip_username.clone(), tenant_id: Some(tenant_id) };
+        let change = Change {
+            action: "device.reveal",
+            entity_type: "device",
+            entity_id: device.sip_username.clone(),
+            tenant_id: Some(tenant_id),
+        };
         record::<Device, Device>(&mut w, actor, now, change, None, None).await?;
         w.commit().await?;
-        Ok(RevealedDevice { device, sip_password: password.expose_secret().to_owned() })
+        Ok(RevealedDevice {
+            device,
+            sip_password: password.expose_secret().to_owned(),
+        })
     }
 }

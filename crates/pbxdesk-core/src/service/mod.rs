@@ -166,15 +166,21 @@ impl Workspace {
     }
 }
 
-async fn meta_get_or_init(store: &Store, key: &str, init: impl FnOnce() -> String) -> Result<String> {
+async fn meta_get_or_init(
+    store: &Store,
+    key: &str,
+    init: impl FnOnce() -> String,
+) -> Result<String> {
     let value = init();
     let mut w = store.begin_write().await?;
-    sqlx::query("INSERT INTO workspace_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-        .bind(key)
-        .bind(&value)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+    sqlx::query(
+        "INSERT INTO workspace_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(&value)
+    .execute(&mut *w.tx)
+    .await
+    .map_err(db_error)?;
     let stored: String = sqlx::query_scalar("SELECT value FROM workspace_meta WHERE key = $1")
         .bind(key)
         .fetch_one(&mut *w.tx)

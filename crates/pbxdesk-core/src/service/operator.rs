@@ -82,7 +82,12 @@ impl Workspace {
             tenants: tenant_slugs.to_vec(),
             disabled: false,
         };
-        let change = Change { action: "operator.add", entity_type: "operator", entity_id: op.username.clone(), tenant_id: None };
+        let change = Change {
+            action: "operator.add",
+            entity_type: "operator",
+            entity_id: op.username.clone(),
+            tenant_id: None,
+        };
         record::<Operator, Operator>(&mut w, &actor, now, change, None, Some(&op)).await?;
         w.commit().await?;
         Ok(op)
@@ -90,13 +95,17 @@ impl Workspace {
 
     pub async fn operator_list(&self, actor: &Actor) -> Result<Vec<Operator>> {
         if !matches!(actor.role(), Role::MspAdmin | Role::Auditor) {
-            return Err(Error::Forbidden(format!("operator \"{}\" may not list operators", actor.name())));
+            return Err(Error::Forbidden(format!(
+                "operator \"{}\" may not list operators",
+                actor.name()
+            )));
         }
-        let rows: Vec<(i64, String, String, i64)> =
-            sqlx::query_as("SELECT id, username, role, CAST(disabled AS INTEGER) FROM operators ORDER BY username")
-                .fetch_all(self.store.pool())
-                .await
-                .map_err(db_error)?;
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, username, role, CAST(disabled AS INTEGER) FROM operators ORDER BY username",
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db_error)?;
         let mut out = Vec::new();
         for (id, username, role, disabled) in rows {
             let tenants: Vec<String> = sqlx::query_scalar(
@@ -106,8 +115,15 @@ impl Workspace {
             .fetch_all(self.store.pool())
             .await
             .map_err(db_error)?;
-            let role = Role::parse(&role).map_err(|_| Error::Store("operator role on record is unknown".into()))?;
-            out.push(Operator { id, username, role, tenants, disabled: disabled != 0 });
+            let role = Role::parse(&role)
+                .map_err(|_| Error::Store("operator role on record is unknown".into()))?;
+            out.push(Operator {
+                id,
+                username,
+                role,
+                tenants,
+                disabled: disabled != 0,
+            });
         }
         Ok(out)
     }

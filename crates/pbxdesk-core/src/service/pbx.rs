@@ -54,7 +54,12 @@ impl Workspace {
             ssh_port: port,
             ssh_user: user.as_str().to_owned(),
         };
-        let change = Change { action: "pbx.add", entity_type: "pbx", entity_id: id.to_string(), tenant_id: None };
+        let change = Change {
+            action: "pbx.add",
+            entity_type: "pbx",
+            entity_id: id.to_string(),
+            tenant_id: None,
+        };
         record::<Pbx, Pbx>(&mut w, actor, now, change, None, Some(&pbx)).await?;
         w.commit().await?;
         Ok(pbx)
@@ -94,6 +99,7 @@ impl Workspace {
                 .fetch_optional(self.store.pool())
                 .await
                 .map_err(db_error)?;
-        row.map(pbx_from_row).ok_or_else(|| Error::not_found("PBX", name))
+        row.map(pbx_from_row)
+            .ok_or_else(|| Error::not_found("PBX", name))
     }
 }

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::model::{NewTenant, Tenant, TenantPatch};
 use crate::store::{classify, db_error, DbFailure, WriteTx};
 
-const TENANT_SELECT: &str = "SELECT t.id, p.name, t.name, t.slug, t.ext_first, t.ext_last, t.status, t.version, \
+const TENANT_SELECT: &str =
+    "SELECT t.id, p.name, t.name, t.slug, t.ext_first, t.ext_last, t.status, t.version, \
      (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id AND u.status <> 'deleted') \
      FROM tenants t JOIN pbxes p ON p.id = t.pbx_id";
 
@@ -18,7 +19,8 @@ fn tenant_from_row(r: TenantRow) -> Result<Tenant> {
         name: r.2,
         slug: r.3,
         ext_range: format!("{}-{}", r.4, r.5),
-        status: TenantStatus::parse(&r.6).map_err(|_| Error::Store("unknown tenant status on record".into()))?,
+        status: TenantStatus::parse(&r.6)
+            .map_err(|_| Error::Store("unknown tenant status on record".into()))?,
         version: r.7,
         user_count: r.8,
     })
@@ -26,7 +28,8 @@ fn tenant_from_row(r: TenantRow) -> Result<Tenant> {
 
 impl Tenant {
     pub(crate) fn range(&self) -> Result<ExtRange> {
-        ExtRange::parse(&self.ext_range).map_err(|_| Error::Store("tenant range on record is damaged".into()))
+        ExtRange::parse(&self.ext_range)
+            .map_err(|_| Error::Store("tenant range on record is damaged".into()))
     }
 }
 
@@ -35,7 +38,12 @@ impl Workspace {
         actor.require_write()?;
         actor.require_msp_write()?;
         let name = DisplayName::parse("name", &input.name)?;
-        let slug = match input.slug.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let slug = match input
+            .slug
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(s) => Slug::parse(s)?,
             None => Slug::from_name(name.as_str())?,
         };
@@ -62,7 +70,12 @@ impl Workspace {
             _ => db_error(e),
         })?;
         let tenant = self.tenant_in_tx(&mut w, id).await?;
-        let change = Change { action: "tenant.create", entity_type: "tenant", entity_id: slug.to_string(), tenant_id: Some(id) };
+        let change = Change {
+            action: "tenant.create",
+            entity_type: "tenant",
+            entity_id: slug.to_string(),
+            tenant_id: Some(id),
+        };
         record::<Tenant, Tenant>(&mut w, actor, now, change, None, Some(&tenant)).await?;
         w.commit().await?;
         Ok(tenant)
@@ -104,12 +117,28 @@ impl Workspace {
         tenant_from_row(row)
     }
 
-    pub async fn tenant_update(&self, actor: &Actor, slug: &str, patch: &TenantPatch) -> Result<Tenant> {
+    pub async fn tenant_update(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        patch: &TenantPatch,
+    ) -> Result<Tenant> {
         actor.require_write()?;
         actor.require_msp_write()?;
-        let name = patch.name.as_deref().map(|n| DisplayName::parse("name", n)).transpose()?;
-        let range = patch.ext_range.as_deref().map(ExtRange::parse).transpose()?;
-        retry_busy(|| self.try_tenant_update(actor, slug, name.as_ref(), range, patch.expected_version)).await
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| DisplayName::parse("name", n))
+            .transpose()?;
+        let range = patch
+            .ext_range
+            .as_deref()
+            .map(ExtRange::parse)
+            .transpose()?;
+        retry_busy(|| {
+            self.try_tenant_update(actor, slug, name.as_ref(), range, patch.expected_version)
+        })
+        .await
     }
 
     async fn try_tenant_update(
@@ -158,40 +187,62 @@ impl Workspace {
         .await
         .map_err(db_error)?;
         let after = self.tenant_in_tx(&mut w, before.id).await?;
-        let change = Change { action: "tenant.update", entity_type: "tenant", entity_id: after.slug.clone(), tenant_id: Some(after.id) };
+        let change = Change {
+            action: "tenant.update",
+            entity_type: "tenant",
+            entity_id: after.slug.clone(),
+            tenant_id: Some(after.id),
+        };
         record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
         w.commit().await?;
         Ok(after)
     }
 
     /// Suspends (or, with `suspended = false`, resumes) a tenant.
-    pub async fn tenant_set_status(&self, actor: &Actor, slug: &str, status: TenantStatus) -> Result<Tenant> {
+    pub async fn tenant_set_status(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        status: TenantStatus,
+    ) -> Result<Tenant> {
         actor.require_write()?;
         actor.require_msp_write()?;
         let current = self.tenant_by_slug(actor, slug).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         let before = self.tenant_in_tx(&mut w, current.id).await?;
-        sqlx::query("UPDATE tenants SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-            .bind(status.as_str())
-            .bind(now)
-            .bind(before.id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE tenants SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(status.as_str())
+        .bind(now)
+        .bind(before.id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
         let after = self.tenant_in_tx(&mut w, before.id).await?;
         let action = match status {
             TenantStatus::Suspended => "tenant.suspend",
             TenantStatus::Active => "tenant.resume",
         };
-        let change = Change { action, entity_type: "tenant", entity_id: after.slug.clone(), tenant_id: Some(after.id) };
+        let change = Change {
+            action,
+            entity_type: "tenant",
+            entity_id: after.slug.clone(),
+            tenant_id: Some(after.id),
+        };
         record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
         w.commit().await?;
         Ok(after)
     }
 }
 
-pub(crate) fn check_version(entity: &str, key: &str, actual: i64, expected: Option<i64>) -> Result<()> {
+pub(crate) fn check_version(
+    entity: &str,
+    key: &str,
+    actual: i64,
+    expected: Option<i64>,
+) -> Result<()> {
     match expected {
         Some(v) if v != actual => Err(Error::Conflict(format!(
             "{entity} \"{key}\" was changed by someone else since you opened it (version {v}, now {actual}); reload and try again"
@@ -199,4 +250,3 @@ pub(crate) fn check_version(entity: &str, key: &str, actual: i64, expected: Opti
         _ => Ok(()),
     }
 }
-

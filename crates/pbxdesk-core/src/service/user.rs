@@ -2,7 +2,7 @@ use super::audit::{record, Change};
 use super::tenant::check_version;
 use super::{retry_busy, Actor, Workspace};
 use crate::domain::{
-    DisplayName, Email, Extension, ExtRange, ForwardTarget, TenantStatus, UserRole, UserStatus,
+    DisplayName, Email, ExtRange, Extension, ForwardTarget, TenantStatus, UserRole, UserStatus,
     VoicemailPin, E164,
 };
 use crate::error::{Error, Result, ValidationError};
@@ -10,6 +10,7 @@ use crate::model::{NewDevice, NewUser, Tenant, User, UserPatch, UserSummary};
 use crate::secret::{generate_pin, Purpose};
 use crate::store::{classify, db_error, Backend, DbFailure, WriteTx};
 use secrecy::ExposeSecret;
+use sqlx::AnyConnection;
 
 const USER_SELECT: &str = "SELECT u.id, t.slug, u.extension, u.display_name, u.email, u.role, u.status, \
      u.outbound_caller_id, CAST(u.voicemail_enabled AS INTEGER), u.voicemail_pin, CAST(u.dnd AS INTEGER), u.forward_target, u.version, u.tenant_id \
@@ -108,7 +109,13 @@ impl Workspace {
         retry_busy(|| self.try_user_create(actor, &tenant, range, &draft)).await
     }
 
-    async fn try_user_create(&self, actor: &Actor, tenant: &Tenant, range: ExtRange, d: &UserDraft) -> Result<User> {
+    async fn try_user_create(
+        &self,
+        actor: &Actor,
+        tenant: &Tenant,
+        range: ExtRange,
+        d: &UserDraft,
+    ) -> Result<User> {
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         if self.store.backend() == Backend::Postgres {
@@ -126,7 +133,9 @@ impl Workspace {
             }
             None => self.allocate_extension(&mut w, tenant, range, now).await?,
         };
-        let pin = self.cipher.seal(Purpose::VoicemailPin, generate_pin().expose_secret())?;
+        let pin = self
+            .cipher
+            .seal(Purpose::VoicemailPin, generate_pin().expose_secret())?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (tenant_id, display_name, email, role, status, extension, outbound_caller_id, \
              voicemail_enabled, voicemail_pin, dnd, forward_target, version, created_at, updated_at) \
@@ -158,9 +167,15 @@ impl Workspace {
             _ => db_error(e),
         })?;
         let defaults = NewDevice::default();
-        self.insert_device(&mut w, id, tenant, extension, &defaults, now).await?;
+        self.insert_device(&mut w, id, tenant, extension, &defaults, now)
+            .await?;
         let user = self.user_in_tx(&mut w, id).await?;
-        let change = Change { action: "user.create", entity_type: "user", entity_id: format!("{}/{}", tenant.slug, extension), tenant_id: Some(tenant.id) };
+        let change = Change {
+            action: "user.create",
+            entity_type: "user",
+            entity_id: format!("{}/{}", tenant.slug, extension),
+            tenant_id: Some(tenant.id),
+        };
         record::<User, User>(&mut w, actor, now, change, None, Some(&user)).await?;
         w.commit().await?;
         Ok(user)
@@ -170,13 +185,13 @@ impl Workspace {
     /// quarantine. One query over the allocator index: the candidates are the range's first
     /// number and the successor of every number held, so the cost follows the users held,
     /// not the size of the range.
-    pub(crate) async fn allocate_extension(
+    async fn lowest_free_extension(
         &self,
-        w: &mut WriteTx<'_>,
+        conn: &mut AnyConnection,
         tenant: &Tenant,
         range: ExtRange,
         now: i64,
-    ) -> Result<Extension> {
+    ) -> Result<Option<Extension>> {
         let cutoff = now - self.quarantine.as_millis() as i64;
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(c) FROM ( \
@@ -194,33 +209,66 @@ impl Workspace {
         .bind(i64::from(range.first().get()))
         .bind(i64::from(range.last().get()))
         .bind(cutoff)
+        .fetch_one(conn)
+        .await
+        .map_err(db_error)?;
+        next.map(|n| Extension::from_number(n).map_err(|_| damaged("extension")))
+            .transpose()
+    }
+
+    /// The extension the next new user of the tenant would get, if any is free.
+    pub async fn next_free_extension(
+        &self,
+        actor: &Actor,
+        tenant_slug: &str,
+    ) -> Result<Option<u32>> {
+        let tenant = self.tenant_by_slug(actor, tenant_slug).await?;
+        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+        let next = self
+            .lowest_free_extension(&mut conn, &tenant, tenant.range()?, self.now())
+            .await?;
+        Ok(next.map(Extension::get))
+    }
+
+    async fn allocate_extension(
+        &self,
+        w: &mut WriteTx<'_>,
+        tenant: &Tenant,
+        range: ExtRange,
+        now: i64,
+    ) -> Result<Extension> {
+        if let Some(ext) = self
+            .lowest_free_extension(&mut w.tx, tenant, range, now)
+            .await?
+        {
+            return Ok(ext);
+        }
+        let cutoff = now - self.quarantine.as_millis() as i64;
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status = 'deleted' \
+             AND deleted_at > $2 AND extension >= $3 AND extension <= $4",
+        )
+        .bind(tenant.id)
+        .bind(cutoff)
+        .bind(i64::from(range.first().get()))
+        .bind(i64::from(range.last().get()))
         .fetch_one(&mut *w.tx)
         .await
         .map_err(db_error)?;
-        match next {
-            Some(n) => Extension::from_number(n).map_err(|_| damaged("extension")),
-            None => {
-                let held: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status = 'deleted' \
-                     AND deleted_at > $2 AND extension >= $3 AND extension <= $4",
-                )
-                .bind(tenant.id)
-                .bind(cutoff)
-                .bind(i64::from(range.first().get()))
-                .bind(i64::from(range.last().get()))
-                .fetch_one(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
-                Err(Error::Conflict(format!(
-                    "tenant \"{}\" has no free extension in its range {range} ({held} held in quarantine \
-                     after deletion); widen the range with `tenant update {} --ext-range`",
-                    tenant.slug, tenant.slug
-                )))
-            }
-        }
+        Err(Error::Conflict(format!(
+            "tenant \"{}\" has no free extension in its range {range} ({held} held in quarantine \
+             after deletion); widen the range with `tenant update {} --ext-range`",
+            tenant.slug, tenant.slug
+        )))
     }
 
-    async fn check_extension_free(&self, w: &mut WriteTx<'_>, tenant: &Tenant, ext: Extension, now: i64) -> Result<()> {
+    async fn check_extension_free(
+        &self,
+        w: &mut WriteTx<'_>,
+        tenant: &Tenant,
+        ext: Extension,
+        now: i64,
+    ) -> Result<()> {
         let cutoff = now - self.quarantine.as_millis() as i64;
         let holder: Option<(String, String, Option<i64>)> = sqlx::query_as(
             "SELECT display_name, status, deleted_at FROM users WHERE tenant_id = $1 AND extension = $2 \
@@ -255,7 +303,7 @@ impl Workspace {
             .await
             .map_err(db_error)?;
         let (mut user, _) = user_from_row(row.ok_or_else(|| Error::not_found("user", id))?)?;
-        user.devices = self.devices_of(&mut *w.tx, id).await?;
+        user.devices = self.devices_of(&mut w.tx, id).await?;
         Ok(user)
     }
 
@@ -266,10 +314,11 @@ impl Workspace {
             .fetch_optional(self.store.pool())
             .await
             .map_err(db_error)?;
-        let (mut user, tenant_id) = user_from_row(row.ok_or_else(|| Error::not_found("user", id))?)?;
+        let (mut user, tenant_id) =
+            user_from_row(row.ok_or_else(|| Error::not_found("user", id))?)?;
         actor.require_tenant(tenant_id, &user.tenant)?;
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
-        user.devices = self.devices_of(&mut *conn, id).await?;
+        user.devices = self.devices_of(&mut conn, id).await?;
         Ok(user)
     }
 
@@ -291,7 +340,12 @@ impl Workspace {
         }
         match r.parse::<i64>() {
             Ok(id) if id > 0 => Ok(id),
-            _ => Err(ValidationError::new("user", r, "a user id (e.g. 42) or TENANT/EXTENSION (e.g. acme/1000)").into()),
+            _ => Err(ValidationError::new(
+                "user",
+                r,
+                "a user id (e.g. 42) or TENANT/EXTENSION (e.g. acme/1000)",
+            )
+            .into()),
         }
     }
 
@@ -326,7 +380,11 @@ impl Workspace {
     pub async fn user_update(&self, actor: &Actor, id: i64, patch: &UserPatch) -> Result<User> {
         actor.require_write()?;
         // Validate everything before touching the database.
-        let name = patch.name.as_deref().map(|n| DisplayName::parse("name", n)).transpose()?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| DisplayName::parse("name", n))
+            .transpose()?;
         let email = patch.email.as_deref().map(Email::parse).transpose()?;
         let caller_id = patch
             .outbound_caller_id
@@ -338,10 +396,18 @@ impl Workspace {
             .as_deref()
             .map(|s| {
                 let t = s.trim();
-                if t.is_empty() { Ok(None) } else { ForwardTarget::parse(t).map(Some) }
+                if t.is_empty() {
+                    Ok(None)
+                } else {
+                    ForwardTarget::parse(t).map(Some)
+                }
             })
             .transpose()?;
-        let pin = patch.voicemail_pin.as_deref().map(VoicemailPin::parse).transpose()?;
+        let pin = patch
+            .voicemail_pin
+            .as_deref()
+            .map(VoicemailPin::parse)
+            .transpose()?;
         let sealed_pin = pin
             .map(|p| self.cipher.seal(Purpose::VoicemailPin, p.expose()))
             .transpose()?;
@@ -411,7 +477,12 @@ impl Workspace {
     }
 
     /// Suspends or resumes a user (devices stay, but are not rendered while suspended).
-    pub async fn user_set_status(&self, actor: &Actor, id: i64, status: UserStatus) -> Result<User> {
+    pub async fn user_set_status(
+        &self,
+        actor: &Actor,
+        id: i64,
+        status: UserStatus,
+    ) -> Result<User> {
         actor.require_write()?;
         if status == UserStatus::Deleted {
             return self.user_delete(actor, id).await;
@@ -423,17 +494,28 @@ impl Workspace {
         if before.status == UserStatus::Deleted {
             return Err(Error::Conflict(format!("user {id} is deleted")));
         }
-        sqlx::query("UPDATE users SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-            .bind(status.as_str())
-            .bind(now)
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE users SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(status.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
         let after = self.user_in_tx(&mut w, id).await?;
         let tenant_id = self.user_tenant_id(&mut w, id).await?;
-        let action = if status == UserStatus::Suspended { "user.suspend" } else { "user.resume" };
-        let change = Change { action, entity_type: "user", entity_id: format!("{}/{}", after.tenant, after.extension), tenant_id: Some(tenant_id) };
+        let action = if status == UserStatus::Suspended {
+            "user.suspend"
+        } else {
+            "user.resume"
+        };
+        let change = Change {
+            action,
+            entity_type: "user",
+            entity_id: format!("{}/{}", after.tenant, after.extension),
+            tenant_id: Some(tenant_id),
+        };
         record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
         w.commit().await?;
         Ok(after)
@@ -465,7 +547,12 @@ impl Workspace {
         .map_err(db_error)?;
         let after = self.user_in_tx(&mut w, id).await?;
         let tenant_id = self.user_tenant_id(&mut w, id).await?;
-        let change = Change { action: "user.delete", entity_type: "user", entity_id: format!("{}/{}", after.tenant, after.extension), tenant_id: Some(tenant_id) };
+        let change = Change {
+            action: "user.delete",
+            entity_type: "user",
+            entity_id: format!("{}/{}", after.tenant, after.extension),
+            tenant_id: Some(tenant_id),
+        };
         record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
         w.commit().await?;
         Ok(after)

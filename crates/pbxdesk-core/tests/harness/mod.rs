@@ -43,7 +43,10 @@ impl Harness {
         conn.execute(format!("CREATE DATABASE {name}").as_str())
             .await
             .expect("create test database");
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).expect("url with a database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .expect("url with a database");
         let location = Location::Postgres(SecretString::from(format!("{base}/{name}")));
         Self::open(location, dir, Some(name)).await
     }
@@ -53,7 +56,13 @@ impl Harness {
         let mut opts = OpenOptions::new(location.clone(), KeySource::File(key_file.clone()));
         opts.clock = Clock::fixed(T0);
         let ws = Workspace::open(opts).await.expect("open workspace");
-        Harness { ws, location, key_file, pg_db, _dir: dir }
+        Harness {
+            ws,
+            location,
+            key_file,
+            pg_db,
+            _dir: dir,
+        }
     }
 
     /// A second handle on the same workspace (another laptop, another process).
@@ -70,8 +79,13 @@ impl Harness {
             Location::Sqlite(p) => format!("sqlite://{}", p.display()),
             Location::Postgres(u) => secrecy::ExposeSecret::expose_secret(u).to_owned(),
         };
-        let mut conn = sqlx::AnyConnection::connect(&url).await.expect("raw connect");
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect("raw query");
+        let mut conn = sqlx::AnyConnection::connect(&url)
+            .await
+            .expect("raw connect");
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(sql)
+            .fetch_all(&mut conn)
+            .await
+            .expect("raw query");
         rows
     }
 }
@@ -82,11 +96,17 @@ impl Drop for Harness {
             // Best effort: drop the test database from a fresh runtime on another thread.
             let admin = pg_admin_url();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(rt) = rt {
                     rt.block_on(async move {
                         if let Ok(mut c) = PgConnection::connect(&admin).await {
-                            let _ = c.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                            let _ = c
+                                .execute(
+                                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                                )
+                                .await;
                         }
                     });
                 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every test of pbxdesk: formatting and lints, the UI's tests, the Rust tests on SQLite and
+# PostgreSQL, and the end-to-end test of the real app in a real window (Xvfb + WebDriver).
+# The app binary is built once and shared by the Rust tests and the end-to-end run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n\033[1m== %s (%ss)\033[0m\n' "$*" "$(( $(date +%s) - start ))"; }
+
+step "setup"
+bash scripts/setup.sh
+export PBXDESK_TEST_PG_URL="${PBXDESK_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+step "UI: lint, types, tests, build"
+(cd ui && npx biome ci . && npx tsc --noEmit && npx vitest run && npx vite build)
+
+step "Rust: format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust: tests (SQLite and PostgreSQL), bindings check"
+cargo test --workspace --locked
+
+step "end-to-end: the real app under Xvfb over WebDriver"
+bash tests/e2e/run.sh
+
+step "done"

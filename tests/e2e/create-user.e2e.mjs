@@ -1,0 +1,76 @@
+// The real pbxdesk app, in a real window, driven over WebDriver: create a user, read the
+// assigned extension back from the screen, and check the workspace with the CLI.
+import { execFileSync } from "node:child_process";
+import { remote } from "webdriverio";
+
+const env = process.env;
+let passed = 0;
+let failed = 0;
+
+async function check(name, fn) {
+  try {
+    await fn();
+    passed += 1;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed += 1;
+    console.log(`FAILED - ${name}\n${e?.stack ?? e}`);
+  }
+}
+
+function assertEqual(actual, expected, what) {
+  if (actual !== expected) throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
+const browser = await remote({
+  hostname: "127.0.0.1",
+  port: Number(env.E2E_PORT),
+  logLevel: "warn",
+  capabilities: { "tauri:options": { application: env.E2E_APP } },
+});
+
+try {
+  await check("creates a user and shows the assigned extension", async () => {
+    const heading = await browser.$("h2=Acme Dental");
+    await heading.waitForDisplayed({ timeout: 30_000 });
+    // The demo tenant holds 100-107; the lowest free extension is 108.
+    await browser.$('[data-testid="user-count"]').waitUntil(async function () {
+      return (await this.getText()).startsWith("8 of 8");
+    }, { timeout: 10_000 });
+    await browser.$('[data-testid="new-user-name"]').setValue("Émile E2E-Tester");
+    await browser.$('[data-testid="new-user-email"]').setValue("emile@acme-dental.example");
+    await browser.$('[data-testid="new-user-submit"]').click();
+    const ext = await browser.$('[data-testid="created-extension"]');
+    await ext.waitForDisplayed({ timeout: 10_000 });
+    assertEqual(await ext.getText(), "108", "extension on screen");
+    assertEqual(await browser.$('[data-testid="created-device"]').getText(), "acme-dental-108", "device on screen");
+    await browser.$('[data-testid="user-count"]').waitUntil(async function () {
+      return (await this.getText()).startsWith("9 of 9");
+    }, { timeout: 10_000 });
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/create-user.png`);
+  });
+
+  await check("the workspace holds what the screen showed (read with the CLI)", async () => {
+    const out = execFileSync(env.E2E_CLI, ["--workspace", env.PBXDESK_WORKSPACE, "--json", "user", "show", "acme-dental/108"]);
+    const user = JSON.parse(out.toString());
+    assertEqual(user.display_name, "Émile E2E-Tester", "name in the workspace");
+    assertEqual(user.devices[0].sip_username, "acme-dental-108", "device in the workspace");
+  });
+
+  await check("a bad e-mail is shown next to its field", async () => {
+    await browser.$('[data-testid="new-user-name"]').setValue("Bad Mail");
+    await browser.$('[data-testid="new-user-email"]').setValue("bad;mail");
+    await browser.$('[data-testid="new-user-submit"]').click();
+    const email = await browser.$('[data-testid="new-user-email"]');
+    await email.waitUntil(async function () {
+      return (await this.getAttribute("aria-invalid")) === "true";
+    }, { timeout: 10_000 });
+    const body = await browser.$("body").getText();
+    if (!body.includes("bad;mail")) throw new Error("the error message does not name the value");
+  });
+} finally {
+  await browser.deleteSession();
+}
+
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

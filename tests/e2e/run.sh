@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Starts Xvfb and tauri-driver, runs the WebDriver test against the debug app binary built by
+# `cargo test` (target/debug/pbxdesk-app), and stops both by PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")"
+root="$(cd ../.. && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+app="$target/debug/pbxdesk-app"
+cli="$target/debug/pbxdesk"
+[ -x "$app" ] || (cd "$root" && cargo build --locked -p pbxdesk-app -p pbxdesk-cli)
+[ -x "$cli" ] || (cd "$root" && cargo build --locked -p pbxdesk-cli)
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+display=":$(( 90 + RANDOM % 9 ))"
+Xvfb "$display" -screen 0 1400x900x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do [ -e "/tmp/.X11-unix/X${display#:}" ] && break; sleep 0.1; done
+
+port=$(( 4444 + RANDOM % 400 ))
+export DISPLAY="$display"
+# The app reads these when WebKitWebDriver starts it.
+export PBXDESK_WORKSPACE="$work/e2e.sqlite" PBXDESK_DEMO=1
+tauri-driver --port "$port" --native-port $(( port + 1000 )) >"$work/driver.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/status" >/dev/null && break; sleep 0.1; done
+
+mkdir -p artifacts
+if ! E2E_APP="$app" E2E_CLI="$cli" E2E_PORT="$port" E2E_SHOTS="$PWD/artifacts" node create-user.e2e.mjs; then
+  echo "--- tauri-driver log"; tail -n 40 "$work/driver.log"
+  exit 1
+fi
+import -display "$display" -window root artifacts/screen.png 2>/dev/null || true

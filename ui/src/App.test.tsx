@@ -1,0 +1,160 @@
+import { MantineProvider } from "@mantine/core";
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { cleanup, render, screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, describe, expect, it } from "vitest";
+import { App } from "./App";
+import type { NewUser, Tenant, User, UserSummary } from "./bindings";
+import { UserTable } from "./UserTable";
+
+const acme: Tenant = {
+  id: 1,
+  pbx: "pbx1",
+  name: "Acme Dental",
+  slug: "acme",
+  ext_range: "1000-1999",
+  status: "active",
+  user_count: 0,
+  version: 1,
+};
+
+function summary(i: number): UserSummary {
+  return {
+    id: i + 1,
+    extension: 1000 + i,
+    display_name: `User ${i}`,
+    email: `u${i}@acme.example`,
+    role: "member",
+    status: "active",
+    device_count: 1,
+  };
+}
+
+/** A fake backend holding users in memory, answering the generated commands. */
+function fakeBackend() {
+  const users: User[] = [];
+  const calls: string[] = [];
+  mockIPC((cmd, args) => {
+    calls.push(cmd);
+    const a = args as Record<string, unknown>;
+    switch (cmd) {
+      case "app_info":
+        return { workspace: "/tmp/demo.sqlite", operator: "local:test", version: "0.1.0" };
+      case "tenant_list":
+        return [acme];
+      case "user_list":
+        return users.map((u) => ({ ...summary(u.id - 1), ...u, device_count: u.devices.length }));
+      case "user_create": {
+        const input = a.input as NewUser;
+        if (!input.email.includes("@")) {
+          throw {
+            code: "validation",
+            message: `email: "${input.email}" is not allowed: an e-mail address like name@example.com`,
+            field: "email",
+          };
+        }
+        const ext = 1000 + users.length;
+        const user: User = {
+          id: users.length + 1,
+          tenant: "acme",
+          extension: ext,
+          display_name: input.name,
+          email: input.email,
+          role: "member",
+          status: "active",
+          outbound_caller_id: null,
+          voicemail_enabled: true,
+          voicemail_pin_set: true,
+          dnd: false,
+          forward_target: null,
+          version: 1,
+          devices: [
+            {
+              id: 1,
+              user_id: users.length + 1,
+              label: "Phone",
+              sip_username: `acme-${ext}`,
+              transport: "udp",
+              codecs: ["opus", "ulaw"],
+              nat: true,
+            },
+          ],
+        };
+        users.push(user);
+        return user;
+      }
+      default:
+        throw { code: "internal", message: `unexpected command ${cmd}`, field: null };
+    }
+  });
+  return { users, calls };
+}
+
+function renderApp() {
+  return render(
+    <MantineProvider>
+      <App />
+    </MantineProvider>,
+  );
+}
+
+afterEach(() => {
+  cleanup();
+  clearMocks();
+});
+
+describe("creating a user", () => {
+  it("shows the extension and device the user got", async () => {
+    const backend = fakeBackend();
+    renderApp();
+    const user = userEvent.setup();
+    await screen.findByText("Acme Dental", { selector: "h2" });
+    await user.type(screen.getByTestId("new-user-name"), "Ann Example");
+    await user.type(screen.getByTestId("new-user-email"), "ann@acme.example");
+    await user.click(screen.getByTestId("new-user-submit"));
+    expect(await screen.findByTestId("created-extension")).toHaveProperty("textContent", "1000");
+    expect(screen.getByTestId("created-device").textContent).toBe("acme-1000");
+    await waitFor(() => expect(screen.getAllByTestId("user-row")).toHaveLength(1));
+    expect(backend.calls).toContain("user_create");
+  });
+
+  it("shows a validation error next to the field it concerns", async () => {
+    const backend = fakeBackend();
+    renderApp();
+    const user = userEvent.setup();
+    await screen.findByText("Acme Dental", { selector: "h2" });
+    await user.type(screen.getByTestId("new-user-name"), "Bob");
+    await user.type(screen.getByTestId("new-user-email"), "not-an-email");
+    await user.click(screen.getByTestId("new-user-submit"));
+    const email = screen.getByTestId("new-user-email");
+    await waitFor(() => expect(email.getAttribute("aria-invalid")).toBe("true"));
+    const described = email.getAttribute("aria-describedby") ?? "";
+    const errorText = described
+      .split(" ")
+      .map((id) => document.getElementById(id)?.textContent ?? "")
+      .join(" ");
+    expect(errorText).toContain("not-an-email");
+    expect(screen.getByTestId("new-user-name").getAttribute("aria-invalid")).not.toBe("true");
+    expect(backend.users).toHaveLength(0);
+  });
+});
+
+describe("the user list", () => {
+  it("keeps only the visible rows of 10,000 users in the page, and filters", async () => {
+    const users = Array.from({ length: 10_000 }, (_, i) => summary(i));
+    render(
+      <MantineProvider>
+        <UserTable users={users} onEdit={() => {}} onToggleSuspend={() => {}} onDelete={() => {}} />
+      </MantineProvider>,
+    );
+    const rows = screen.getAllByTestId("user-row");
+    expect(rows.length).toBeGreaterThan(5);
+    expect(rows.length).toBeLessThan(100);
+    expect(screen.getByTestId("user-count").textContent).toBe("10000 of 10000 users");
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText("Filter users"), "User 1999");
+    await waitFor(() => expect(screen.getAllByTestId("user-row")).toHaveLength(1));
+    expect(screen.getByTestId("user-ext").textContent).toBe("2999");
+    expect(screen.getByTestId("user-count").textContent).toBe("1 of 10000 users");
+  });
+});

@@ -1,0 +1,120 @@
+import {
+  AppShell,
+  Badge,
+  Button,
+  Group,
+  NavLink,
+  ScrollArea,
+  Stack,
+  Text,
+  Title,
+} from "@mantine/core";
+import { useCallback, useEffect, useState } from "react";
+import { call } from "./api";
+import { type AppInfo, commands, type Tenant } from "./bindings";
+import { NewTenantModal } from "./NewTenantModal";
+import { TenantView } from "./TenantView";
+
+export function App() {
+  const [info, setInfo] = useState<AppInfo | null>(null);
+  const [tenants, setTenants] = useState<Tenant[]>([]);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [creating, setCreating] = useState(false);
+  const [loadError, setLoadError] = useState<string | null>(null);
+
+  const reloadTenants = useCallback(async () => {
+    try {
+      const list = await call(commands.tenantList());
+      setTenants(list);
+      setSelected((current) => current ?? list[0]?.slug ?? null);
+      setLoadError(null);
+    } catch (e) {
+      setLoadError(e instanceof Error ? e.message : String(e));
+    }
+  }, []);
+
+  useEffect(() => {
+    call(commands.appInfo())
+      .then(setInfo)
+      .catch(() => setInfo(null));
+    reloadTenants();
+  }, [reloadTenants]);
+
+  const tenant = tenants.find((t) => t.slug === selected) ?? null;
+
+  return (
+    <AppShell navbar={{ width: 260, breakpoint: 0 }} header={{ height: 52 }} padding="md">
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between">
+          <Title order={3}>pbxdesk</Title>
+          {info && (
+            <Text size="sm" c="dimmed" title={info.workspace}>
+              {info.operator} · workspace {info.workspace.split("/").pop()}
+            </Text>
+          )}
+        </Group>
+      </AppShell.Header>
+      <AppShell.Navbar p="sm">
+        <Group justify="space-between" mb="xs">
+          <Text fw={600} size="sm">
+            Tenants
+          </Text>
+          <Button size="xs" variant="light" onClick={() => setCreating(true)}>
+            New tenant
+          </Button>
+        </Group>
+        <ScrollArea style={{ flex: 1 }}>
+          <Stack gap={2}>
+            {tenants.map((t) => (
+              <NavLink
+                key={t.slug}
+                active={t.slug === selected}
+                label={t.name}
+                description={`${t.slug} · ${t.ext_range}`}
+                rightSection={
+                  t.status === "suspended" ? (
+                    <Badge size="xs" color="orange">
+                      suspended
+                    </Badge>
+                  ) : (
+                    <Badge size="xs" variant="light">
+                      {t.user_count}
+                    </Badge>
+                  )
+                }
+                onClick={() => setSelected(t.slug)}
+                data-testid={`tenant-${t.slug}`}
+              />
+            ))}
+            {tenants.length === 0 && !loadError && (
+              <Text size="sm" c="dimmed">
+                No tenants yet.
+              </Text>
+            )}
+            {loadError && (
+              <Text size="sm" c="red">
+                {loadError}
+              </Text>
+            )}
+          </Stack>
+        </ScrollArea>
+      </AppShell.Navbar>
+      <AppShell.Main style={{ display: "flex", flexDirection: "column", height: "100vh" }}>
+        {tenant ? (
+          <TenantView key={tenant.slug} tenant={tenant} onTenantChanged={reloadTenants} />
+        ) : (
+          <Text c="dimmed">Create a tenant to start adding users.</Text>
+        )}
+      </AppShell.Main>
+      <NewTenantModal
+        opened={creating}
+        onClose={() => setCreating(false)}
+        onCreated={async (t) => {
+          setCreating(false);
+          await reloadTenants();
+          setSelected(t.slug);
+        }}
+      />
+    </AppShell>
+  );
+}

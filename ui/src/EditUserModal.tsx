@@ -1,0 +1,145 @@
+import { Alert, Button, Group, Modal, Stack, Switch, Table, TextInput } from "@mantine/core";
+import { useEffect, useState } from "react";
+import { call, type FieldErrors, fieldErrors } from "./api";
+import { commands, type User } from "./bindings";
+
+interface Props {
+  user: User | null;
+  onClose: () => void;
+  onSaved: (u: User) => void;
+}
+
+export function EditUserModal({ user, onClose, onSaved }: Props) {
+  const [name, setName] = useState("");
+  const [email, setEmail] = useState("");
+  const [callerId, setCallerId] = useState("");
+  const [forward, setForward] = useState("");
+  const [dnd, setDnd] = useState(false);
+  const [voicemail, setVoicemail] = useState(true);
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    if (!user) return;
+    setName(user.display_name);
+    setEmail(user.email);
+    setCallerId(user.outbound_caller_id ?? "");
+    setForward(user.forward_target ?? "");
+    setDnd(user.dnd);
+    setVoicemail(user.voicemail_enabled);
+    setErrors({});
+  }, [user]);
+
+  if (!user) return null;
+
+  async function submit(event: React.FormEvent) {
+    event.preventDefault();
+    if (!user) return;
+    setBusy(true);
+    setErrors({});
+    try {
+      const saved = await call(
+        commands.userUpdate(user.id, {
+          name,
+          email,
+          role: null,
+          outbound_caller_id: callerId,
+          voicemail_enabled: voicemail,
+          voicemail_pin: null,
+          dnd,
+          forward_target: forward,
+          // Refused if someone else changed the user since this dialog opened.
+          expected_version: user.version,
+        }),
+      );
+      onSaved(saved);
+    } catch (e) {
+      setErrors(fieldErrors(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Modal
+      opened
+      onClose={onClose}
+      title={`Edit ${user.display_name} (${user.extension})`}
+      size="lg"
+    >
+      <form onSubmit={submit}>
+        <Stack>
+          <TextInput
+            label="Name"
+            value={name}
+            onChange={(e) => setName(e.currentTarget.value)}
+            error={errors.name}
+          />
+          <TextInput
+            label="E-mail"
+            value={email}
+            onChange={(e) => setEmail(e.currentTarget.value)}
+            error={errors.email}
+          />
+          <TextInput
+            label="Outbound caller ID"
+            description="E.164, e.g. +41445551234; empty for the tenant default"
+            value={callerId}
+            onChange={(e) => setCallerId(e.currentTarget.value)}
+            error={errors.outbound_caller_id}
+          />
+          <TextInput
+            label="Forward calls to"
+            description="An extension or an E.164 number; empty for none"
+            value={forward}
+            onChange={(e) => setForward(e.currentTarget.value)}
+            error={errors.forward_target}
+          />
+          <Group>
+            <Switch
+              label="Voicemail"
+              checked={voicemail}
+              onChange={(e) => setVoicemail(e.currentTarget.checked)}
+            />
+            <Switch
+              label="Do not disturb"
+              checked={dnd}
+              onChange={(e) => setDnd(e.currentTarget.checked)}
+            />
+          </Group>
+          <Table withTableBorder>
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Device</Table.Th>
+                <Table.Th>SIP username</Table.Th>
+                <Table.Th>Transport</Table.Th>
+                <Table.Th>Codecs</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {user.devices.map((d) => (
+                <Table.Tr key={d.id}>
+                  <Table.Td>{d.label}</Table.Td>
+                  <Table.Td>
+                    <code>{d.sip_username}</code>
+                  </Table.Td>
+                  <Table.Td>{d.transport}</Table.Td>
+                  <Table.Td>{d.codecs.join(", ")}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+          {errors._form && <Alert color="red">{errors._form}</Alert>}
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={busy}>
+              Save
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}

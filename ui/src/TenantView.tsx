@@ -1,0 +1,146 @@
+import { Alert, Badge, Button, Group, Modal, Stack, Text, Title } from "@mantine/core";
+import { notifications } from "@mantine/notifications";
+import { useCallback, useEffect, useState } from "react";
+import { call } from "./api";
+import { commands, type Tenant, type User, type UserSummary } from "./bindings";
+import { EditUserModal } from "./EditUserModal";
+import { NewUserForm } from "./NewUserForm";
+import { UserTable } from "./UserTable";
+
+interface Props {
+  tenant: Tenant;
+  onTenantChanged: () => void;
+}
+
+export function TenantView({ tenant, onTenantChanged }: Props) {
+  const [users, setUsers] = useState<UserSummary[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [editing, setEditing] = useState<User | null>(null);
+  const [deleting, setDeleting] = useState<UserSummary | null>(null);
+
+  const reload = useCallback(async () => {
+    try {
+      setUsers(await call(commands.userList(tenant.slug)));
+      setError(null);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  }, [tenant.slug]);
+
+  useEffect(() => {
+    reload();
+  }, [reload]);
+
+  async function act(what: string, op: () => Promise<unknown>) {
+    try {
+      await op();
+      notifications.show({ message: what });
+      await reload();
+      onTenantChanged();
+    } catch (e) {
+      notifications.show({ color: "red", message: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  return (
+    <Stack style={{ flex: 1, minHeight: 0 }}>
+      <Group justify="space-between">
+        <div>
+          <Title order={2}>{tenant.name}</Title>
+          <Text size="sm" c="dimmed">
+            {tenant.slug} · PBX {tenant.pbx} · extensions {tenant.ext_range}
+          </Text>
+        </div>
+        <Group>
+          <Badge color={tenant.status === "active" ? "green" : "orange"}>{tenant.status}</Badge>
+          <Button
+            variant="default"
+            size="xs"
+            onClick={() =>
+              act(tenant.status === "active" ? "Tenant suspended" : "Tenant resumed", async () =>
+                call(
+                  commands.tenantSetStatus(
+                    tenant.slug,
+                    tenant.status === "active" ? "suspended" : "active",
+                  ),
+                ),
+              )
+            }
+          >
+            {tenant.status === "active" ? "Suspend tenant" : "Resume tenant"}
+          </Button>
+        </Group>
+      </Group>
+      <NewUserForm
+        tenant={tenant.slug}
+        onCreated={() => {
+          reload();
+          onTenantChanged();
+        }}
+      />
+      {error && <Alert color="red">{error}</Alert>}
+      {users && (
+        <UserTable
+          users={users}
+          onEdit={async (u) => {
+            try {
+              setEditing(await call(commands.userShow(u.id)));
+            } catch (e) {
+              notifications.show({
+                color: "red",
+                message: e instanceof Error ? e.message : String(e),
+              });
+            }
+          }}
+          onToggleSuspend={(u) =>
+            act(
+              u.status === "suspended"
+                ? `${u.display_name} resumed`
+                : `${u.display_name} suspended`,
+              () =>
+                call(
+                  commands.userSetStatus(u.id, u.status === "suspended" ? "active" : "suspended"),
+                ),
+            )
+          }
+          onDelete={setDeleting}
+        />
+      )}
+      <EditUserModal
+        user={editing}
+        onClose={() => setEditing(null)}
+        onSaved={() => {
+          setEditing(null);
+          reload();
+        }}
+      />
+      <Modal opened={deleting !== null} onClose={() => setDeleting(null)} title="Delete user">
+        {deleting && (
+          <Stack>
+            <Text>
+              Delete {deleting.display_name} (extension {deleting.extension})? Their devices are
+              removed; the extension is held back for 30 days before it can be given to someone
+              else.
+            </Text>
+            <Group justify="flex-end">
+              <Button variant="default" onClick={() => setDeleting(null)}>
+                Cancel
+              </Button>
+              <Button
+                color="red"
+                data-testid="confirm-delete"
+                onClick={() => {
+                  const u = deleting;
+                  setDeleting(null);
+                  act(`${u.display_name} deleted`, () => call(commands.userDelete(u.id)));
+                }}
+              >
+                Delete
+              </Button>
+            </Group>
+          </Stack>
+        )}
+      </Modal>
+    </Stack>
+  );
+}

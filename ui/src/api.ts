@@ -1,0 +1,30 @@
+// The UI's one door to the backend: the generated bindings, with their typed error turned
+// into an exception that keeps the code and the field.
+import type { ApiError } from "./bindings";
+
+export class ApiFailure extends Error {
+  readonly code: ApiError["code"];
+  readonly field: string | null;
+
+  constructor(error: ApiError) {
+    super(error.message);
+    this.code = error.code;
+    this.field = error.field ?? null;
+  }
+}
+
+type Outcome<T> = { status: "ok"; data: T } | { status: "error"; error: ApiError };
+
+export async function call<T>(pending: Promise<Outcome<T>>): Promise<T> {
+  const outcome = await pending;
+  if (outcome.status === "ok") return outcome.data;
+  throw new ApiFailure(outcome.error);
+}
+
+/** Errors keyed by input field, plus one for the form as a whole. */
+export type FieldErrors = Record<string, string>;
+
+export function fieldErrors(e: unknown): FieldErrors {
+  if (e instanceof ApiFailure) return { [e.field ?? "_form"]: e.message };
+  return { _form: e instanceof Error ? e.message : String(e) };
+}
