@@ -83,6 +83,24 @@ function fakeBackend() {
         users.push(user);
         return user;
       }
+      case "user_show":
+        // A copy, as a real backend would send.
+        return structuredClone(users.find((u) => u.id === a.id));
+      case "user_update": {
+        const patch = a.patch as { expected_version: number | null; name: string | null };
+        const u = users.find((x) => x.id === a.id);
+        if (!u) throw { code: "not_found", message: "user was not found", field: null };
+        if (patch.expected_version !== u.version) {
+          throw {
+            code: "conflict",
+            message: "user was changed by someone else since you opened it; reload and try again",
+            field: null,
+          };
+        }
+        u.display_name = patch.name ?? u.display_name;
+        u.version += 1;
+        return u;
+      }
       default:
         throw { code: "internal", message: `unexpected command ${cmd}`, field: null };
     }
@@ -136,6 +154,28 @@ describe("creating a user", () => {
     expect(errorText).toContain("not-an-email");
     expect(screen.getByTestId("new-user-name").getAttribute("aria-invalid")).not.toBe("true");
     expect(backend.users).toHaveLength(0);
+  });
+});
+
+describe("editing a user", () => {
+  it("sends the version it was based on, and shows a conflict when someone else saved first", async () => {
+    const backend = fakeBackend();
+    renderApp();
+    const user = userEvent.setup();
+    await screen.findByText("Acme Dental", { selector: "h2" });
+    await user.type(screen.getByTestId("new-user-name"), "Ann");
+    await user.type(screen.getByTestId("new-user-email"), "ann@acme.example");
+    await user.click(screen.getByTestId("new-user-submit"));
+    await screen.findByTestId("created-extension");
+    await user.click(await screen.findByRole("button", { name: "Edit" }));
+    const nameInput = await screen.findByDisplayValue("Ann");
+    // Someone else saves in the meantime.
+    backend.users[0].version += 1;
+    await user.clear(nameInput);
+    await user.type(nameInput, "Ann B");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    expect(await screen.findByText(/changed by someone else/)).toBeTruthy();
+    expect(backend.users[0].display_name).toBe("Ann");
   });
 });
 

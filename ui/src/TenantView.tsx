@@ -3,6 +3,7 @@ import { notifications } from "@mantine/notifications";
 import { useCallback, useEffect, useState } from "react";
 import { call } from "./api";
 import { commands, type Tenant, type User, type UserSummary } from "./bindings";
+import { EditTenantModal } from "./EditTenantModal";
 import { EditUserModal } from "./EditUserModal";
 import { NewUserForm } from "./NewUserForm";
 import { UserTable } from "./UserTable";
@@ -17,6 +18,7 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
   const [error, setError] = useState<string | null>(null);
   const [editing, setEditing] = useState<User | null>(null);
   const [deleting, setDeleting] = useState<UserSummary | null>(null);
+  const [editingTenant, setEditingTenant] = useState(false);
 
   const reload = useCallback(async () => {
     try {
@@ -53,6 +55,9 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
         </div>
         <Group>
           <Badge color={tenant.status === "active" ? "green" : "orange"}>{tenant.status}</Badge>
+          <Button variant="default" size="xs" onClick={() => setEditingTenant(true)}>
+            Edit tenant
+          </Button>
           <Button
             variant="default"
             size="xs"
@@ -106,6 +111,15 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           onDelete={setDeleting}
         />
       )}
+      <EditTenantModal
+        tenant={editingTenant ? tenant : null}
+        onClose={() => setEditingTenant(false)}
+        onSaved={() => {
+          setEditingTenant(false);
+          notifications.show({ message: "Tenant saved" });
+          onTenantChanged();
+        }}
+      />
       <EditUserModal
         user={editing}
         onClose={() => setEditing(null)}
