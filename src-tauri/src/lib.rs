@@ -9,11 +9,13 @@ use pbxdesk_core::model::{
 };
 use pbxdesk_core::service::{KeySource, Location, OpenOptions};
 use pbxdesk_core::{paths, Actor, ErrorCode, Workspace};
+use secrecy::SecretString;
 use serde::Serialize;
 use specta_typescript::Typescript;
 use std::path::PathBuf;
 use tauri::{Manager, Runtime, State};
 use tauri_specta::{collect_commands, Builder};
+use tokio::sync::RwLock;
 
 /// The one error shape the UI sees: a code to branch on, a message for the person, and the
 /// input field it concerns (for showing the error next to that field).
@@ -42,49 +44,94 @@ type ApiResult<T> = Result<T, ApiError>;
 
 pub struct AppState {
     ws: Workspace,
-    actor: Actor,
+    /// The logged-in operator: the local owner on a laptop's own workspace, nobody until a
+    /// login on a team workspace.
+    actor: RwLock<Option<Actor>>,
     workspace_label: String,
+    team: bool,
+}
+
+impl AppState {
+    async fn current_actor(&self) -> ApiResult<Actor> {
+        self.actor.read().await.clone().ok_or_else(|| ApiError {
+            code: ErrorCode::Unauthenticated,
+            message: "log in to the team workspace first".into(),
+            field: None,
+        })
+    }
+
+    async fn info(&self) -> AppInfo {
+        AppInfo {
+            workspace: self.workspace_label.clone(),
+            operator: self
+                .actor
+                .read()
+                .await
+                .as_ref()
+                .map(|a| a.name().to_owned()),
+            team: self.team,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, specta::Type)]
 pub struct AppInfo {
     pub workspace: String,
-    pub operator: String,
+    /// None until an operator has logged in (team workspaces only).
+    pub operator: Option<String>,
+    /// A shared PostgreSQL workspace.
+    pub team: bool,
     pub version: String,
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn app_info(s: State<'_, AppState>) -> ApiResult<AppInfo> {
-    Ok(AppInfo {
-        workspace: s.workspace_label.clone(),
-        operator: s.actor.name().to_owned(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-    })
+    Ok(s.info().await)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn login(s: State<'_, AppState>, username: String, password: String) -> ApiResult<AppInfo> {
+    let actor = s.ws.login(&username, &SecretString::from(password)).await?;
+    *s.actor.write().await = Some(actor);
+    Ok(s.info().await)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn logout(s: State<'_, AppState>) -> ApiResult<AppInfo> {
+    if s.team {
+        *s.actor.write().await = None;
+    }
+    Ok(s.info().await)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn pbx_list(s: State<'_, AppState>) -> ApiResult<Vec<Pbx>> {
-    Ok(s.ws.pbx_list(&s.actor).await?)
+    Ok(s.ws.pbx_list(&s.current_actor().await?).await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn pbx_add(s: State<'_, AppState>, input: NewPbx) -> ApiResult<Pbx> {
-    Ok(s.ws.pbx_add(&s.actor, &input).await?)
+    Ok(s.ws.pbx_add(&s.current_actor().await?, &input).await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn tenant_list(s: State<'_, AppState>) -> ApiResult<Vec<Tenant>> {
-    Ok(s.ws.tenant_list(&s.actor).await?)
+    Ok(s.ws.tenant_list(&s.current_actor().await?).await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn tenant_create(s: State<'_, AppState>, input: NewTenant) -> ApiResult<Tenant> {
-    Ok(s.ws.tenant_create(&s.actor, &input).await?)
+    Ok(s.ws
+        .tenant_create(&s.current_actor().await?, &input)
+        .await?)
 }
 
 #[tauri::command]
@@ -94,7 +141,9 @@ async fn tenant_update(
     slug: String,
     patch: TenantPatch,
 ) -> ApiResult<Tenant> {
-    Ok(s.ws.tenant_update(&s.actor, &slug, &patch).await?)
+    Ok(s.ws
+        .tenant_update(&s.current_actor().await?, &slug, &patch)
+        .await?)
 }
 
 #[tauri::command]
@@ -104,71 +153,85 @@ async fn tenant_set_status(
     slug: String,
     status: TenantStatus,
 ) -> ApiResult<Tenant> {
-    Ok(s.ws.tenant_set_status(&s.actor, &slug, status).await?)
+    Ok(s.ws
+        .tenant_set_status(&s.current_actor().await?, &slug, status)
+        .await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn user_list(s: State<'_, AppState>, tenant: String) -> ApiResult<Vec<UserSummary>> {
-    Ok(s.ws.user_list(&s.actor, &tenant).await?)
+    Ok(s.ws.user_list(&s.current_actor().await?, &tenant).await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn user_show(s: State<'_, AppState>, id: i32) -> ApiResult<User> {
-    Ok(s.ws.user_show(&s.actor, i64::from(id)).await?)
+    Ok(s.ws
+        .user_show(&s.current_actor().await?, i64::from(id))
+        .await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn user_create(s: State<'_, AppState>, input: NewUser) -> ApiResult<User> {
-    Ok(s.ws.user_create(&s.actor, &input).await?)
+    Ok(s.ws.user_create(&s.current_actor().await?, &input).await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn user_update(s: State<'_, AppState>, id: i32, patch: UserPatch) -> ApiResult<User> {
-    Ok(s.ws.user_update(&s.actor, i64::from(id), &patch).await?)
+    Ok(s.ws
+        .user_update(&s.current_actor().await?, i64::from(id), &patch)
+        .await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn user_set_status(s: State<'_, AppState>, id: i32, status: UserStatus) -> ApiResult<User> {
     Ok(s.ws
-        .user_set_status(&s.actor, i64::from(id), status)
+        .user_set_status(&s.current_actor().await?, i64::from(id), status)
         .await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn user_delete(s: State<'_, AppState>, id: i32) -> ApiResult<User> {
-    Ok(s.ws.user_delete(&s.actor, i64::from(id)).await?)
+    Ok(s.ws
+        .user_delete(&s.current_actor().await?, i64::from(id))
+        .await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn device_add(s: State<'_, AppState>, user_id: i32, input: NewDevice) -> ApiResult<Device> {
     Ok(s.ws
-        .device_add(&s.actor, i64::from(user_id), &input)
+        .device_add(&s.current_actor().await?, i64::from(user_id), &input)
         .await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn device_remove(s: State<'_, AppState>, id: i32) -> ApiResult<Device> {
-    Ok(s.ws.device_remove(&s.actor, i64::from(id)).await?)
+    Ok(s.ws
+        .device_remove(&s.current_actor().await?, i64::from(id))
+        .await?)
 }
 
 #[tauri::command]
 #[specta::specta]
 async fn device_reveal(s: State<'_, AppState>, id: i32) -> ApiResult<RevealedDevice> {
-    Ok(s.ws.device_reveal(&s.actor, i64::from(id)).await?)
+    Ok(s.ws
+        .device_reveal(&s.current_actor().await?, i64::from(id))
+        .await?)
 }
 
 /// The command list, generic over the runtime so tests and the app share it.
 pub fn specta_builder<R: Runtime>() -> Builder<R> {
     Builder::<R>::new().commands(collect_commands![
         app_info,
+        login,
+        logout,
         pbx_list,
         pbx_add,
         tenant_list,
@@ -194,38 +257,64 @@ pub fn typescript() -> Typescript {
     )
 }
 
-/// Which workspace the app opens: PBXDESK_WORKSPACE or the OS data directory's default.
-/// `--demo` (or PBXDESK_DEMO=1) fills an empty workspace with demo data.
+/// Which workspace the app opens. PBXDESK_DATABASE_URL: a team workspace on PostgreSQL (key
+/// from PBXDESK_PASSPHRASE or PBXDESK_KEY_FILE, else the data directory's team.key; operators
+/// log in). Otherwise PBXDESK_WORKSPACE or the OS data directory's SQLite file. `--demo` (or
+/// PBXDESK_DEMO=1) fills an empty laptop workspace with demo data.
 struct Startup {
-    workspace: PathBuf,
+    location: Location,
+    key: KeySource,
+    label: String,
     demo: bool,
 }
 
 impl Startup {
     fn from_env() -> Startup {
-        let workspace = std::env::var_os("PBXDESK_WORKSPACE")
-            .map(PathBuf::from)
-            .unwrap_or_else(paths::default_workspace);
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let demo = std::env::args().any(|a| a == "--demo")
-            || std::env::var("PBXDESK_DEMO").is_ok_and(|v| v == "1");
-        Startup { workspace, demo }
+            || var("PBXDESK_DEMO").is_some_and(|v| v == "1");
+        let key_file = var("PBXDESK_KEY_FILE").map(PathBuf::from);
+        let passphrase = var("PBXDESK_PASSPHRASE").map(SecretString::from);
+        let (location, default_key, label) = match var("PBXDESK_DATABASE_URL") {
+            Some(url) => (
+                Location::Postgres(SecretString::from(url)),
+                paths::default_team_key_file(),
+                "team workspace (PostgreSQL)".to_owned(),
+            ),
+            None => {
+                let path = var("PBXDESK_WORKSPACE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(paths::default_workspace);
+                let key = paths::key_file_for(&path);
+                let label = path.display().to_string();
+                (Location::Sqlite(path), key, label)
+            }
+        };
+        let key = match (passphrase, key_file) {
+            (Some(p), _) => KeySource::Passphrase(p),
+            (None, Some(f)) => KeySource::File(f),
+            (None, None) => KeySource::File(default_key),
+        };
+        Startup {
+            location,
+            key,
+            label,
+            demo,
+        }
     }
 
     async fn open(self) -> pbxdesk_core::Result<AppState> {
-        let key = KeySource::File(paths::key_file_for(&self.workspace));
-        let ws = Workspace::open(OpenOptions::new(
-            Location::Sqlite(self.workspace.clone()),
-            key,
-        ))
-        .await?;
-        let actor = ws.local_owner()?;
-        if self.demo {
-            pbxdesk_core::demo::seed(&ws, &actor).await?;
+        let team = matches!(self.location, Location::Postgres(_));
+        let ws = Workspace::open(OpenOptions::new(self.location, self.key)).await?;
+        let actor = if team { None } else { Some(ws.local_owner()?) };
+        if let (true, Some(owner)) = (self.demo, &actor) {
+            pbxdesk_core::demo::seed(&ws, owner).await?;
         }
         Ok(AppState {
             ws,
-            actor,
-            workspace_label: self.workspace.display().to_string(),
+            actor: RwLock::new(actor),
+            workspace_label: self.label,
+            team,
         })
     }
 }

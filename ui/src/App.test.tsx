@@ -39,7 +39,12 @@ function fakeBackend() {
     const a = args as Record<string, unknown>;
     switch (cmd) {
       case "app_info":
-        return { workspace: "/tmp/demo.sqlite", operator: "local:test", version: "0.1.0" };
+        return {
+          workspace: "/tmp/demo.sqlite",
+          operator: "local:test",
+          team: false,
+          version: "0.1.0",
+        };
       case "tenant_list":
         return [acme];
       case "user_list":
@@ -154,6 +159,47 @@ describe("creating a user", () => {
     expect(errorText).toContain("not-an-email");
     expect(screen.getByTestId("new-user-name").getAttribute("aria-invalid")).not.toBe("true");
     expect(backend.users).toHaveLength(0);
+  });
+});
+
+describe("a team workspace", () => {
+  it("asks for a login first, and shows the tenants after it", async () => {
+    let loggedIn = false;
+    mockIPC((cmd, args) => {
+      const a = args as Record<string, unknown>;
+      const info = { workspace: "team workspace (PostgreSQL)", team: true, version: "0.1.0" };
+      switch (cmd) {
+        case "app_info":
+          return { ...info, operator: loggedIn ? "boss" : null };
+        case "login":
+          if (a.password !== "right password") {
+            throw {
+              code: "unauthenticated",
+              message: "unknown operator or wrong password",
+              field: null,
+            };
+          }
+          loggedIn = true;
+          return { ...info, operator: a.username };
+        case "tenant_list":
+          if (!loggedIn) throw { code: "unauthenticated", message: "log in first", field: null };
+          return [acme];
+        case "user_list":
+          return [];
+        default:
+          throw { code: "internal", message: `unexpected command ${cmd}`, field: null };
+      }
+    });
+    renderApp();
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText(/Operator/), "boss");
+    await user.type(screen.getByLabelText(/Password/), "wrong password");
+    await user.click(screen.getByRole("button", { name: "Log in" }));
+    expect(await screen.findByText("unknown operator or wrong password")).toBeTruthy();
+    await user.type(screen.getByLabelText(/Password/), "right password");
+    await user.click(screen.getByRole("button", { name: "Log in" }));
+    expect(await screen.findByText("Acme Dental", { selector: "h2" })).toBeTruthy();
+    expect(screen.getByText(/boss/)).toBeTruthy();
   });
 });
 

@@ -12,6 +12,7 @@ import {
 import { useCallback, useEffect, useState } from "react";
 import { call } from "./api";
 import { type AppInfo, commands, type Tenant } from "./bindings";
+import { LoginScreen } from "./LoginScreen";
 import { NewTenantModal } from "./NewTenantModal";
 import { TenantView } from "./TenantView";
 
@@ -35,10 +36,24 @@ export function App() {
 
   useEffect(() => {
     call(commands.appInfo())
-      .then(setInfo)
-      .catch(() => setInfo(null));
-    reloadTenants();
+      .then((i) => {
+        setInfo(i);
+        if (i.operator !== null) reloadTenants();
+      })
+      .catch((e) => setLoadError(e instanceof Error ? e.message : String(e)));
   }, [reloadTenants]);
+
+  if (info && info.operator === null) {
+    return (
+      <LoginScreen
+        workspace={info.workspace}
+        onLoggedIn={(i) => {
+          setInfo(i);
+          reloadTenants();
+        }}
+      />
+    );
+  }
 
   const tenant = tenants.find((t) => t.slug === selected) ?? null;
 
@@ -48,9 +63,24 @@ export function App() {
         <Group h="100%" px="md" justify="space-between">
           <Title order={3}>pbxdesk</Title>
           {info && (
-            <Text size="sm" c="dimmed" title={info.workspace}>
-              {info.operator} · workspace {info.workspace.split("/").pop()}
-            </Text>
+            <Group gap="xs">
+              <Text size="sm" c="dimmed" title={info.workspace}>
+                {info.operator} · {info.team ? info.workspace : info.workspace.split("/").pop()}
+              </Text>
+              {info.team && (
+                <Button
+                  size="compact-xs"
+                  variant="subtle"
+                  onClick={async () => {
+                    setInfo(await call(commands.logout()));
+                    setTenants([]);
+                    setSelected(null);
+                  }}
+                >
+                  Log out
+                </Button>
+              )}
+            </Group>
           )}
         </Group>
       </AppShell.Header>

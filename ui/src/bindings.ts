@@ -6,7 +6,9 @@ import { invoke as __TAURI_INVOKE } from "@tauri-apps/api/core";
 
 /** Commands */
 export const commands = {
-	appInfo: () => typedError<AppInfo, ApiError_Serialize>(__TAURI_INVOKE("app_info")),
+	appInfo: () => typedError<AppInfo_Serialize, ApiError_Serialize>(__TAURI_INVOKE("app_info")),
+	login: (username: string, password: string) => typedError<AppInfo_Serialize, ApiError_Serialize>(__TAURI_INVOKE("login", { username, password })),
+	logout: () => typedError<AppInfo_Serialize, ApiError_Serialize>(__TAURI_INVOKE("logout")),
 	pbxList: () => typedError<Pbx[], ApiError_Serialize>(__TAURI_INVOKE("pbx_list")),
 	pbxAdd: (input: NewPbx_Deserialize) => typedError<Pbx, ApiError_Serialize>(__TAURI_INVOKE("pbx_add", { input })),
 	tenantList: () => typedError<Tenant[], ApiError_Serialize>(__TAURI_INVOKE("tenant_list")),
@@ -51,9 +53,23 @@ export type ApiError_Serialize = {
 	field: string | null,
 };
 
-export type AppInfo = {
+export type AppInfo = AppInfo_Serialize | AppInfo_Deserialize;
+
+export type AppInfo_Deserialize = {
 	workspace: string,
-	operator: string,
+	/**  None until an operator has logged in (team workspaces only). */
+	operator?: string | null,
+	/**  A shared PostgreSQL workspace. */
+	team: boolean,
+	version: string,
+};
+
+export type AppInfo_Serialize = {
+	workspace: string,
+	/**  None until an operator has logged in (team workspaces only). */
+	operator: string | null,
+	/**  A shared PostgreSQL workspace. */
+	team: boolean,
 	version: string,
 };
 

@@ -118,6 +118,7 @@ async fn bench_store(
         create.0.push(t.elapsed());
     }
     out.push(create.line(&format!("{label}: create user")));
+    eprintln!("{}", out[out.len() - 1]);
 
     // The free extension in a range of 999 with 998 taken (the free one is near the end).
     tenant(&ws, &a, "alloc", "100-1098").await;
@@ -136,6 +137,7 @@ async fn bench_store(
         assert_eq!(next, Some(1090));
     }
     out.push(alloc.line(&format!("{label}: free extension, 998 of 999 taken")));
+    eprintln!("{}", out[out.len() - 1]);
 
     // Listing 10,000 users.
     tenant(&ws, &a, "list", "10000-29999").await;

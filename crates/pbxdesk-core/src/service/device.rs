@@ -1,11 +1,12 @@
 use super::audit::{record, Change};
+use super::tenant::TenantKey;
 use super::{retry_busy, Actor, Workspace};
 use crate::domain::{
     codecs_to_string, parse_codecs, Codec, DisplayName, Extension, SipUsername, Transport,
     UserStatus,
 };
 use crate::error::{Error, Result};
-use crate::model::{Device, NewDevice, RevealedDevice, Tenant};
+use crate::model::{Device, NewDevice, RevealedDevice};
 use crate::secret::{generate_sip_password, Purpose};
 use crate::store::{classify, db_error, DbFailure, WriteTx};
 use secrecy::ExposeSecret;
@@ -53,7 +54,7 @@ impl Workspace {
         &self,
         w: &mut WriteTx<'_>,
         user_id: i64,
-        tenant: &Tenant,
+        tenant: &TenantKey,
         extension: Extension,
         input: &NewDevice,
         now: i64,
@@ -147,7 +148,7 @@ impl Workspace {
         if user.status == UserStatus::Deleted {
             return Err(Error::Conflict(format!("user {user_id} is deleted")));
         }
-        let tenant = self.tenant_by_slug(actor, &user.tenant).await?;
+        let tenant = self.tenant_key(actor, &user.tenant).await?;
         let ext = Extension::from_number(i64::from(user.extension)).map_err(Error::from)?;
         retry_busy(|| async {
             let now = self.now();

@@ -1,6 +1,6 @@
 use super::audit::{record, Change};
 use super::{retry_busy, Actor, Workspace};
-use crate::domain::{DisplayName, ExtRange, Slug, TenantStatus};
+use crate::domain::{DisplayName, ExtRange, Extension, Slug, TenantStatus};
 use crate::error::{Error, Result};
 use crate::model::{NewTenant, Tenant, TenantPatch};
 use crate::store::{classify, db_error, DbFailure, WriteTx};
@@ -31,6 +31,15 @@ impl Tenant {
         ExtRange::parse(&self.ext_range)
             .map_err(|_| Error::Store("tenant range on record is damaged".into()))
     }
+}
+
+/// What the services need to act within a tenant, read without counting its users.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantKey {
+    pub id: i64,
+    pub slug: String,
+    pub range: ExtRange,
+    pub status: TenantStatus,
 }
 
 impl Workspace {
@@ -106,6 +115,31 @@ impl Workspace {
         let tenant = tenant_from_row(row.ok_or_else(|| Error::not_found("tenant", slug))?)?;
         actor.require_tenant(tenant.id, &tenant.slug)?;
         Ok(tenant)
+    }
+
+    /// The light lookup behind every user and device call: one indexed read, access checked.
+    pub(crate) async fn tenant_key(&self, actor: &Actor, slug: &str) -> Result<TenantKey> {
+        let row: Option<(i64, String, i64, i64, String)> = sqlx::query_as(
+            "SELECT id, slug, ext_first, ext_last, status FROM tenants WHERE slug = $1",
+        )
+        .bind(slug.trim())
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        let (id, slug, first, last, status) =
+            row.ok_or_else(|| Error::not_found("tenant", slug))?;
+        actor.require_tenant(id, &slug)?;
+        let damaged = || Error::Store("tenant on record is damaged".into());
+        let range = Extension::from_number(first)
+            .and_then(|f| Extension::from_number(last).and_then(|l| ExtRange::new(f, l)))
+            .map_err(|_| damaged())?;
+        let status = TenantStatus::parse(&status).map_err(|_| damaged())?;
+        Ok(TenantKey {
+            id,
+            slug,
+            range,
+            status,
+        })
     }
 
     pub(crate) async fn tenant_in_tx(&self, w: &mut WriteTx<'_>, id: i64) -> Result<Tenant> {

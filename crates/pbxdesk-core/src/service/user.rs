@@ -1,12 +1,13 @@
 use super::audit::{record, Change};
 use super::tenant::check_version;
+use super::tenant::TenantKey;
 use super::{retry_busy, Actor, Workspace};
 use crate::domain::{
     DisplayName, Email, ExtRange, Extension, ForwardTarget, TenantStatus, UserRole, UserStatus,
     VoicemailPin, E164,
 };
 use crate::error::{Error, Result, ValidationError};
-use crate::model::{NewDevice, NewUser, Tenant, User, UserPatch, UserSummary};
+use crate::model::{NewDevice, NewUser, User, UserPatch, UserSummary};
 use crate::secret::{generate_pin, Purpose};
 use crate::store::{classify, db_error, Backend, DbFailure, WriteTx};
 use secrecy::ExposeSecret;
@@ -88,14 +89,14 @@ impl Workspace {
             caller_id: optional_e164(input.outbound_caller_id.as_deref(), "outbound_caller_id")?,
             voicemail: input.voicemail.unwrap_or(true),
         };
-        let tenant = self.tenant_by_slug(actor, &input.tenant).await?;
+        let tenant = self.tenant_key(actor, &input.tenant).await?;
         if tenant.status != TenantStatus::Active {
             return Err(Error::Conflict(format!(
                 "tenant \"{}\" is suspended; resume it before adding users",
                 tenant.slug
             )));
         }
-        let range = tenant.range()?;
+        let range = tenant.range;
         if let Some(ext) = draft.extension {
             if !range.contains(ext) {
                 return Err(ValidationError::new(
@@ -112,7 +113,7 @@ impl Workspace {
     async fn try_user_create(
         &self,
         actor: &Actor,
-        tenant: &Tenant,
+        tenant: &TenantKey,
         range: ExtRange,
         d: &UserDraft,
     ) -> Result<User> {
@@ -182,28 +183,31 @@ impl Workspace {
     }
 
     /// The lowest number of the range that no live user holds and no deleted user holds in
-    /// quarantine. One query over the allocator index: the candidates are the range's first
-    /// number and the successor of every number held, so the cost follows the users held,
-    /// not the size of the range.
+    /// quarantine. One query, one ordered pass over the allocator index
+    /// `(tenant_id, extension, deleted_at)` with no lookup per row: numbering the held
+    /// extensions in order, the first one that is not `first + n - 1` marks the gap; with no
+    /// gap the answer is `first + count`. The range's size never matters, only the numbers held.
     async fn lowest_free_extension(
         &self,
         conn: &mut AnyConnection,
-        tenant: &Tenant,
+        tenant: &TenantKey,
         range: ExtRange,
         now: i64,
     ) -> Result<Option<Extension>> {
         let cutoff = now - self.quarantine.as_millis() as i64;
         let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(c) FROM ( \
-                SELECT $2 AS c \
+            "WITH held AS ( \
+                SELECT DISTINCT extension AS e FROM users \
+                 WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
+                   AND (status <> 'deleted' OR deleted_at > $4) \
+             ), numbered AS ( \
+                SELECT e, $2 + ROW_NUMBER() OVER (ORDER BY e) - 1 AS expected FROM held \
+             ) \
+             SELECT MIN(c) FROM ( \
+                SELECT MIN(expected) AS c FROM numbered WHERE e <> expected \
                 UNION ALL \
-                SELECT u.extension + 1 FROM users u \
-                 WHERE u.tenant_id = $1 AND u.extension >= $2 AND u.extension < $3 \
-                   AND (u.status <> 'deleted' OR u.deleted_at > $4) \
-             ) cand \
-             WHERE NOT EXISTS ( \
-                SELECT 1 FROM users h WHERE h.tenant_id = $1 AND h.extension = cand.c \
-                   AND (h.status <> 'deleted' OR h.deleted_at > $4))",
+                SELECT $2 + COUNT(*) FROM held \
+             ) candidates",
         )
         .bind(tenant.id)
         .bind(i64::from(range.first().get()))
@@ -212,7 +216,8 @@ impl Workspace {
         .fetch_one(conn)
         .await
         .map_err(db_error)?;
-        next.map(|n| Extension::from_number(n).map_err(|_| damaged("extension")))
+        next.filter(|n| *n <= i64::from(range.last().get()))
+            .map(|n| Extension::from_number(n).map_err(|_| damaged("extension")))
             .transpose()
     }
 
@@ -222,10 +227,10 @@ impl Workspace {
         actor: &Actor,
         tenant_slug: &str,
     ) -> Result<Option<u32>> {
-        let tenant = self.tenant_by_slug(actor, tenant_slug).await?;
+        let tenant = self.tenant_key(actor, tenant_slug).await?;
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
         let next = self
-            .lowest_free_extension(&mut conn, &tenant, tenant.range()?, self.now())
+            .lowest_free_extension(&mut conn, &tenant, tenant.range, self.now())
             .await?;
         Ok(next.map(Extension::get))
     }
@@ -233,7 +238,7 @@ impl Workspace {
     async fn allocate_extension(
         &self,
         w: &mut WriteTx<'_>,
-        tenant: &Tenant,
+        tenant: &TenantKey,
         range: ExtRange,
         now: i64,
     ) -> Result<Extension> {
@@ -265,7 +270,7 @@ impl Workspace {
     async fn check_extension_free(
         &self,
         w: &mut WriteTx<'_>,
-        tenant: &Tenant,
+        tenant: &TenantKey,
         ext: Extension,
         now: i64,
     ) -> Result<()> {
@@ -326,7 +331,7 @@ impl Workspace {
     pub async fn user_resolve(&self, actor: &Actor, reference: &str) -> Result<i64> {
         let r = reference.trim();
         if let Some((slug, ext)) = r.split_once('/') {
-            let tenant = self.tenant_by_slug(actor, slug).await?;
+            let tenant = self.tenant_key(actor, slug).await?;
             let ext = Extension::parse(ext).map_err(|e| e.for_field("user"))?;
             let id: Option<i64> = sqlx::query_scalar(
                 "SELECT id FROM users WHERE tenant_id = $1 AND extension = $2 AND status <> 'deleted'",
@@ -351,7 +356,7 @@ impl Workspace {
 
     /// The live (not deleted) users of a tenant, by extension.
     pub async fn user_list(&self, actor: &Actor, tenant_slug: &str) -> Result<Vec<UserSummary>> {
-        let tenant = self.tenant_by_slug(actor, tenant_slug).await?;
+        let tenant = self.tenant_key(actor, tenant_slug).await?;
         type Row = (i64, i64, String, String, String, String, i64);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT u.id, u.extension, u.display_name, u.email, u.role, u.status, \

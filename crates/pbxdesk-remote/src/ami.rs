@@ -1,0 +1,611 @@
+//! A small async client for the Asterisk Manager Interface (AMI), written against the real
+//! Asterisk 22.10.1 captures kept in `tests/fixtures/asterisk22/ami/`.
+//!
+//! - Messages are `Key: Value` lines ending in CRLF, closed by an empty line. Asterisk 22 sends
+//!   one quirk the parser tolerates: `PJSIPShowEndpoints` with no endpoints answers
+//!   `Message: No endpoints found\n\r\n\r\n` (a bare LF, then a stray empty line).
+//! - Every action carries an `ActionID`; its response (and, for list actions, the events up to
+//!   `EventList: Complete`) are matched back to it. Events without a pending ActionID go to the
+//!   event stream.
+//! - Nothing of the caller's reaches the socket unchecked: header names are tokens, and a value
+//!   with CR or LF is refused, so no one can smuggle a second header or action.
+//! - Limits on a message's size and header count keep a broken or hostile peer from exhausting
+//!   memory. The secret never appears in errors or logs.
+
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Largest message accepted (a `dialplan show` of a big PBX is several MiB of Output lines).
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// Most headers in one message.
+pub const MAX_HEADERS: usize = 500_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmiError {
+    #[error("cannot reach the AMI at {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("the peer is not an Asterisk manager (banner: {0:?})")]
+    NotAsterisk(String),
+    #[error("the AMI refused the login of user {0:?} (wrong user or secret, or the user is not allowed from this address)")]
+    AuthFailed(String),
+    #[error("the AMI connection was lost")]
+    ConnectionLost,
+    #[error("the AMI did not answer {action} within {seconds} s")]
+    Timeout { action: String, seconds: u64 },
+    #[error("invalid AMI {what}: {reason}")]
+    InvalidInput { what: &'static str, reason: String },
+    #[error("the AMI sent a malformed message: {0}")]
+    Protocol(String),
+    #[error("Asterisk answered {action} with an error: {message}")]
+    ActionFailed { action: String, message: String },
+}
+
+/// One AMI message: headers in the order they came (keys may repeat, e.g. `Output`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Message {
+    headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets may travel in headers (Login's Secret): never print their values.
+        let mut m = f.debug_map();
+        for (k, v) in &self.headers {
+            if k.eq_ignore_ascii_case("secret") {
+                m.entry(k, &"***");
+            } else {
+                m.entry(k, v);
+            }
+        }
+        m.finish()
+    }
+}
+
+impl Message {
+    /// The first value of a header (names compare case-insensitively, as Asterisk does).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated header, in order.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    pub fn is_event(&self) -> bool {
+        self.get("Event").is_some()
+    }
+
+    fn is_success(&self) -> bool {
+        matches!(self.get("Response"), Some(r) if r.eq_ignore_ascii_case("success") || r.eq_ignore_ascii_case("goodbye"))
+    }
+}
+
+/// An action to send, with validated headers.
+#[derive(Clone)]
+pub struct Action {
+    name: String,
+    headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Action({})", self.name)
+    }
+}
+
+fn check_name(what: &'static str, s: &str) -> Result<(), AmiError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AmiError::InvalidInput {
+            what,
+            reason: format!("{s:?} is not a header name (letters, digits, '-', '_')"),
+        })
+    }
+}
+
+fn check_value(s: &str) -> Result<(), AmiError> {
+    if s.contains(['\r', '\n', '\0']) {
+        return Err(AmiError::InvalidInput {
+            what: "header value",
+            reason: "CR, LF and NUL are not allowed (they would end the header)".into(),
+        });
+    }
+    if s.len() > 64 * 1024 {
+        return Err(AmiError::InvalidInput {
+            what: "header value",
+            reason: "longer than 64 KiB".into(),
+        });
+    }
+    Ok(())
+}
+
+impl Action {
+    pub fn new(name: &str) -> Result<Action, AmiError> {
+        check_name("action name", name)?;
+        Ok(Action {
+            name: name.to_owned(),
+            headers: Vec::new(),
+        })
+    }
+
+    pub fn header(mut self, key: &str, value: &str) -> Result<Action, AmiError> {
+        check_name("header name", key)?;
+        if key.eq_ignore_ascii_case("action") || key.eq_ignore_ascii_case("actionid") {
+            return Err(AmiError::InvalidInput {
+                what: "header name",
+                reason: format!("{key} is set by the client"),
+            });
+        }
+        check_value(value)?;
+        self.headers.push((key.to_owned(), value.to_owned()));
+        Ok(self)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The wire form, with the given ActionID.
+    pub fn encode(&self, action_id: &str) -> Vec<u8> {
+        let mut out = format!("Action: {}\r\n", self.name);
+        for (k, v) in &self.headers {
+            out.push_str(k);
+            out.push_str(": ");
+            out.push_str(v);
+            out.push_str("\r\n");
+        }
+        out.push_str("ActionID: ");
+        out.push_str(action_id);
+        out.push_str("\r\n\r\n");
+        out.into_bytes()
+    }
+}
+
+/// Splits a byte stream into messages. Feed bytes with `push`, take messages with `next`.
+#[derive(Default)]
+pub struct Parser {
+    buf: Vec<u8>,
+}
+
+impl Parser {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, if the buffer holds one.
+    pub fn next_message(&mut self) -> Result<Option<Message>, AmiError> {
+        // Stray empty lines between messages (see the PJSIPShowEndpoints quirk) are skipped.
+        let skip = self
+            .buf
+            .iter()
+            .take_while(|b| **b == b'\r' || **b == b'\n')
+            .count();
+        if skip > 0 {
+            self.buf.drain(..skip);
+        }
+        let Some(end) = find(&self.buf, b"\r\n\r\n") else {
+            if self.buf.len() > MAX_MESSAGE_BYTES {
+                return Err(AmiError::Protocol(format!(
+                    "a message exceeded {MAX_MESSAGE_BYTES} bytes"
+                )));
+            }
+            return Ok(None);
+        };
+        let raw: Vec<u8> = self.buf.drain(..end + 4).collect();
+        let text = String::from_utf8_lossy(&raw[..end]);
+        let mut headers = Vec::new();
+        for line in text.split("\r\n") {
+            let line = line.trim_end_matches(['\r', '\n']);
+            if headers.len() == MAX_HEADERS {
+                return Err(AmiError::Protocol(format!(
+                    "a message had more than {MAX_HEADERS} headers"
+                )));
+            }
+            match line.split_once(':') {
+                Some((k, v)) => headers.push((
+                    k.trim().to_owned(),
+                    v.strip_prefix(' ').unwrap_or(v).to_owned(),
+                )),
+                // Raw lines without a key are kept, under an empty key.
+                None => headers.push((String::new(), line.to_owned())),
+            }
+        }
+        Ok(Some(Message { headers }))
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A response and, for list actions, the events that belong to it (without the closing
+/// `...Complete` event, which is in `complete`).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub response: Message,
+    pub events: Vec<Message>,
+    pub complete: Option<Message>,
+}
+
+/// The output of a CLI command run through AMI `Command`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// Asterisk 22 answers `Response: Error` when the CLI command itself failed.
+    pub ok: bool,
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub connect_timeout: Duration,
+    pub action_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_secs(10),
+            action_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Actions sent and not yet answered, by ActionID; the reply builds up while list events come.
+type Pending = HashMap<String, (oneshot::Sender<Result<Reply, AmiError>>, Option<Reply>)>;
+
+struct Request {
+    bytes: Vec<u8>,
+    action_id: String,
+    reply: oneshot::Sender<Result<Reply, AmiError>>,
+}
+
+/// A logged-in AMI connection. Cheap to clone; the connection closes when the last clone is
+/// dropped or on `logoff`.
+#[derive(Clone)]
+pub struct Client {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<Message>,
+    next_id: Arc<AtomicU64>,
+    options: Options,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ami::Client")
+    }
+}
+
+impl Client {
+    /// Connects, checks the banner and logs in (with `Events: off` unless `events` is true).
+    pub async fn connect(
+        addr: &str,
+        username: &str,
+        secret: &SecretString,
+        events: bool,
+        options: Options,
+    ) -> Result<Client, AmiError> {
+        let connect_err = |reason: String| AmiError::Connect {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let stream = tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                connect_err(format!(
+                    "no answer within {} s",
+                    options.connect_timeout.as_secs()
+                ))
+            })?
+            .map_err(|e| connect_err(e.to_string()))?;
+        stream.set_nodelay(true).ok();
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        let mut banner = String::new();
+        tokio::time::timeout(options.connect_timeout, read.read_line(&mut banner))
+            .await
+            .map_err(|_| connect_err("no banner".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        if !banner.starts_with("Asterisk Call Manager/") {
+            return Err(AmiError::NotAsterisk(
+                banner.trim_end().chars().take(80).collect(),
+            ));
+        }
+        let (requests, mut rx) = mpsc::channel::<Request>(64);
+        let (events_tx, _) = broadcast::channel(1024);
+        let events_out = events_tx.clone();
+        tokio::spawn(async move {
+            let mut pending: Pending = HashMap::new();
+            let mut parser = Parser::default();
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                tokio::select! {
+                    req = rx.recv() => {
+                        let Some(req) = req else { break };
+                        if write.write_all(&req.bytes).await.is_err() {
+                            let _ = req.reply.send(Err(AmiError::ConnectionLost));
+                            break;
+                        }
+                        pending.insert(req.action_id, (req.reply, None));
+                    }
+                    n = read.read(&mut chunk) => {
+                        let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
+                        parser.push(&chunk[..n]);
+                        loop {
+                            match parser.next_message() {
+                                Ok(Some(msg)) => route(msg, &mut pending, &events_out),
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "AMI protocol error; closing");
+                                    for (_, (tx, _)) in pending.drain() { let _ = tx.send(Err(AmiError::Protocol(e.to_string()))); }
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (_, (tx, _)) in pending.drain() {
+                let _ = tx.send(Err(AmiError::ConnectionLost));
+            }
+        });
+        let client = Client {
+            requests,
+            events: events_tx,
+            next_id: Arc::new(AtomicU64::new(1)),
+            options,
+        };
+        let login = Action::new("Login")?
+            .header("Username", username)?
+            .header("Secret", secret.expose_secret())?
+            .header("Events", if events { "on" } else { "off" })?;
+        let reply = client.send(&login).await?;
+        if !reply.response.is_success() {
+            return Err(AmiError::AuthFailed(username.to_owned()));
+        }
+        Ok(client)
+    }
+
+    /// Events not tied to an action (only with `events = true` at login).
+    pub fn events(&self) -> broadcast::Receiver<Message> {
+        self.events.subscribe()
+    }
+
+    /// Sends an action and waits for its response (and list events). An error response is
+    /// returned as a reply, not as an `Err`: callers decide what an error means.
+    pub async fn send(&self, action: &Action) -> Result<Reply, AmiError> {
+        let id = format!("pbxdesk-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request {
+                bytes: action.encode(&id),
+                action_id: id,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| AmiError::ConnectionLost)?;
+        let timeout = AmiError::Timeout {
+            action: action.name().to_owned(),
+            seconds: self.options.action_timeout.as_secs(),
+        };
+        tokio::time::timeout(self.options.action_timeout, rx)
+            .await
+            .map_err(|_| timeout)?
+            .map_err(|_| AmiError::ConnectionLost)?
+    }
+
+    async fn expect_success(&self, action: &Action) -> Result<Reply, AmiError> {
+        let reply = self.send(action).await?;
+        if reply.response.is_success() {
+            Ok(reply)
+        } else {
+            Err(AmiError::ActionFailed {
+                action: action.name().to_owned(),
+                message: reply
+                    .response
+                    .get("Message")
+                    .unwrap_or("(no message)")
+                    .to_owned(),
+            })
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), AmiError> {
+        self.expect_success(&Action::new("Ping")?).await.map(|_| ())
+    }
+
+    /// Runs a CLI command (needs the `command` class: prefer a dedicated action where one exists).
+    pub async fn command(&self, command: &str) -> Result<CommandOutput, AmiError> {
+        let reply = self
+            .send(&Action::new("Command")?.header("Command", command)?)
+            .await?;
+        Ok(CommandOutput {
+            ok: reply.response.is_success(),
+            lines: reply.response.all("Output").map(str::to_owned).collect(),
+        })
+    }
+
+    /// Reloads one module (e.g. `pbx_config`); `Err` when Asterisk reports the reload failed.
+    pub async fn reload(&self, module: &str) -> Result<(), AmiError> {
+        self.expect_success(&Action::new("Reload")?.header("Module", module)?)
+            .await
+            .map(|_| ())
+    }
+
+    /// An AstDB value, or `None` when the key does not exist.
+    pub async fn db_get(&self, family: &str, key: &str) -> Result<Option<String>, AmiError> {
+        let reply = self
+            .send(
+                &Action::new("DBGet")?
+                    .header("Family", family)?
+                    .header("Key", key)?,
+            )
+            .await?;
+        if !reply.response.is_success() {
+            return Ok(None);
+        }
+        Ok(reply
+            .events
+            .iter()
+            .find_map(|e| e.get("Val"))
+            .map(str::to_owned))
+    }
+
+    pub async fn db_put(&self, family: &str, key: &str, value: &str) -> Result<(), AmiError> {
+        let a = Action::new("DBPut")?
+            .header("Family", family)?
+            .header("Key", key)?
+            .header("Val", value)?;
+        self.expect_success(&a).await.map(|_| ())
+    }
+
+    pub async fn db_del(&self, family: &str, key: &str) -> Result<(), AmiError> {
+        self.expect_success(
+            &Action::new("DBDel")?
+                .header("Family", family)?
+                .header("Key", key)?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The PJSIP endpoints Asterisk knows (`EndpointList` events); none is not an error.
+    pub async fn pjsip_endpoints(&self) -> Result<Vec<Message>, AmiError> {
+        let reply = self.send(&Action::new("PJSIPShowEndpoints")?).await?;
+        Ok(reply.events)
+    }
+
+    pub async fn logoff(&self) -> Result<(), AmiError> {
+        self.expect_success(&Action::new("Logoff")?)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Hands a message to the action waiting for it, or to the event stream.
+fn route(msg: Message, pending: &mut Pending, events: &broadcast::Sender<Message>) {
+    let Some(id) = msg.get("ActionID").map(str::to_owned) else {
+        let _ = events.send(msg);
+        return;
+    };
+    let Some((_, partial)) = pending.get_mut(&id) else {
+        let _ = events.send(msg);
+        return;
+    };
+    let done = match partial {
+        None if msg.is_event() => {
+            let _ = events.send(msg);
+            return;
+        }
+        None => {
+            // A list action answers "EventList: start"; its events follow.
+            let list = msg
+                .get("EventList")
+                .is_some_and(|v| v.eq_ignore_ascii_case("start"))
+                && msg.is_success();
+            *partial = Some(Reply {
+                response: msg,
+                events: Vec::new(),
+                complete: None,
+            });
+            !list
+        }
+        Some(reply) => {
+            if msg
+                .get("EventList")
+                .is_some_and(|v| v.eq_ignore_ascii_case("complete"))
+            {
+                reply.complete = Some(msg);
+                true
+            } else {
+                reply.events.push(msg);
+                false
+            }
+        }
+    };
+    if done {
+        if let Some((tx, Some(reply))) = pending.remove(&id) {
+            let _ = tx.send(Ok(reply));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_injection_is_refused() {
+        for bad in ["x\r\nAction: Originate", "x\n", "x\r", "a\0b"] {
+            assert!(
+                Action::new("DBPut").unwrap().header("Val", bad).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Action::new("DB Put").is_err());
+        assert!(Action::new("DBPut").unwrap().header("Key: x", "v").is_err());
+        assert!(Action::new("DBPut")
+            .unwrap()
+            .header("ActionID", "v")
+            .is_err());
+        let ok = Action::new("DBPut")
+            .unwrap()
+            .header("Val", "${SHELL(id)};x")
+            .unwrap();
+        assert_eq!(
+            ok.encode("7"),
+            b"Action: DBPut\r\nVal: ${SHELL(id)};x\r\nActionID: 7\r\n\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn parser_handles_split_reads_and_the_bare_lf_quirk() {
+        let bytes = b"Response: Error\r\nActionID: a6\r\nMessage: No endpoints found\n\r\n\r\nResponse: Success\r\nActionID: a7\r\nMessage: ok\r\n\r\n";
+        let mut p = Parser::default();
+        for chunk in bytes.chunks(5) {
+            p.push(chunk);
+        }
+        let a = p.next_message().unwrap().unwrap();
+        assert_eq!(a.get("message"), Some("No endpoints found"));
+        let b = p.next_message().unwrap().unwrap();
+        assert_eq!(b.get("ActionID"), Some("a7"));
+        assert!(p.next_message().unwrap().is_none());
+    }
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let mut p = Parser::default();
+        p.push(b"Action: Login\r\nSecret: hunter2\r\n\r\n");
+        let m = p.next_message().unwrap().unwrap();
+        assert!(!format!("{m:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn oversized_messages_are_refused() {
+        let mut p = Parser::default();
+        p.push(&vec![b'a'; MAX_MESSAGE_BYTES + 1]);
+        assert!(matches!(p.next_message(), Err(AmiError::Protocol(_))));
+    }
+}

@@ -1,0 +1,4 @@
+//! The parts of pbxdesk that talk to a live PBX. Nothing here knows about the workspace or
+//! about Tauri; callers pass validated values in and get typed results out.
+
+pub mod ami;
