@@ -94,6 +94,16 @@ fn user(tenant: &str, i: usize) -> NewUser {
     }
 }
 
+/// `cargo bench -p pbxdesk-core --bench workspace -- WORD` runs only the parts whose name
+/// contains WORD ("create", "free", "list").
+fn wanted(part: &str) -> bool {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    filter.is_empty() || filter.iter().any(|f| part.contains(f.as_str()))
+}
+
 async fn bench_store(
     label: &str,
     location: Location,
@@ -103,57 +113,63 @@ async fn bench_store(
     let (ws, a) = open(location, dir).await;
 
     // Creating users.
-    tenant(&ws, &a, "create", "10000-99999").await;
-    for i in 0..20 {
-        ws.user_create(&a, &user("create", 1_000_000 + i))
-            .await
-            .expect("warm-up");
+    if wanted("create") {
+        tenant(&ws, &a, "create", "10000-99999").await;
+        for i in 0..20 {
+            ws.user_create(&a, &user("create", 1_000_000 + i))
+                .await
+                .expect("warm-up");
+        }
+        let mut create = Stats(Vec::new());
+        for i in 0..500 {
+            let t = Instant::now();
+            ws.user_create(&a, &user("create", i))
+                .await
+                .expect("create");
+            create.0.push(t.elapsed());
+        }
+        out.push(create.line(&format!("{label}: create user")));
+        eprintln!("{}", out[out.len() - 1]);
     }
-    let mut create = Stats(Vec::new());
-    for i in 0..500 {
-        let t = Instant::now();
-        ws.user_create(&a, &user("create", i))
-            .await
-            .expect("create");
-        create.0.push(t.elapsed());
-    }
-    out.push(create.line(&format!("{label}: create user")));
-    eprintln!("{}", out[out.len() - 1]);
 
     // The free extension in a range of 999 with 998 taken (the free one is near the end).
-    tenant(&ws, &a, "alloc", "100-1098").await;
-    for i in 0..999 {
-        if i != 990 {
-            let mut u = user("alloc", i);
-            u.extension = Some((100 + i).to_string());
-            ws.user_create(&a, &u).await.expect("fill");
+    if wanted("free") {
+        tenant(&ws, &a, "alloc", "100-1098").await;
+        for i in 0..999 {
+            if i != 990 {
+                let mut u = user("alloc", i);
+                u.extension = Some((100 + i).to_string());
+                ws.user_create(&a, &u).await.expect("fill");
+            }
         }
+        let mut alloc = Stats(Vec::new());
+        for _ in 0..300 {
+            let t = Instant::now();
+            let next = ws.next_free_extension(&a, "alloc").await.expect("alloc");
+            alloc.0.push(t.elapsed());
+            assert_eq!(next, Some(1090));
+        }
+        out.push(alloc.line(&format!("{label}: free extension, 998 of 999 taken")));
+        eprintln!("{}", out[out.len() - 1]);
     }
-    let mut alloc = Stats(Vec::new());
-    for _ in 0..300 {
-        let t = Instant::now();
-        let next = ws.next_free_extension(&a, "alloc").await.expect("alloc");
-        alloc.0.push(t.elapsed());
-        assert_eq!(next, Some(1090));
-    }
-    out.push(alloc.line(&format!("{label}: free extension, 998 of 999 taken")));
-    eprintln!("{}", out[out.len() - 1]);
 
     // Listing 10,000 users.
-    tenant(&ws, &a, "list", "10000-29999").await;
-    for i in 0..10_000 {
-        ws.user_create(&a, &user("list", i))
-            .await
-            .expect("fill list");
+    if wanted("list") {
+        tenant(&ws, &a, "list", "10000-29999").await;
+        for i in 0..10_000 {
+            ws.user_create(&a, &user("list", i))
+                .await
+                .expect("fill list");
+        }
+        let mut list = Stats(Vec::new());
+        for _ in 0..30 {
+            let t = Instant::now();
+            let users = ws.user_list(&a, "list").await.expect("list");
+            list.0.push(t.elapsed());
+            assert_eq!(users.len(), 10_000);
+        }
+        out.push(list.line(&format!("{label}: list 10,000 users")));
     }
-    let mut list = Stats(Vec::new());
-    for _ in 0..30 {
-        let t = Instant::now();
-        let users = ws.user_list(&a, "list").await.expect("list");
-        list.0.push(t.elapsed());
-        assert_eq!(users.len(), 10_000);
-    }
-    out.push(list.line(&format!("{label}: list 10,000 users")));
     ws.close().await;
 }
 

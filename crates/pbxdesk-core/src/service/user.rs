@@ -187,6 +187,10 @@ impl Workspace {
     /// `(tenant_id, extension, deleted_at)` with no lookup per row: numbering the held
     /// extensions in order, the first one that is not `first + n - 1` marks the gap; with no
     /// gap the answer is `first + count`. The range's size never matters, only the numbers held.
+    /// "Held" reads only `deleted_at` (set exactly when a user is deleted), so the index covers
+    /// the whole query and no table row is read. No DISTINCT (it cost a third of the time): a
+    /// number is held by at most one row, since a new holder is only admitted when no row holds
+    /// it (the allocator, `check_extension_free`, and the live-extension unique index).
     async fn lowest_free_extension(
         &self,
         conn: &mut AnyConnection,
@@ -197,9 +201,9 @@ impl Workspace {
         let cutoff = now - self.quarantine.as_millis() as i64;
         let next: Option<i64> = sqlx::query_scalar(
             "WITH held AS ( \
-                SELECT DISTINCT extension AS e FROM users \
+                SELECT extension AS e FROM users \
                  WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
-                   AND (status <> 'deleted' OR deleted_at > $4) \
+                   AND (deleted_at IS NULL OR deleted_at > $4) \
              ), numbered AS ( \
                 SELECT e, $2 + ROW_NUMBER() OVER (ORDER BY e) - 1 AS expected FROM held \
              ) \
@@ -277,7 +281,7 @@ impl Workspace {
         let cutoff = now - self.quarantine.as_millis() as i64;
         let holder: Option<(String, String, Option<i64>)> = sqlx::query_as(
             "SELECT display_name, status, deleted_at FROM users WHERE tenant_id = $1 AND extension = $2 \
-             AND (status <> 'deleted' OR deleted_at > $3) ORDER BY id DESC LIMIT 1",
+             AND (deleted_at IS NULL OR deleted_at > $3) ORDER BY id DESC LIMIT 1",
         )
         .bind(tenant.id)
         .bind(i64::from(ext.get()))
