@@ -2,3 +2,4 @@
 //! about Tauri; callers pass validated values in and get typed results out.
 
 pub mod ami;
+pub mod ssh;

@@ -1,0 +1,425 @@
+//! SSH and SFTP to a PBX (the ssh2 crate: libssh2, blocking; callers run it off the async
+//! runtime with `spawn_blocking`).
+//!
+//! - The host key is checked before any authentication: a connection is refused until a key
+//!   is pinned (`HostKeyNotPinned` carries the fingerprint to show the technician), and a key
+//!   that differs from the pinned one is refused naming both fingerprints. Fingerprints are
+//!   OpenSSH's `SHA256:<base64>` form, so they can be compared with `ssh-keygen -lf`.
+//! - Writes are atomic: a temporary file in the same folder, written, fsynced
+//!   (fsync@openssh.com), given the replaced file's mode and owner, then renamed over the old
+//!   one. OpenSSH speaks SFTP version 3, whose RENAME refuses an existing target and has no
+//!   overwrite flag, and ssh2 does not expose posix-rename@openssh.com; so the rename is a
+//!   `mv -f` on the remote host, which is rename(2) within one folder. Only paths of a strict
+//!   alphabet reach that command, and they are single-quoted as well.
+//! - Keepalives are sent on a timer (libssh2 sends none by itself); every operation has a
+//!   timeout.
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+use ssh2::{HashType, Session, Sftp};
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot reach {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("the host key of {host} is not trusted yet; its fingerprint is {fingerprint}. Check it with the PBX's administrator, then pin it (pbxdesk pbx trust)")]
+    HostKeyNotPinned { host: String, fingerprint: String },
+    #[error("WARNING: the host key of {host} has changed: pinned {pinned}, offered {offered}. This may be an attack; the connection was refused")]
+    HostKeyChanged {
+        host: String,
+        pinned: String,
+        offered: String,
+    },
+    #[error("SSH login as {user} failed: {reason}")]
+    Auth { user: String, reason: String },
+    #[error("the remote path {path:?} is not allowed: {rule}")]
+    InvalidPath { path: String, rule: &'static str },
+    #[error("{op} {path} failed: {reason}")]
+    Remote {
+        op: &'static str,
+        path: String,
+        reason: String,
+    },
+}
+
+/// How to log in.
+pub enum Auth {
+    KeyFile {
+        path: PathBuf,
+        passphrase: Option<SecretString>,
+    },
+    Agent,
+    Password(SecretString),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::KeyFile { path, .. } => write!(f, "KeyFile({})", path.display()),
+            Auth::Agent => f.write_str("Agent"),
+            Auth::Password(_) => f.write_str("Password(***)"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub auth: Auth,
+    pub connect_timeout: Duration,
+    /// For every SSH operation once connected.
+    pub op_timeout: Duration,
+    pub keepalive: Duration,
+}
+
+/// The host's key as offered during the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKey {
+    /// `SHA256:<base64 without padding>`, as `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+}
+
+fn addr_of(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn handshake(
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+    op_timeout: Duration,
+) -> Result<(Session, HostKey), SshError> {
+    let addr = addr_of(host, port);
+    let err = |reason: String| SshError::Connect {
+        addr: addr.clone(),
+        reason,
+    };
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| err(e.to_string()))?
+        .next()
+        .ok_or_else(|| err("no address".into()))?;
+    let tcp = TcpStream::connect_timeout(&sock, connect_timeout).map_err(|e| err(e.to_string()))?;
+    let mut session = Session::new().map_err(|e| err(e.to_string()))?;
+    session.set_timeout(u32::try_from(op_timeout.as_millis()).unwrap_or(u32::MAX));
+    session.set_tcp_stream(tcp);
+    session
+        .handshake()
+        .map_err(|e| err(format!("SSH handshake: {e}")))?;
+    let hash = session
+        .host_key_hash(HashType::Sha256)
+        .ok_or_else(|| err("the server offered no host key".into()))?;
+    let fingerprint = format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
+    );
+    Ok((session, HostKey { fingerprint }))
+}
+
+/// Connects only to read the host key (for "trust on first use" with the technician's consent).
+pub fn probe_host_key(host: &str, port: u16, timeout: Duration) -> Result<HostKey, SshError> {
+    handshake(host, port, timeout, timeout).map(|(_, key)| key)
+}
+
+/// A logged-in SSH connection with an SFTP channel.
+pub struct Connection {
+    session: Session,
+    sftp: Sftp,
+    stop_keepalive: Arc<AtomicBool>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.stop_keepalive.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Connection {
+    /// Connects, verifies the host key against `pinned` (required), and logs in.
+    pub fn open(target: &Target, pinned: Option<&str>) -> Result<Connection, SshError> {
+        let (session, key) = handshake(
+            &target.host,
+            target.port,
+            target.connect_timeout,
+            target.op_timeout,
+        )?;
+        match pinned {
+            None => {
+                return Err(SshError::HostKeyNotPinned {
+                    host: target.host.clone(),
+                    fingerprint: key.fingerprint,
+                })
+            }
+            Some(p) if p != key.fingerprint => {
+                return Err(SshError::HostKeyChanged {
+                    host: target.host.clone(),
+                    pinned: p.to_owned(),
+                    offered: key.fingerprint,
+                })
+            }
+            Some(_) => {}
+        }
+        let auth_err = |reason: String| SshError::Auth {
+            user: target.user.clone(),
+            reason,
+        };
+        match &target.auth {
+            Auth::KeyFile { path, passphrase } => session
+                .userauth_pubkey_file(
+                    &target.user,
+                    None,
+                    path,
+                    passphrase.as_ref().map(|p| p.expose_secret()),
+                )
+                .map_err(|e| auth_err(e.message().to_owned()))?,
+            Auth::Agent => session
+                .userauth_agent(&target.user)
+                .map_err(|e| auth_err(e.message().to_owned()))?,
+            Auth::Password(p) => session
+                .userauth_password(&target.user, p.expose_secret())
+                .map_err(|e| auth_err(e.message().to_owned()))?,
+        }
+        if !session.authenticated() {
+            return Err(auth_err("not authenticated".into()));
+        }
+        let sftp = session.sftp().map_err(|e| SshError::Remote {
+            op: "open SFTP",
+            path: String::new(),
+            reason: e.to_string(),
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        session.set_keepalive(
+            false,
+            u32::try_from(target.keepalive.as_secs())
+                .unwrap_or(30)
+                .max(1),
+        );
+        let (s, flag, every) = (session.clone(), stop.clone(), target.keepalive);
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(every.min(Duration::from_secs(1)));
+                if s.keepalive_send().is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Connection {
+            session,
+            sftp,
+            stop_keepalive: stop,
+        })
+    }
+
+    /// A file's bytes, or `None` when it does not exist.
+    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, SshError> {
+        let p = checked_path(path)?;
+        let mut file = match self.sftp.open(&p) {
+            Ok(f) => f,
+            Err(e) if is_no_such_file(&e) => return Ok(None),
+            Err(e) => return Err(remote("read", path, e)),
+        };
+        let mut out = Vec::new();
+        file.read_to_end(&mut out).map_err(|e| SshError::Remote {
+            op: "read",
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some(out))
+    }
+
+    /// Replaces (or creates) a file atomically; keeps the mode and owner of the file it
+    /// replaces (a new file gets mode 0644). On any failure the old file is untouched and the
+    /// temporary file is removed.
+    pub fn write_atomic(&self, path: &str, bytes: &[u8]) -> Result<(), SshError> {
+        let p = checked_path(path)?;
+        let (dir, name) = split(&p, path)?;
+        let old = match self.sftp.stat(&p) {
+            Ok(s) => Some(s),
+            Err(e) if is_no_such_file(&e) => None,
+            Err(e) => return Err(remote("stat", path, e)),
+        };
+        let tmp = dir.join(format!(
+            ".{name}.pbxdesk-{:016x}.tmp",
+            rand::random::<u64>()
+        ));
+        let tmp_s = tmp.to_string_lossy().into_owned();
+        let result = (|| {
+            let mode = old
+                .as_ref()
+                .and_then(|s| s.perm)
+                .map_or(0o644, |m| m & 0o7777);
+            let mut f = self
+                .sftp
+                .open_mode(
+                    &tmp,
+                    ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::EXCLUSIVE,
+                    mode as i32,
+                    ssh2::OpenType::File,
+                )
+                .map_err(|e| remote("create", &tmp_s, e))?;
+            f.write_all(bytes).map_err(|e| SshError::Remote {
+                op: "write",
+                path: tmp_s.clone(),
+                reason: e.to_string(),
+            })?;
+            f.fsync().map_err(|e| remote("fsync", &tmp_s, e))?;
+            drop(f);
+            if let Some(old) = &old {
+                let stat = ssh2::FileStat {
+                    size: None,
+                    uid: old.uid,
+                    gid: old.gid,
+                    perm: Some(mode),
+                    atime: None,
+                    mtime: None,
+                };
+                self.sftp
+                    .setstat(&tmp, stat)
+                    .map_err(|e| remote("keep owner and mode of", path, e))?;
+            }
+            self.exec(
+                &format!("mv -f -- {} {}", quote(&tmp_s), quote(path)),
+                "rename",
+            )
+        })();
+        if result.is_err() {
+            let _ = self.sftp.unlink(&tmp);
+        }
+        result
+    }
+
+    /// Copies a file on the PBX (for backups), atomically at the destination.
+    pub fn copy(&self, from: &str, to: &str) -> Result<bool, SshError> {
+        match self.read_file(from)? {
+            Some(bytes) => self.write_atomic(to, &bytes).map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    /// The names in a folder, sorted; an absent folder is empty.
+    pub fn list_dir(&self, path: &str) -> Result<Vec<String>, SshError> {
+        let p = checked_path(path)?;
+        match self.sftp.readdir(&p) {
+            Ok(entries) => {
+                let mut names: Vec<String> = entries
+                    .into_iter()
+                    .filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect();
+                names.sort();
+                Ok(names)
+            }
+            Err(e) if is_no_such_file(&e) => Ok(Vec::new()),
+            Err(e) => Err(remote("list", path, e)),
+        }
+    }
+
+    pub fn mkdir_p(&self, path: &str) -> Result<(), SshError> {
+        checked_path(path)?;
+        self.exec(&format!("mkdir -p -- {}", quote(path)), "mkdir")
+    }
+
+    /// Runs a fixed command built only from checked paths; fails on a non-zero exit.
+    fn exec(&self, command: &str, op: &'static str) -> Result<(), SshError> {
+        let mut ch = self
+            .session
+            .channel_session()
+            .map_err(|e| remote(op, command, e))?;
+        ch.exec(command).map_err(|e| remote(op, command, e))?;
+        let mut err = String::new();
+        let _ = ch.stderr().read_to_string(&mut err);
+        let mut out = String::new();
+        let _ = ch.read_to_string(&mut out);
+        ch.wait_close().map_err(|e| remote(op, command, e))?;
+        match ch.exit_status().map_err(|e| remote(op, command, e))? {
+            0 => Ok(()),
+            code => Err(SshError::Remote {
+                op,
+                path: command.into(),
+                reason: format!("exit {code}: {}", err.trim()),
+            }),
+        }
+    }
+}
+
+const PATH_RULE: &str = "an absolute path of letters, digits, '.', '_', '-' and '/', without '..'";
+
+/// Only absolute paths of a strict alphabet reach SFTP or a remote command.
+fn checked_path(path: &str) -> Result<PathBuf, SshError> {
+    let ok = path.starts_with('/')
+        && path.len() <= 1024
+        && !path.split('/').any(|c| c == "..")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+    if ok {
+        Ok(PathBuf::from(path))
+    } else {
+        Err(SshError::InvalidPath {
+            path: path.chars().take(80).collect(),
+            rule: PATH_RULE,
+        })
+    }
+}
+
+fn split<'a>(p: &'a Path, raw: &str) -> Result<(&'a Path, String), SshError> {
+    match (p.parent(), p.file_name()) {
+        (Some(d), Some(n)) => Ok((d, n.to_string_lossy().into_owned())),
+        _ => Err(SshError::InvalidPath {
+            path: raw.into(),
+            rule: "a file path, not a folder",
+        }),
+    }
+}
+
+/// Single-quotes for a POSIX shell (the paths are already restricted; this is a second wall).
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn is_no_such_file(e: &ssh2::Error) -> bool {
+    // SSH_FX_NO_SUCH_FILE
+    matches!(e.code(), ssh2::ErrorCode::SFTP(2))
+}
+
+fn remote(op: &'static str, path: &str, e: ssh2::Error) -> SshError {
+    SshError::Remote {
+        op,
+        path: path.into(),
+        reason: e.message().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_strict_absolute_paths_pass() {
+        assert!(checked_path("/etc/asterisk/extensions.d/pbxdesk/10-acme.conf").is_ok());
+        for bad in [
+            "etc/x",
+            "/etc/../x",
+            "/etc/a b",
+            "/etc/a;rm",
+            "/etc/$(id)",
+            "/etc/a'b",
+            "/etc/a\nb",
+            "",
+        ] {
+            assert!(checked_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(quote("/a/b"), "'/a/b'");
+    }
+}

@@ -1,0 +1,244 @@
+//! SSH and SFTP against a real OpenSSH server (Debian's openssh-server) started on a loopback
+//! port with a throwaway host key and user key, serving a temporary folder that plays the
+//! PBX's /etc/asterisk. A missing sshd fails the test: `scripts/setup.sh` installs it.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+use pbxdesk_remote::ssh::{probe_host_key, Auth, Connection, SshError, Target};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path, passphrase: &str) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(ok.success());
+}
+
+fn whoami() -> String {
+    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn start_sshd() -> Sshd {
+    assert!(
+        Path::new("/usr/sbin/sshd").exists(),
+        "openssh-server is required (bash scripts/setup.sh)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(&d.join("host_key"), "");
+    keygen(&d.join("user_key"), "");
+    keygen(&d.join("user_key_pw"), "key passphrase 1");
+    let mut auth = std::fs::read_to_string(d.join("user_key.pub")).unwrap();
+    auth.push_str(&std::fs::read_to_string(d.join("user_key_pw.pub")).unwrap());
+    std::fs::write(d.join("authorized_keys"), auth).unwrap();
+    std::fs::set_permissions(
+        d.join("authorized_keys"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("etc-asterisk")).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
+         StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+         PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+        hk = d.join("host_key").display(),
+        pid = d.join("sshd.pid").display(),
+        ak = d.join("authorized_keys").display(),
+    );
+    std::fs::write(d.join("sshd_config"), config).unwrap();
+    // sshd's privilege separation folder.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    // Owned by `Sshd`, whose Drop kills and waits for it.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .spawn()
+        .expect("start sshd");
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Sshd { child, port, dir };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("sshd did not start");
+}
+
+impl Sshd {
+    fn target(&self, key: &str, passphrase: Option<&str>) -> Target {
+        Target {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            user: whoami(),
+            auth: Auth::KeyFile {
+                path: self.dir.path().join(key),
+                passphrase: passphrase.map(|p| p.to_owned().into()),
+            },
+            connect_timeout: Duration::from_secs(5),
+            op_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(5),
+        }
+    }
+
+    /// The fingerprint as OpenSSH itself prints it.
+    fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.path().join("host_key.pub"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    }
+
+    fn etc(&self) -> PathBuf {
+        self.dir.path().join("etc-asterisk")
+    }
+}
+
+#[test]
+fn host_key_is_pinned_on_consent_and_a_changed_key_is_refused() {
+    let sshd = start_sshd();
+    let key = probe_host_key("127.0.0.1", sshd.port, Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        key.fingerprint,
+        sshd.fingerprint(),
+        "same form as ssh-keygen -lf"
+    );
+    match Connection::open(&sshd.target("user_key", None), None) {
+        Err(SshError::HostKeyNotPinned { fingerprint, .. }) => {
+            assert_eq!(fingerprint, key.fingerprint)
+        }
+        other => panic!("expected HostKeyNotPinned, got {:?}", other.err()),
+    }
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    match Connection::open(&sshd.target("user_key", None), Some(wrong)) {
+        Err(e @ SshError::HostKeyChanged { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains(wrong) && msg.contains(&key.fingerprint),
+                "{msg}"
+            );
+        }
+        other => panic!("expected HostKeyChanged, got {:?}", other.err()),
+    }
+    assert!(Connection::open(&sshd.target("user_key", None), Some(&key.fingerprint)).is_ok());
+    // A key with a passphrase, and a wrong passphrase.
+    assert!(Connection::open(
+        &sshd.target("user_key_pw", Some("key passphrase 1")),
+        Some(&key.fingerprint)
+    )
+    .is_ok());
+    assert!(matches!(
+        Connection::open(
+            &sshd.target("user_key_pw", Some("wrong")),
+            Some(&key.fingerprint)
+        ),
+        Err(SshError::Auth { .. })
+    ));
+}
+
+#[test]
+fn sftp_reads_writes_atomically_and_keeps_mode() {
+    let sshd = start_sshd();
+    let fp = sshd.fingerprint();
+    let c = Connection::open(&sshd.target("user_key", None), Some(&fp)).unwrap();
+    let etc = sshd.etc();
+    let file = etc.join("extensions.conf");
+    let path = file.to_str().unwrap();
+    assert_eq!(c.read_file(path).unwrap(), None, "absent is not an error");
+    c.write_atomic(path, b"[general]\n").unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"[general]\n");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // Replacing an existing file (a plain SFTP v3 rename would fail here) keeps its mode.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    c.write_atomic(path, b"[general]\nstatic=yes\n").unwrap();
+    assert_eq!(
+        c.read_file(path).unwrap().unwrap(),
+        b"[general]\nstatic=yes\n"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    // A backup copy, and no temporary file left behind.
+    let backup = etc.join("extensions.conf.bak");
+    assert!(c.copy(path, backup.to_str().unwrap()).unwrap());
+    assert!(!c
+        .copy(etc.join("nope").to_str().unwrap(), backup.to_str().unwrap())
+        .unwrap());
+    assert_eq!(
+        c.list_dir(etc.to_str().unwrap()).unwrap(),
+        vec!["extensions.conf", "extensions.conf.bak"]
+    );
+    assert!(c
+        .list_dir(etc.join("missing").to_str().unwrap())
+        .unwrap()
+        .is_empty());
+    let sub = etc.join("extensions.d/pbxdesk");
+    c.mkdir_p(sub.to_str().unwrap()).unwrap();
+    c.write_atomic(
+        sub.join("10-acme.conf").to_str().unwrap(),
+        &vec![b'x'; 1 << 20],
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::metadata(sub.join("10-acme.conf")).unwrap().len(),
+        1 << 20
+    );
+}
+
+#[test]
+fn unsafe_paths_never_reach_the_server() {
+    let sshd = start_sshd();
+    let c = Connection::open(&sshd.target("user_key", None), Some(&sshd.fingerprint())).unwrap();
+    let etc = sshd.etc();
+    for bad in [
+        format!("{}/a'; touch /tmp/pwned; '", etc.display()),
+        format!("{}/$(id)", etc.display()),
+        format!("{}/../escape", etc.display()),
+        "relative/path".to_owned(),
+    ] {
+        assert!(
+            matches!(
+                c.write_atomic(&bad, b"x"),
+                Err(SshError::InvalidPath { .. })
+            ),
+            "{bad}"
+        );
+    }
+    assert!(c.list_dir(etc.to_str().unwrap()).unwrap().is_empty());
+}
