@@ -2,4 +2,5 @@
 //! about Tauri; callers pass validated values in and get typed results out.
 
 pub mod ami;
+pub mod realtime;
 pub mod ssh;

@@ -1,0 +1,248 @@
+//! PJSIP Realtime sync against this machine's real MariaDB (127.0.0.1:3306, root; override
+//! with PBXDESK_TEST_MARIADB_URL), in a fresh database per test with the tables created exactly
+//! as Asterisk 22 creates them. An unreachable MariaDB fails the test.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+use pbxdesk_remote::realtime::{
+    md5_cred, Credential, Device, Realtime, RealtimeError, ASTERISK22_SCHEMA,
+};
+use secrecy::SecretString;
+use sqlx::mysql::MySqlPool;
+use sqlx::{Executor, Row};
+use std::path::PathBuf;
+
+fn admin_url() -> String {
+    std::env::var("PBXDESK_TEST_MARIADB_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+struct Db {
+    name: String,
+    pool: MySqlPool,
+    rt: Realtime,
+}
+
+async fn fresh() -> Db {
+    let admin = MySqlPool::connect(&format!("{}/mysql", admin_url()))
+        .await
+        .expect("MariaDB on 127.0.0.1:3306 is required");
+    let name = format!("pbxdesk_rt_{:08x}", rand_u32());
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin_url());
+    let pool = MySqlPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(ASTERISK22_SCHEMA)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let rt = Realtime::connect(&url, None, "test-laptop").await.unwrap();
+    Db { name, pool, rt }
+}
+
+impl Db {
+    async fn drop_db(self) {
+        self.rt.close().await;
+        self.pool
+            .execute(format!("DROP DATABASE {}", self.name).as_str())
+            .await
+            .unwrap();
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.subsec_nanos() ^ std::process::id().rotate_left(16)
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asterisk22/sql")
+}
+
+fn device(id: &str, md5: bool) -> Device {
+    let password = SecretString::from(format!("pw-{id}-secret"));
+    Device {
+        id: id.into(),
+        username: id.into(),
+        credential: if md5 {
+            Credential::Md5 {
+                realm: "asterisk".into(),
+                password,
+            }
+        } else {
+            Credential::UserPass(password)
+        },
+        context: "acme-internal".into(),
+        transport: Some("transport-udp".into()),
+        allow: "opus,g722,ulaw".into(),
+        callerid: format!("\"User {id}\" <{id}>"),
+        mailboxes: Some(format!("{id}@acme")),
+        nat: true,
+        max_contacts: 1,
+    }
+}
+
+#[tokio::test]
+async fn realtime_schema_matches_asterisk_22() {
+    let db = fresh().await;
+    for table in [
+        "alembic_version",
+        "ps_aors",
+        "ps_auths",
+        "ps_contacts",
+        "ps_domain_aliases",
+        "ps_endpoint_id_ips",
+        "ps_endpoints",
+    ] {
+        let row = sqlx::query(&format!("SHOW CREATE TABLE {table}"))
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        let ddl: String = row.try_get(1).unwrap();
+        let captured =
+            std::fs::read_to_string(fixtures().join(format!("show_create_table_{table}.txt")))
+                .unwrap();
+        let captured = &captured[captured.find("CREATE TABLE").unwrap()..];
+        assert_eq!(ddl.trim(), captured.trim(), "{table}");
+    }
+    assert_eq!(
+        db.rt.schema_version().await.unwrap(),
+        None,
+        "no alembic row in a hand-made schema"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn sync_adds_changes_removes_and_does_nothing_when_nothing_changed() {
+    let db = fresh().await;
+    let mut wanted = vec![
+        device("acme-100", false),
+        device("acme-101", true),
+        device("acme-102", false),
+    ];
+    let plan = db.rt.sync(&wanted, 1).await.unwrap();
+    assert_eq!(plan.add, vec!["acme-100", "acme-101", "acme-102"]);
+    assert_eq!(db.count("SELECT COUNT(*) FROM ps_endpoints").await, 3);
+    assert_eq!(db.count("SELECT COUNT(*) FROM ps_auths").await, 3);
+    assert_eq!(db.count("SELECT COUNT(*) FROM ps_aors").await, 3);
+    // md5 auth keeps no password in the PBX's database.
+    let (kind, cred, pw): (String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT CAST(auth_type AS CHAR), md5_cred, password FROM ps_auths WHERE id = 'acme-101'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(kind, "md5");
+    assert_eq!(
+        cred.unwrap(),
+        md5_cred("acme-101", "asterisk", "pw-acme-101-secret")
+    );
+    assert_eq!(pw, None);
+
+    let again = db.rt.sync(&wanted, 2).await.unwrap();
+    assert!(again.is_empty() && again.unchanged == 3, "{again:?}");
+
+    // A registration of 102, as Asterisk writes it (select_ps_contacts_after_register.txt).
+    db.pool
+        .execute("INSERT INTO ps_contacts (id, uri, expiration_time, endpoint) VALUES ('acme-102^3B@64d5a8ed', 'sip:acme-102@127.0.0.1:5070', 1795648932, 'acme-102')")
+        .await
+        .unwrap();
+    wanted[0].allow = "ulaw".into();
+    wanted.remove(2);
+    let plan = db.rt.sync(&wanted, 3).await.unwrap();
+    assert_eq!(plan.change, vec!["acme-100"]);
+    assert_eq!(plan.remove, vec!["acme-102"]);
+    let allow: String = sqlx::query_scalar("SELECT allow FROM ps_endpoints WHERE id = 'acme-100'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(allow, "ulaw");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM ps_endpoints WHERE id = 'acme-102'")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM ps_contacts WHERE endpoint = 'acme-102'")
+            .await,
+        0,
+        "its registration is gone too"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn hand_made_endpoints_are_never_touched() {
+    let db = fresh().await;
+    // Endpoint 100 made by hand, exactly as in the captures (insert_endpoint_100.sql).
+    let sql = std::fs::read_to_string(fixtures().join("insert_endpoint_100.sql")).unwrap();
+    sqlx::raw_sql(&sql).execute(&db.pool).await.unwrap();
+    db.rt.sync(&[device("acme-100", false)], 1).await.unwrap();
+    // Removing all of ours leaves the hand-made one.
+    db.rt.sync(&[], 2).await.unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM ps_endpoints").await, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM ps_endpoints WHERE id = '100'")
+            .await,
+        1
+    );
+    // Wanting an id that a hand-made endpoint holds stops the sync before any write.
+    let err = db
+        .rt
+        .sync(&[device("acme-200", false), device("100", false)], 3)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RealtimeError::NotOwned(ref id) if id == "100"),
+        "{err}"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM ps_endpoints WHERE id = 'acme-200'")
+            .await,
+        0,
+        "nothing half-written"
+    );
+    let pw: String = sqlx::query_scalar("SELECT password FROM ps_auths WHERE id = '100'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(pw, "pw-100-secret");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_failing_write_rolls_the_whole_sync_back() {
+    let db = fresh().await;
+    db.rt.sync(&[device("acme-100", false)], 1).await.unwrap();
+    let mut bad = device("acme-101", false);
+    bad.allow = "x".repeat(500); // longer than ps_endpoints.allow (varchar(200)): MariaDB refuses it
+    let mut changed = device("acme-100", false);
+    changed.allow = "alaw".into();
+    assert!(db.rt.sync(&[changed, bad], 2).await.is_err());
+    assert_eq!(db.count("SELECT COUNT(*) FROM ps_endpoints").await, 1);
+    let allow: String = sqlx::query_scalar("SELECT allow FROM ps_endpoints WHERE id = 'acme-100'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        allow, "opus,g722,ulaw",
+        "the change before the failure was rolled back"
+    );
+    // Unsafe ids never reach SQL at all.
+    let mut evil = device("acme-1", false);
+    evil.id = "x'; DROP TABLE ps_endpoints; --".into();
+    assert!(matches!(
+        db.rt.sync(&[evil], 3).await,
+        Err(RealtimeError::Invalid { .. })
+    ));
+    db.drop_db().await;
+}
