@@ -4,3 +4,4 @@
 pub mod ami;
 pub mod realtime;
 pub mod ssh;
+pub mod tunnel;

@@ -146,54 +146,60 @@ impl Drop for Connection {
     }
 }
 
+/// Connects, verifies the host key against `pinned` (required), and logs in.
+pub(crate) fn open_session(target: &Target, pinned: Option<&str>) -> Result<Session, SshError> {
+    let (session, key) = handshake(
+        &target.host,
+        target.port,
+        target.connect_timeout,
+        target.op_timeout,
+    )?;
+    match pinned {
+        None => {
+            return Err(SshError::HostKeyNotPinned {
+                host: target.host.clone(),
+                fingerprint: key.fingerprint,
+            })
+        }
+        Some(p) if p != key.fingerprint => {
+            return Err(SshError::HostKeyChanged {
+                host: target.host.clone(),
+                pinned: p.to_owned(),
+                offered: key.fingerprint,
+            })
+        }
+        Some(_) => {}
+    }
+    let auth_err = |reason: String| SshError::Auth {
+        user: target.user.clone(),
+        reason,
+    };
+    match &target.auth {
+        Auth::KeyFile { path, passphrase } => session
+            .userauth_pubkey_file(
+                &target.user,
+                None,
+                path,
+                passphrase.as_ref().map(|p| p.expose_secret()),
+            )
+            .map_err(|e| auth_err(e.message().to_owned()))?,
+        Auth::Agent => session
+            .userauth_agent(&target.user)
+            .map_err(|e| auth_err(e.message().to_owned()))?,
+        Auth::Password(p) => session
+            .userauth_password(&target.user, p.expose_secret())
+            .map_err(|e| auth_err(e.message().to_owned()))?,
+    }
+    if !session.authenticated() {
+        return Err(auth_err("not authenticated".into()));
+    }
+    Ok(session)
+}
+
 impl Connection {
     /// Connects, verifies the host key against `pinned` (required), and logs in.
     pub fn open(target: &Target, pinned: Option<&str>) -> Result<Connection, SshError> {
-        let (session, key) = handshake(
-            &target.host,
-            target.port,
-            target.connect_timeout,
-            target.op_timeout,
-        )?;
-        match pinned {
-            None => {
-                return Err(SshError::HostKeyNotPinned {
-                    host: target.host.clone(),
-                    fingerprint: key.fingerprint,
-                })
-            }
-            Some(p) if p != key.fingerprint => {
-                return Err(SshError::HostKeyChanged {
-                    host: target.host.clone(),
-                    pinned: p.to_owned(),
-                    offered: key.fingerprint,
-                })
-            }
-            Some(_) => {}
-        }
-        let auth_err = |reason: String| SshError::Auth {
-            user: target.user.clone(),
-            reason,
-        };
-        match &target.auth {
-            Auth::KeyFile { path, passphrase } => session
-                .userauth_pubkey_file(
-                    &target.user,
-                    None,
-                    path,
-                    passphrase.as_ref().map(|p| p.expose_secret()),
-                )
-                .map_err(|e| auth_err(e.message().to_owned()))?,
-            Auth::Agent => session
-                .userauth_agent(&target.user)
-                .map_err(|e| auth_err(e.message().to_owned()))?,
-            Auth::Password(p) => session
-                .userauth_password(&target.user, p.expose_secret())
-                .map_err(|e| auth_err(e.message().to_owned()))?,
-        }
-        if !session.authenticated() {
-            return Err(auth_err("not authenticated".into()));
-        }
+        let session = open_session(target, pinned)?;
         let sftp = session.sftp().map_err(|e| SshError::Remote {
             op: "open SFTP",
             path: String::new(),

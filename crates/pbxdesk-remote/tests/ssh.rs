@@ -81,11 +81,12 @@ fn start_sshd() -> Sshd {
         .arg(d.join("sshd_config"))
         .spawn()
         .expect("start sshd");
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+    // sshd writes its pid file once it listens (probing the port would log a failed handshake).
+    for _ in 0..200 {
+        if d.join("sshd.pid").exists() {
             return Sshd { child, port, dir };
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(25));
     }
     panic!("sshd did not start");
 }
@@ -241,4 +242,80 @@ fn unsafe_paths_never_reach_the_server() {
         );
     }
     assert!(c.list_dir(etc.to_str().unwrap()).unwrap().is_empty());
+}
+
+#[test]
+fn a_tunnel_carries_tcp_to_the_pbx_loopback() {
+    use pbxdesk_remote::tunnel::Tunnel;
+    use std::io::{Read, Write};
+    let sshd = start_sshd();
+    // A TCP echo server on this machine's loopback, standing for AMI on the PBX's 127.0.0.1.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in echo.incoming() {
+            let mut s = stream.unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => s.write_all(&buf[..n]).unwrap(),
+                    }
+                }
+            });
+        }
+    });
+    let tunnel = Tunnel::open(
+        &sshd.target("user_key", None),
+        Some(&sshd.fingerprint()),
+        "127.0.0.1",
+        echo_port,
+    )
+    .unwrap();
+    // Two connections at once, one of them carrying 1 MiB each way.
+    let mut a = TcpStream::connect(tunnel.local_addr()).unwrap();
+    let mut b = TcpStream::connect(tunnel.local_addr()).unwrap();
+    b.write_all(b"ping").unwrap();
+    let payload: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let mut a2 = a.try_clone().unwrap();
+        let p = payload.clone();
+        std::thread::spawn(move || a2.write_all(&p).unwrap())
+    };
+    let mut back = vec![0u8; payload.len()];
+    a.read_exact(&mut back).unwrap();
+    writer.join().unwrap();
+    assert!(back == payload, "1 MiB came back intact");
+    let mut four = [0u8; 4];
+    b.read_exact(&mut four).unwrap();
+    assert_eq!(&four, b"ping");
+    // Refused before anything is forwarded when the host key is not pinned.
+    assert!(matches!(
+        Tunnel::open(&sshd.target("user_key", None), None, "127.0.0.1", echo_port),
+        Err(SshError::HostKeyNotPinned { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_realtime_database_is_reached_through_the_tunnel() {
+    use pbxdesk_remote::tunnel::Tunnel;
+    let sshd = start_sshd();
+    let tunnel = Tunnel::open(
+        &sshd.target("user_key", None),
+        Some(&sshd.fingerprint()),
+        "127.0.0.1",
+        3306,
+    )
+    .unwrap();
+    let pool =
+        sqlx::mysql::MySqlPool::connect(&format!("mysql://root@{}/mysql", tunnel.local_addr()))
+            .await
+            .expect("MariaDB through the tunnel");
+    let one: i64 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    pool.close().await;
 }

@@ -1,0 +1,179 @@
+//! Local port forwarding over SSH: AMI and the realtime MariaDB listen on the PBX's own
+//! 127.0.0.1 and are reached through the SSH connection, so neither is exposed on the network.
+//!
+//! A tunnel has its own SSH session (libssh2's non-blocking mode is per session, and the
+//! pump needs it while SFTP work elsewhere stays blocking). One thread accepts local
+//! connections on 127.0.0.1:<ephemeral> and moves bytes both ways for all of them.
+
+use crate::ssh::{self, SshError, Target};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Tunnel {
+    local_port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Tunnel {
+    /// Forwards 127.0.0.1:<local_port> to `remote_host:remote_port` as seen from the PBX.
+    pub fn open(
+        target: &Target,
+        pinned: Option<&str>,
+        remote_host: &str,
+        remote_port: u16,
+    ) -> Result<Tunnel, SshError> {
+        let session = ssh::open_session(target, pinned)?;
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| SshError::Connect {
+            addr: "127.0.0.1:0".into(),
+            reason: e.to_string(),
+        })?;
+        let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        listener.set_nonblocking(true).ok();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, host) = (stop.clone(), remote_host.to_owned());
+        let keepalive = target.keepalive;
+        std::thread::spawn(move || pump(session, listener, &host, remote_port, &flag, keepalive));
+        Ok(Tunnel { local_port, stop })
+    }
+
+    /// The local address to connect to, e.g. "127.0.0.1:41234".
+    pub fn local_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.local_port)
+    }
+
+    pub fn local_port(&self) -> u16 {
+        self.local_port
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Link {
+    local: TcpStream,
+    channel: ssh2::Channel,
+    to_remote: Vec<u8>,
+    to_local: Vec<u8>,
+    local_eof: bool,
+    eof_sent: bool,
+}
+
+/// LIBSSH2_ERROR_EAGAIN: the non-blocking session would block; try again.
+const EAGAIN: i32 = -37;
+
+fn would_block(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::WouldBlock
+}
+
+fn pump(
+    session: ssh2::Session,
+    listener: TcpListener,
+    host: &str,
+    port: u16,
+    stop: &AtomicBool,
+    keepalive: Duration,
+) {
+    session.set_blocking(false);
+    let mut links: Vec<Link> = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut last_keepalive = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let mut progress = false;
+        if let Ok((local, _)) = listener.accept() {
+            progress = true;
+            let opened = loop {
+                match session.channel_direct_tcpip(host, port, None) {
+                    Ok(ch) => break Some(ch),
+                    Err(e) if matches!(e.code(), ssh2::ErrorCode::Session(EAGAIN)) => {
+                        std::thread::sleep(Duration::from_millis(1))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "tunnel: the PBX refused the forwarded connection");
+                        break None;
+                    }
+                }
+            };
+            if let Some(channel) = opened {
+                local.set_nonblocking(true).ok();
+                local.set_nodelay(true).ok();
+                links.push(Link {
+                    local,
+                    channel,
+                    to_remote: Vec::new(),
+                    to_local: Vec::new(),
+                    local_eof: false,
+                    eof_sent: false,
+                });
+            }
+        }
+        links.retain_mut(|l| {
+            // Local -> PBX.
+            if !l.local_eof && l.to_remote.len() < 1 << 20 {
+                match l.local.read(&mut buf) {
+                    Ok(0) => l.local_eof = true,
+                    Ok(n) => {
+                        l.to_remote.extend_from_slice(&buf[..n]);
+                        progress = true;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(_) => return false,
+                }
+            }
+            if !l.to_remote.is_empty() {
+                match l.channel.write(&l.to_remote) {
+                    Ok(n) => {
+                        l.to_remote.drain(..n);
+                        progress |= n > 0;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(_) => return false,
+                }
+            }
+            if l.local_eof && l.to_remote.is_empty() && !l.eof_sent {
+                l.eof_sent = l.channel.send_eof().is_ok();
+            }
+            // PBX -> local.
+            if l.to_local.len() < 1 << 20 {
+                match l.channel.read(&mut buf) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        l.to_local.extend_from_slice(&buf[..n]);
+                        progress = true;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(_) => return false,
+                }
+            }
+            if !l.to_local.is_empty() {
+                match l.local.write(&l.to_local) {
+                    Ok(n) => {
+                        l.to_local.drain(..n);
+                        progress |= n > 0;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(_) => return false,
+                }
+            }
+            if l.channel.eof() && l.to_local.is_empty() {
+                let _ = l.local.shutdown(Shutdown::Write);
+                if l.local_eof {
+                    return false;
+                }
+            }
+            true
+        });
+        if last_keepalive.elapsed() >= keepalive {
+            let _ = session.keepalive_send();
+            last_keepalive = Instant::now();
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
