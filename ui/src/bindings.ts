@@ -9,8 +9,8 @@ export const commands = {
 	appInfo: () => typedError<AppInfo_Serialize, ApiError_Serialize>(__TAURI_INVOKE("app_info")),
 	login: (username: string, password: string) => typedError<AppInfo_Serialize, ApiError_Serialize>(__TAURI_INVOKE("login", { username, password })),
 	logout: () => typedError<AppInfo_Serialize, ApiError_Serialize>(__TAURI_INVOKE("logout")),
-	pbxList: () => typedError<Pbx[], ApiError_Serialize>(__TAURI_INVOKE("pbx_list")),
-	pbxAdd: (input: NewPbx_Deserialize) => typedError<Pbx, ApiError_Serialize>(__TAURI_INVOKE("pbx_add", { input })),
+	pbxList: () => typedError<Pbx_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_list")),
+	pbxAdd: (input: NewPbx_Deserialize) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_add", { input })),
 	tenantList: () => typedError<Tenant[], ApiError_Serialize>(__TAURI_INVOKE("tenant_list")),
 	tenantCreate: (input: NewTenant_Deserialize) => typedError<Tenant, ApiError_Serialize>(__TAURI_INVOKE("tenant_create", { input })),
 	tenantUpdate: (slug: string, patch: TenantPatch_Deserialize) => typedError<Tenant, ApiError_Serialize>(__TAURI_INVOKE("tenant_update", { slug, patch })),
@@ -113,16 +113,14 @@ export type NewPbx = NewPbx_Serialize | NewPbx_Deserialize;
 
 export type NewPbx_Deserialize = {
 	name: string,
-	host: string,
-	ssh_port?: number | null,
-	ssh_user?: string | null,
+	/**  The connection profile; `host` is required here. */
+	profile: PbxPatch_Deserialize,
 };
 
 export type NewPbx_Serialize = {
 	name: string,
-	host: string,
-	ssh_port: number | null,
-	ssh_user: string | null,
+	/**  The connection profile; `host` is required here. */
+	profile: PbxPatch_Serialize,
 };
 
 export type NewTenant = NewTenant_Serialize | NewTenant_Deserialize;
@@ -171,12 +169,123 @@ export type NewUser_Serialize = {
 	voicemail: boolean | null,
 };
 
-export type Pbx = {
+/**  A PBX and how to reach it. Secrets are never here, only whether each is set. */
+export type Pbx = Pbx_Serialize | Pbx_Deserialize;
+
+/**
+ *  Connection profile fields; `None` leaves a field as it is. For the optional text fields and
+ *  the secrets, an empty string clears them. Secrets are write-only.
+ */
+export type PbxPatch = PbxPatch_Serialize | PbxPatch_Deserialize;
+
+/**
+ *  Connection profile fields; `None` leaves a field as it is. For the optional text fields and
+ *  the secrets, an empty string clears them. Secrets are write-only.
+ */
+export type PbxPatch_Deserialize = {
+	host?: string | null,
+	ssh_port?: number | null,
+	ssh_user?: string | null,
+	ssh_auth?: SshAuth | null,
+	ssh_key_path?: string | null,
+	ssh_secret?: string | null,
+	config_dir?: string | null,
+	ami_via?: Via | null,
+	ami_port?: number | null,
+	ami_user?: string | null,
+	ami_secret?: string | null,
+	db_via?: Via | null,
+	db_port?: number | null,
+	db_name?: string | null,
+	db_user?: string | null,
+	db_password?: string | null,
+	connect_timeout_ms?: number | null,
+	command_timeout_ms?: number | null,
+	expected_version?: number | null,
+};
+
+/**
+ *  Connection profile fields; `None` leaves a field as it is. For the optional text fields and
+ *  the secrets, an empty string clears them. Secrets are write-only.
+ */
+export type PbxPatch_Serialize = {
+	host: string | null,
+	ssh_port: number | null,
+	ssh_user: string | null,
+	ssh_auth: SshAuth | null,
+	ssh_key_path: string | null,
+	ssh_secret: string | null,
+	config_dir: string | null,
+	ami_via: Via | null,
+	ami_port: number | null,
+	ami_user: string | null,
+	ami_secret: string | null,
+	db_via: Via | null,
+	db_port: number | null,
+	db_name: string | null,
+	db_user: string | null,
+	db_password: string | null,
+	connect_timeout_ms: number | null,
+	command_timeout_ms: number | null,
+	expected_version: number | null,
+};
+
+/**  A PBX and how to reach it. Secrets are never here, only whether each is set. */
+export type Pbx_Deserialize = {
 	id: number,
 	name: string,
 	host: string,
 	ssh_port: number,
 	ssh_user: string,
+	ssh_auth: SshAuth,
+	ssh_key_path?: string | null,
+	/**  An SSH password or key passphrase is stored (sealed). */
+	ssh_secret_set: boolean,
+	/**  The pinned host key fingerprint; none until the technician trusts the host. */
+	host_key?: string | null,
+	/**  The Asterisk config folder (usually /etc/asterisk). */
+	config_dir: string,
+	ami_via: Via,
+	ami_port: number,
+	ami_user?: string | null,
+	ami_secret_set: boolean,
+	db_via: Via,
+	db_port: number,
+	db_name: string,
+	db_user?: string | null,
+	db_password_set: boolean,
+	connect_timeout_ms: number,
+	command_timeout_ms: number,
+	version: number,
+};
+
+/**  A PBX and how to reach it. Secrets are never here, only whether each is set. */
+export type Pbx_Serialize = {
+	id: number,
+	name: string,
+	host: string,
+	ssh_port: number,
+	ssh_user: string,
+	ssh_auth: SshAuth,
+	ssh_key_path: string | null,
+	/**  An SSH password or key passphrase is stored (sealed). */
+	ssh_secret_set: boolean,
+	/**  The pinned host key fingerprint; none until the technician trusts the host. */
+	host_key: string | null,
+	/**  The Asterisk config folder (usually /etc/asterisk). */
+	config_dir: string,
+	ami_via: Via,
+	ami_port: number,
+	ami_user: string | null,
+	ami_secret_set: boolean,
+	db_via: Via,
+	db_port: number,
+	db_name: string,
+	db_user: string | null,
+	db_password_set: boolean,
+	connect_timeout_ms: number,
+	command_timeout_ms: number,
+	version: number,
 };
 
 /**  A device with its SIP password in clear: only from `device_reveal`, which is audited. */
@@ -184,6 +293,9 @@ export type RevealedDevice = {
 	device: Device,
 	sip_password: string,
 };
+
+/**  How pbxdesk logs in over SSH. */
+export type SshAuth = "key" | "agent" | "password";
 
 export type Tenant = {
 	id: number,
@@ -308,6 +420,12 @@ export type User_Serialize = {
 	version: number,
 	devices: Device[],
 };
+
+/**
+ *  How AMI or the realtime database is reached: through the SSH connection (to the PBX's
+ *  own 127.0.0.1, so neither is exposed on the network) or directly.
+ */
+export type Via = "tunnel" | "direct";
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

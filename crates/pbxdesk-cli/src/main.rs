@@ -7,9 +7,9 @@ mod output;
 
 use clap::{Args, Parser, Subcommand};
 use output::{print_error, print_ok, Show};
-use pbxdesk_core::domain::{Role, TenantStatus, Transport, UserRole, UserStatus};
+use pbxdesk_core::domain::{Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via};
 use pbxdesk_core::model::{
-    AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, TenantPatch, UserPatch,
+    AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, PbxPatch, TenantPatch, UserPatch,
 };
 use pbxdesk_core::service::{KeySource, Location, OpenOptions};
 use pbxdesk_core::{paths, Actor, Error, ErrorCode, Workspace};
@@ -83,18 +83,134 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PbxCmd {
-    /// Add a PBX (connection details are stored only; nothing is contacted).
+    /// Add a PBX and how to reach it (nothing is contacted).
     Add {
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Change how a PBX is reached.
+    Update {
+        name: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// Refuse the change if the profile changed since this version.
         #[arg(long)]
-        host: String,
-        #[arg(long)]
-        port: Option<u16>,
-        #[arg(long)]
-        user: Option<String>,
+        expected_version: Option<i64>,
+    },
+    Show {
+        name: String,
     },
     List,
+    /// Show the PBX's SSH host key fingerprint and pin it once you accept it.
+    Trust {
+        name: String,
+        /// Pin this fingerprint (SHA256:…) without contacting the PBX.
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// Accept the offered key without asking (only after checking it another way).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check SSH, the config folder, include lines, free disk, AMI and the realtime database.
+    Check {
+        name: String,
+    },
+}
+
+/// The connection profile. Secrets never come from the command line (other users can read
+/// it): each `--…-stdin` flag reads one line from standard input, in the order ssh, ami, db.
+#[derive(Args)]
+struct ProfileArgs {
+    #[arg(long)]
+    host: Option<String>,
+    /// SSH port.
+    #[arg(long)]
+    port: Option<u16>,
+    /// SSH user.
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long, value_parser = parse_ssh_auth)]
+    auth: Option<SshAuth>,
+    /// Private key file for --auth key.
+    #[arg(long)]
+    key: Option<String>,
+    /// SSH password (--auth password) or key passphrase (--auth key), from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// The Asterisk config folder (default /etc/asterisk).
+    #[arg(long)]
+    config_dir: Option<String>,
+    /// tunnel (through SSH to the PBX's 127.0.0.1, the default) or direct.
+    #[arg(long, value_parser = parse_via)]
+    ami_via: Option<Via>,
+    #[arg(long)]
+    ami_port: Option<u16>,
+    #[arg(long)]
+    ami_user: Option<String>,
+    #[arg(long)]
+    ami_secret_stdin: bool,
+    #[arg(long, value_parser = parse_via)]
+    db_via: Option<Via>,
+    #[arg(long)]
+    db_port: Option<u16>,
+    #[arg(long)]
+    db_name: Option<String>,
+    #[arg(long)]
+    db_user: Option<String>,
+    #[arg(long)]
+    db_password_stdin: bool,
+    #[arg(long)]
+    connect_timeout_ms: Option<u32>,
+    #[arg(long)]
+    command_timeout_ms: Option<u32>,
+}
+
+impl ProfileArgs {
+    fn patch(&self, expected_version: Option<i64>) -> Result<PbxPatch, Error> {
+        let mut lines = if self.password_stdin || self.ami_secret_stdin || self.db_password_stdin {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::Store(format!("cannot read standard input: {e}")))?;
+            s.lines().map(str::to_owned).collect::<Vec<_>>().into_iter()
+        } else {
+            Vec::new().into_iter()
+        };
+        let mut take = |wanted: bool, what: &str| -> Result<Option<String>, Error> {
+            if !wanted {
+                return Ok(None);
+            }
+            lines.next().map(Some).ok_or_else(|| {
+                Error::Validation(pbxdesk_core::ValidationError::secret(
+                    what,
+                    "expected one line on standard input",
+                ))
+            })
+        };
+        Ok(PbxPatch {
+            host: self.host.clone(),
+            ssh_port: self.port,
+            ssh_user: self.user.clone(),
+            ssh_auth: self.auth,
+            ssh_key_path: self.key.clone(),
+            ssh_secret: take(self.password_stdin, "ssh_secret")?,
+            config_dir: self.config_dir.clone(),
+            ami_via: self.ami_via,
+            ami_port: self.ami_port,
+            ami_user: self.ami_user.clone(),
+            ami_secret: take(self.ami_secret_stdin, "ami_secret")?,
+            db_via: self.db_via,
+            db_port: self.db_port,
+            db_name: self.db_name.clone(),
+            db_user: self.db_user.clone(),
+            db_password: take(self.db_password_stdin, "db_password")?,
+            connect_timeout_ms: self.connect_timeout_ms,
+            command_timeout_ms: self.command_timeout_ms,
+            expected_version,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -263,6 +379,12 @@ enum DemoCmd {
     Seed,
 }
 
+fn parse_ssh_auth(s: &str) -> Result<SshAuth, String> {
+    SshAuth::parse(s).map_err(|e| e.rule)
+}
+fn parse_via(s: &str) -> Result<Via, String> {
+    Via::parse(s).map_err(|e| e.rule)
+}
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).map_err(|e| e.rule)
 }
@@ -351,6 +473,19 @@ fn read_secret_stdin(what: &str) -> Result<SecretString, Error> {
     ))
 }
 
+/// Asks on the terminal; anything but y/yes is no.
+fn confirm(question: &str) -> Result<bool, Error> {
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Store(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 fn prompt_secret(prompt: &str) -> Result<SecretString, Error> {
     rpassword::prompt_password(prompt)
         .map(SecretString::from)
@@ -407,23 +542,45 @@ async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
 
 async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box<dyn Show>, Error> {
     Ok(match command {
-        Command::Pbx(PbxCmd::Add {
-            name,
-            host,
-            port,
-            user,
-        }) => Box::new(
+        Command::Pbx(PbxCmd::Add { name, profile }) => Box::new(
             ws.pbx_add(
                 me,
                 &NewPbx {
                     name: name.clone(),
-                    host: host.clone(),
-                    ssh_port: *port,
-                    ssh_user: user.clone(),
+                    profile: profile.patch(None)?,
                 },
             )
             .await?,
         ),
+        Command::Pbx(PbxCmd::Update {
+            name,
+            profile,
+            expected_version,
+        }) => Box::new(
+            ws.pbx_update(me, name, &profile.patch(*expected_version)?)
+                .await?,
+        ),
+        Command::Pbx(PbxCmd::Show { name }) => Box::new(ws.pbx_show(me, name).await?),
+        Command::Pbx(PbxCmd::Trust {
+            name,
+            fingerprint,
+            yes,
+        }) => {
+            let fp = match fingerprint {
+                Some(fp) => fp.clone(),
+                None => {
+                    let offered = ws.pbx_probe_host_key(me, name).await?;
+                    if !*yes && !confirm(&format!(
+                        "PBX {name} offers the host key {offered}.\nCompare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the PBX. Trust it? [y/N] "
+                    ))? {
+                        return Err(Error::Conflict("the host key was not trusted; nothing was changed".into()));
+                    }
+                    offered
+                }
+            };
+            Box::new(ws.pbx_trust(me, name, &fp).await?)
+        }
+        Command::Pbx(PbxCmd::Check { name }) => Box::new(ws.pbx_check(me, name).await?),
         Command::Pbx(PbxCmd::List) => Box::new(ws.pbx_list(me).await?),
         Command::Tenant(cmd) => match cmd {
             TenantCmd::Create {

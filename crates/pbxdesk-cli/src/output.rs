@@ -2,7 +2,7 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use pbxdesk_core::model::{
-    AuditEntry, Device, Operator, Pbx, RevealedDevice, Tenant, User, UserSummary,
+    AuditEntry, CheckLine, Device, Operator, Pbx, RevealedDevice, Tenant, User, UserSummary,
 };
 use pbxdesk_core::Error;
 use serde::Serialize;
@@ -73,29 +73,95 @@ fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
 
+fn set(b: bool) -> String {
+    if b {
+        "(set)".into()
+    } else {
+        "-".into()
+    }
+}
+
 impl Human for Pbx {
     fn human(&self) -> String {
         pairs(&[
             ("name", self.name.clone()),
-            ("host", self.host.clone()),
             (
                 "ssh",
-                format!("{}@{}:{}", self.ssh_user, self.host, self.ssh_port),
+                format!(
+                    "{}@{}:{} ({})",
+                    self.ssh_user, self.host, self.ssh_port, self.ssh_auth
+                ),
             ),
+            ("ssh key", opt(&self.ssh_key_path)),
+            ("ssh secret", set(self.ssh_secret_set)),
+            (
+                "host key",
+                self.host_key
+                    .clone()
+                    .unwrap_or_else(|| "not trusted yet (pbxdesk pbx trust)".into()),
+            ),
+            ("config dir", self.config_dir.clone()),
+            (
+                "ami",
+                format!(
+                    "{} port {} user {}",
+                    self.ami_via,
+                    self.ami_port,
+                    opt(&self.ami_user)
+                ),
+            ),
+            ("ami secret", set(self.ami_secret_set)),
+            (
+                "database",
+                format!(
+                    "{} port {} db {} user {}",
+                    self.db_via,
+                    self.db_port,
+                    self.db_name,
+                    opt(&self.db_user)
+                ),
+            ),
+            ("db password", set(self.db_password_set)),
+            (
+                "timeouts",
+                format!(
+                    "connect {} ms, command {} ms",
+                    self.connect_timeout_ms, self.command_timeout_ms
+                ),
+            ),
+            ("version", self.version.to_string()),
         ])
+    }
+}
+
+impl Human for Vec<CheckLine> {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for l in self {
+            out.push_str(&format!(
+                "{} {}: {}\n",
+                if l.ok { "ok  " } else { "FAIL" },
+                l.item,
+                l.detail
+            ));
+            if let Some(fix) = &l.fix {
+                out.push_str(&format!("     fix: {fix}\n"));
+            }
+        }
+        out
     }
 }
 
 impl Human for Vec<Pbx> {
     fn human(&self) -> String {
         table(
-            &["NAME", "HOST", "SSH"],
+            &["NAME", "SSH", "HOST KEY"],
             self.iter()
                 .map(|p| {
                     vec![
                         p.name.clone(),
-                        p.host.clone(),
-                        format!("{}@:{}", p.ssh_user, p.ssh_port),
+                        format!("{}@{}:{}", p.ssh_user, p.host, p.ssh_port),
+                        p.host_key.clone().unwrap_or_else(|| "not trusted".into()),
                     ]
                 })
                 .collect(),

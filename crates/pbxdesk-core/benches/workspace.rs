@@ -58,16 +58,9 @@ async fn open(location: Location, dir: &std::path::Path) -> (Workspace, Actor) {
             ws.login("bench", &pw).await.expect("login")
         }
     };
-    ws.pbx_add(
-        &actor,
-        &NewPbx {
-            name: "pbx".into(),
-            host: "10.0.0.1".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("pbx");
+    ws.pbx_add(&actor, &NewPbx::at("pbx", "10.0.0.1"))
+        .await
+        .expect("pbx");
     (ws, actor)
 }
 

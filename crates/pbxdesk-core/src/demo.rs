@@ -22,16 +22,8 @@ pub async fn seed(ws: &Workspace, actor: &Actor) -> Result<bool> {
     if !ws.pbx_list(actor).await?.is_empty() {
         return Ok(false);
     }
-    ws.pbx_add(
-        actor,
-        &NewPbx {
-            name: "demo-pbx".into(),
-            host: "pbx.example.net".into(),
-            ssh_port: None,
-            ssh_user: None,
-        },
-    )
-    .await?;
+    ws.pbx_add(actor, &NewPbx::at("demo-pbx", "pbx.example.net"))
+        .await?;
     for (tenant, slug, range, domain) in [
         (
             "Acme Dental",

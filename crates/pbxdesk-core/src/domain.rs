@@ -508,6 +508,101 @@ string_enum!(TenantStatus, "status" { Active = "active", Suspended = "suspended"
 string_enum!(Transport, "transport" { Udp = "udp", Tcp = "tcp", Tls = "tls" });
 
 string_enum!(
+    /// How pbxdesk logs in over SSH.
+    SshAuth, "ssh_auth" { Key = "key", Agent = "agent", Password = "password" }
+);
+
+string_enum!(
+    /// How AMI or the realtime database is reached: through the SSH connection (to the PBX's
+    /// own 127.0.0.1, so neither is exposed on the network) or directly.
+    Via, "via" { Tunnel = "tunnel", Direct = "direct" }
+);
+
+/// An absolute path on the PBX: letters, digits, '.', '_', '-', '/', no "..". Such a path can
+/// reach SFTP or a remote command without quoting surprises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemotePath(String);
+
+impl RemotePath {
+    pub const RULE: &'static str =
+        "an absolute path of letters, digits, '.', '_', '-' and '/', without '..'";
+
+    pub fn parse(field: &str, s: &str) -> Parsed<Self> {
+        let t = s.trim();
+        let ok = t.starts_with('/')
+            && t.len() <= 1024
+            && !t.split('/').any(|c| c == "..")
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+        if ok {
+            Ok(RemotePath(t.trim_end_matches('/').to_owned()).normalized())
+        } else {
+            Err(ValidationError::new(field, s, Self::RULE))
+        }
+    }
+
+    fn normalized(self) -> Self {
+        if self.0.is_empty() {
+            RemotePath("/".into())
+        } else {
+            self
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A name for AMI users, database names and users: 1 to 64 of letters, digits, '_', '-', '.'.
+pub fn parse_account(field: &str, s: &str) -> Parsed<String> {
+    let t = s.trim();
+    let ok = (1..=64).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(ValidationError::new(
+            field,
+            s,
+            "1 to 64 characters: letters, digits, '_', '-' or '.'",
+        ))
+    }
+}
+
+/// A secret typed by the technician (AMI secret, database or SSH password): 1 to 256
+/// characters without control characters, since it travels in protocol headers. Never echoed.
+pub fn parse_secret(field: &str, s: &str) -> Parsed<String> {
+    if s.is_empty() || s.chars().count() > 256 || s.chars().any(char::is_control) {
+        return Err(ValidationError::secret(
+            field,
+            "1 to 256 characters, no control characters",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// An OpenSSH host key fingerprint: "SHA256:" and 43 base64 characters.
+pub fn parse_fingerprint(s: &str) -> Parsed<String> {
+    let t = s.trim();
+    let ok = t.strip_prefix("SHA256:").is_some_and(|b| {
+        b.len() == 43
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+    });
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(ValidationError::new(
+            "fingerprint",
+            s,
+            "SHA256: followed by 43 base64 characters, as ssh-keygen -lf prints it",
+        ))
+    }
+}
+
+string_enum!(
     /// Codecs a device may offer; names as Asterisk's `allow=` knows them.
     Codec, "codecs" {
         Opus = "opus",

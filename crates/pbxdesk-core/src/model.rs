@@ -5,9 +5,10 @@
 //! Ids and counts are i64 here and `number` in TypeScript (`specta(type = i32)`): they stay far
 //! below 2^31, and specta-typescript refuses i64 (and types f64 as `number | null`).
 
-use crate::domain::{Codec, Role, TenantStatus, Transport, UserRole, UserStatus};
+use crate::domain::{Codec, Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via};
 use serde::{Deserialize, Serialize};
 
+/// A PBX and how to reach it. Secrets are never here, only whether each is set.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Pbx {
@@ -17,15 +18,94 @@ pub struct Pbx {
     pub host: String,
     pub ssh_port: u16,
     pub ssh_user: String,
+    pub ssh_auth: SshAuth,
+    pub ssh_key_path: Option<String>,
+    /// An SSH password or key passphrase is stored (sealed).
+    pub ssh_secret_set: bool,
+    /// The pinned host key fingerprint; none until the technician trusts the host.
+    pub host_key: Option<String>,
+    /// The Asterisk config folder (usually /etc/asterisk).
+    pub config_dir: String,
+    pub ami_via: Via,
+    pub ami_port: u16,
+    pub ami_user: Option<String>,
+    pub ami_secret_set: bool,
+    pub db_via: Via,
+    pub db_port: u16,
+    pub db_name: String,
+    pub db_user: Option<String>,
+    pub db_password_set: bool,
+    pub connect_timeout_ms: u32,
+    pub command_timeout_ms: u32,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct NewPbx {
     pub name: String,
-    pub host: String,
+    /// The connection profile; `host` is required here.
+    pub profile: PbxPatch,
+}
+
+impl NewPbx {
+    /// A PBX at `host` with every other setting at its default.
+    pub fn at(name: &str, host: &str) -> NewPbx {
+        NewPbx {
+            name: name.to_owned(),
+            profile: PbxPatch {
+                host: Some(host.to_owned()),
+                ..PbxPatch::default()
+            },
+        }
+    }
+}
+
+/// Connection profile fields; `None` leaves a field as it is. For the optional text fields and
+/// the secrets, an empty string clears them. Secrets are write-only.
+#[derive(Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PbxPatch {
+    pub host: Option<String>,
     pub ssh_port: Option<u16>,
     pub ssh_user: Option<String>,
+    pub ssh_auth: Option<SshAuth>,
+    pub ssh_key_path: Option<String>,
+    pub ssh_secret: Option<String>,
+    pub config_dir: Option<String>,
+    pub ami_via: Option<Via>,
+    pub ami_port: Option<u16>,
+    pub ami_user: Option<String>,
+    pub ami_secret: Option<String>,
+    pub db_via: Option<Via>,
+    pub db_port: Option<u16>,
+    pub db_name: Option<String>,
+    pub db_user: Option<String>,
+    pub db_password: Option<String>,
+    pub connect_timeout_ms: Option<u32>,
+    pub command_timeout_ms: Option<u32>,
+    #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
+    pub expected_version: Option<i64>,
+}
+
+impl std::fmt::Debug for PbxPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PbxPatch")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One line of "check this PBX": what was checked, whether it is fine, and how to fix it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct CheckLine {
+    pub item: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do about it, when not ok.
+    pub fix: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -7,7 +7,7 @@ mod harness;
 use harness::Harness;
 use pbxdesk_core::domain::{Role, TenantStatus, UserStatus};
 use pbxdesk_core::model::{
-    AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, TenantPatch, UserPatch,
+    AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, PbxPatch, TenantPatch, UserPatch,
 };
 use pbxdesk_core::service::KeySource;
 use pbxdesk_core::{Actor, ErrorCode, Workspace};
@@ -17,16 +17,9 @@ use std::time::Duration;
 
 async fn setup(ws: &Workspace, slugs: &[(&str, &str)]) -> Actor {
     let me = ws_admin(ws).await;
-    ws.pbx_add(
-        &me,
-        &NewPbx {
-            name: "pbx1".into(),
-            host: "10.0.0.5".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("pbx");
+    ws.pbx_add(&me, &NewPbx::at("pbx1", "10.0.0.5"))
+        .await
+        .expect("pbx");
     for (slug, range) in slugs {
         ws.tenant_create(
             &me,
@@ -652,7 +645,152 @@ async fn tenant_lifecycle_and_devices(h: &Harness) {
     );
 }
 
+async fn pbx_profile_validates_seals_and_pins(h: &Harness) {
+    let ws = &h.ws;
+    let me = ws_admin(ws).await;
+    let mut input = NewPbx::at("pbx1", "pbx1.example.net");
+    input.profile.ami_user = Some("pbxdesk".into());
+    input.profile.ami_secret = Some("ami-Secret-123".into());
+    input.profile.db_user = Some("asterisk".into());
+    input.profile.db_password = Some("db-Secret-456".into());
+    let p = ws.pbx_add(&me, &input).await.unwrap();
+    assert!(p.ami_secret_set && p.db_password_set && !p.ssh_secret_set);
+    assert_eq!(
+        (
+            p.config_dir.as_str(),
+            p.ami_port,
+            p.db_port,
+            p.host_key.as_deref()
+        ),
+        ("/etc/asterisk", 5038, 3306, None)
+    );
+    let json = serde_json::to_string(&ws.pbx_show(&me, "pbx1").await.unwrap()).unwrap();
+    let audit =
+        serde_json::to_string(&ws.audit_list(&me, &AuditQuery::default()).await.unwrap()).unwrap();
+    for secret in ["ami-Secret-123", "db-Secret-456"] {
+        assert!(
+            !json.contains(secret) && !audit.contains(secret),
+            "{secret} leaked"
+        );
+    }
+    let blobs = h.raw_blobs("SELECT ami_secret FROM pbxes").await;
+    assert!(
+        !blobs[0].windows(14).any(|w| w == b"ami-Secret-123"),
+        "sealed at rest"
+    );
+    // Bad values name their field.
+    let bad: Vec<(PbxPatch, &str)> = vec![
+        (
+            PbxPatch {
+                config_dir: Some("/etc/asterisk/../x".into()),
+                ..Default::default()
+            },
+            "config_dir",
+        ),
+        (
+            PbxPatch {
+                config_dir: Some("/etc/a;b".into()),
+                ..Default::default()
+            },
+            "config_dir",
+        ),
+        (
+            PbxPatch {
+                ami_secret: Some("x\r\nAction: Originate".into()),
+                ..Default::default()
+            },
+            "ami_secret",
+        ),
+        (
+            PbxPatch {
+                ami_user: Some("a b".into()),
+                ..Default::default()
+            },
+            "ami_user",
+        ),
+        (
+            PbxPatch {
+                ssh_port: Some(0),
+                ..Default::default()
+            },
+            "ssh_port",
+        ),
+        (
+            PbxPatch {
+                connect_timeout_ms: Some(5),
+                ..Default::default()
+            },
+            "connect_timeout_ms",
+        ),
+        (
+            PbxPatch {
+                host: Some("$(id)".into()),
+                ..Default::default()
+            },
+            "host",
+        ),
+    ];
+    for (patch, field) in bad {
+        match ws.pbx_update(&me, "pbx1", &patch).await {
+            Err(pbxdesk_core::Error::Validation(v)) => {
+                assert_eq!(v.field, field);
+                assert!(
+                    !v.to_string().contains("Originate"),
+                    "secrets are not echoed"
+                );
+            }
+            other => panic!("expected a validation error on {field}, got {other:?}"),
+        }
+    }
+    let e = ws.pbx_trust(&me, "pbx1", "MD5:aa:bb").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Validation);
+    let fp = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
+    let trusted = ws.pbx_trust(&me, "pbx1", fp).await.unwrap();
+    assert_eq!(trusted.host_key.as_deref(), Some(fp));
+    // Clearing a secret, changing the port: another machine for SSH, so the pin is dropped.
+    let v = trusted.version;
+    let p = ws
+        .pbx_update(
+            &me,
+            "pbx1",
+            &PbxPatch {
+                ami_secret: Some(String::new()),
+                ssh_port: Some(2222),
+                expected_version: Some(v),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!p.ami_secret_set);
+    assert_eq!((p.ssh_port, p.host_key), (2222, None));
+    let stale = ws
+        .pbx_update(
+            &me,
+            "pbx1",
+            &PbxPatch {
+                db_port: Some(3307),
+                expected_version: Some(v),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), ErrorCode::Conflict);
+    assert!(ws
+        .pbx_add(
+            &me,
+            &NewPbx {
+                name: "nohost".into(),
+                profile: PbxPatch::default()
+            }
+        )
+        .await
+        .is_err());
+}
+
 on_both_stores!(
+    pbx_profile_validates_seals_and_pins,
     user_gets_lowest_free_extension_and_a_device,
     deleted_extension_is_quarantined_then_reused,
     explicit_extension_rules_and_full_range,

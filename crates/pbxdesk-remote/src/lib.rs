@@ -4,4 +4,6 @@
 pub mod ami;
 pub mod realtime;
 pub mod ssh;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tunnel;

@@ -336,8 +336,31 @@ impl Connection {
         self.exec(&format!("mkdir -p -- {}", quote(path)), "mkdir")
     }
 
+    /// Free space, in KiB, on the filesystem holding `path` (`df -Pk`).
+    pub fn disk_free_kib(&self, path: &str) -> Result<u64, SshError> {
+        checked_path(path)?;
+        let out = self.exec_output(&format!("df -Pk -- {}", quote(path)), "df")?;
+        // POSIX format: a header line, then "fs blocks used available capacity mount".
+        out.lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| SshError::Remote {
+                op: "df",
+                path: path.into(),
+                reason: format!(
+                    "unexpected output {:?}",
+                    out.chars().take(120).collect::<String>()
+                ),
+            })
+    }
+
     /// Runs a fixed command built only from checked paths; fails on a non-zero exit.
     fn exec(&self, command: &str, op: &'static str) -> Result<(), SshError> {
+        self.exec_output(command, op).map(|_| ())
+    }
+
+    fn exec_output(&self, command: &str, op: &'static str) -> Result<String, SshError> {
         let mut ch = self
             .session
             .channel_session()
@@ -349,7 +372,7 @@ impl Connection {
         let _ = ch.read_to_string(&mut out);
         ch.wait_close().map_err(|e| remote(op, command, e))?;
         match ch.exit_status().map_err(|e| remote(op, command, e))? {
-            0 => Ok(()),
+            0 => Ok(out),
             code => Err(SshError::Remote {
                 op,
                 path: command.into(),

@@ -4,132 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
 
-use pbxdesk_remote::ssh::{probe_host_key, Auth, Connection, SshError, Target};
+use pbxdesk_remote::ssh::{probe_host_key, Connection, SshError};
+use pbxdesk_remote::testkit::Sshd;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::Duration;
-
-struct Sshd {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn keygen(path: &Path, passphrase: &str) {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
-        .arg(path)
-        .status()
-        .expect("ssh-keygen");
-    assert!(ok.success());
-}
-
-fn whoami() -> String {
-    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-fn start_sshd() -> Sshd {
-    assert!(
-        Path::new("/usr/sbin/sshd").exists(),
-        "openssh-server is required (bash scripts/setup.sh)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    keygen(&d.join("host_key"), "");
-    keygen(&d.join("user_key"), "");
-    keygen(&d.join("user_key_pw"), "key passphrase 1");
-    let mut auth = std::fs::read_to_string(d.join("user_key.pub")).unwrap();
-    auth.push_str(&std::fs::read_to_string(d.join("user_key_pw.pub")).unwrap());
-    std::fs::write(d.join("authorized_keys"), auth).unwrap();
-    std::fs::set_permissions(
-        d.join("authorized_keys"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
-    std::fs::create_dir_all(d.join("etc-asterisk")).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
-         StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-         PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
-        hk = d.join("host_key").display(),
-        pid = d.join("sshd.pid").display(),
-        ak = d.join("authorized_keys").display(),
-    );
-    std::fs::write(d.join("sshd_config"), config).unwrap();
-    // sshd's privilege separation folder.
-    let _ = std::fs::create_dir_all("/run/sshd");
-    // Owned by `Sshd`, whose Drop kills and waits for it.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f"])
-        .arg(d.join("sshd_config"))
-        .spawn()
-        .expect("start sshd");
-    // sshd writes its pid file once it listens (probing the port would log a failed handshake).
-    for _ in 0..200 {
-        if d.join("sshd.pid").exists() {
-            return Sshd { child, port, dir };
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("sshd did not start");
-}
-
-impl Sshd {
-    fn target(&self, key: &str, passphrase: Option<&str>) -> Target {
-        Target {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            user: whoami(),
-            auth: Auth::KeyFile {
-                path: self.dir.path().join(key),
-                passphrase: passphrase.map(|p| p.to_owned().into()),
-            },
-            connect_timeout: Duration::from_secs(5),
-            op_timeout: Duration::from_secs(10),
-            keepalive: Duration::from_secs(5),
-        }
-    }
-
-    /// The fingerprint as OpenSSH itself prints it.
-    fn fingerprint(&self) -> String {
-        let out = Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(self.dir.path().join("host_key.pub"))
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_owned()
-    }
-
-    fn etc(&self) -> PathBuf {
-        self.dir.path().join("etc-asterisk")
-    }
-}
 
 #[test]
 fn host_key_is_pinned_on_consent_and_a_changed_key_is_refused() {
-    let sshd = start_sshd();
+    let sshd = Sshd::start();
     let key = probe_host_key("127.0.0.1", sshd.port, Duration::from_secs(5)).unwrap();
     assert_eq!(
         key.fingerprint,
@@ -171,7 +54,7 @@ fn host_key_is_pinned_on_consent_and_a_changed_key_is_refused() {
 
 #[test]
 fn sftp_reads_writes_atomically_and_keeps_mode() {
-    let sshd = start_sshd();
+    let sshd = Sshd::start();
     let fp = sshd.fingerprint();
     let c = Connection::open(&sshd.target("user_key", None), Some(&fp)).unwrap();
     let etc = sshd.etc();
@@ -224,7 +107,7 @@ fn sftp_reads_writes_atomically_and_keeps_mode() {
 
 #[test]
 fn unsafe_paths_never_reach_the_server() {
-    let sshd = start_sshd();
+    let sshd = Sshd::start();
     let c = Connection::open(&sshd.target("user_key", None), Some(&sshd.fingerprint())).unwrap();
     let etc = sshd.etc();
     for bad in [
@@ -248,7 +131,7 @@ fn unsafe_paths_never_reach_the_server() {
 fn a_tunnel_carries_tcp_to_the_pbx_loopback() {
     use pbxdesk_remote::tunnel::Tunnel;
     use std::io::{Read, Write};
-    let sshd = start_sshd();
+    let sshd = Sshd::start();
     // A TCP echo server on this machine's loopback, standing for AMI on the PBX's 127.0.0.1.
     let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let echo_port = echo.local_addr().unwrap().port();
@@ -300,7 +183,7 @@ fn a_tunnel_carries_tcp_to_the_pbx_loopback() {
 #[tokio::test]
 async fn the_realtime_database_is_reached_through_the_tunnel() {
     use pbxdesk_remote::tunnel::Tunnel;
-    let sshd = start_sshd();
+    let sshd = Sshd::start();
     let tunnel = Tunnel::open(
         &sshd.target("user_key", None),
         Some(&sshd.fingerprint()),

@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod check;
 mod device;
 mod operator;
 mod pbx;

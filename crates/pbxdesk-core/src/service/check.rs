@@ -1,0 +1,296 @@
+//! Talking to a PBX from its profile: the host key probe and "check this PBX".
+//! The remote calls are blocking (libssh2) and run on tokio's blocking pool.
+
+use super::{Actor, Workspace};
+use crate::domain::{SshAuth, Via};
+use crate::error::{Error, Result};
+use crate::model::{CheckLine, Pbx};
+use pbxdesk_remote::ami;
+use pbxdesk_remote::realtime::Realtime;
+use pbxdesk_remote::ssh::{self, Auth, Connection, Target};
+use pbxdesk_remote::tunnel::Tunnel;
+use secrecy::SecretString;
+use std::time::Duration;
+
+/// Below this much free space on the config folder's filesystem, an apply could fail midway.
+const MIN_FREE_KIB: u64 = 50 * 1024;
+
+fn line(item: &str, ok: bool, detail: impl Into<String>, fix: Option<&str>) -> CheckLine {
+    CheckLine {
+        item: item.into(),
+        ok,
+        detail: detail.into(),
+        fix: if ok { None } else { fix.map(str::to_owned) },
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Store(format!("background task failed: {e}")))
+}
+
+fn target(pbx: &Pbx, ssh_secret: Option<SecretString>) -> Target {
+    let auth = match pbx.ssh_auth {
+        SshAuth::Key => Auth::KeyFile {
+            path: pbx.ssh_key_path.clone().unwrap_or_default().into(),
+            passphrase: ssh_secret,
+        },
+        SshAuth::Agent => Auth::Agent,
+        SshAuth::Password => {
+            Auth::Password(ssh_secret.unwrap_or_else(|| SecretString::from(String::new())))
+        }
+    };
+    Target {
+        host: pbx.host.clone(),
+        port: pbx.ssh_port,
+        user: pbx.ssh_user.clone(),
+        auth,
+        connect_timeout: Duration::from_millis(u64::from(pbx.connect_timeout_ms)),
+        op_timeout: Duration::from_millis(u64::from(pbx.command_timeout_ms)),
+        keepalive: Duration::from_secs(15),
+    }
+}
+
+impl Workspace {
+    /// The host key the PBX offers now (to show the technician before pinning it).
+    pub async fn pbx_probe_host_key(&self, actor: &Actor, name: &str) -> Result<String> {
+        actor.require_msp_write()?;
+        let pbx = self.pbx_show(actor, name).await?;
+        let timeout = Duration::from_millis(u64::from(pbx.connect_timeout_ms));
+        blocking(move || ssh::probe_host_key(&pbx.host, pbx.ssh_port, timeout))
+            .await?
+            .map(|k| k.fingerprint)
+            .map_err(|e| Error::Conflict(e.to_string()))
+    }
+
+    /// Checks that everything an apply needs answers, one line per item, each with a fix.
+    pub async fn pbx_check(&self, actor: &Actor, name: &str) -> Result<Vec<CheckLine>> {
+        let pbx = self.pbx_show(actor, name).await?;
+        let [ssh_secret, ami_secret, db_password] = self.pbx_secrets(pbx.id).await?;
+        let mut out = Vec::new();
+        let Some(pinned) = pbx.host_key.clone() else {
+            out.push(line(
+                "SSH host key",
+                false,
+                "not trusted yet",
+                Some(&format!("pbxdesk pbx trust {name}")),
+            ));
+            return Ok(out);
+        };
+        let t = target(&pbx, ssh_secret.clone());
+        let conn = match blocking({
+            let pinned = pinned.clone();
+            move || Connection::open(&t, Some(&pinned))
+        })
+        .await?
+        {
+            Ok(c) => {
+                out.push(line(
+                    "SSH",
+                    true,
+                    format!(
+                        "{}@{}:{} logged in; host key as pinned ({pinned})",
+                        pbx.ssh_user, pbx.host, pbx.ssh_port
+                    ),
+                    None,
+                ));
+                c
+            }
+            Err(e) => {
+                let fix = match e {
+                    ssh::SshError::HostKeyChanged { .. } => "find out why the key changed before trusting the new one (pbxdesk pbx trust)",
+                    ssh::SshError::Auth { .. } => "check the SSH user and key or password (pbxdesk pbx update)",
+                    _ => "check the host, the port and that the PBX is reachable from here",
+                };
+                out.push(line("SSH", false, e.to_string(), Some(fix)));
+                return Ok(out);
+            }
+        };
+        let conn = std::sync::Arc::new(conn);
+        let dir = pbx.config_dir.clone();
+        let files = blocking({
+            let (c, d) = (conn.clone(), dir.clone());
+            move || c.list_dir(&d)
+        })
+        .await?;
+        match files {
+            Ok(names) if names.iter().any(|n| n == "extensions.conf") => {
+                out.push(line(
+                    "config folder",
+                    true,
+                    format!("{dir} holds {} entries", names.len()),
+                    None,
+                ));
+            }
+            Ok(_) => out.push(line(
+                "config folder",
+                false,
+                format!("{dir} has no extensions.conf"),
+                Some("set the right folder with pbxdesk pbx update --config-dir"),
+            )),
+            Err(e) => out.push(line(
+                "config folder",
+                false,
+                e.to_string(),
+                Some("check the folder and the SSH user's rights"),
+            )),
+        }
+        for (file, folder) in [
+            ("extensions.conf", "extensions.d/pbxdesk"),
+            ("pjsip.conf", "pjsip.d/pbxdesk"),
+        ] {
+            let path = format!("{dir}/{file}");
+            let text = blocking({
+                let (c, p) = (conn.clone(), path.clone());
+                move || c.read_file(&p)
+            })
+            .await?;
+            let want = format!("#tryinclude {folder}/*.conf");
+            match text {
+                Ok(Some(bytes)) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let found = text.lines().any(|l| {
+                        let l = l.trim();
+                        (l.starts_with("#include") || l.starts_with("#tryinclude"))
+                            && l.contains(folder)
+                    });
+                    out.push(line(&format!("include in {file}"), found, if found { format!("{file} includes {folder}") } else { format!("{file} does not include {folder}") }, Some(&format!("add the line `{want}` to {path} (pbxdesk asks before doing it at the first apply)"))));
+                }
+                Ok(None) => out.push(line(
+                    &format!("include in {file}"),
+                    false,
+                    format!("{path} does not exist"),
+                    Some("is this the Asterisk config folder?"),
+                )),
+                Err(e) => out.push(line(
+                    &format!("include in {file}"),
+                    false,
+                    e.to_string(),
+                    None,
+                )),
+            }
+        }
+        let free = blocking({
+            let (c, d) = (conn.clone(), dir.clone());
+            move || c.disk_free_kib(&d)
+        })
+        .await?;
+        match free {
+            Ok(kib) => out.push(line(
+                "free disk",
+                kib >= MIN_FREE_KIB,
+                format!("{} MiB free on the config folder's filesystem", kib / 1024),
+                Some("free some space on the PBX before applying"),
+            )),
+            Err(e) => out.push(line("free disk", false, e.to_string(), None)),
+        }
+
+        // AMI and the realtime database, through the SSH connection or directly.
+        let endpoint = |via: Via, port: u16| -> Result<(Option<Tunnel>, String)> {
+            match via {
+                Via::Direct => Ok((None, format!("{}:{port}", pbx.host))),
+                Via::Tunnel => {
+                    let tunnel = Tunnel::open(
+                        &target(&pbx, ssh_secret.clone()),
+                        Some(&pinned),
+                        "127.0.0.1",
+                        port,
+                    )
+                    .map_err(|e| Error::Conflict(e.to_string()))?;
+                    let addr = tunnel.local_addr();
+                    Ok((Some(tunnel), addr))
+                }
+            }
+        };
+        match (&pbx.ami_user, ami_secret) {
+            (Some(user), Some(secret)) => match endpoint(pbx.ami_via, pbx.ami_port) {
+                Ok((_tunnel, addr)) => {
+                    let opts = ami::Options {
+                        connect_timeout: Duration::from_millis(u64::from(pbx.connect_timeout_ms)),
+                        action_timeout: Duration::from_millis(u64::from(pbx.command_timeout_ms)),
+                    };
+                    match ami::Client::connect(&addr, user, &secret, false, opts).await {
+                        Ok(client) => {
+                            let version = client
+                                .command("core show version")
+                                .await
+                                .ok()
+                                .and_then(|o| o.lines.into_iter().next());
+                            let _ = client.logoff().await;
+                            out.push(line(
+                                "AMI",
+                                true,
+                                format!(
+                                    "logged in as {user}; {}",
+                                    version.unwrap_or_else(|| "version unknown".into())
+                                ),
+                                None,
+                            ));
+                        }
+                        Err(e) => out.push(line(
+                            "AMI",
+                            false,
+                            e.to_string(),
+                            Some("check the AMI user and secret in manager.conf and the profile"),
+                        )),
+                    }
+                }
+                Err(e) => out.push(line(
+                    "AMI",
+                    false,
+                    e.to_string(),
+                    Some("check that SSH port forwarding is allowed on the PBX"),
+                )),
+            },
+            _ => out.push(line(
+                "AMI",
+                false,
+                "no AMI user or secret in the profile",
+                Some(&format!(
+                    "pbxdesk pbx update {name} --ami-user NAME --ami-secret-stdin"
+                )),
+            )),
+        }
+        match &pbx.db_user {
+            Some(user) => {
+                match endpoint(pbx.db_via, pbx.db_port) {
+                    Ok((_tunnel, addr)) => {
+                        let url = format!("mysql://{user}@{addr}/{}", pbx.db_name);
+                        match Realtime::connect(&url, db_password.as_ref(), "check").await {
+                            Ok(rt) => {
+                                let v = rt.schema_version().await;
+                                rt.close().await;
+                                match v {
+                                Ok(v) => out.push(line("realtime database", true, format!("{} reachable, PJSIP tables present (schema {})", pbx.db_name, v.unwrap_or_else(|| "unversioned".into())), None)),
+                                Err(e) => out.push(line("realtime database", false, e.to_string(), Some("create Asterisk's realtime tables (its alembic scripts)"))),
+                            }
+                            }
+                            Err(e) => out.push(line(
+                                "realtime database",
+                                false,
+                                e.to_string(),
+                                Some("check the database name, user and password"),
+                            )),
+                        }
+                    }
+                    Err(e) => out.push(line(
+                        "realtime database",
+                        false,
+                        e.to_string(),
+                        Some("check that SSH port forwarding is allowed on the PBX"),
+                    )),
+                }
+            }
+            None => out.push(line(
+                "realtime database",
+                false,
+                "no database user in the profile",
+                Some(&format!(
+                    "pbxdesk pbx update {name} --db-user NAME --db-password-stdin"
+                )),
+            )),
+        }
+        Ok(out)
+    }
+}
