@@ -128,6 +128,12 @@ impl Sshd {
             .to_owned()
     }
 
+    /// A user key file of the test server (`user_key`, or `user_key_pw` with a passphrase).
+    pub fn key_path(&self, key: &str) -> PathBuf {
+        self.dir.path().join(key)
+    }
+
+    /// The folder that plays the PBX's /etc/asterisk.
     pub fn etc(&self) -> PathBuf {
         self.dir.path().join("etc-asterisk")
     }

@@ -1,0 +1,142 @@
+//! "Check this PBX" end to end: a real OpenSSH server on loopback plays the PBX (its config
+//! folder is a temporary folder), AMI is the capture-replaying double, the realtime database is
+//! this machine's MariaDB, and AMI and MariaDB are reached through SSH tunnels to the "PBX's"
+//! 127.0.0.1, as in production.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+mod harness;
+
+use pbxdesk_core::domain::SshAuth;
+use pbxdesk_core::model::{CheckLine, NewPbx, PbxPatch};
+use pbxdesk_remote::realtime::ASTERISK22_SCHEMA;
+use pbxdesk_remote::testkit::{start_ami, whoami, Behaviour, Sshd};
+use sqlx::Executor;
+
+fn find<'a>(lines: &'a [CheckLine], item: &str) -> &'a CheckLine {
+    lines
+        .iter()
+        .find(|l| l.item == item)
+        .unwrap_or_else(|| panic!("no line {item}: {lines:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_part_with_a_fix() {
+    let h = harness::Harness::sqlite().await;
+    let ws = &h.ws;
+    let me = ws.local_owner().unwrap();
+    let sshd = Sshd::start();
+    std::fs::write(
+        sshd.etc().join("extensions.conf"),
+        "[general]\n#tryinclude extensions.d/pbxdesk/*.conf\n",
+    )
+    .unwrap();
+    std::fs::write(sshd.etc().join("pjsip.conf"), "[global]\n").unwrap();
+    let (ami_addr, _) = start_ami(Behaviour {
+        sessions: vec!["s1"],
+        ..Default::default()
+    })
+    .await;
+    let ami_port: u16 = ami_addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let db = format!("pbxdesk_chk_{}", std::process::id());
+    let admin = sqlx::mysql::MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql")
+        .await
+        .expect("MariaDB is required");
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {db}").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {db}").as_str())
+        .await
+        .unwrap();
+    let rt = sqlx::mysql::MySqlPool::connect(&format!("mysql://root@127.0.0.1:3306/{db}"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(ASTERISK22_SCHEMA).execute(&rt).await.unwrap();
+
+    let profile = PbxPatch {
+        host: Some("127.0.0.1".into()),
+        ssh_port: Some(sshd.port),
+        ssh_user: Some(whoami()),
+        ssh_auth: Some(SshAuth::Key),
+        ssh_key_path: Some(sshd.key_path("user_key").display().to_string()),
+        config_dir: Some(sshd.etc().display().to_string()),
+        ami_port: Some(ami_port),
+        ami_user: Some("pbx".into()),
+        ami_secret: Some("pbx-secret-1".into()),
+        db_user: Some("root".into()),
+        db_name: Some(db.clone()),
+        ..Default::default()
+    };
+    ws.pbx_add(
+        &me,
+        &NewPbx {
+            name: "pbx1".into(),
+            profile,
+        },
+    )
+    .await
+    .unwrap();
+
+    // Nothing is contacted with an untrusted host key.
+    let lines = ws.pbx_check(&me, "pbx1").await.unwrap();
+    assert_eq!(lines.len(), 1);
+    assert!(
+        !lines[0].ok && lines[0].fix.as_deref() == Some("pbxdesk pbx trust pbx1"),
+        "{lines:?}"
+    );
+
+    let offered = ws.pbx_probe_host_key(&me, "pbx1").await.unwrap();
+    assert_eq!(offered, sshd.fingerprint());
+    ws.pbx_trust(&me, "pbx1", &offered).await.unwrap();
+
+    let lines = ws.pbx_check(&me, "pbx1").await.unwrap();
+    for item in [
+        "SSH",
+        "config folder",
+        "include in extensions.conf",
+        "free disk",
+        "AMI",
+        "realtime database",
+    ] {
+        assert!(find(&lines, item).ok, "{item}: {lines:?}");
+    }
+    assert!(
+        find(&lines, "AMI").detail.contains("Asterisk 22.10.1"),
+        "{lines:?}"
+    );
+    let pjsip = find(&lines, "include in pjsip.conf");
+    assert!(!pjsip.ok);
+    assert!(
+        pjsip
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("#tryinclude pjsip.d/pbxdesk/*.conf"),
+        "{pjsip:?}"
+    );
+
+    // A wrong AMI secret is reported on its own line; the rest still answers.
+    ws.pbx_update(
+        &me,
+        "pbx1",
+        &PbxPatch {
+            ami_secret: Some("wrong-secret".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let lines = ws.pbx_check(&me, "pbx1").await.unwrap();
+    let ami = find(&lines, "AMI");
+    assert!(!ami.ok && ami.fix.is_some(), "{ami:?}");
+    assert!(!ami.detail.contains("wrong-secret"));
+    assert!(find(&lines, "realtime database").ok);
+
+    rt.close().await;
+    admin
+        .execute(format!("DROP DATABASE {db}").as_str())
+        .await
+        .unwrap();
+}
