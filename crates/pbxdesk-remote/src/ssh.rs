@@ -112,6 +112,9 @@ fn handshake(
         .next()
         .ok_or_else(|| err("no address".into()))?;
     let tcp = TcpStream::connect_timeout(&sock, connect_timeout).map_err(|e| err(e.to_string()))?;
+    // SFTP is request/response in small packets: without this, Nagle and delayed ACKs add up to
+    // tens of milliseconds to every file operation.
+    tcp.set_nodelay(true).ok();
     let mut session = Session::new().map_err(|e| err(e.to_string()))?;
     session.set_timeout(u32::try_from(op_timeout.as_millis()).unwrap_or(u32::MAX));
     session.set_tcp_stream(tcp);
@@ -249,59 +252,82 @@ impl Connection {
     /// replaces (a new file gets mode 0644). On any failure the old file is untouched and the
     /// temporary file is removed.
     pub fn write_atomic(&self, path: &str, bytes: &[u8]) -> Result<(), SshError> {
-        let p = checked_path(path)?;
-        let (dir, name) = split(&p, path)?;
-        let old = match self.sftp.stat(&p) {
-            Ok(s) => Some(s),
-            Err(e) if is_no_such_file(&e) => None,
-            Err(e) => return Err(remote("stat", path, e)),
-        };
-        let tmp = dir.join(format!(
-            ".{name}.pbxdesk-{:016x}.tmp",
-            rand::random::<u64>()
-        ));
-        let tmp_s = tmp.to_string_lossy().into_owned();
+        self.write_files_atomic(&[(path, bytes)])
+    }
+
+    /// Replaces several files, each atomically: every temporary file is written and fsynced
+    /// first, then all are renamed in one remote command (a remote command costs a round of
+    /// channel set-up, so one per file would dominate an upload). If anything fails before the
+    /// renames, no target file has changed and the temporary files are removed. (Should a rename
+    /// itself fail, the files before it are already replaced: the apply's backup restores them.)
+    pub fn write_files_atomic(&self, files: &[(&str, &[u8])]) -> Result<(), SshError> {
+        let mut temps: Vec<(PathBuf, String)> = Vec::new();
         let result = (|| {
-            let mode = old
-                .as_ref()
-                .and_then(|s| s.perm)
-                .map_or(0o644, |m| m & 0o7777);
-            let mut f = self
-                .sftp
-                .open_mode(
-                    &tmp,
-                    ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::EXCLUSIVE,
-                    mode as i32,
-                    ssh2::OpenType::File,
-                )
-                .map_err(|e| remote("create", &tmp_s, e))?;
-            f.write_all(bytes).map_err(|e| SshError::Remote {
-                op: "write",
-                path: tmp_s.clone(),
-                reason: e.to_string(),
-            })?;
-            f.fsync().map_err(|e| remote("fsync", &tmp_s, e))?;
-            drop(f);
-            if let Some(old) = &old {
-                let stat = ssh2::FileStat {
-                    size: None,
-                    uid: old.uid,
-                    gid: old.gid,
-                    perm: Some(mode),
-                    atime: None,
-                    mtime: None,
+            for (path, bytes) in files {
+                let p = checked_path(path)?;
+                let (dir, name) = split(&p, path)?;
+                let old = match self.sftp.stat(&p) {
+                    Ok(s) => Some(s),
+                    Err(e) if is_no_such_file(&e) => None,
+                    Err(e) => return Err(remote("stat", path, e)),
                 };
-                self.sftp
-                    .setstat(&tmp, stat)
-                    .map_err(|e| remote("keep owner and mode of", path, e))?;
+                let tmp = dir.join(format!(
+                    ".{name}.pbxdesk-{:016x}.tmp",
+                    rand::random::<u64>()
+                ));
+                let tmp_s = tmp.to_string_lossy().into_owned();
+                let mode = old
+                    .as_ref()
+                    .and_then(|s| s.perm)
+                    .map_or(0o644, |m| m & 0o7777);
+                let mut f = self
+                    .sftp
+                    .open_mode(
+                        &tmp,
+                        ssh2::OpenFlags::WRITE
+                            | ssh2::OpenFlags::CREATE
+                            | ssh2::OpenFlags::EXCLUSIVE,
+                        mode as i32,
+                        ssh2::OpenType::File,
+                    )
+                    .map_err(|e| remote("create", &tmp_s, e))?;
+                temps.push((tmp.clone(), (*path).to_owned()));
+                f.write_all(bytes).map_err(|e| SshError::Remote {
+                    op: "write",
+                    path: tmp_s.clone(),
+                    reason: e.to_string(),
+                })?;
+                f.fsync().map_err(|e| remote("fsync", &tmp_s, e))?;
+                drop(f);
+                if let Some(old) = &old {
+                    let stat = ssh2::FileStat {
+                        size: None,
+                        uid: old.uid,
+                        gid: old.gid,
+                        perm: Some(mode),
+                        atime: None,
+                        mtime: None,
+                    };
+                    self.sftp
+                        .setstat(&tmp, stat)
+                        .map_err(|e| remote("keep owner and mode of", path, e))?;
+                }
             }
-            self.exec(
-                &format!("mv -f -- {} {}", quote(&tmp_s), quote(path)),
-                "rename",
-            )
+            if temps.is_empty() {
+                return Ok(());
+            }
+            let moves: Vec<String> = temps
+                .iter()
+                .map(|(tmp, dst)| {
+                    format!("mv -f -- {} {}", quote(&tmp.to_string_lossy()), quote(dst))
+                })
+                .collect();
+            self.exec(&moves.join(" && "), "rename")
         })();
         if result.is_err() {
-            let _ = self.sftp.unlink(&tmp);
+            for (tmp, _) in &temps {
+                let _ = self.sftp.unlink(tmp);
+            }
         }
         result
     }

@@ -106,6 +106,37 @@ fn sftp_reads_writes_atomically_and_keeps_mode() {
 }
 
 #[test]
+fn several_files_are_replaced_together_or_not_at_all() {
+    let sshd = Sshd::start();
+    let c = Connection::open(&sshd.target("user_key", None), Some(&sshd.fingerprint())).unwrap();
+    let etc = sshd.etc();
+    let names: Vec<String> = (0..3)
+        .map(|i| etc.join(format!("f{i}.conf")).to_str().unwrap().to_owned())
+        .collect();
+    std::fs::write(&names[0], "old").unwrap();
+    let files: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), b"new".as_slice()))
+        .collect();
+    c.write_files_atomic(&files).unwrap();
+    for n in &names {
+        assert_eq!(std::fs::read_to_string(n).unwrap(), "new");
+    }
+    // A bad path in the batch: nothing is replaced and no temporary file stays behind.
+    let bad = format!("{}/x;y", etc.display());
+    let files: Vec<(&str, &[u8])> = vec![(names[0].as_str(), b"newer"), (bad.as_str(), b"x")];
+    assert!(matches!(
+        c.write_files_atomic(&files),
+        Err(SshError::InvalidPath { .. })
+    ));
+    assert_eq!(std::fs::read_to_string(&names[0]).unwrap(), "new");
+    assert_eq!(
+        c.list_dir(etc.to_str().unwrap()).unwrap(),
+        vec!["f0.conf", "f1.conf", "f2.conf"]
+    );
+}
+
+#[test]
 fn unsafe_paths_never_reach_the_server() {
     let sshd = Sshd::start();
     let c = Connection::open(&sshd.target("user_key", None), Some(&sshd.fingerprint())).unwrap();
