@@ -497,6 +497,58 @@ impl Client {
         Ok(reply.events)
     }
 
+    /// Registrations of PJSIP contacts (`ContactList` events).
+    pub async fn pjsip_contacts(&self) -> Result<Vec<Message>, AmiError> {
+        Ok(self.send(&Action::new("PJSIPShowContacts")?).await?.events)
+    }
+
+    /// Outbound registrations of trunks (`OutboundRegistrationDetail` events).
+    pub async fn pjsip_registrations_outbound(&self) -> Result<Vec<Message>, AmiError> {
+        Ok(self
+            .send(&Action::new("PJSIPShowRegistrationsOutbound")?)
+            .await?
+            .events)
+    }
+
+    /// Asterisk's core status (startup and reload times, current calls).
+    pub async fn core_status(&self) -> Result<Message, AmiError> {
+        Ok(self
+            .expect_success(&Action::new("CoreStatus")?)
+            .await?
+            .response)
+    }
+
+    /// Connects with retries: waits 0.5 s, 1 s, 2 s, … (at most 30 s) between attempts.
+    /// A refused login is final and not retried.
+    pub async fn connect_with_backoff(
+        addr: &str,
+        username: &str,
+        secret: &SecretString,
+        events: bool,
+        options: Options,
+        attempts: u32,
+    ) -> Result<Client, AmiError> {
+        let mut wait = Duration::from_millis(500);
+        let mut n = 0;
+        loop {
+            match Client::connect(addr, username, secret, events, options.clone()).await {
+                Ok(c) => return Ok(c),
+                Err(
+                    e @ (AmiError::AuthFailed(_)
+                    | AmiError::NotAsterisk(_)
+                    | AmiError::InvalidInput { .. }),
+                ) => return Err(e),
+                Err(e) if n + 1 >= attempts => return Err(e),
+                Err(e) => {
+                    tracing::info!(error = %e, attempt = n + 1, "AMI connect failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                    n += 1;
+                }
+            }
+        }
+    }
+
     pub async fn logoff(&self) -> Result<(), AmiError> {
         self.expect_success(&Action::new("Logoff")?)
             .await

@@ -234,3 +234,45 @@ async fn concurrent_actions_get_their_own_answers() {
         assert_eq!(n, if i % 2 == 0 { 1 } else { 0 });
     }
 }
+
+#[tokio::test]
+async fn pjsip_contacts_follow_the_capture_and_reconnect_backs_off() {
+    let (addr, _) = start_ami(Behaviour {
+        sessions: vec!["s7"],
+        ..Default::default()
+    })
+    .await;
+    let c = login(&addr, Options::default()).await;
+    // s7_04: the contact registered by sipp, Status NonQualified.
+    let contacts = c.pjsip_contacts().await.unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].get("Status"), Some("NonQualified"));
+    // Nothing listens on a closed port: retried with backoff, then the last error.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let t = std::time::Instant::now();
+    let err = Client::connect_with_backoff(&closed, "pbx", &secret(), false, Options::default(), 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AmiError::Connect { .. }), "{err}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "waited 0.5 s + 1 s between three attempts"
+    );
+    // A refused login is not retried.
+    let t = std::time::Instant::now();
+    let err = Client::connect_with_backoff(
+        &addr,
+        "pbx",
+        &SecretString::from("nope"),
+        false,
+        Options::default(),
+        5,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, AmiError::AuthFailed(_)));
+    assert!(t.elapsed() < Duration::from_millis(400));
+}
