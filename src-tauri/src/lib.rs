@@ -4,8 +4,8 @@
 
 use pbxdesk_core::domain::{TenantStatus, UserStatus};
 use pbxdesk_core::model::{
-    Device, NewDevice, NewPbx, NewTenant, NewUser, Pbx, RevealedDevice, Tenant, TenantPatch, User,
-    UserPatch, UserSummary,
+    CheckLine, Device, NewDevice, NewPbx, NewTenant, NewUser, Pbx, PbxPatch, RevealedDevice,
+    Tenant, TenantPatch, User, UserPatch, UserSummary,
 };
 use pbxdesk_core::service::{KeySource, Location, OpenOptions};
 use pbxdesk_core::{paths, Actor, ErrorCode, Workspace};
@@ -122,6 +122,43 @@ async fn pbx_add(s: State<'_, AppState>, input: NewPbx) -> ApiResult<Pbx> {
 
 #[tauri::command]
 #[specta::specta]
+async fn pbx_show(s: State<'_, AppState>, name: String) -> ApiResult<Pbx> {
+    Ok(s.ws.pbx_show(&s.current_actor().await?, &name).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn pbx_update(s: State<'_, AppState>, name: String, patch: PbxPatch) -> ApiResult<Pbx> {
+    Ok(s.ws
+        .pbx_update(&s.current_actor().await?, &name, &patch)
+        .await?)
+}
+
+/// The host key the PBX offers now, to show before pinning it.
+#[tauri::command]
+#[specta::specta]
+async fn pbx_probe_host_key(s: State<'_, AppState>, name: String) -> ApiResult<String> {
+    Ok(s.ws
+        .pbx_probe_host_key(&s.current_actor().await?, &name)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn pbx_trust(s: State<'_, AppState>, name: String, fingerprint: String) -> ApiResult<Pbx> {
+    Ok(s.ws
+        .pbx_trust(&s.current_actor().await?, &name, &fingerprint)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn pbx_check(s: State<'_, AppState>, name: String) -> ApiResult<Vec<CheckLine>> {
+    Ok(s.ws.pbx_check(&s.current_actor().await?, &name).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
 async fn tenant_list(s: State<'_, AppState>) -> ApiResult<Vec<Tenant>> {
     Ok(s.ws.tenant_list(&s.current_actor().await?).await?)
 }
@@ -234,6 +271,11 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         logout,
         pbx_list,
         pbx_add,
+        pbx_show,
+        pbx_update,
+        pbx_probe_host_key,
+        pbx_trust,
+        pbx_check,
         tenant_list,
         tenant_create,
         tenant_update,

@@ -47,6 +47,8 @@ function fakeBackend() {
         };
       case "tenant_list":
         return [acme];
+      case "pbx_list":
+        return [];
       case "user_list":
         return users.map((u) => ({ ...summary(u.id - 1), ...u, device_count: u.devices.length }));
       case "user_create": {
@@ -184,6 +186,8 @@ describe("a team workspace", () => {
         case "tenant_list":
           if (!loggedIn) throw { code: "unauthenticated", message: "log in first", field: null };
           return [acme];
+        case "pbx_list":
+          return [];
         case "user_list":
           return [];
         default:
@@ -222,6 +226,87 @@ describe("editing a user", () => {
     await user.click(screen.getByRole("button", { name: "Save" }));
     expect(await screen.findByText(/changed by someone else/)).toBeTruthy();
     expect(backend.users[0].display_name).toBe("Ann");
+  });
+});
+
+describe("a PBX", () => {
+  it("pins the host key only after the technician saw it, and shows check lines with fixes", async () => {
+    const pbx = {
+      id: 1,
+      name: "pbx1",
+      host: "10.0.0.5",
+      ssh_port: 22,
+      ssh_user: "root",
+      ssh_auth: "agent",
+      ssh_key_path: null,
+      ssh_secret_set: false,
+      host_key: null as string | null,
+      config_dir: "/etc/asterisk",
+      ami_via: "tunnel",
+      ami_port: 5038,
+      ami_user: "pbxdesk",
+      ami_secret_set: true,
+      db_via: "tunnel",
+      db_port: 3306,
+      db_name: "asterisk",
+      db_user: "asterisk",
+      db_password_set: true,
+      connect_timeout_ms: 10000,
+      command_timeout_ms: 30000,
+      version: 1,
+    };
+    const fp = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
+    const trusted: string[] = [];
+    mockIPC((cmd, args) => {
+      const a = args as Record<string, unknown>;
+      switch (cmd) {
+        case "app_info":
+          return {
+            workspace: "/tmp/demo.sqlite",
+            operator: "local:test",
+            team: false,
+            version: "0.1.0",
+          };
+        case "pbx_list":
+          return [pbx];
+        case "tenant_list":
+          return [];
+        case "pbx_show":
+          return structuredClone(pbx);
+        case "pbx_probe_host_key":
+          return fp;
+        case "pbx_trust":
+          trusted.push(a.fingerprint as string);
+          pbx.host_key = a.fingerprint as string;
+          return structuredClone(pbx);
+        case "pbx_check":
+          return [
+            { item: "SSH", ok: true, detail: "root@10.0.0.5:22 logged in", fix: null },
+            {
+              item: "include in pjsip.conf",
+              ok: false,
+              detail: "pjsip.conf does not include pjsip.d/pbxdesk",
+              fix: "add the line `#tryinclude pjsip.d/pbxdesk/*.conf`",
+            },
+          ];
+        default:
+          throw { code: "internal", message: `unexpected command ${cmd}`, field: null };
+      }
+    });
+    renderApp();
+    const user = userEvent.setup();
+    await user.click(await screen.findByTestId("pbx-pbx1"));
+    await screen.findByText("host key not trusted");
+    await user.click(screen.getByRole("button", { name: "Trust host key…" }));
+    expect((await screen.findByTestId("offered-fingerprint")).textContent).toBe(fp);
+    expect(trusted).toHaveLength(0);
+    await user.click(screen.getByRole("button", { name: "Trust" }));
+    await screen.findByText("host key pinned");
+    expect(trusted).toEqual([fp]);
+    await user.click(screen.getByRole("button", { name: "Check this PBX" }));
+    const result = await screen.findByTestId("check-result");
+    expect(result.textContent).toContain("pjsip.conf does not include pjsip.d/pbxdesk");
+    expect(result.textContent).toContain("Fix: add the line `#tryinclude pjsip.d/pbxdesk/*.conf`");
   });
 });
 

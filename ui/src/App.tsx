@@ -11,9 +11,10 @@ import {
 } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
 import { call } from "./api";
-import { type AppInfo, commands, type Tenant } from "./bindings";
+import { type AppInfo, commands, type Pbx, type Tenant } from "./bindings";
 import { LoginScreen } from "./LoginScreen";
 import { NewTenantModal } from "./NewTenantModal";
+import { PbxView } from "./PbxView";
 import { TenantView } from "./TenantView";
 
 export function App() {
@@ -22,9 +23,12 @@ export function App() {
   const [selected, setSelected] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
   const [loadError, setLoadError] = useState<string | null>(null);
+  const [pbxes, setPbxes] = useState<Pbx[]>([]);
+  const [pbxView, setPbxView] = useState<string | null>(null);
 
   const reloadTenants = useCallback(async () => {
     try {
+      setPbxes(await call(commands.pbxList()));
       const list = await call(commands.tenantList());
       setTenants(list);
       setSelected((current) => current ?? list[0]?.slug ?? null);
@@ -85,6 +89,28 @@ export function App() {
         </Group>
       </AppShell.Header>
       <AppShell.Navbar p="sm">
+        <Text fw={600} size="sm" mb="xs">
+          PBXs
+        </Text>
+        <Stack gap={2} mb="md">
+          {pbxes.map((p) => (
+            <NavLink
+              key={p.name}
+              active={p.name === pbxView}
+              label={p.name}
+              description={p.host}
+              rightSection={
+                p.host_key ? null : (
+                  <Badge size="xs" color="orange">
+                    untrusted
+                  </Badge>
+                )
+              }
+              onClick={() => setPbxView(p.name)}
+              data-testid={`pbx-${p.name}`}
+            />
+          ))}
+        </Stack>
         <Group justify="space-between" mb="xs">
           <Text fw={600} size="sm">
             Tenants
@@ -98,7 +124,7 @@ export function App() {
             {tenants.map((t) => (
               <NavLink
                 key={t.slug}
-                active={t.slug === selected}
+                active={t.slug === selected && pbxView === null}
                 label={t.name}
                 description={`${t.slug} · ${t.ext_range}`}
                 rightSection={
@@ -112,7 +138,10 @@ export function App() {
                     </Badge>
                   )
                 }
-                onClick={() => setSelected(t.slug)}
+                onClick={() => {
+                  setSelected(t.slug);
+                  setPbxView(null);
+                }}
                 data-testid={`tenant-${t.slug}`}
               />
             ))}
@@ -130,7 +159,9 @@ export function App() {
         </ScrollArea>
       </AppShell.Navbar>
       <AppShell.Main style={{ display: "flex", flexDirection: "column", height: "100vh" }}>
-        {tenant ? (
+        {pbxView ? (
+          <PbxView key={pbxView} name={pbxView} onChanged={reloadTenants} />
+        ) : tenant ? (
           <TenantView key={tenant.slug} tenant={tenant} onTenantChanged={reloadTenants} />
         ) : (
           <Text c="dimmed">Create a tenant to start adding users.</Text>

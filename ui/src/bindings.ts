@@ -11,6 +11,12 @@ export const commands = {
 	logout: () => typedError<AppInfo_Serialize, ApiError_Serialize>(__TAURI_INVOKE("logout")),
 	pbxList: () => typedError<Pbx_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_list")),
 	pbxAdd: (input: NewPbx_Deserialize) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_add", { input })),
+	pbxShow: (name: string) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_show", { name })),
+	pbxUpdate: (name: string, patch: PbxPatch_Deserialize) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_update", { name, patch })),
+	/**  The host key the PBX offers now, to show before pinning it. */
+	pbxProbeHostKey: (name: string) => typedError<string, ApiError_Serialize>(__TAURI_INVOKE("pbx_probe_host_key", { name })),
+	pbxTrust: (name: string, fingerprint: string) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trust", { name, fingerprint })),
+	pbxCheck: (name: string) => typedError<CheckLine_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_check", { name })),
 	tenantList: () => typedError<Tenant[], ApiError_Serialize>(__TAURI_INVOKE("tenant_list")),
 	tenantCreate: (input: NewTenant_Deserialize) => typedError<Tenant, ApiError_Serialize>(__TAURI_INVOKE("tenant_create", { input })),
 	tenantUpdate: (slug: string, patch: TenantPatch_Deserialize) => typedError<Tenant, ApiError_Serialize>(__TAURI_INVOKE("tenant_update", { slug, patch })),
@@ -71,6 +77,27 @@ export type AppInfo_Serialize = {
 	/**  A shared PostgreSQL workspace. */
 	team: boolean,
 	version: string,
+};
+
+/**  One line of "check this PBX": what was checked, whether it is fine, and how to fix it. */
+export type CheckLine = CheckLine_Serialize | CheckLine_Deserialize;
+
+/**  One line of "check this PBX": what was checked, whether it is fine, and how to fix it. */
+export type CheckLine_Deserialize = {
+	item: string,
+	ok: boolean,
+	detail: string,
+	/**  What to do about it, when not ok. */
+	fix?: string | null,
+};
+
+/**  One line of "check this PBX": what was checked, whether it is fine, and how to fix it. */
+export type CheckLine_Serialize = {
+	item: string,
+	ok: boolean,
+	detail: string,
+	/**  What to do about it, when not ok. */
+	fix: string | null,
 };
 
 /**  Codecs a device may offer; names as Asterisk's `allow=` knows them. */
