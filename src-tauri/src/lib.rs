@@ -128,6 +128,12 @@ async fn pbx_show(s: State<'_, AppState>, name: String) -> ApiResult<Pbx> {
 
 #[tauri::command]
 #[specta::specta]
+async fn pbx_remove(s: State<'_, AppState>, name: String) -> ApiResult<Pbx> {
+    Ok(s.ws.pbx_remove(&s.current_actor().await?, &name).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
 async fn pbx_update(s: State<'_, AppState>, name: String, patch: PbxPatch) -> ApiResult<Pbx> {
     Ok(s.ws
         .pbx_update(&s.current_actor().await?, &name, &patch)
@@ -272,6 +278,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         pbx_list,
         pbx_add,
         pbx_show,
+        pbx_remove,
         pbx_update,
         pbx_probe_host_key,
         pbx_trust,

@@ -68,6 +68,18 @@ try {
     const body = await browser.$("body").getText();
     if (!body.includes("bad;mail")) throw new Error("the error message does not name the value");
   });
+  await check("the PBX screen checks the PBX and says how to fix what is wrong", async () => {
+    await browser.$('[data-testid="pbx-demo-pbx"]').click();
+    await browser.$("h2=demo-pbx").waitForDisplayed({ timeout: 10_000 });
+    await browser.$("button=Check this PBX").click();
+    const result = await browser.$('[data-testid="check-result"]');
+    await result.waitForDisplayed({ timeout: 10_000 });
+    const text = await result.getText();
+    if (!text.includes("not trusted yet") || !text.includes("pbxdesk pbx trust demo-pbx")) {
+      throw new Error(`unexpected check result: ${text}`);
+    }
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/pbx-check.png`);
+  });
 } finally {
   await browser.deleteSession();
 }

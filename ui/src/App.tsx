@@ -13,6 +13,7 @@ import { useCallback, useEffect, useState } from "react";
 import { call } from "./api";
 import { type AppInfo, commands, type Pbx, type Tenant } from "./bindings";
 import { LoginScreen } from "./LoginScreen";
+import { NewPbxModal } from "./NewPbxModal";
 import { NewTenantModal } from "./NewTenantModal";
 import { PbxView } from "./PbxView";
 import { TenantView } from "./TenantView";
@@ -25,6 +26,7 @@ export function App() {
   const [loadError, setLoadError] = useState<string | null>(null);
   const [pbxes, setPbxes] = useState<Pbx[]>([]);
   const [pbxView, setPbxView] = useState<string | null>(null);
+  const [addingPbx, setAddingPbx] = useState(false);
 
   const reloadTenants = useCallback(async () => {
     try {
@@ -89,9 +91,14 @@ export function App() {
         </Group>
       </AppShell.Header>
       <AppShell.Navbar p="sm">
-        <Text fw={600} size="sm" mb="xs">
-          PBXs
-        </Text>
+        <Group justify="space-between" mb="xs">
+          <Text fw={600} size="sm">
+            PBXs
+          </Text>
+          <Button size="xs" variant="light" onClick={() => setAddingPbx(true)}>
+            Add PBX
+          </Button>
+        </Group>
         <Stack gap={2} mb="md">
           {pbxes.map((p) => (
             <NavLink
@@ -160,13 +167,30 @@ export function App() {
       </AppShell.Navbar>
       <AppShell.Main style={{ display: "flex", flexDirection: "column", height: "100vh" }}>
         {pbxView ? (
-          <PbxView key={pbxView} name={pbxView} onChanged={reloadTenants} />
+          <PbxView
+            key={pbxView}
+            name={pbxView}
+            onChanged={reloadTenants}
+            onRemoved={() => {
+              setPbxView(null);
+              reloadTenants();
+            }}
+          />
         ) : tenant ? (
           <TenantView key={tenant.slug} tenant={tenant} onTenantChanged={reloadTenants} />
         ) : (
           <Text c="dimmed">Create a tenant to start adding users.</Text>
         )}
       </AppShell.Main>
+      <NewPbxModal
+        opened={addingPbx}
+        onClose={() => setAddingPbx(false)}
+        onCreated={async (p) => {
+          setAddingPbx(false);
+          await reloadTenants();
+          setPbxView(p.name);
+        }}
+      />
       <NewTenantModal
         opened={creating}
         onClose={() => setCreating(false)}

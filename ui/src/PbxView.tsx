@@ -22,6 +22,7 @@ import { type CheckLine, commands, type Pbx } from "./bindings";
 interface Props {
   name: string;
   onChanged: () => void;
+  onRemoved: () => void;
 }
 
 type Form = {
@@ -65,13 +66,14 @@ function formOf(p: Pbx): Form {
 }
 
 /** A PBX's connection profile, its host key, and "check this PBX". */
-export function PbxView({ name, onChanged }: Props) {
+export function PbxView({ name, onChanged, onRemoved }: Props) {
   const [pbx, setPbx] = useState<Pbx | null>(null);
   const [form, setForm] = useState<Form | null>(null);
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState<string | null>(null);
   const [offered, setOffered] = useState<string | null>(null);
   const [lines, setLines] = useState<CheckLine[] | null>(null);
+  const [removing, setRemoving] = useState(false);
 
   useEffect(() => {
     call(commands.pbxShow(name))
@@ -305,12 +307,40 @@ export function PbxView({ name, onChanged }: Props) {
             error={errors.db_password}
           />
         </SimpleGrid>
-        <Group justify="flex-end" mt="sm">
+        <Group justify="space-between" mt="sm">
+          <Button color="red" variant="light" onClick={() => setRemoving(true)}>
+            Remove PBX
+          </Button>
           <Button onClick={save} loading={busy === "save"}>
             Save profile
           </Button>
         </Group>
       </Paper>
+      <Modal opened={removing} onClose={() => setRemoving(false)} title={`Remove ${pbx.name}?`}>
+        <Stack>
+          <Text size="sm">
+            The PBX and its connection profile leave the workspace; nothing on the PBX changes. A
+            PBX that still has tenants cannot be removed.
+          </Text>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setRemoving(false)}>
+              Cancel
+            </Button>
+            <Button
+              color="red"
+              onClick={() =>
+                run("remove", async () => {
+                  setRemoving(false);
+                  await call(commands.pbxRemove(name));
+                  onRemoved();
+                })
+              }
+            >
+              Remove
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
       <Modal
         opened={offered !== null}
         onClose={() => setOffered(null)}

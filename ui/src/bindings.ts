@@ -12,6 +12,7 @@ export const commands = {
 	pbxList: () => typedError<Pbx_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_list")),
 	pbxAdd: (input: NewPbx_Deserialize) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_add", { input })),
 	pbxShow: (name: string) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_show", { name })),
+	pbxRemove: (name: string) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_remove", { name })),
 	pbxUpdate: (name: string, patch: PbxPatch_Deserialize) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_update", { name, patch })),
 	/**  The host key the PBX offers now, to show before pinning it. */
 	pbxProbeHostKey: (name: string) => typedError<string, ApiError_Serialize>(__TAURI_INVOKE("pbx_probe_host_key", { name })),

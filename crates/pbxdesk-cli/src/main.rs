@@ -102,6 +102,10 @@ enum PbxCmd {
     Show {
         name: String,
     },
+    /// Remove a PBX that no tenant uses.
+    Remove {
+        name: String,
+    },
     List,
     /// Show the PBX's SSH host key fingerprint and pin it once you accept it.
     Trust {
@@ -161,6 +165,10 @@ struct ProfileArgs {
     db_user: Option<String>,
     #[arg(long)]
     db_password_stdin: bool,
+    /// Ask on the terminal (hidden) for the SSH secret, AMI secret and database password;
+    /// an empty answer leaves that one as it is.
+    #[arg(long)]
+    prompt_secrets: bool,
     #[arg(long)]
     connect_timeout_ms: Option<u32>,
     #[arg(long)]
@@ -189,23 +197,36 @@ impl ProfileArgs {
                 ))
             })
         };
+        let mut ssh_secret = take(self.password_stdin, "ssh_secret")?;
+        let mut ami_secret = take(self.ami_secret_stdin, "ami_secret")?;
+        let mut db_password = take(self.db_password_stdin, "db_password")?;
+        if self.prompt_secrets {
+            let ask = |what: &str| -> Result<Option<String>, Error> {
+                let s = rpassword::prompt_password(format!("{what} (empty: unchanged): "))
+                    .map_err(|e| Error::Store(format!("cannot read from the terminal: {e}")))?;
+                Ok(Some(s).filter(|s| !s.is_empty()))
+            };
+            ssh_secret = ssh_secret.or(ask("SSH password or key passphrase")?);
+            ami_secret = ami_secret.or(ask("AMI secret")?);
+            db_password = db_password.or(ask("database password")?);
+        }
         Ok(PbxPatch {
             host: self.host.clone(),
             ssh_port: self.port,
             ssh_user: self.user.clone(),
             ssh_auth: self.auth,
             ssh_key_path: self.key.clone(),
-            ssh_secret: take(self.password_stdin, "ssh_secret")?,
+            ssh_secret,
             config_dir: self.config_dir.clone(),
             ami_via: self.ami_via,
             ami_port: self.ami_port,
             ami_user: self.ami_user.clone(),
-            ami_secret: take(self.ami_secret_stdin, "ami_secret")?,
+            ami_secret,
             db_via: self.db_via,
             db_port: self.db_port,
             db_name: self.db_name.clone(),
             db_user: self.db_user.clone(),
-            db_password: take(self.db_password_stdin, "db_password")?,
+            db_password,
             connect_timeout_ms: self.connect_timeout_ms,
             command_timeout_ms: self.command_timeout_ms,
             expected_version,
@@ -561,6 +582,7 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 .await?,
         ),
         Command::Pbx(PbxCmd::Show { name }) => Box::new(ws.pbx_show(me, name).await?),
+        Command::Pbx(PbxCmd::Remove { name }) => Box::new(ws.pbx_remove(me, name).await?),
         Command::Pbx(PbxCmd::Trust {
             name,
             fingerprint,

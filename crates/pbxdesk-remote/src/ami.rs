@@ -288,6 +288,9 @@ struct Request {
 pub struct Client {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<Message>,
+    /// Subscribed before login, so the first `events()` also sees what came with the login
+    /// (FullyBooted with the uptime, SuccessfulAuth).
+    first_events: Arc<std::sync::Mutex<Option<broadcast::Receiver<Message>>>>,
     next_id: Arc<AtomicU64>,
     options: Options,
 }
@@ -334,7 +337,7 @@ impl Client {
             ));
         }
         let (requests, mut rx) = mpsc::channel::<Request>(64);
-        let (events_tx, _) = broadcast::channel(1024);
+        let (events_tx, first_rx) = broadcast::channel(1024);
         let events_out = events_tx.clone();
         tokio::spawn(async move {
             let mut pending: Pending = HashMap::new();
@@ -374,6 +377,7 @@ impl Client {
         let client = Client {
             requests,
             events: events_tx,
+            first_events: Arc::new(std::sync::Mutex::new(Some(first_rx))),
             next_id: Arc::new(AtomicU64::new(1)),
             options,
         };
@@ -390,7 +394,8 @@ impl Client {
 
     /// Events not tied to an action (only with `events = true` at login).
     pub fn events(&self) -> broadcast::Receiver<Message> {
-        self.events.subscribe()
+        let first = self.first_events.lock().ok().and_then(|mut f| f.take());
+        first.unwrap_or_else(|| self.events.subscribe())
     }
 
     /// Sends an action and waits for its response (and list events). An error response is

@@ -276,3 +276,88 @@ async fn pjsip_contacts_follow_the_capture_and_reconnect_backs_off() {
     assert!(matches!(err, AmiError::AuthFailed(_)));
     assert!(t.elapsed() < Duration::from_millis(400));
 }
+
+/// s6: a session with events on, replayed from the captured byte stream (the transcript gives
+/// the size of each chunk Asterisk sent).
+#[tokio::test]
+async fn events_follow_the_s6_capture() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = pbxdesk_remote::testkit::fixtures();
+    let transcript = std::fs::read_to_string(dir.join("s6_events_on.transcript.txt")).unwrap();
+    let stream = std::fs::read(dir.join("s6_events_on.received_stream.raw")).unwrap();
+    let sizes: Vec<usize> = transcript
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("<<< ")
+                .and_then(|r| r.strip_suffix(" bytes"))
+                .map(|n| n.parse().unwrap())
+        })
+        .collect();
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    for n in sizes {
+        chunks.push(stream[at..at + n].to_vec());
+        at += n;
+    }
+    assert_eq!(at, stream.len());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        sock.write_all(&chunks[0]).await.unwrap();
+        let mut parser = pbxdesk_remote::ami::Parser::default();
+        let mut buf = vec![0u8; 4096];
+        let mut next = 1;
+        loop {
+            let n = match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            parser.push(&buf[..n]);
+            while let Some(req) = parser.next_message().unwrap() {
+                let id = req.get("ActionID").unwrap().to_owned();
+                let text = String::from_utf8_lossy(&chunks[next]).replace(
+                    &format!("ActionID: e{next}\r\n"),
+                    &format!("ActionID: {id}\r\n"),
+                );
+                sock.write_all(text.as_bytes()).await.unwrap();
+                next += 1;
+            }
+        }
+    });
+    let c = Client::connect(&addr, "pbx", &secret(), true, Options::default())
+        .await
+        .unwrap();
+    let mut events = c.events();
+    let booted = events.recv().await.unwrap();
+    assert_eq!(booted.get("Event"), Some("FullyBooted"));
+    assert_eq!(booted.get("Uptime"), Some("130"));
+    assert_eq!(
+        events.recv().await.unwrap().get("Event"),
+        Some("SuccessfulAuth")
+    );
+    let sent = c
+        .send(
+            &pbxdesk_remote::ami::Action::new("UserEvent")
+                .unwrap()
+                .header("UserEvent", "PbxTest")
+                .unwrap()
+                .header("Header1", "hello")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.response.get("Message"), Some("Event Sent"));
+    let user = events.recv().await.unwrap();
+    assert_eq!(
+        (user.get("Event"), user.get("Header1")),
+        (Some("UserEvent"), Some("hello"))
+    );
+    c.reload("pbx_config").await.unwrap();
+    let reload = events.recv().await.unwrap();
+    assert_eq!(
+        (reload.get("Event"), reload.get("Status")),
+        (Some("Reload"), Some("0"))
+    );
+    c.logoff().await.unwrap();
+}

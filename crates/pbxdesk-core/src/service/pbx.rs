@@ -290,6 +290,39 @@ impl Workspace {
         Ok(after)
     }
 
+    /// Removes a PBX that no tenant uses any more (audited).
+    pub async fn pbx_remove(&self, actor: &Actor, name: &str) -> Result<Pbx> {
+        actor.require_write()?;
+        actor.require_msp_write()?;
+        let pbx = self.pbx_by_name(name).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let tenants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE pbx_id = $1")
+            .bind(pbx.id)
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        if tenants > 0 {
+            return Err(Error::Conflict(format!(
+                "PBX \"{name}\" still has {tenants} tenant(s); move or remove them first"
+            )));
+        }
+        sqlx::query("DELETE FROM pbxes WHERE id = $1")
+            .bind(pbx.id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let c = Change {
+            action: "pbx.remove",
+            entity_type: "pbx",
+            entity_id: pbx.name.clone(),
+            tenant_id: None,
+        };
+        record::<Pbx, Pbx>(&mut w, actor, now, c, Some(&pbx), None).await?;
+        w.commit().await?;
+        Ok(pbx)
+    }
+
     pub async fn pbx_show(&self, actor: &Actor, name: &str) -> Result<Pbx> {
         let pbx = self.pbx_by_name(name).await?;
         if !actor.sees_all_tenants() && !self.pbx_list(actor).await?.iter().any(|p| p.id == pbx.id)
