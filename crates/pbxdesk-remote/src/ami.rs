@@ -515,6 +515,15 @@ impl Client {
             .events)
     }
 
+    /// Asterisk's version and settings (`AsteriskVersion`, `SystemName`, …) without the
+    /// `command` class.
+    pub async fn core_settings(&self) -> Result<Message, AmiError> {
+        Ok(self
+            .expect_success(&Action::new("CoreSettings")?)
+            .await?
+            .response)
+    }
+
     /// Asterisk's core status (startup and reload times, current calls).
     pub async fn core_status(&self) -> Result<Message, AmiError> {
         Ok(self

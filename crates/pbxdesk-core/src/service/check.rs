@@ -212,11 +212,19 @@ impl Workspace {
                     };
                     match ami::Client::connect(&addr, user, &secret, false, opts).await {
                         Ok(client) => {
-                            let version = client
-                                .command("core show version")
-                                .await
-                                .ok()
-                                .and_then(|o| o.lines.into_iter().next());
+                            // CoreSettings needs only system/reporting; `core show version` (the
+                            // command class) is the fallback for a user allowed that instead.
+                            let settings = client.core_settings().await.ok();
+                            let version =
+                                match settings.as_ref().and_then(|m| m.get("AsteriskVersion")) {
+                                    Some(v) => Some(format!("Asterisk {v}")),
+                                    None => client
+                                        .command("core show version")
+                                        .await
+                                        .ok()
+                                        .filter(|o| o.ok)
+                                        .and_then(|o| o.lines.into_iter().next()),
+                                };
                             let _ = client.logoff().await;
                             out.push(line(
                                 "AMI",
