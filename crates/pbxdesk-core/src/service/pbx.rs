@@ -433,28 +433,35 @@ async fn apply_profile(
         ("ami_user", &c.ami_user),
         ("db_user", &c.db_user),
     ] {
-        if let Some(v) = value {
-            sqlx::query(&format!("UPDATE pbxes SET {column} = $1 WHERE id = $2"))
-                .bind(v.clone())
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-        }
+        set_clearable(conn, id, column, value).await?;
     }
     for (column, value) in [
         ("ssh_secret", &c.ssh_secret),
         ("ami_secret", &c.ami_secret),
         ("db_password", &c.db_password),
     ] {
-        if let Some(v) = value {
-            sqlx::query(&format!("UPDATE pbxes SET {column} = $1 WHERE id = $2"))
-                .bind(v.clone())
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-        }
+        set_clearable(conn, id, column, value).await?;
+    }
+    Ok(())
+}
+
+/// Sets one clearable column when the change names it: `Some(None)` writes NULL.
+async fn set_clearable<T>(
+    conn: &mut AnyConnection,
+    id: i64,
+    column: &'static str,
+    value: &Option<Option<T>>,
+) -> Result<()>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Clone + Send + 'static,
+{
+    if let Some(v) = value {
+        sqlx::query(&format!("UPDATE pbxes SET {column} = $1 WHERE id = $2"))
+            .bind(v.clone())
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
     }
     Ok(())
 }
