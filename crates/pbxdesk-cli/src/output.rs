@@ -69,6 +69,13 @@ fn pairs(items: &[(&str, String)]) -> String {
         .collect()
 }
 
+/// Unix milliseconds as an RFC 3339 UTC time, e.g. 2026-11-26T01:02:03.456Z.
+fn utc(ms: i64) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
@@ -320,12 +327,12 @@ impl Human for Vec<Operator> {
 impl Human for Vec<AuditEntry> {
     fn human(&self) -> String {
         table(
-            &["ID", "AT (UNIX MS)", "ACTOR", "ACTION", "ENTITY"],
+            &["ID", "AT (UTC)", "ACTOR", "ACTION", "ENTITY"],
             self.iter()
                 .map(|e| {
                     vec![
                         e.id.to_string(),
-                        e.at.to_string(),
+                        utc(e.at),
                         e.actor.clone(),
                         e.action.clone(),
                         format!("{} {}", e.entity_type, e.entity_id),

@@ -106,7 +106,13 @@ fn first_run_creates_the_workspace_and_a_user_gets_an_extension() {
         ws.dir.path().join("sub/ws.sqlite.key").exists(),
         "key file beside the workspace"
     );
-    // Human output works too.
+    // Human output works too; audit times are readable UTC.
+    let out = ws.cmd().args(["audit", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("device.reveal") && text.contains('T') && text.contains('Z'),
+        "{text}"
+    );
     let out = ws
         .cmd()
         .args(["user", "list", "--tenant", "acme-dental"])

@@ -587,6 +587,29 @@ async fn tenant_lifecycle_and_devices(h: &Harness) {
         .unwrap_err();
     assert_eq!(dup.code(), ErrorCode::Conflict);
     assert_eq!(ws.device_resolve(&me, "acme-100-2").await.unwrap(), d2.id);
+    // An all-digit SIP username is found by name, not taken for an id.
+    let digits = ws
+        .device_add(
+            &me,
+            u.id,
+            &NewDevice {
+                sip_username: Some(d2.id.to_string().repeat(3)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.device_resolve(&me, &digits.sip_username).await.unwrap(),
+        digits.id
+    );
+    assert_eq!(
+        ws.device_resolve(&me, &u.devices[0].id.to_string())
+            .await
+            .unwrap(),
+        u.devices[0].id
+    );
+    ws.device_remove(&me, digits.id).await.unwrap();
     ws.device_remove(&me, d2.id).await.unwrap();
     assert_eq!(ws.device_list(&me, u.id).await.unwrap().len(), 1);
     // Shrinking the range below a live user is refused.

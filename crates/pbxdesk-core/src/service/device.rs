@@ -173,17 +173,21 @@ impl Workspace {
         Ok(self.user_show(actor, user_id).await?.devices)
     }
 
-    /// Finds a device by id or SIP username.
+    /// Finds a device by SIP username or, failing that, by id.
     pub async fn device_resolve(&self, actor: &Actor, reference: &str) -> Result<i64> {
         let r = reference.trim();
-        let ids: Vec<i64> = match r.parse::<i64>() {
-            Ok(id) => vec![id],
-            Err(_) => sqlx::query_scalar("SELECT id FROM devices WHERE sip_username = $1")
+        // A SIP username may be all digits ("100"): a name match wins over an id.
+        let mut ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM devices WHERE sip_username = $1")
                 .bind(r)
                 .fetch_all(self.store.pool())
                 .await
-                .map_err(db_error)?,
-        };
+                .map_err(db_error)?;
+        if ids.is_empty() {
+            if let Ok(id) = r.parse::<i64>() {
+                ids.push(id);
+            }
+        }
         match ids.as_slice() {
             [] => Err(Error::not_found("device", r)),
             [id] => {
