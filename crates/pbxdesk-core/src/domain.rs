@@ -211,6 +211,154 @@ impl fmt::Display for E164 {
     }
 }
 
+/// A country's dialing conventions, for turning numbers as people type them into E.164.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialingPlan {
+    /// ISO 3166 alpha-2, e.g. "CH".
+    pub country: &'static str,
+    /// Country calling code without '+', e.g. "41".
+    pub country_code: &'static str,
+    /// Prefix of national numbers, e.g. "0" (empty in the NANP).
+    pub trunk_prefix: &'static str,
+    /// Prefix to dial abroad, e.g. "00" (or "011" in the NANP).
+    pub international_prefix: &'static str,
+    /// Digits of a national significant number, inclusive.
+    pub national_digits: (usize, usize),
+}
+
+/// The plans pbxdesk knows; more are one line each.
+pub const DIALING_PLANS: &[DialingPlan] = &[
+    DialingPlan {
+        country: "CH",
+        country_code: "41",
+        trunk_prefix: "0",
+        international_prefix: "00",
+        national_digits: (9, 9),
+    },
+    DialingPlan {
+        country: "DE",
+        country_code: "49",
+        trunk_prefix: "0",
+        international_prefix: "00",
+        national_digits: (6, 13),
+    },
+    DialingPlan {
+        country: "AT",
+        country_code: "43",
+        trunk_prefix: "0",
+        international_prefix: "00",
+        national_digits: (4, 13),
+    },
+    DialingPlan {
+        country: "FR",
+        country_code: "33",
+        trunk_prefix: "0",
+        international_prefix: "00",
+        national_digits: (9, 9),
+    },
+    DialingPlan {
+        country: "GB",
+        country_code: "44",
+        trunk_prefix: "0",
+        international_prefix: "00",
+        national_digits: (9, 10),
+    },
+    DialingPlan {
+        country: "NL",
+        country_code: "31",
+        trunk_prefix: "0",
+        international_prefix: "00",
+        national_digits: (9, 9),
+    },
+    DialingPlan {
+        country: "US",
+        country_code: "1",
+        trunk_prefix: "1",
+        international_prefix: "011",
+        national_digits: (10, 10),
+    },
+    DialingPlan {
+        country: "CA",
+        country_code: "1",
+        trunk_prefix: "1",
+        international_prefix: "011",
+        national_digits: (10, 10),
+    },
+];
+
+impl DialingPlan {
+    pub fn for_country(iso: &str) -> Parsed<&'static DialingPlan> {
+        let up = iso.trim().to_ascii_uppercase();
+        DIALING_PLANS
+            .iter()
+            .find(|p| p.country == up)
+            .ok_or_else(|| {
+                let known: Vec<&str> = DIALING_PLANS.iter().map(|p| p.country).collect();
+                ValidationError::new("country", iso, format!("one of: {}", known.join(", ")))
+            })
+    }
+}
+
+impl E164 {
+    /// Reads a number in any common form for the given country: "+41 44 555 12 34",
+    /// "0041 44 555 12 34", "044 555 12 34", "+41 (0)44 555 12 34", "(212) 555-1234" (US).
+    /// A number that could be read more than one way, or fits no form, is refused with the
+    /// reason.
+    pub fn normalize(input: &str, plan: &DialingPlan) -> Parsed<Self> {
+        let t = input.trim();
+        no_controls("number", t)?;
+        if t.chars()
+            .any(|c| !(c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')' | '/')))
+        {
+            return Err(ValidationError::new(
+                "number",
+                input,
+                "only digits, '+', spaces, '-', '.', '/' and parentheses",
+            ));
+        }
+        // "+41 (0)44 …": the trunk prefix in parentheses is not dialled from abroad.
+        let without_zero = t.replacen("(0)", "", 1);
+        let plus = without_zero.trim_start().starts_with('+');
+        let digits: String = without_zero.chars().filter(char::is_ascii_digit).collect();
+        let candidate = if plus {
+            format!("+{digits}")
+        } else if let Some(rest) = digits.strip_prefix(plan.international_prefix) {
+            format!("+{rest}")
+        } else {
+            let national = if plan.trunk_prefix.is_empty() {
+                digits.as_str()
+            } else if let Some(rest) = digits.strip_prefix(plan.trunk_prefix) {
+                rest
+            } else if plan.country_code == "1" && digits.len() == 10 {
+                // NANP numbers are usually written without the 1.
+                digits.as_str()
+            } else {
+                return Err(ValidationError::new(
+                    "number",
+                    input,
+                    format!(
+                        "ambiguous: no '+', international prefix {} or trunk prefix {} for {}; write it as +{}…",
+                        plan.international_prefix, plan.trunk_prefix, plan.country, plan.country_code
+                    ),
+                ));
+            };
+            let (lo, hi) = plan.national_digits;
+            if !(lo..=hi).contains(&national.len()) {
+                return Err(ValidationError::new(
+                    "number",
+                    input,
+                    format!(
+                        "a national number in {} has {lo} to {hi} digits after the prefix",
+                        plan.country
+                    ),
+                ));
+            }
+            format!("+{}{national}", plan.country_code)
+        };
+        E164::parse(&candidate).map_err(|e| ValidationError::new("number", input, e.rule))
+    }
+}
+
 /// A PJSIP endpoint id / SIP auth username: 3 to 40 of a-z, 0-9, '.', '_', '-', starting with a
 /// letter or digit. Kept lowercase so two ids never differ only by case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -699,6 +847,52 @@ mod tests {
         ] {
             assert!(E164::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn national_and_international_forms_normalize() {
+        let ch = DialingPlan::for_country("ch").unwrap();
+        for (input, want) in [
+            ("+41 44 555 12 34", "+41445551234"),
+            ("0041 44 555 12 34", "+41445551234"),
+            ("044 555 12 34", "+41445551234"),
+            ("044/555.12.34", "+41445551234"),
+            ("+41 (0)44 555 12 34", "+41445551234"),
+            ("0049 30 1234567", "+49301234567"),
+        ] {
+            assert_eq!(
+                E164::normalize(input, ch).unwrap().as_str(),
+                want,
+                "{input}"
+            );
+        }
+        let us = DialingPlan::for_country("US").unwrap();
+        for (input, want) in [
+            ("(212) 555-1234", "+12125551234"),
+            ("1 212 555 1234", "+12125551234"),
+            ("011 41 44 555 12 34", "+41445551234"),
+        ] {
+            assert_eq!(
+                E164::normalize(input, us).unwrap().as_str(),
+                want,
+                "{input}"
+            );
+        }
+        for bad in [
+            "445551234",
+            "044 555 12",
+            "044 555 12 34 5",
+            "+41 44 555 12 34;x",
+            "${SHELL(id)}",
+            "044\n5551234",
+            "",
+        ] {
+            let e = E164::normalize(bad, ch).unwrap_err();
+            assert_eq!(e.field, "number", "{bad}");
+        }
+        let e = E164::normalize("445551234", ch).unwrap_err();
+        assert!(e.rule.contains("ambiguous"), "{e}");
+        assert!(DialingPlan::for_country("XX").is_err());
     }
 
     #[test]
