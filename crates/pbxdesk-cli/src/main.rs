@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use output::{print_error, print_ok, Show};
 use pbxdesk_core::domain::{Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via};
 use pbxdesk_core::model::{
-    AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, PbxPatch, TenantPatch, UserPatch,
+    AuditQuery, DidPatch, NewDevice, NewDid, NewPbx, NewTenant, NewUser, PbxPatch, TenantPatch,
+    UserPatch,
 };
 use pbxdesk_core::service::{KeySource, Location, OpenOptions};
 use pbxdesk_core::{paths, Actor, Error, ErrorCode, Workspace};
@@ -70,6 +71,9 @@ enum Command {
     /// SIP devices of a user.
     #[command(subcommand)]
     Device(DeviceCmd),
+    /// Inbound numbers and where they go.
+    #[command(subcommand)]
+    Did(DidCmd),
     /// Operators of pbxdesk and their roles.
     #[command(subcommand)]
     Operator(OperatorCmd),
@@ -365,6 +369,42 @@ enum DeviceCmd {
     Remove { device: String },
     /// Show the device's SIP password (audited).
     Reveal { device: String },
+}
+
+#[derive(Subcommand)]
+enum DidCmd {
+    /// Route a number: --destination user:EXT | voicemail:EXT | external:+NUMBER | hangup.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// As typed; a national form needs --country.
+        #[arg(long)]
+        number: String,
+        /// ISO country for national forms, e.g. CH, DE, US.
+        #[arg(long)]
+        country: Option<String>,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        destination: String,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// NUMBER in E.164, e.g. +41445551234.
+    Update {
+        number: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    Remove {
+        number: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -744,6 +784,46 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 ws.device_reveal(me, ws.device_resolve(me, device).await?)
                     .await?,
             ),
+        },
+        Command::Did(cmd) => match cmd {
+            DidCmd::Add {
+                tenant,
+                number,
+                country,
+                label,
+                destination,
+            } => Box::new(
+                ws.did_add(
+                    me,
+                    &NewDid {
+                        tenant: tenant.clone(),
+                        number: number.clone(),
+                        country: country.clone(),
+                        label: label.clone(),
+                        destination: destination.clone(),
+                    },
+                )
+                .await?,
+            ),
+            DidCmd::List { tenant } => Box::new(ws.did_list(me, tenant).await?),
+            DidCmd::Update {
+                number,
+                label,
+                destination,
+                expected_version,
+            } => Box::new(
+                ws.did_update(
+                    me,
+                    number,
+                    &DidPatch {
+                        label: label.clone(),
+                        destination: destination.clone(),
+                        expected_version: *expected_version,
+                    },
+                )
+                .await?,
+            ),
+            DidCmd::Remove { number } => Box::new(ws.did_remove(me, number).await?),
         },
         Command::Operator(OperatorCmd::List) => Box::new(ws.operator_list(me).await?),
         Command::Operator(OperatorCmd::Add { .. }) => {

@@ -2,7 +2,7 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use pbxdesk_core::model::{
-    AuditEntry, CheckLine, Device, Operator, Pbx, RevealedDevice, Tenant, User, UserSummary,
+    AuditEntry, CheckLine, Device, Did, Operator, Pbx, RevealedDevice, Tenant, User, UserSummary,
 };
 use pbxdesk_core::Error;
 use serde::Serialize;
@@ -336,6 +336,30 @@ impl Human for Vec<AuditEntry> {
                         e.actor.clone(),
                         e.action.clone(),
                         format!("{} {}", e.entity_type, e.entity_id),
+                    ]
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Human for Did {
+    fn human(&self) -> String {
+        Human::human(&vec![self.clone()])
+    }
+}
+
+impl Human for Vec<Did> {
+    fn human(&self) -> String {
+        table(
+            &["NUMBER", "LABEL", "DESTINATION", "TENANT"],
+            self.iter()
+                .map(|d| {
+                    vec![
+                        d.number.clone(),
+                        d.label.clone(),
+                        d.destination.clone(),
+                        d.tenant.clone(),
                     ]
                 })
                 .collect(),

@@ -106,6 +106,37 @@ fn first_run_creates_the_workspace_and_a_user_gets_an_extension() {
         ws.dir.path().join("sub/ws.sqlite.key").exists(),
         "key file beside the workspace"
     );
+    // An inbound number, typed the national way.
+    let d = ws.json(&[
+        "did",
+        "add",
+        "--tenant",
+        "acme-dental",
+        "--number",
+        "044 555 12 34",
+        "--country",
+        "CH",
+        "--destination",
+        "user:1000",
+    ]);
+    assert_eq!(d["number"], "+41445551234");
+    let e = ws.fails(
+        &[
+            "did",
+            "add",
+            "--tenant",
+            "acme-dental",
+            "--number",
+            "+41445551234",
+            "--destination",
+            "hangup",
+        ],
+        5,
+    );
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already routed"));
     // Human output works too; audit times are readable UTC.
     let out = ws.cmd().args(["audit", "list"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

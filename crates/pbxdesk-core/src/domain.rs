@@ -211,6 +211,63 @@ impl fmt::Display for E164 {
     }
 }
 
+/// Where an inbound number goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DidDestination {
+    /// Rings the user with this extension.
+    User(Extension),
+    /// Straight to the user's voicemail.
+    Voicemail(Extension),
+    /// To an outside number, through the tenant's outbound policy.
+    External(E164),
+    /// Answered with a "not in service" message.
+    Hangup,
+}
+
+impl DidDestination {
+    pub const RULE: &'static str = "user:EXT, voicemail:EXT, external:+NUMBER or hangup";
+
+    pub fn parse(s: &str) -> Parsed<Self> {
+        let t = s.trim();
+        let err = || ValidationError::new("destination", s, Self::RULE);
+        if t == "hangup" {
+            return Ok(DidDestination::Hangup);
+        }
+        let (kind, value) = t.split_once(':').ok_or_else(err)?;
+        match kind {
+            "user" => Extension::parse(value)
+                .map(DidDestination::User)
+                .map_err(|_| err()),
+            "voicemail" => Extension::parse(value)
+                .map(DidDestination::Voicemail)
+                .map_err(|_| err()),
+            "external" => E164::parse(value)
+                .map(DidDestination::External)
+                .map_err(|_| err()),
+            _ => Err(err()),
+        }
+    }
+
+    /// The extension a user or voicemail destination points at.
+    pub fn extension(&self) -> Option<Extension> {
+        match self {
+            DidDestination::User(e) | DidDestination::Voicemail(e) => Some(*e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DidDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DidDestination::User(e) => write!(f, "user:{e}"),
+            DidDestination::Voicemail(e) => write!(f, "voicemail:{e}"),
+            DidDestination::External(n) => write!(f, "external:{n}"),
+            DidDestination::Hangup => f.write_str("hangup"),
+        }
+    }
+}
+
 /// A country's dialing conventions, for turning numbers as people type them into E.164.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DialingPlan {

@@ -278,3 +278,40 @@ pub struct AuditQuery {
     pub tenant: Option<String>,
     pub limit: Option<u32>,
 }
+
+/// An inbound number and where it goes.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Did {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub id: i64,
+    pub tenant: String,
+    /// E.164.
+    pub number: String,
+    pub label: String,
+    /// "user:EXT", "voicemail:EXT", "external:+NUMBER" or "hangup".
+    pub destination: String,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct NewDid {
+    pub tenant: String,
+    /// As typed: "+41 44 555 12 34", "044 555 12 34" (with `country`), …
+    pub number: String,
+    /// ISO country (e.g. "CH") for numbers typed in national form.
+    pub country: Option<String>,
+    pub label: Option<String>,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct DidPatch {
+    pub label: Option<String>,
+    pub destination: Option<String>,
+    #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
+    pub expected_version: Option<i64>,
+}

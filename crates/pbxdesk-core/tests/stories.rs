@@ -7,7 +7,8 @@ mod harness;
 use harness::Harness;
 use pbxdesk_core::domain::{Role, TenantStatus, UserStatus};
 use pbxdesk_core::model::{
-    AuditQuery, NewDevice, NewPbx, NewTenant, NewUser, PbxPatch, TenantPatch, UserPatch,
+    AuditQuery, DidPatch, NewDevice, NewDid, NewPbx, NewTenant, NewUser, PbxPatch, TenantPatch,
+    UserPatch,
 };
 use pbxdesk_core::service::KeySource;
 use pbxdesk_core::{Actor, ErrorCode, Workspace};
@@ -812,7 +813,135 @@ async fn pbx_profile_validates_seals_and_pins(h: &Harness) {
         .is_err());
 }
 
+async fn dids_are_normalized_unique_and_point_at_something_real(h: &Harness) {
+    let ws = &h.ws;
+    let me = setup(ws, &[("acme", "100-199"), ("globex", "200-299")]).await;
+    ws.user_create(&me, &new_user("acme", "Ann", "ann@acme.example"))
+        .await
+        .unwrap();
+    let d = ws
+        .did_add(
+            &me,
+            &NewDid {
+                tenant: "acme".into(),
+                number: "044 555 12 34".into(),
+                country: Some("CH".into()),
+                label: Some("Main line".into()),
+                destination: "user:100".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (d.number.as_str(), d.destination.as_str()),
+        ("+41445551234", "user:100")
+    );
+    // The same number again, in another form and for another tenant of the PBX: refused.
+    let dup = ws
+        .did_add(
+            &me,
+            &NewDid {
+                tenant: "globex".into(),
+                number: "+41 44 555 12 34".into(),
+                destination: "hangup".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), ErrorCode::Conflict);
+    // A destination must exist; a national number needs its country.
+    let e = ws
+        .did_add(
+            &me,
+            &NewDid {
+                tenant: "acme".into(),
+                number: "+41445551235".into(),
+                destination: "user:150".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, pbxdesk_core::Error::Validation(v) if v.field == "destination"),
+        "{e}"
+    );
+    let e = ws
+        .did_add(
+            &me,
+            &NewDid {
+                tenant: "acme".into(),
+                number: "044 555 12 35".into(),
+                destination: "hangup".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, pbxdesk_core::Error::Validation(v) if v.field == "number"),
+        "{e}"
+    );
+    for bad in [
+        "user:abc",
+        "external:0445551234",
+        "somewhere",
+        "voicemail:100;x",
+    ] {
+        let e = ws
+            .did_update(
+                &me,
+                "+41445551234",
+                &DidPatch {
+                    destination: Some(bad.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Validation, "{bad}");
+    }
+    let u = ws
+        .did_update(
+            &me,
+            "+41445551234",
+            &DidPatch {
+                destination: Some("voicemail:100".into()),
+                expected_version: Some(d.version),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.destination.as_str(), u.version),
+        ("voicemail:100", d.version + 1)
+    );
+    let stale = ws
+        .did_update(
+            &me,
+            "+41445551234",
+            &DidPatch {
+                label: Some("x".into()),
+                expected_version: Some(d.version),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), ErrorCode::Conflict);
+    assert_eq!(ws.did_list(&me, "acme").await.unwrap().len(), 1);
+    assert!(ws.did_list(&me, "globex").await.unwrap().is_empty());
+    ws.did_remove(&me, "+41445551234").await.unwrap();
+    assert_eq!(
+        ws.did_remove(&me, "+41445551234").await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+}
+
 on_both_stores!(
+    dids_are_normalized_unique_and_point_at_something_real,
     pbx_profile_validates_seals_and_pins,
     user_gets_lowest_free_extension_and_a_device,
     deleted_extension_is_quarantined_then_reused,

@@ -6,6 +6,7 @@ mod access;
 mod audit;
 mod check;
 mod device;
+mod did;
 mod operator;
 mod pbx;
 mod tenant;

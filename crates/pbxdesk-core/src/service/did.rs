@@ -1,0 +1,236 @@
+//! Inbound numbers (DIDs): normalized to E.164, unique on their PBX, each with a destination
+//! that must exist when it is set (a user's extension must belong to a live user of the tenant).
+
+use super::audit::{record, Change};
+use super::tenant::{check_version, TenantKey};
+use super::{Actor, Workspace};
+use crate::domain::{DialingPlan, DidDestination, DisplayName, E164};
+use crate::error::{Error, Result};
+use crate::model::{Did, DidPatch, NewDid};
+use crate::store::{classify, db_error, DbFailure};
+use sqlx::AnyConnection;
+
+const DID_SELECT: &str =
+    "SELECT d.id, t.slug, d.number, d.label, d.destination, d.version, d.tenant_id FROM dids d JOIN tenants t ON t.id = d.tenant_id";
+
+type DidRow = (i64, String, String, String, String, i64, i64);
+
+fn did_from_row(r: DidRow) -> (Did, i64) {
+    (
+        Did {
+            id: r.0,
+            tenant: r.1,
+            number: r.2,
+            label: r.3,
+            destination: r.4,
+            version: r.5,
+        },
+        r.6,
+    )
+}
+
+impl Workspace {
+    /// Checks that a destination points at something that exists in the tenant.
+    async fn check_destination(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantKey,
+        d: &DidDestination,
+    ) -> Result<()> {
+        let Some(ext) = d.extension() else {
+            return Ok(());
+        };
+        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND extension = $2 AND status <> 'deleted'")
+            .bind(tenant.id)
+            .bind(i64::from(ext.get()))
+            .fetch_one(conn)
+            .await
+            .map_err(db_error)?;
+        if live == 0 {
+            return Err(crate::error::ValidationError::new(
+                "destination",
+                &d.to_string(),
+                format!(
+                    "tenant \"{}\" has no user with extension {ext}",
+                    tenant.slug
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    pub async fn did_add(&self, actor: &Actor, input: &NewDid) -> Result<Did> {
+        actor.require_write()?;
+        let number = match input
+            .country
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            Some(c) => E164::normalize(&input.number, DialingPlan::for_country(c)?)?,
+            None => E164::parse(&input.number).map_err(|e| {
+                crate::error::ValidationError::new(
+                    "number",
+                    &input.number,
+                    format!("{}; or give the country for a national number", e.rule),
+                )
+            })?,
+        };
+        let label = DisplayName::parse("label", input.label.as_deref().unwrap_or(number.as_str()))?;
+        let destination = DidDestination::parse(&input.destination)?;
+        let tenant = self.tenant_key(actor, &input.tenant).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        self.check_destination(&mut w.tx, &tenant, &destination)
+            .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO dids (pbx_id, tenant_id, number, label, destination, version, created_at, updated_at) \
+             SELECT pbx_id, id, $1, $2, $3, 1, $4, $4 FROM tenants WHERE id = $5 RETURNING id",
+        )
+        .bind(number.as_str())
+        .bind(label.as_str())
+        .bind(destination.to_string())
+        .bind(now)
+        .bind(tenant.id)
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(|e| match classify(&e) {
+            DbFailure::UniqueViolation(_) => Error::Conflict(format!("{number} is already routed on this PBX (a DID is unique on its PBX)")),
+            _ => db_error(e),
+        })?;
+        let did = Did {
+            id,
+            tenant: tenant.slug.clone(),
+            number: number.to_string(),
+            label: label.to_string(),
+            destination: destination.to_string(),
+            version: 1,
+        };
+        let c = Change {
+            action: "did.add",
+            entity_type: "did",
+            entity_id: did.number.clone(),
+            tenant_id: Some(tenant.id),
+        };
+        record::<Did, Did>(&mut w, actor, now, c, None, Some(&did)).await?;
+        w.commit().await?;
+        Ok(did)
+    }
+
+    pub async fn did_list(&self, actor: &Actor, tenant: &str) -> Result<Vec<Did>> {
+        let t = self.tenant_key(actor, tenant).await?;
+        let rows: Vec<DidRow> = sqlx::query_as(&format!(
+            "{DID_SELECT} WHERE d.tenant_id = $1 ORDER BY d.number"
+        ))
+        .bind(t.id)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(rows.into_iter().map(|r| did_from_row(r).0).collect())
+    }
+
+    /// A DID by its number (any common form is accepted if it is already E.164).
+    async fn did_by_number(&self, actor: &Actor, number: &str) -> Result<(Did, TenantKey)> {
+        let n = E164::parse(number)?;
+        let rows: Vec<DidRow> = sqlx::query_as(&format!("{DID_SELECT} WHERE d.number = $1"))
+            .bind(n.as_str())
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        match rows.len() {
+            0 => Err(Error::not_found("DID", n)),
+            1 => {
+                let (did, _) = did_from_row(
+                    rows.into_iter()
+                        .next()
+                        .ok_or_else(|| Error::not_found("DID", number))?,
+                );
+                let tenant = self.tenant_key(actor, &did.tenant).await?;
+                Ok((did, tenant))
+            }
+            _ => Err(Error::Conflict(format!(
+                "{n} is routed on several PBXs; remove it through its tenant"
+            ))),
+        }
+    }
+
+    pub async fn did_update(&self, actor: &Actor, number: &str, patch: &DidPatch) -> Result<Did> {
+        actor.require_write()?;
+        let label = patch
+            .label
+            .as_deref()
+            .map(|l| DisplayName::parse("label", l))
+            .transpose()?;
+        let destination = patch
+            .destination
+            .as_deref()
+            .map(DidDestination::parse)
+            .transpose()?;
+        let (before, tenant) = self.did_by_number(actor, number).await?;
+        check_version(
+            "DID",
+            &before.number,
+            before.version,
+            patch.expected_version,
+        )?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        if let Some(d) = &destination {
+            self.check_destination(&mut w.tx, &tenant, d).await?;
+        }
+        let done = sqlx::query(
+            "UPDATE dids SET label = $1, destination = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5",
+        )
+        .bind(label.as_ref().map_or(before.label.clone(), |l| l.to_string()))
+        .bind(destination.as_ref().map_or(before.destination.clone(), |d| d.to_string()))
+        .bind(now)
+        .bind(before.id)
+        .bind(before.version)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() != 1 {
+            return Err(Error::Conflict(format!(
+                "DID {} was changed by someone else; reload and try again",
+                before.number
+            )));
+        }
+        let row: DidRow = sqlx::query_as(&format!("{DID_SELECT} WHERE d.id = $1"))
+            .bind(before.id)
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let (after, _) = did_from_row(row);
+        let c = Change {
+            action: "did.update",
+            entity_type: "did",
+            entity_id: after.number.clone(),
+            tenant_id: Some(tenant.id),
+        };
+        record(&mut w, actor, now, c, Some(&before), Some(&after)).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    pub async fn did_remove(&self, actor: &Actor, number: &str) -> Result<Did> {
+        actor.require_write()?;
+        let (did, tenant) = self.did_by_number(actor, number).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        sqlx::query("DELETE FROM dids WHERE id = $1")
+            .bind(did.id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let c = Change {
+            action: "did.remove",
+            entity_type: "did",
+            entity_id: did.number.clone(),
+            tenant_id: Some(tenant.id),
+        };
+        record::<Did, Did>(&mut w, actor, now, c, Some(&did), None).await?;
+        w.commit().await?;
+        Ok(did)
+    }
+}
