@@ -932,6 +932,11 @@ async fn dids_are_normalized_unique_and_point_at_something_real(h: &Harness) {
         .unwrap_err();
     assert_eq!(stale.code(), ErrorCode::Conflict);
     assert_eq!(ws.did_list(&me, "acme").await.unwrap().len(), 1);
+    // A user that a DID routes to cannot be deleted until the DID goes elsewhere.
+    let ann = ws.user_resolve(&me, "acme/100").await.unwrap();
+    let e = ws.user_delete(&me, ann).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Conflict);
+    assert!(e.to_string().contains("+41445551234"), "{e}");
     assert!(ws.did_list(&me, "globex").await.unwrap().is_empty());
     ws.did_remove(&me, "+41445551234").await.unwrap();
     assert_eq!(

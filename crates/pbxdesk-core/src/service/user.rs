@@ -540,6 +540,25 @@ impl Workspace {
         if before.status == UserStatus::Deleted {
             return Err(Error::Conflict(format!("user {id} is already deleted")));
         }
+        // An inbound number must not be left pointing at nobody.
+        let tenant_id = self.user_tenant_id(&mut w, id).await?;
+        let routed: Vec<String> = sqlx::query_scalar(
+            "SELECT number FROM dids WHERE tenant_id = $1 AND destination IN ($2, $3) ORDER BY number",
+        )
+        .bind(tenant_id)
+        .bind(format!("user:{}", before.extension))
+        .bind(format!("voicemail:{}", before.extension))
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        if !routed.is_empty() {
+            return Err(Error::Conflict(format!(
+                "{} still route(s) to {} ({}); give them another destination first (pbxdesk did update)",
+                routed.join(", "),
+                before.display_name,
+                before.extension
+            )));
+        }
         sqlx::query("DELETE FROM devices WHERE user_id = $1")
             .bind(id)
             .execute(&mut *w.tx)
@@ -555,7 +574,6 @@ impl Workspace {
         .await
         .map_err(db_error)?;
         let after = self.user_in_tx(&mut w, id).await?;
-        let tenant_id = self.user_tenant_id(&mut w, id).await?;
         let change = Change {
             action: "user.delete",
             entity_type: "user",
