@@ -3,7 +3,7 @@
 //! placeholders, which both engines accept. Each engine has its own migrations folder.
 
 use crate::error::{Error, Result};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::path::Path;
@@ -192,5 +192,3 @@ pub fn db_error(e: sqlx::Error) -> Error {
         }
     }
 }
-
-pub type Row = AnyRow;
