@@ -91,10 +91,23 @@ enum Part {
 pub struct Arg(Vec<Part>);
 
 impl Arg {
-    /// pbxdesk's own token: letters, digits, `_-.:/@+*#&=<>!{}$%` and balanced parentheses,
-    /// no spaces.
+    /// pbxdesk's own token: letters, digits, `_-.:/@+*#&=<>!{}$%`, balanced parentheses and
+    /// commas inside them, no spaces.
     pub fn raw(s: &str) -> Result<Arg, RenderError> {
         Ok(Arg(vec![Part::Raw(checked_raw(s)?)]))
+    }
+
+    /// pbxdesk's own constant expression (`$["${X}" = "1"]?label`): any text but CR, LF and
+    /// `;`. Only a `&'static str` is accepted, so nothing read at run time can get here.
+    pub fn own(s: &'static str) -> Arg {
+        debug_assert!(!s.contains(['\r', '\n', ';']), "{s:?}");
+        Arg(vec![Part::Raw(s.replace(['\r', '\n', ';'], ""))])
+    }
+
+    /// Appends pbxdesk's own token.
+    pub fn then_raw(mut self, s: &str) -> Result<Arg, RenderError> {
+        self.0.push(Part::Raw(checked_raw(s)?));
+        Ok(self)
     }
 
     /// A person's text.
@@ -129,12 +142,15 @@ fn checked_raw(s: &str) -> Result<String, RenderError> {
     let rule = "pbxdesk's own tokens only (a person's text goes in Arg::text)";
     let alphabet = s.len() <= 512
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/@+*#&=<>!{}$%()".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/@+*#&=<>!{}$%(),".contains(&b));
     let mut depth = 0i32;
     for b in s.bytes() {
         match b {
             b'(' => depth += 1,
             b')' => depth -= 1,
+            // A comma inside parentheses separates a nested call's arguments
+            // (`Gosub(ctx,s,1(a,b))`); outside them it would end this argument.
+            b',' if depth == 0 => return Err(refuse("argument", s, rule)),
             _ => {}
         }
         if depth < 0 {

@@ -3,3 +3,15 @@
 //! offline work possible.
 
 pub mod dialplan;
+pub mod diff;
+pub mod pattern;
+pub mod pbx;
+pub mod snapshot;
+pub mod trace;
+pub mod validate;
+
+pub use diff::{diff, Diff};
+pub use pbx::{render_pbx, Endpoint, Rendered};
+pub use snapshot::Snapshot;
+pub use trace::{trace_from, trace_inbound, Trace};
+pub use validate::{Finding, Severity};

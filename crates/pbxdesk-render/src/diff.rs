@@ -1,0 +1,177 @@
+//! The difference between two renders, as a technician reads it: a unified diff per file and
+//! the realtime rows to add, change or remove. Secrets (SIP and trunk passwords, voicemail PINs)
+//! never appear: they are masked on both sides before diffing, and a changed secret is named,
+//! not shown.
+
+use crate::pbx::{Endpoint, Rendered, PJSIP_DIR, VOICEMAIL_DIR};
+use serde::{Deserialize, Serialize};
+use similar::TextDiff;
+use std::collections::BTreeMap;
+
+pub const MASK: &str = "********";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileChange {
+    Added,
+    Removed,
+    Changed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDiff {
+    pub path: String,
+    pub change: FileChange,
+    /// Masked texts, for a side-by-side view.
+    pub old: String,
+    pub new: String,
+    /// Unified diff of the masked texts (3 lines of context).
+    pub unified: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowChange {
+    pub id: String,
+    /// Column names that differ ("password" appears as a name only).
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diff {
+    pub files: Vec<FileDiff>,
+    pub rows_added: Vec<String>,
+    pub rows_changed: Vec<RowChange>,
+    pub rows_removed: Vec<String>,
+    /// e.g. "voicemail PIN of 100 (voicemail.d/pbxdesk/tenant-acme.conf)", "SIP password of acme-100".
+    pub secrets_changed: Vec<String>,
+    pub unchanged_files: usize,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+            && self.rows_added.is_empty()
+            && self.rows_changed.is_empty()
+            && self.rows_removed.is_empty()
+    }
+}
+
+/// A file's text with its secrets masked, and the secrets found (label -> value) so two
+/// versions can tell which changed without showing them.
+pub fn mask(path: &str, text: &str) -> (String, BTreeMap<String, String>) {
+    let mut secrets = BTreeMap::new();
+    let mut out = String::with_capacity(text.len());
+    let voicemail = path.starts_with(VOICEMAIL_DIR);
+    let pjsip = path.starts_with(PJSIP_DIR);
+    for line in text.split_inclusive('\n') {
+        if voicemail {
+            // "EXT => PIN,Name,email"
+            if let Some((ext, rest)) = line.split_once(" => ") {
+                if !ext.starts_with(';') {
+                    let (pin, tail) = rest.split_once(',').unwrap_or((rest.trim_end(), "\n"));
+                    secrets.insert(format!("voicemail PIN of {ext} ({path})"), pin.to_owned());
+                    out.push_str(&format!("{ext} => {MASK},{tail}"));
+                    continue;
+                }
+            }
+        }
+        if pjsip {
+            if let Some(value) = line.strip_prefix("password = ") {
+                secrets.insert(
+                    format!("trunk password ({path})"),
+                    value.trim_end().to_owned(),
+                );
+                out.push_str(&format!("password = {MASK}\n"));
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    (out, secrets)
+}
+
+fn columns(a: &Endpoint, b: &Endpoint) -> Vec<String> {
+    let mut c = Vec::new();
+    macro_rules! col {
+        ($($f:ident),*) => { $( if a.$f != b.$f { c.push(stringify!($f).to_owned()); } )* };
+    }
+    col!(
+        username,
+        password,
+        context,
+        transport,
+        allow,
+        callerid,
+        mailboxes,
+        set_var,
+        nat,
+        max_contacts
+    );
+    c
+}
+
+/// What changes from `old` (the last applied render, if any) to `new`.
+pub fn diff(old: Option<&Rendered>, new: &Rendered) -> Diff {
+    let empty = Rendered::default();
+    let old = old.unwrap_or(&empty);
+    let mut d = Diff::default();
+    let paths: std::collections::BTreeSet<&String> =
+        old.files.keys().chain(new.files.keys()).collect();
+    for path in paths {
+        let (a, b) = (old.files.get(path), new.files.get(path));
+        if a == b {
+            d.unchanged_files += 1;
+            continue;
+        }
+        let (ma, sa) = a.map(|t| mask(path, t)).unwrap_or_default();
+        let (mb, sb) = b.map(|t| mask(path, t)).unwrap_or_default();
+        for (label, v) in &sb {
+            if sa.get(label).is_some_and(|old| old != v) {
+                d.secrets_changed.push(label.clone());
+            }
+        }
+        let change = match (a, b) {
+            (None, _) => FileChange::Added,
+            (_, None) => FileChange::Removed,
+            _ => FileChange::Changed,
+        };
+        let unified = TextDiff::from_lines(&ma, &mb)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{path}"), &format!("b/{path}"))
+            .to_string();
+        d.files.push(FileDiff {
+            path: path.clone(),
+            change,
+            old: ma,
+            new: mb,
+            unified,
+        });
+    }
+    let by_id: BTreeMap<&str, &Endpoint> =
+        old.realtime.iter().map(|e| (e.id.as_str(), e)).collect();
+    let new_ids: BTreeMap<&str, &Endpoint> =
+        new.realtime.iter().map(|e| (e.id.as_str(), e)).collect();
+    for (id, e) in &new_ids {
+        match by_id.get(id) {
+            None => d.rows_added.push((*id).to_owned()),
+            Some(o) if o != e => {
+                let cols = columns(o, e);
+                if cols.iter().any(|c| c == "password") {
+                    d.secrets_changed.push(format!("SIP password of {id}"));
+                }
+                d.rows_changed.push(RowChange {
+                    id: (*id).to_owned(),
+                    columns: cols,
+                });
+            }
+            _ => {}
+        }
+    }
+    for id in by_id.keys() {
+        if !new_ids.contains_key(id) {
+            d.rows_removed.push((*id).to_owned());
+        }
+    }
+    d
+}

@@ -1,0 +1,140 @@
+//! What the renderer reads: one PBX's part of the workspace, already loaded and decrypted.
+//! The workspace validated every value on its way in; the renderer still refuses (as a
+//! finding) anything it cannot write safely, so a snapshot from any source is safe to render.
+
+use serde::{Deserialize, Serialize};
+
+/// One PBX's workspace, as the renderer sees it. Order of the vectors does not matter: the
+/// renderer sorts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub pbx: String,
+    pub tenants: Vec<Tenant>,
+    pub trunks: Vec<Trunk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Names the tenant's contexts: a-z, 0-9, '-' (see the core's `Slug`).
+    pub slug: String,
+    pub name: String,
+    /// ISO 3166 alpha-2; decides the emergency numbers.
+    pub country: String,
+    pub active: bool,
+    /// Where a call to an unassigned number of this tenant goes.
+    pub unknown_did: Destination,
+    /// E.164 caller ID for outbound calls of users without their own.
+    pub caller_id: Option<String>,
+    /// Name of the policy users without their own follow.
+    pub default_policy: Option<String>,
+    pub users: Vec<User>,
+    pub dids: Vec<Did>,
+    pub policies: Vec<Policy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub extension: u32,
+    pub name: String,
+    pub email: String,
+    pub active: bool,
+    pub ring_seconds: u32,
+    pub voicemail: bool,
+    pub voicemail_pin: Option<String>,
+    pub caller_id: Option<String>,
+    pub policy: Option<String>,
+    pub devices: Vec<Device>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// The PJSIP endpoint id and auth username (unique on the PBX).
+    pub username: String,
+    pub password: String,
+    pub transport: String,
+    /// In preference order, e.g. ["opus", "g722", "ulaw"].
+    pub codecs: Vec<String>,
+    pub nat: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Destination {
+    User(u32),
+    Voicemail(u32),
+    /// An E.164 number, dialled through the tenant's default policy.
+    External(String),
+    /// "Not in service".
+    Hangup,
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::User(e) => write!(f, "user:{e}"),
+            Destination::Voicemail(e) => write!(f, "voicemail:{e}"),
+            Destination::External(n) => write!(f, "external:{n}"),
+            Destination::Hangup => f.write_str("hangup"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Did {
+    /// E.164, e.g. "+41445551234".
+    pub number: String,
+    pub label: String,
+    pub destination: Destination,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trunk {
+    /// a-z, 0-9, '-'; names the trunk's endpoint `pbxdesk-trunk-NAME`.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: String,
+    /// Registers with the provider (true) or is identified by its IP (false).
+    pub register: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from_domain: Option<String>,
+    pub from_user: Option<String>,
+    pub codecs: Vec<String>,
+    pub enabled: bool,
+    /// Slugs of the tenants that may use it.
+    pub tenants: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// Asterisk pattern text; parsed by the renderer (an invalid one is a finding).
+    pub pattern: String,
+    pub allow: bool,
+    /// Digits removed from the front of the dialled number.
+    pub strip: u32,
+    /// Prepended after stripping.
+    pub prepend: String,
+    /// Trunk names, tried in this order.
+    pub trunks: Vec<String>,
+}
+
+/// Emergency numbers per country (ISO 3166 alpha-2). Always routed, never deniable.
+pub fn emergency_numbers(country: &str) -> &'static [&'static str] {
+    match country {
+        "CH" => &["112", "117", "118", "144", "143", "147"],
+        "DE" => &["112", "110"],
+        "AT" => &["112", "122", "133", "144"],
+        "FR" => &["112", "15", "17", "18", "114", "115", "119"],
+        "GB" => &["112", "999"],
+        "NL" => &["112"],
+        "US" | "CA" => &["911", "933"],
+        _ => &["112"],
+    }
+}
