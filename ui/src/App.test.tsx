@@ -14,6 +14,10 @@ const acme: Tenant = {
   slug: "acme",
   ext_range: "1000-1999",
   status: "active",
+  country: "CH",
+  unknown_did: "hangup",
+  caller_id: null,
+  default_policy: null,
   user_count: 0,
   version: 1,
 };
@@ -74,6 +78,8 @@ function fakeBackend() {
           voicemail_pin_set: true,
           dnd: false,
           forward_target: null,
+          ring_seconds: 25,
+          policy: null,
           version: 1,
           devices: [
             {

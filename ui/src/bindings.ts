@@ -18,10 +18,10 @@ export const commands = {
 	pbxProbeHostKey: (name: string) => typedError<string, ApiError_Serialize>(__TAURI_INVOKE("pbx_probe_host_key", { name })),
 	pbxTrust: (name: string, fingerprint: string) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trust", { name, fingerprint })),
 	pbxCheck: (name: string) => typedError<CheckLine_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_check", { name })),
-	tenantList: () => typedError<Tenant[], ApiError_Serialize>(__TAURI_INVOKE("tenant_list")),
-	tenantCreate: (input: NewTenant_Deserialize) => typedError<Tenant, ApiError_Serialize>(__TAURI_INVOKE("tenant_create", { input })),
-	tenantUpdate: (slug: string, patch: TenantPatch_Deserialize) => typedError<Tenant, ApiError_Serialize>(__TAURI_INVOKE("tenant_update", { slug, patch })),
-	tenantSetStatus: (slug: string, status: TenantStatus) => typedError<Tenant, ApiError_Serialize>(__TAURI_INVOKE("tenant_set_status", { slug, status })),
+	tenantList: () => typedError<Tenant_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("tenant_list")),
+	tenantCreate: (input: NewTenant_Deserialize) => typedError<Tenant_Serialize, ApiError_Serialize>(__TAURI_INVOKE("tenant_create", { input })),
+	tenantUpdate: (slug: string, patch: TenantPatch_Deserialize) => typedError<Tenant_Serialize, ApiError_Serialize>(__TAURI_INVOKE("tenant_update", { slug, patch })),
+	tenantSetStatus: (slug: string, status: TenantStatus) => typedError<Tenant_Serialize, ApiError_Serialize>(__TAURI_INVOKE("tenant_set_status", { slug, status })),
 	userList: (tenant: string) => typedError<UserSummary[], ApiError_Serialize>(__TAURI_INVOKE("user_list", { tenant })),
 	userShow: (id: number) => typedError<User_Serialize, ApiError_Serialize>(__TAURI_INVOKE("user_show", { id })),
 	userCreate: (input: NewUser_Deserialize) => typedError<User_Serialize, ApiError_Serialize>(__TAURI_INVOKE("user_create", { input })),
@@ -159,6 +159,8 @@ export type NewTenant_Deserialize = {
 	slug?: string | null,
 	pbx: string,
 	ext_range: string,
+	/**  ISO 3166 alpha-2; "CH" when absent. */
+	country?: string | null,
 };
 
 export type NewTenant_Serialize = {
@@ -167,6 +169,8 @@ export type NewTenant_Serialize = {
 	slug: string | null,
 	pbx: string,
 	ext_range: string,
+	/**  ISO 3166 alpha-2; "CH" when absent. */
+	country: string | null,
 };
 
 export type NewUser = NewUser_Serialize | NewUser_Deserialize;
@@ -325,23 +329,19 @@ export type RevealedDevice = {
 /**  How pbxdesk logs in over SSH. */
 export type SshAuth = "key" | "agent" | "password";
 
-export type Tenant = {
-	id: number,
-	pbx: string,
-	name: string,
-	slug: string,
-	/**  "FIRST-LAST", both included. */
-	ext_range: string,
-	status: TenantStatus,
-	user_count: number,
-	version: number,
-};
+export type Tenant = Tenant_Serialize | Tenant_Deserialize;
 
 export type TenantPatch = TenantPatch_Serialize | TenantPatch_Deserialize;
 
 export type TenantPatch_Deserialize = {
 	name?: string | null,
 	ext_range?: string | null,
+	country?: string | null,
+	unknown_did?: string | null,
+	/**  Empty clears. */
+	caller_id?: string | null,
+	/**  Empty clears. */
+	default_policy?: string | null,
 	/**  When given, the update is refused if the tenant changed since this version was read. */
 	expected_version?: number | null,
 };
@@ -349,11 +349,57 @@ export type TenantPatch_Deserialize = {
 export type TenantPatch_Serialize = {
 	name: string | null,
 	ext_range: string | null,
+	country: string | null,
+	unknown_did: string | null,
+	/**  Empty clears. */
+	caller_id: string | null,
+	/**  Empty clears. */
+	default_policy: string | null,
 	/**  When given, the update is refused if the tenant changed since this version was read. */
 	expected_version: number | null,
 };
 
 export type TenantStatus = "active" | "suspended";
+
+export type Tenant_Deserialize = {
+	id: number,
+	pbx: string,
+	name: string,
+	slug: string,
+	/**  "FIRST-LAST", both included. */
+	ext_range: string,
+	status: TenantStatus,
+	/**  ISO 3166 alpha-2: how national numbers are read and which emergency numbers apply. */
+	country: string,
+	/**  Where a call to an unassigned number goes: a DID destination. */
+	unknown_did: string,
+	/**  E.164 caller ID for outbound calls of users without their own. */
+	caller_id?: string | null,
+	/**  The outbound policy of users without their own. */
+	default_policy?: string | null,
+	user_count: number,
+	version: number,
+};
+
+export type Tenant_Serialize = {
+	id: number,
+	pbx: string,
+	name: string,
+	slug: string,
+	/**  "FIRST-LAST", both included. */
+	ext_range: string,
+	status: TenantStatus,
+	/**  ISO 3166 alpha-2: how national numbers are read and which emergency numbers apply. */
+	country: string,
+	/**  Where a call to an unassigned number goes: a DID destination. */
+	unknown_did: string,
+	/**  E.164 caller ID for outbound calls of users without their own. */
+	caller_id: string | null,
+	/**  The outbound policy of users without their own. */
+	default_policy: string | null,
+	user_count: number,
+	version: number,
+};
 
 export type Transport = "udp" | "tcp" | "tls";
 
@@ -378,6 +424,9 @@ export type UserPatch_Deserialize = {
 	voicemail_pin?: string | null,
 	dnd?: boolean | null,
 	forward_target?: string | null,
+	ring_seconds?: number | null,
+	/**  Empty clears (the tenant's default applies). */
+	policy?: string | null,
 	expected_version?: number | null,
 };
 
@@ -394,6 +443,9 @@ export type UserPatch_Serialize = {
 	voicemail_pin: string | null,
 	dnd: boolean | null,
 	forward_target: string | null,
+	ring_seconds: number | null,
+	/**  Empty clears (the tenant's default applies). */
+	policy: string | null,
 	expected_version: number | null,
 };
 
@@ -427,6 +479,10 @@ export type User_Deserialize = {
 	voicemail_pin_set: boolean,
 	dnd: boolean,
 	forward_target?: string | null,
+	/**  How long all devices ring before voicemail or busy. */
+	ring_seconds: number,
+	/**  The user's own outbound policy (class of service); the tenant's default when absent. */
+	policy?: string | null,
 	version: number,
 	devices: Device[],
 };
@@ -445,6 +501,10 @@ export type User_Serialize = {
 	voicemail_pin_set: boolean,
 	dnd: boolean,
 	forward_target: string | null,
+	/**  How long all devices ring before voicemail or busy. */
+	ring_seconds: number,
+	/**  The user's own outbound policy (class of service); the tenant's default when absent. */
+	policy: string | null,
 	version: number,
 	devices: Device[],
 };

@@ -6,14 +6,15 @@
 mod output;
 
 use clap::{Args, Parser, Subcommand};
+use output::RenderWritten;
 use output::{print_error, print_ok, Show};
 use pbxdesk_core::domain::{Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via};
 use pbxdesk_core::model::{
-    AuditQuery, DidPatch, NewDevice, NewDid, NewPbx, NewTenant, NewUser, PbxPatch, TenantPatch,
-    UserPatch,
+    AuditQuery, DidPatch, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk, NewUser,
+    PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch, UserPatch,
 };
-use pbxdesk_core::service::{KeySource, Location, OpenOptions};
-use pbxdesk_core::{paths, Actor, Error, ErrorCode, Workspace};
+use pbxdesk_core::service::{parse_rule, KeySource, Location, OpenOptions};
+use pbxdesk_core::{paths, Actor, Error, ErrorCode, ValidationError, Workspace};
 use secrecy::SecretString;
 use std::io::Read;
 use std::path::PathBuf;
@@ -74,6 +75,39 @@ enum Command {
     /// Inbound numbers and where they go.
     #[command(subcommand)]
     Did(DidCmd),
+    /// SIP trunks of a PBX and the tenants that may use them.
+    #[command(subcommand)]
+    Trunk(TrunkCmd),
+    /// Outbound policies (classes of service): ordered rules of a tenant.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Write a PBX's configuration, as it would be applied, into a folder (offline).
+    Render {
+        #[arg(long)]
+        pbx: String,
+        /// Lines up with /etc/asterisk: extensions.d/pbxdesk/…, pjsip.d/pbxdesk/…, plus
+        /// realtime/ps_endpoints.json.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write SIP and trunk passwords and voicemail PINs instead of ********.
+        #[arg(long)]
+        with_secrets: bool,
+    },
+    /// What an apply would change, against the last applied render (offline; no secrets).
+    Diff {
+        #[arg(long)]
+        pbx: String,
+    },
+    /// Where a call to NUMBER goes: a DID, or (with --from) what a user dials.
+    Trace {
+        #[arg(long)]
+        pbx: String,
+        #[arg(long)]
+        number: String,
+        /// The calling user: EXTENSION, or SLUG/EXTENSION when several tenants have it.
+        #[arg(long)]
+        from: Option<String>,
+    },
     /// Operators of pbxdesk and their roles.
     #[command(subcommand)]
     Operator(OperatorCmd),
@@ -251,6 +285,10 @@ enum TenantCmd {
         /// e.g. 1000-1999
         #[arg(long)]
         ext_range: String,
+        /// ISO country (CH, DE, AT, FR, GB, NL, US, CA): national numbers and emergency
+        /// numbers. CH when absent.
+        #[arg(long)]
+        country: Option<String>,
     },
     List,
     Show {
@@ -262,6 +300,17 @@ enum TenantCmd {
         name: Option<String>,
         #[arg(long)]
         ext_range: Option<String>,
+        #[arg(long)]
+        country: Option<String>,
+        /// Where unassigned numbers go: user:EXT, voicemail:EXT, external:+NUMBER or hangup.
+        #[arg(long)]
+        unknown_did: Option<String>,
+        /// E.164 outbound caller ID of users without their own; empty clears.
+        #[arg(long)]
+        caller_id: Option<String>,
+        /// The policy of users without their own; empty clears.
+        #[arg(long)]
+        default_policy: Option<String>,
         /// Refuse the change if the tenant changed since this version.
         #[arg(long)]
         expected_version: Option<i64>,
@@ -339,8 +388,141 @@ struct UserPatchArgs {
     /// An extension or an E.164 number; an empty value clears it.
     #[arg(long)]
     forward_to: Option<String>,
+    /// How long the user's devices ring, 5 to 300 seconds.
+    #[arg(long)]
+    ring_seconds: Option<u32>,
+    /// The user's own outbound policy; empty: the tenant's default.
+    #[arg(long)]
+    policy: Option<String>,
     #[arg(long)]
     expected_version: Option<i64>,
+}
+
+#[derive(Args)]
+struct TrunkArgs {
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long, value_parser = parse_transport)]
+    transport: Option<Transport>,
+    /// Register with the provider (else the trunk is recognised by its host's address).
+    #[arg(long)]
+    register: Option<bool>,
+    /// Empty clears.
+    #[arg(long)]
+    username: Option<String>,
+    /// Read the trunk's password from standard input (one line).
+    #[arg(long)]
+    password_stdin: bool,
+    #[arg(long)]
+    from_domain: Option<String>,
+    #[arg(long)]
+    from_user: Option<String>,
+    /// e.g. alaw,ulaw
+    #[arg(long)]
+    codecs: Option<String>,
+    #[arg(long)]
+    enabled: Option<bool>,
+    /// Tenants that may use the trunk (comma-separated; replaces the list).
+    #[arg(long, value_delimiter = ',')]
+    tenants: Option<Vec<String>>,
+}
+
+#[derive(Subcommand)]
+enum TrunkCmd {
+    Add {
+        #[arg(long)]
+        pbx: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        args: TrunkArgs,
+    },
+    List {
+        #[arg(long)]
+        pbx: Option<String>,
+    },
+    Show {
+        #[arg(long)]
+        pbx: String,
+        name: String,
+    },
+    Update {
+        #[arg(long)]
+        pbx: String,
+        name: String,
+        #[command(flatten)]
+        args: TrunkArgs,
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    /// Refused while a policy rule names the trunk.
+    Remove {
+        #[arg(long)]
+        pbx: String,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// RULE: "PATTERN allow|deny [strip=N] [prepend=+41] [trunks=a,b]", in order, e.g.
+    /// --rule "_0[1-9]X. allow strip=1 prepend=+41 trunks=sipcall" --rule "_00X. deny".
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// Make it the tenant's default policy.
+        #[arg(long)]
+        default: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Show {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// Replace the rules (in order).
+    Update {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    /// Add one rule at a position (1 = first; the end when absent).
+    RuleAdd {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        policy: String,
+        #[arg(long)]
+        at: Option<usize>,
+        rule: String,
+    },
+    /// Remove the rule at a position (1 = first).
+    RuleRemove {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        policy: String,
+        position: usize,
+    },
+    /// Refused while it is the tenant's default or a user's own.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -650,6 +832,7 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 slug,
                 pbx,
                 ext_range,
+                country,
             } => Box::new(
                 ws.tenant_create(
                     me,
@@ -658,6 +841,7 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                         slug: slug.clone(),
                         pbx: pbx.clone(),
                         ext_range: ext_range.clone(),
+                        country: country.clone(),
                     },
                 )
                 .await?,
@@ -668,6 +852,10 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 slug,
                 name,
                 ext_range,
+                country,
+                unknown_did,
+                caller_id,
+                default_policy,
                 expected_version,
             } => Box::new(
                 ws.tenant_update(
@@ -676,6 +864,10 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                     &TenantPatch {
                         name: name.clone(),
                         ext_range: ext_range.clone(),
+                        country: country.clone(),
+                        unknown_did: unknown_did.clone(),
+                        caller_id: caller_id.clone(),
+                        default_policy: default_policy.clone(),
                         expected_version: *expected_version,
                     },
                 )
@@ -738,6 +930,8 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                     voicemail_pin: pin,
                     dnd: patch.dnd,
                     forward_target: patch.forward_to.clone(),
+                    ring_seconds: patch.ring_seconds,
+                    policy: patch.policy.clone(),
                     expected_version: patch.expected_version,
                 };
                 Box::new(ws.user_update(me, id, &p).await?)
@@ -825,6 +1019,20 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
             ),
             DidCmd::Remove { number } => Box::new(ws.did_remove(me, number).await?),
         },
+        Command::Trunk(cmd) => trunk(ws, me, cmd).await?,
+        Command::Policy(cmd) => policy(ws, me, cmd).await?,
+        Command::Render {
+            pbx,
+            out,
+            with_secrets,
+        } => {
+            let r = ws.pbx_render(me, pbx, *with_secrets).await?;
+            Box::new(write_render(&r, out)?)
+        }
+        Command::Diff { pbx } => Box::new(ws.pbx_diff(me, pbx).await?),
+        Command::Trace { pbx, number, from } => {
+            Box::new(ws.pbx_trace(me, pbx, number, from.as_deref()).await?)
+        }
         Command::Operator(OperatorCmd::List) => Box::new(ws.operator_list(me).await?),
         Command::Operator(OperatorCmd::Add { .. }) => {
             return Err(Error::Store("operator add is handled before login".into()));
@@ -842,5 +1050,232 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
         Command::Demo(DemoCmd::Seed) => {
             Box::new(output::Seeded(pbxdesk_core::demo::seed(ws, me).await?))
         }
+    })
+}
+
+impl TrunkArgs {
+    fn patch(&self, expected_version: Option<i64>) -> Result<TrunkPatch, Error> {
+        let password = if self.password_stdin {
+            Some(read_line_stdin("the trunk's password")?)
+        } else {
+            None
+        };
+        Ok(TrunkPatch {
+            host: self.host.clone(),
+            port: self.port,
+            transport: self.transport,
+            register: self.register,
+            username: self.username.clone(),
+            password,
+            from_domain: self.from_domain.clone(),
+            from_user: self.from_user.clone(),
+            codecs: self.codecs.clone(),
+            enabled: self.enabled,
+            tenants: self.tenants.clone(),
+            expected_version,
+        })
+    }
+}
+
+/// One line of standard input (a secret; never echoed).
+fn read_line_stdin(what: &str) -> Result<String, Error> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Error::Store(format!("cannot read {what} from standard input: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn trunk(ws: &Workspace, me: &Actor, cmd: &TrunkCmd) -> Result<Box<dyn Show>, Error> {
+    Ok(match cmd {
+        TrunkCmd::Add { pbx, name, args } => {
+            let p = args.patch(None)?;
+            let input = NewTrunk {
+                pbx: pbx.clone(),
+                name: name.clone(),
+                host: p.host.clone().unwrap_or_default(),
+                port: p.port,
+                transport: p.transport,
+                register: p.register.unwrap_or(false),
+                username: p.username,
+                password: p.password,
+                from_domain: p.from_domain,
+                from_user: p.from_user,
+                codecs: p.codecs,
+                enabled: p.enabled,
+                tenants: p.tenants.unwrap_or_default(),
+            };
+            Box::new(ws.trunk_add(me, &input).await?)
+        }
+        TrunkCmd::List { pbx } => Box::new(ws.trunk_list(me, pbx.as_deref()).await?),
+        TrunkCmd::Show { pbx, name } => Box::new(ws.trunk_show(me, pbx, name).await?),
+        TrunkCmd::Update {
+            pbx,
+            name,
+            args,
+            expected_version,
+        } => Box::new(
+            ws.trunk_update(me, pbx, name, &args.patch(*expected_version)?)
+                .await?,
+        ),
+        TrunkCmd::Remove { pbx, name } => Box::new(ws.trunk_remove(me, pbx, name).await?),
+    })
+}
+
+fn rules(specs: &[String]) -> Result<Vec<PolicyRule>, Error> {
+    specs
+        .iter()
+        .map(|s| parse_rule(s).map_err(Error::from))
+        .collect()
+}
+
+async fn policy(ws: &Workspace, me: &Actor, cmd: &PolicyCmd) -> Result<Box<dyn Show>, Error> {
+    Ok(match cmd {
+        PolicyCmd::Add {
+            tenant,
+            name,
+            rules: specs,
+            default,
+        } => Box::new(
+            ws.policy_add(
+                me,
+                &NewPolicy {
+                    tenant: tenant.clone(),
+                    name: name.clone(),
+                    rules: rules(specs)?,
+                    make_default: *default,
+                },
+            )
+            .await?,
+        ),
+        PolicyCmd::List { tenant } => Box::new(ws.policy_list(me, tenant).await?),
+        PolicyCmd::Show { tenant, name } => Box::new(ws.policy_show(me, tenant, name).await?),
+        PolicyCmd::Update {
+            tenant,
+            name,
+            rules: specs,
+            expected_version,
+        } => Box::new(
+            ws.policy_update(
+                me,
+                tenant,
+                name,
+                &PolicyPatch {
+                    rules: Some(rules(specs)?),
+                    expected_version: *expected_version,
+                },
+            )
+            .await?,
+        ),
+        PolicyCmd::RuleAdd {
+            tenant,
+            policy,
+            at,
+            rule,
+        } => {
+            let current = ws.policy_show(me, tenant, policy).await?;
+            let mut list = current.rules.clone();
+            let at = at.unwrap_or(list.len() + 1);
+            if at == 0 || at > list.len() + 1 {
+                return Err(ValidationError::new(
+                    "at",
+                    &at.to_string(),
+                    format!("a position from 1 to {}", list.len() + 1),
+                )
+                .into());
+            }
+            list.insert(at - 1, parse_rule(rule)?);
+            let patch = PolicyPatch {
+                rules: Some(list),
+                expected_version: Some(current.version),
+            };
+            Box::new(ws.policy_update(me, tenant, policy, &patch).await?)
+        }
+        PolicyCmd::RuleRemove {
+            tenant,
+            policy,
+            position,
+        } => {
+            let current = ws.policy_show(me, tenant, policy).await?;
+            let mut list = current.rules.clone();
+            if *position == 0 || *position > list.len() {
+                return Err(ValidationError::new(
+                    "position",
+                    &position.to_string(),
+                    format!("a rule position from 1 to {}", list.len()),
+                )
+                .into());
+            }
+            list.remove(position - 1);
+            let patch = PolicyPatch {
+                rules: Some(list),
+                expected_version: Some(current.version),
+            };
+            Box::new(ws.policy_update(me, tenant, policy, &patch).await?)
+        }
+        PolicyCmd::Remove { tenant, name } => Box::new(ws.policy_remove(me, tenant, name).await?),
+    })
+}
+
+/// Marks a folder as one `render --out` wrote, so writing again may replace its files.
+const RENDER_MARK: &str = ".pbxdesk-render";
+
+/// Writes a render under `dir`: each file at its path relative to the Asterisk config folder
+/// (written to a temporary name, then renamed), the realtime rows as JSON. Files a previous
+/// render wrote there and this one no longer has are removed.
+fn write_render(
+    r: &pbxdesk_render::Rendered,
+    dir: &std::path::Path,
+) -> Result<RenderWritten, Error> {
+    let io = |what: &str, p: &std::path::Path, e: std::io::Error| {
+        Error::Store(format!("cannot {what} {}: {e}", p.display()))
+    };
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(|e| io("read", dir, e))?
+            .next()
+            .is_none();
+        if !empty && !dir.join(RENDER_MARK).exists() {
+            return Err(Error::Conflict(format!(
+                "{} is not empty and was not written by `pbxdesk render`; choose an empty or new folder",
+                dir.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+    std::fs::write(dir.join(RENDER_MARK), "written by pbxdesk render\n")
+        .map_err(|e| io("write", dir, e))?;
+    let mut files: Vec<(String, String)> = r.files.clone().into_iter().collect();
+    let rows =
+        serde_json::to_string_pretty(&r.realtime).map_err(|e| Error::Store(e.to_string()))?;
+    files.push(("realtime/ps_endpoints.json".into(), rows + "\n"));
+    for sub in [
+        pbxdesk_render::pbx::DIALPLAN_DIR,
+        pbxdesk_render::pbx::PJSIP_DIR,
+        pbxdesk_render::pbx::VOICEMAIL_DIR,
+    ] {
+        let d = dir.join(sub);
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            for e in entries.flatten() {
+                let rel = format!("{sub}/{}", e.file_name().to_string_lossy());
+                if !r.files.contains_key(&rel) {
+                    std::fs::remove_file(e.path()).map_err(|err| io("remove", &e.path(), err))?;
+                }
+            }
+        }
+    }
+    for (rel, text) in &files {
+        let path = dir.join(rel);
+        let parent = path.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+        let tmp = path.with_extension("tmp~");
+        std::fs::write(&tmp, text).map_err(|e| io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))?;
+    }
+    Ok(RenderWritten {
+        out: dir.display().to_string(),
+        files: files.iter().map(|(p, _)| p.clone()).collect(),
+        realtime_rows: r.realtime.len(),
+        findings: r.findings.clone(),
     })
 }

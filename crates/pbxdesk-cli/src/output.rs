@@ -2,9 +2,12 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use pbxdesk_core::model::{
-    AuditEntry, CheckLine, Device, Did, Operator, Pbx, RevealedDevice, Tenant, User, UserSummary,
+    AuditEntry, CheckLine, Device, Did, Operator, Pbx, Policy, PolicyRule, RevealedDevice, Tenant,
+    Trunk, User, UserSummary,
 };
+use pbxdesk_core::service::PbxDiff;
 use pbxdesk_core::Error;
+use pbxdesk_render::{Finding, Severity, Trace};
 use serde::Serialize;
 
 pub trait Show {
@@ -184,6 +187,10 @@ impl Human for Tenant {
             ("pbx", self.pbx.clone()),
             ("extensions", self.ext_range.clone()),
             ("status", self.status.to_string()),
+            ("country", self.country.clone()),
+            ("unknown numbers", self.unknown_did.clone()),
+            ("caller id", opt(&self.caller_id)),
+            ("default policy", opt(&self.default_policy)),
             ("users", self.user_count.to_string()),
             ("version", self.version.to_string()),
         ])
@@ -231,6 +238,8 @@ impl Human for User {
             ),
             ("dnd", if self.dnd { "on".into() } else { "off".into() }),
             ("forward to", opt(&self.forward_target)),
+            ("ring time", format!("{} s", self.ring_seconds)),
+            ("policy", opt(&self.policy)),
             ("version", self.version.to_string()),
         ]);
         s.push_str("devices:\n");
@@ -378,5 +387,238 @@ impl Human for Seeded {
         } else {
             "the workspace already has data; nothing added".into()
         }
+    }
+}
+
+impl Human for Trunk {
+    fn human(&self) -> String {
+        pairs(&[
+            ("pbx", self.pbx.clone()),
+            ("name", self.name.clone()),
+            (
+                "host",
+                format!("{}:{} ({})", self.host, self.port, self.transport),
+            ),
+            (
+                "authentication",
+                if self.register {
+                    "registration".into()
+                } else {
+                    "by address".into()
+                },
+            ),
+            ("username", opt(&self.username)),
+            (
+                "password",
+                if self.password_set {
+                    "set (write-only)".into()
+                } else {
+                    "-".into()
+                },
+            ),
+            ("from domain", opt(&self.from_domain)),
+            ("from user", opt(&self.from_user)),
+            (
+                "codecs",
+                self.codecs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "enabled",
+                if self.enabled {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ),
+            ("tenants", self.tenants.join(", ")),
+            ("version", self.version.to_string()),
+        ])
+    }
+}
+
+impl Human for Vec<Trunk> {
+    fn human(&self) -> String {
+        table(
+            &["PBX", "NAME", "HOST", "AUTH", "ENABLED", "TENANTS"],
+            self.iter()
+                .map(|t| {
+                    vec![
+                        t.pbx.clone(),
+                        t.name.clone(),
+                        format!("{}:{}", t.host, t.port),
+                        if t.register {
+                            "register".into()
+                        } else {
+                            "ip".into()
+                        },
+                        if t.enabled { "yes".into() } else { "no".into() },
+                        t.tenants.join(", "),
+                    ]
+                })
+                .collect(),
+        )
+    }
+}
+
+fn rule_text(r: &PolicyRule) -> String {
+    let mut s = format!("{} {}", r.pattern, if r.allow { "allow" } else { "deny" });
+    if r.strip > 0 {
+        s.push_str(&format!(" strip={}", r.strip));
+    }
+    if !r.prepend.is_empty() {
+        s.push_str(&format!(" prepend={}", r.prepend));
+    }
+    if !r.trunks.is_empty() {
+        s.push_str(&format!(" trunks={}", r.trunks.join(",")));
+    }
+    s
+}
+
+impl Human for Policy {
+    fn human(&self) -> String {
+        let mut s = pairs(&[
+            ("tenant", self.tenant.clone()),
+            ("name", self.name.clone()),
+            (
+                "default",
+                if self.is_default {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ),
+            ("version", self.version.to_string()),
+        ]);
+        s.push_str("rules (first match wins; emergency numbers are always allowed):\n");
+        for (i, r) in self.rules.iter().enumerate() {
+            s.push_str(&format!("  {}. {}\n", i + 1, rule_text(r)));
+        }
+        s
+    }
+}
+
+impl Human for Vec<Policy> {
+    fn human(&self) -> String {
+        table(
+            &["NAME", "DEFAULT", "RULES"],
+            self.iter()
+                .map(|p| {
+                    vec![
+                        p.name.clone(),
+                        if p.is_default {
+                            "yes".into()
+                        } else {
+                            String::new()
+                        },
+                        p.rules.iter().map(rule_text).collect::<Vec<_>>().join("\n"),
+                    ]
+                })
+                .collect(),
+        )
+    }
+}
+
+fn findings(list: &[Finding]) -> String {
+    if list.is_empty() {
+        return "findings: none\n".into();
+    }
+    let errors = list.iter().filter(|f| f.is_error()).count();
+    let mut s = format!(
+        "findings: {errors} error(s) (block an apply), {} warning(s)\n",
+        list.len() - errors
+    );
+    for f in list {
+        let level = if f.severity == Severity::Error {
+            "error"
+        } else {
+            "warning"
+        };
+        s.push_str(&format!(
+            "  {level}: {}: {}\n    fix: {}\n",
+            f.entity, f.message, f.fix
+        ));
+    }
+    s
+}
+
+/// What `render --out` wrote.
+#[derive(Serialize)]
+pub struct RenderWritten {
+    pub out: String,
+    pub files: Vec<String>,
+    pub realtime_rows: usize,
+    pub findings: Vec<Finding>,
+}
+
+impl Human for RenderWritten {
+    fn human(&self) -> String {
+        let mut s = format!(
+            "wrote {} file(s) and {} realtime row(s) to {}\n",
+            self.files.len(),
+            self.realtime_rows,
+            self.out
+        );
+        for f in &self.files {
+            s.push_str(&format!("  {f}\n"));
+        }
+        s.push_str(&findings(&self.findings));
+        s
+    }
+}
+
+impl Human for PbxDiff {
+    fn human(&self) -> String {
+        let d = &self.diff;
+        let mut s = match (&self.last_applied_at, &self.last_applied_by) {
+            (Some(at), Some(by)) => format!(
+                "PBX {}: changes since the apply of {} by {by}\n",
+                self.pbx,
+                utc(*at)
+            ),
+            _ => format!("PBX {}: nothing applied yet; everything is new\n", self.pbx),
+        };
+        if d.is_empty() {
+            s.push_str("no changes\n");
+        }
+        for f in &d.files {
+            s.push_str(&f.unified);
+            if !f.unified.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        if !d.rows_added.is_empty() || !d.rows_changed.is_empty() || !d.rows_removed.is_empty() {
+            s.push_str("realtime rows (ps_endpoints, ps_auths, ps_aors):\n");
+            for id in &d.rows_added {
+                s.push_str(&format!("  + {id}\n"));
+            }
+            for r in &d.rows_changed {
+                s.push_str(&format!("  ~ {} ({})\n", r.id, r.columns.join(", ")));
+            }
+            for id in &d.rows_removed {
+                s.push_str(&format!("  - {id}\n"));
+            }
+        }
+        for secret in &d.secrets_changed {
+            s.push_str(&format!("secret changed: {secret} (not shown)\n"));
+        }
+        s.push_str(&findings(&self.findings));
+        s
+    }
+}
+
+impl Human for Trace {
+    fn human(&self) -> String {
+        let mut s = format!("call to {}\n", self.number);
+        for (i, h) in self.path.iter().enumerate() {
+            s.push_str(&format!("{}. {}\n", i + 1, h.title));
+            if !h.detail.is_empty() {
+                s.push_str(&format!("   {}\n", h.detail));
+            }
+        }
+        s
     }
 }

@@ -72,6 +72,7 @@ async fn tenant(ws: &Workspace, a: &Actor, slug: &str, range: &str) {
             slug: Some(slug.into()),
             pbx: "pbx".into(),
             ext_range: range.into(),
+            country: None,
         },
     )
     .await

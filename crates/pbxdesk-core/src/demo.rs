@@ -2,7 +2,8 @@
 
 use crate::domain::UserRole;
 use crate::error::Result;
-use crate::model::{NewPbx, NewTenant, NewUser};
+use crate::model::{NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk, NewUser, TenantPatch};
+use crate::service::parse_rule;
 use crate::{Actor, Workspace};
 
 const PEOPLE: &[(&str, &str)] = &[
@@ -24,14 +25,21 @@ pub async fn seed(ws: &Workspace, actor: &Actor) -> Result<bool> {
     }
     ws.pbx_add(actor, &NewPbx::at("demo-pbx", "pbx.example.net"))
         .await?;
-    for (tenant, slug, range, domain) in [
+    for (tenant, slug, range, domain, country) in [
         (
             "Acme Dental",
             "acme-dental",
             "100-199",
             "acme-dental.example",
+            "CH",
         ),
-        ("Globex Logistics", "globex", "1000-1999", "globex.example"),
+        (
+            "Globex Logistics",
+            "globex",
+            "1000-1999",
+            "globex.example",
+            "DE",
+        ),
     ] {
         ws.tenant_create(
             actor,
@@ -40,6 +48,7 @@ pub async fn seed(ws: &Workspace, actor: &Actor) -> Result<bool> {
                 slug: Some(slug.into()),
                 pbx: "demo-pbx".into(),
                 ext_range: range.into(),
+                country: Some(country.into()),
             },
         )
         .await?;
@@ -60,6 +69,92 @@ pub async fn seed(ws: &Workspace, actor: &Actor) -> Result<bool> {
             )
             .await?;
         }
+    }
+    // Routing: one provider trunk per tenant, a default policy, a few numbers.
+    for (slug, trunk, host, cc, dids, caller_id) in [
+        (
+            "acme-dental",
+            "swisscom",
+            "sip.swisscom.example",
+            "+41",
+            [
+                ("+41445551000", "user:100"),
+                ("+41445551001", "voicemail:101"),
+            ],
+            "+41445551000",
+        ),
+        (
+            "globex",
+            "telekom",
+            "sip.telekom.example",
+            "+49",
+            [
+                ("+4930123451000", "user:1000"),
+                ("+4930123451099", "hangup"),
+            ],
+            "+4930123451000",
+        ),
+    ] {
+        ws.trunk_add(
+            actor,
+            &NewTrunk {
+                pbx: "demo-pbx".into(),
+                name: trunk.into(),
+                host: host.into(),
+                register: true,
+                username: Some(format!("{slug}-main")),
+                password: Some(format!("demo-{trunk}-Trunk-1")),
+                tenants: vec![slug.into()],
+                ..NewTrunk::default()
+            },
+        )
+        .await?;
+        let rules = [
+            "_0900X. deny".to_owned(),
+            format!("_0[1-9]X. allow strip=1 prepend={cc} trunks={trunk}"),
+            format!("_00X. allow strip=2 prepend=+ trunks={trunk}"),
+            format!("_+X. allow trunks={trunk}"),
+        ];
+        ws.policy_add(
+            actor,
+            &NewPolicy {
+                tenant: slug.into(),
+                name: "default".into(),
+                rules: rules
+                    .iter()
+                    .map(|r| parse_rule(r))
+                    .collect::<Result<_, _>>()?,
+                make_default: true,
+            },
+        )
+        .await?;
+        for (number, destination) in dids {
+            ws.did_add(
+                actor,
+                &NewDid {
+                    tenant: slug.into(),
+                    number: number.into(),
+                    destination: destination.into(),
+                    ..NewDid::default()
+                },
+            )
+            .await?;
+        }
+        let first = if slug == "globex" {
+            "user:1000"
+        } else {
+            "user:100"
+        };
+        ws.tenant_update(
+            actor,
+            slug,
+            &TenantPatch {
+                caller_id: Some(caller_id.into()),
+                unknown_did: Some(first.into()),
+                ..TenantPatch::default()
+            },
+        )
+        .await?;
     }
     Ok(true)
 }

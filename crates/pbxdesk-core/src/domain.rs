@@ -538,6 +538,84 @@ impl PbxName {
     }
 }
 
+/// A name made of a-z, 0-9 and '-', starting with a letter, not ending with '-': it becomes
+/// part of Asterisk context and endpoint names, so it never holds anything else.
+fn short_name(field: &str, s: &str, max: usize) -> Parsed<String> {
+    let ok = (1..=max).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(ValidationError::new(
+            field,
+            s,
+            format!("1 to {max} characters: lowercase letters a-z, digits and '-', starting with a letter, not ending with '-'"),
+        ))
+    }
+}
+
+/// A trunk's name, unique on its PBX; names the endpoint `pbxdesk-trunk-NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TrunkName(String);
+
+impl TrunkName {
+    pub fn parse(s: &str) -> Parsed<Self> {
+        short_name("name", s.trim(), 24).map(TrunkName)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TrunkName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An outbound policy's name, unique in its tenant; names the context `SLUG_cos_NAME`
+/// (which must fit ps_endpoints.context, 40 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PolicyName(String);
+
+impl PolicyName {
+    pub fn parse(s: &str) -> Parsed<Self> {
+        short_name("policy", s.trim(), 11).map(PolicyName)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Digits an outbound rule puts in front of the number: '+' first if at all, then digits,
+/// '*' or '#'; at most 20.
+pub fn parse_prepend(s: &str) -> Parsed<String> {
+    let t = s.trim();
+    let body = t.strip_prefix('+').unwrap_or(t);
+    if t.len() <= 20
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+    {
+        Ok(t.to_owned())
+    } else {
+        Err(ValidationError::new(
+            "prepend",
+            s,
+            "at most 20 characters: an optional leading '+', then digits, '*' or '#'",
+        ))
+    }
+}
+
 /// A host name or IP address (v4 or v6), as it will be given to SSH.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host(String);

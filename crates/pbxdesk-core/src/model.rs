@@ -119,6 +119,14 @@ pub struct Tenant {
     /// "FIRST-LAST", both included.
     pub ext_range: String,
     pub status: TenantStatus,
+    /// ISO 3166 alpha-2: how national numbers are read and which emergency numbers apply.
+    pub country: String,
+    /// Where a call to an unassigned number goes: a DID destination.
+    pub unknown_did: String,
+    /// E.164 caller ID for outbound calls of users without their own.
+    pub caller_id: Option<String>,
+    /// The outbound policy of users without their own.
+    pub default_policy: Option<String>,
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub user_count: i64,
     #[cfg_attr(feature = "specta", specta(type = i32))]
@@ -133,6 +141,8 @@ pub struct NewTenant {
     pub slug: Option<String>,
     pub pbx: String,
     pub ext_range: String,
+    /// ISO 3166 alpha-2; "CH" when absent.
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -140,6 +150,12 @@ pub struct NewTenant {
 pub struct TenantPatch {
     pub name: Option<String>,
     pub ext_range: Option<String>,
+    pub country: Option<String>,
+    pub unknown_did: Option<String>,
+    /// Empty clears.
+    pub caller_id: Option<String>,
+    /// Empty clears.
+    pub default_policy: Option<String>,
     /// When given, the update is refused if the tenant changed since this version was read.
     #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
     pub expected_version: Option<i64>,
@@ -177,6 +193,10 @@ pub struct User {
     pub voicemail_pin_set: bool,
     pub dnd: bool,
     pub forward_target: Option<String>,
+    /// How long all devices ring before voicemail or busy.
+    pub ring_seconds: u32,
+    /// The user's own outbound policy (class of service); the tenant's default when absent.
+    pub policy: Option<String>,
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub version: i64,
     pub devices: Vec<Device>,
@@ -210,6 +230,9 @@ pub struct UserPatch {
     pub voicemail_pin: Option<String>,
     pub dnd: Option<bool>,
     pub forward_target: Option<String>,
+    pub ring_seconds: Option<u32>,
+    /// Empty clears (the tenant's default applies).
+    pub policy: Option<String>,
     #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
     pub expected_version: Option<i64>,
 }
@@ -312,6 +335,123 @@ pub struct NewDid {
 pub struct DidPatch {
     pub label: Option<String>,
     pub destination: Option<String>,
+    #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
+    pub expected_version: Option<i64>,
+}
+
+/// A SIP trunk of a PBX. The password is write-only: `password_set` says whether one is stored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Trunk {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub id: i64,
+    pub pbx: String,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    /// Registers with the provider (true) or is recognised by its address (false).
+    pub register: bool,
+    pub username: Option<String>,
+    pub password_set: bool,
+    pub from_domain: Option<String>,
+    pub from_user: Option<String>,
+    pub codecs: Vec<Codec>,
+    pub enabled: bool,
+    /// Slugs of the tenants that may use it.
+    pub tenants: Vec<String>,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct NewTrunk {
+    pub pbx: String,
+    pub name: String,
+    pub host: String,
+    /// 5060 when absent.
+    pub port: Option<u16>,
+    pub transport: Option<Transport>,
+    pub register: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from_domain: Option<String>,
+    pub from_user: Option<String>,
+    /// "alaw,ulaw" when absent.
+    pub codecs: Option<String>,
+    pub enabled: Option<bool>,
+    pub tenants: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TrunkPatch {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub transport: Option<Transport>,
+    pub register: Option<bool>,
+    /// Empty clears.
+    pub username: Option<String>,
+    /// Empty clears.
+    pub password: Option<String>,
+    /// Empty clears.
+    pub from_domain: Option<String>,
+    /// Empty clears.
+    pub from_user: Option<String>,
+    pub codecs: Option<String>,
+    pub enabled: Option<bool>,
+    /// Replaces the list of tenants allowed on the trunk.
+    pub tenants: Option<Vec<String>>,
+    #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
+    pub expected_version: Option<i64>,
+}
+
+/// One outbound rule: the first rule whose pattern matches a dialled number decides.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PolicyRule {
+    /// Asterisk pattern syntax: "_0[1-9]X.", "_00X.", "_+X.", or a number.
+    pub pattern: String,
+    pub allow: bool,
+    /// Digits removed from the front.
+    pub strip: u32,
+    /// Put in front after stripping, e.g. "+41".
+    pub prepend: String,
+    /// Trunk names, tried in this order.
+    pub trunks: Vec<String>,
+}
+
+/// An outbound policy (class of service) of a tenant.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Policy {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub id: i64,
+    pub tenant: String,
+    pub name: String,
+    pub rules: Vec<PolicyRule>,
+    /// Whether it is the tenant's default.
+    pub is_default: bool,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct NewPolicy {
+    pub tenant: String,
+    pub name: String,
+    pub rules: Vec<PolicyRule>,
+    /// Makes it the tenant's default.
+    pub make_default: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct PolicyPatch {
+    /// Replaces the rules, in order.
+    pub rules: Option<Vec<PolicyRule>>,
     #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
     pub expected_version: Option<i64>,
 }

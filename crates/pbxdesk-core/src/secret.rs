@@ -28,6 +28,9 @@ pub enum Purpose {
     VoicemailPin,
     ConnectionPassword,
     KeyCheck,
+    TrunkPassword,
+    /// A whole render as last applied (it holds every device's and trunk's secret).
+    Render,
 }
 
 impl Purpose {
@@ -37,6 +40,8 @@ impl Purpose {
             Purpose::VoicemailPin => b"pbxdesk:voicemail_pin",
             Purpose::ConnectionPassword => b"pbxdesk:connection_password",
             Purpose::KeyCheck => b"pbxdesk:key_check",
+            Purpose::TrunkPassword => b"pbxdesk:trunk_password",
+            Purpose::Render => b"pbxdesk:render",
         }
     }
 }

@@ -29,6 +29,7 @@ async fn setup(ws: &Workspace, slugs: &[(&str, &str)]) -> Actor {
                 slug: Some((*slug).into()),
                 pbx: "pbx1".into(),
                 ext_range: (*range).into(),
+                country: None,
             },
         )
         .await
@@ -325,6 +326,7 @@ async fn tenant_admin_is_confined_to_its_tenants(h: &Harness) {
                 slug: None,
                 pbx: "pbx1".into(),
                 ext_range: "300-399".into(),
+                country: None,
             },
         )
         .await
@@ -505,6 +507,7 @@ async fn nasty_input_is_refused_with_field_and_rule(h: &Harness) {
                 slug: Some("bad;slug".into()),
                 pbx: "pbx1".into(),
                 ext_range: "1-2".into(),
+                country: None,
             },
         )
         .await
@@ -867,12 +870,27 @@ async fn dids_are_normalized_unique_and_point_at_something_real(h: &Harness) {
         matches!(&e, pbxdesk_core::Error::Validation(v) if v.field == "destination"),
         "{e}"
     );
-    let e = ws
+    // Without a country, a national form is read with the tenant's (CH by default)...
+    let national = ws
         .did_add(
             &me,
             &NewDid {
                 tenant: "acme".into(),
                 number: "044 555 12 35".into(),
+                destination: "hangup".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(national.number, "+41445551235");
+    // ...and what fits no form of it is refused, naming the field.
+    let e = ws
+        .did_add(
+            &me,
+            &NewDid {
+                tenant: "acme".into(),
+                number: "445551236".into(),
                 destination: "hangup".into(),
                 ..Default::default()
             },
@@ -931,7 +949,7 @@ async fn dids_are_normalized_unique_and_point_at_something_real(h: &Harness) {
         .await
         .unwrap_err();
     assert_eq!(stale.code(), ErrorCode::Conflict);
-    assert_eq!(ws.did_list(&me, "acme").await.unwrap().len(), 1);
+    assert_eq!(ws.did_list(&me, "acme").await.unwrap().len(), 2);
     // A user that a DID routes to cannot be deleted until the DID goes elsewhere.
     let ann = ws.user_resolve(&me, "acme/100").await.unwrap();
     let e = ws.user_delete(&me, ann).await.unwrap_err();

@@ -30,8 +30,16 @@ fn did_from_row(r: DidRow) -> (Did, i64) {
 }
 
 impl Workspace {
+    pub(crate) async fn tenant_country(&self, tenant_id: i64) -> Result<String> {
+        sqlx::query_scalar("SELECT country FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(db_error)
+    }
+
     /// Checks that a destination points at something that exists in the tenant.
-    async fn check_destination(
+    pub(crate) async fn check_destination(
         &self,
         conn: &mut AnyConnection,
         tenant: &TenantKey,
@@ -62,24 +70,20 @@ impl Workspace {
 
     pub async fn did_add(&self, actor: &Actor, input: &NewDid) -> Result<Did> {
         actor.require_write()?;
-        let number = match input
+        let tenant = self.tenant_key(actor, &input.tenant).await?;
+        // A national number is read with the given country, else the tenant's.
+        let country = match input
             .country
             .as_deref()
             .map(str::trim)
             .filter(|c| !c.is_empty())
         {
-            Some(c) => E164::normalize(&input.number, DialingPlan::for_country(c)?)?,
-            None => E164::parse(&input.number).map_err(|e| {
-                crate::error::ValidationError::new(
-                    "number",
-                    &input.number,
-                    format!("{}; or give the country for a national number", e.rule),
-                )
-            })?,
+            Some(c) => c.to_owned(),
+            None => self.tenant_country(tenant.id).await?,
         };
+        let number = E164::normalize(&input.number, DialingPlan::for_country(&country)?)?;
         let label = DisplayName::parse("label", input.label.as_deref().unwrap_or(number.as_str()))?;
         let destination = DidDestination::parse(&input.destination)?;
-        let tenant = self.tenant_key(actor, &input.tenant).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         self.check_destination(&mut w.tx, &tenant, &destination)

@@ -9,10 +9,15 @@ mod device;
 mod did;
 mod operator;
 mod pbx;
+mod policy;
+mod render;
 mod tenant;
+mod trunk;
 mod user;
 
 pub use access::Actor;
+pub use policy::parse_rule;
+pub use render::{masked, PbxDiff};
 
 use crate::error::{Error, Result};
 use crate::secret::{Cipher, Purpose, WorkspaceKey};

@@ -1,16 +1,43 @@
 use super::audit::{record, Change};
 use super::{retry_busy, Actor, Workspace};
-use crate::domain::{DisplayName, ExtRange, Extension, Slug, TenantStatus};
+use crate::domain::{
+    DialingPlan, DidDestination, DisplayName, ExtRange, Extension, Slug, TenantStatus, E164,
+};
 use crate::error::{Error, Result};
 use crate::model::{NewTenant, Tenant, TenantPatch};
 use crate::store::{classify, db_error, DbFailure, WriteTx};
 
 const TENANT_SELECT: &str =
     "SELECT t.id, p.name, t.name, t.slug, t.ext_first, t.ext_last, t.status, t.version, \
-     (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id AND u.status <> 'deleted') \
+     (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id AND u.status <> 'deleted'), \
+     t.country, t.unknown_did, t.caller_id, t.default_policy \
      FROM tenants t JOIN pbxes p ON p.id = t.pbx_id";
 
-type TenantRow = (i64, String, String, String, i64, i64, String, i64, i64);
+type TenantRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// A validated tenant update.
+struct TenantChange {
+    name: Option<DisplayName>,
+    range: Option<ExtRange>,
+    country: Option<&'static DialingPlan>,
+    unknown_did: Option<DidDestination>,
+    caller_id: Option<Option<E164>>,
+    default_policy: Option<Option<String>>,
+}
 
 fn tenant_from_row(r: TenantRow) -> Result<Tenant> {
     Ok(Tenant {
@@ -23,6 +50,10 @@ fn tenant_from_row(r: TenantRow) -> Result<Tenant> {
             .map_err(|_| Error::Store("unknown tenant status on record".into()))?,
         version: r.7,
         user_count: r.8,
+        country: r.9,
+        unknown_did: r.10,
+        caller_id: r.11,
+        default_policy: r.12,
     })
 }
 
@@ -57,12 +88,13 @@ impl Workspace {
             None => Slug::from_name(name.as_str())?,
         };
         let range = ExtRange::parse(&input.ext_range)?;
+        let country = DialingPlan::for_country(input.country.as_deref().unwrap_or("CH"))?;
         let pbx = self.pbx_by_name(&input.pbx).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tenants (pbx_id, name, slug, ext_first, ext_last, status, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', 1, $6, $6) RETURNING id",
+            "INSERT INTO tenants (pbx_id, name, slug, ext_first, ext_last, status, version, created_at, updated_at, country) \
+             VALUES ($1, $2, $3, $4, $5, 'active', 1, $6, $6, $7) RETURNING id",
         )
         .bind(pbx.id)
         .bind(name.as_str())
@@ -70,6 +102,7 @@ impl Workspace {
         .bind(i64::from(range.first().get()))
         .bind(i64::from(range.last().get()))
         .bind(now)
+        .bind(country.country)
         .fetch_one(&mut *w.tx)
         .await
         .map_err(|e| match classify(&e) {
@@ -169,25 +202,79 @@ impl Workspace {
             .as_deref()
             .map(ExtRange::parse)
             .transpose()?;
-        retry_busy(|| {
-            self.try_tenant_update(actor, slug, name.as_ref(), range, patch.expected_version)
-        })
-        .await
+        let change = TenantChange {
+            name,
+            range,
+            country: patch
+                .country
+                .as_deref()
+                .map(DialingPlan::for_country)
+                .transpose()?,
+            unknown_did: patch
+                .unknown_did
+                .as_deref()
+                .map(DidDestination::parse)
+                .transpose()?,
+            caller_id: patch
+                .caller_id
+                .as_deref()
+                .map(|c| match c.trim() {
+                    "" => Ok(None),
+                    t => E164::parse(t)
+                        .map(Some)
+                        .map_err(|e| e.for_field("caller_id")),
+                })
+                .transpose()?,
+            default_policy: patch
+                .default_policy
+                .as_deref()
+                .map(|p| match p.trim() {
+                    "" => Ok(None),
+                    t => crate::domain::PolicyName::parse(t).map(|n| Some(n.to_string())),
+                })
+                .transpose()?,
+        };
+        retry_busy(|| self.try_tenant_update(actor, slug, &change, patch.expected_version)).await
     }
 
     async fn try_tenant_update(
         &self,
         actor: &Actor,
         slug: &str,
-        name: Option<&DisplayName>,
-        range: Option<ExtRange>,
+        change: &TenantChange,
         expected_version: Option<i64>,
     ) -> Result<Tenant> {
+        let (name, range) = (change.name.as_ref(), change.range);
         let current = self.tenant_by_slug(actor, slug).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         let before = self.tenant_in_tx(&mut w, current.id).await?;
         check_version("tenant", &before.slug, before.version, expected_version)?;
+        if let Some(d) = &change.unknown_did {
+            let key = self.tenant_key(actor, &before.slug).await?;
+            self.check_destination(&mut w.tx, &key, d).await?;
+        }
+        if let Some(Some(p)) = &change.default_policy {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM policies WHERE tenant_id = $1 AND name = $2",
+            )
+            .bind(before.id)
+            .bind(p)
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+            if n == 0 {
+                return Err(crate::error::ValidationError::new(
+                    "default_policy",
+                    p,
+                    format!(
+                        "tenant \"{}\" has no policy named so; create it first",
+                        before.slug
+                    ),
+                )
+                .into());
+            }
+        }
         if let Some(range) = range {
             // Shrinking the range must not strand live users outside it.
             let outside: i64 = sqlx::query_scalar(
@@ -209,14 +296,24 @@ impl Workspace {
         }
         let range = range.unwrap_or(before.range()?);
         sqlx::query(
-            "UPDATE tenants SET name = $1, ext_first = $2, ext_last = $3, version = version + 1, updated_at = $4 \
-             WHERE id = $5",
+            "UPDATE tenants SET name = $1, ext_first = $2, ext_last = $3, version = version + 1, updated_at = $4, \
+             country = $6, unknown_did = $7, caller_id = $8, default_policy = $9 WHERE id = $5",
         )
         .bind(name.map_or(before.name.as_str(), |n| n.as_str()))
         .bind(i64::from(range.first().get()))
         .bind(i64::from(range.last().get()))
         .bind(now)
         .bind(before.id)
+        .bind(change.country.map_or(before.country.clone(), |c| c.country.to_owned()))
+        .bind(change.unknown_did.as_ref().map_or(before.unknown_did.clone(), ToString::to_string))
+        .bind(match &change.caller_id {
+            Some(c) => c.as_ref().map(|c| c.as_str().to_owned()),
+            None => before.caller_id.clone(),
+        })
+        .bind(match &change.default_policy {
+            Some(p) => p.clone(),
+            None => before.default_policy.clone(),
+        })
         .execute(&mut *w.tx)
         .await
         .map_err(db_error)?;

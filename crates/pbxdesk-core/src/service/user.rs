@@ -3,8 +3,8 @@ use super::tenant::check_version;
 use super::tenant::TenantKey;
 use super::{retry_busy, Actor, Workspace};
 use crate::domain::{
-    DisplayName, Email, ExtRange, Extension, ForwardTarget, TenantStatus, UserRole, UserStatus,
-    VoicemailPin, E164,
+    DisplayName, Email, ExtRange, Extension, ForwardTarget, PolicyName, TenantStatus, UserRole,
+    UserStatus, VoicemailPin, E164,
 };
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{NewDevice, NewUser, User, UserPatch, UserSummary};
@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use sqlx::AnyConnection;
 
 const USER_SELECT: &str = "SELECT u.id, t.slug, u.extension, u.display_name, u.email, u.role, u.status, \
-     u.outbound_caller_id, CAST(u.voicemail_enabled AS INTEGER), u.voicemail_pin, CAST(u.dnd AS INTEGER), u.forward_target, u.version, u.tenant_id \
+     u.outbound_caller_id, CAST(u.voicemail_enabled AS INTEGER), u.voicemail_pin, CAST(u.dnd AS INTEGER), u.forward_target, u.version, u.tenant_id, u.ring_seconds, u.policy \
      FROM users u JOIN tenants t ON t.id = u.tenant_id";
 
 type UserRow = (
@@ -32,6 +32,8 @@ type UserRow = (
     Option<String>,
     i64,
     i64,
+    i64,
+    Option<String>,
 );
 
 fn damaged(what: &str) -> Error {
@@ -53,6 +55,8 @@ fn user_from_row(r: UserRow) -> Result<(User, i64)> {
             voicemail_pin_set: r.9.is_some(),
             dnd: r.10 != 0,
             forward_target: r.11,
+            ring_seconds: u32::try_from(r.14).map_err(|_| damaged("ring time"))?,
+            policy: r.15,
             version: r.12,
             devices: Vec::new(),
         },
@@ -420,6 +424,24 @@ impl Workspace {
         let sealed_pin = pin
             .map(|p| self.cipher.seal(Purpose::VoicemailPin, p.expose()))
             .transpose()?;
+        if let Some(r) = patch.ring_seconds {
+            if !(5..=300).contains(&r) {
+                return Err(ValidationError::new(
+                    "ring_seconds",
+                    &r.to_string(),
+                    "5 to 300 seconds",
+                )
+                .into());
+            }
+        }
+        let policy = patch
+            .policy
+            .as_deref()
+            .map(|p| match p.trim() {
+                "" => Ok(None),
+                t => PolicyName::parse(t).map(Some),
+            })
+            .transpose()?;
         retry_busy(|| async {
             let current = self.user_show(actor, id).await?;
             if current.status == UserStatus::Deleted {
@@ -466,6 +488,29 @@ impl Workspace {
             })?;
             if result.rows_affected() != 1 {
                 return Err(Error::Busy);
+            }
+            if let Some(Some(name)) = &policy {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policies WHERE tenant_id = (SELECT tenant_id FROM users WHERE id = $1) AND name = $2")
+                    .bind(id)
+                    .bind(name.as_str())
+                    .fetch_one(&mut *w.tx)
+                    .await
+                    .map_err(db_error)?;
+                if n == 0 {
+                    return Err(ValidationError::new("policy", name.as_str(), format!("tenant \"{}\" has no policy named so", before.tenant)).into());
+                    }
+            }
+            if policy.is_some() || patch.ring_seconds.is_some() {
+                sqlx::query("UPDATE users SET ring_seconds = $1, policy = $2 WHERE id = $3")
+                    .bind(i64::from(patch.ring_seconds.unwrap_or(before.ring_seconds)))
+                    .bind(match &policy {
+                        Some(p) => p.as_ref().map(|n| n.as_str().to_owned()),
+                        None => before.policy.clone(),
+                    })
+                    .bind(id)
+                    .execute(&mut *w.tx)
+                    .await
+                    .map_err(db_error)?;
             }
             if let Some(sealed) = &sealed_pin {
                 sqlx::query("UPDATE users SET voicemail_pin = $1 WHERE id = $2")

@@ -1,0 +1,406 @@
+//! Outbound policies (classes of service): ordered rules of a tenant. A rule's pattern is read
+//! by the renderer's own pattern type, so what is accepted here is what the dialplan matches.
+
+use super::audit::{record, Change};
+use super::tenant::{check_version, TenantKey};
+use super::{retry_busy, Actor, Workspace};
+use crate::domain::{parse_prepend, PolicyName, TrunkName};
+use crate::error::{Error, Result, ValidationError};
+use crate::model::{NewPolicy, Policy, PolicyPatch, PolicyRule};
+use crate::store::{classify, db_error, DbFailure, WriteTx};
+use pbxdesk_render::pattern::Pattern;
+use sqlx::AnyConnection;
+
+const MAX_RULES: usize = 200;
+
+/// Checks a rule list; the error names the rule by its position (1-based).
+fn checked_rules(rules: &[PolicyRule]) -> Result<Vec<PolicyRule>, ValidationError> {
+    if rules.len() > MAX_RULES {
+        return Err(ValidationError::new(
+            "rules",
+            &rules.len().to_string(),
+            format!("at most {MAX_RULES} rules"),
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let at = |field: &str| format!("rules[{}].{field}", i + 1);
+        Pattern::parse(r.pattern.trim()).map_err(|why| {
+            ValidationError::new(
+                &at("pattern"),
+                &r.pattern,
+                format!("{why}; {}", Pattern::RULE),
+            )
+        })?;
+        if r.strip > 20 {
+            return Err(ValidationError::new(
+                &at("strip"),
+                &r.strip.to_string(),
+                "0 to 20 digits",
+            ));
+        }
+        let prepend = parse_prepend(&r.prepend).map_err(|e| e.for_field(&at("prepend")))?;
+        let mut trunks = Vec::new();
+        for t in &r.trunks {
+            let n = TrunkName::parse(t).map_err(|e| e.for_field(&at("trunks")))?;
+            if trunks.contains(&n.to_string()) {
+                return Err(ValidationError::new(
+                    &at("trunks"),
+                    t,
+                    "a trunk is listed twice",
+                ));
+            }
+            trunks.push(n.to_string());
+        }
+        if r.allow && trunks.is_empty() {
+            return Err(ValidationError::new(
+                &at("trunks"),
+                "",
+                "a rule that allows calls needs at least one trunk",
+            ));
+        }
+        if !r.allow && !trunks.is_empty() {
+            return Err(ValidationError::new(
+                &at("trunks"),
+                &trunks.join(","),
+                "a deny rule sends nothing to a trunk; leave trunks empty",
+            ));
+        }
+        out.push(PolicyRule {
+            pattern: r.pattern.trim().to_owned(),
+            allow: r.allow,
+            strip: r.strip,
+            prepend,
+            trunks,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a rule as the CLI writes it: `PATTERN allow|deny [strip=N] [prepend=DIGITS] [trunks=a,b]`.
+pub fn parse_rule(spec: &str) -> Result<PolicyRule, ValidationError> {
+    let rule = "PATTERN allow|deny [strip=N] [prepend=+41] [trunks=a,b], e.g. \"_0[1-9]X. allow strip=1 prepend=+41 trunks=sipcall\"";
+    let mut words = spec.split_whitespace();
+    let pattern = words
+        .next()
+        .ok_or_else(|| ValidationError::new("rule", spec, rule))?;
+    let allow = match words.next() {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return Err(ValidationError::new("rule", spec, rule)),
+    };
+    let mut r = PolicyRule {
+        pattern: pattern.to_owned(),
+        allow,
+        strip: 0,
+        prepend: String::new(),
+        trunks: Vec::new(),
+    };
+    for w in words {
+        match w.split_once('=') {
+            Some(("strip", v)) => {
+                r.strip = v
+                    .parse()
+                    .map_err(|_| ValidationError::new("strip", v, "a number of digits, 0 to 20"))?
+            }
+            Some(("prepend", v)) => r.prepend = v.to_owned(),
+            Some(("trunks", v)) => {
+                r.trunks = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            _ => return Err(ValidationError::new("rule", spec, rule)),
+        }
+    }
+    Ok(r)
+}
+
+impl Workspace {
+    /// Every trunk a rule names must exist on the tenant's PBX.
+    async fn check_rule_trunks(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantKey,
+        rules: &[PolicyRule],
+    ) -> Result<()> {
+        for (i, r) in rules.iter().enumerate() {
+            for t in &r.trunks {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks k JOIN tenants t ON t.pbx_id = k.pbx_id WHERE t.id = $1 AND k.name = $2")
+                    .bind(tenant.id)
+                    .bind(t)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                if n == 0 {
+                    return Err(ValidationError::new(
+                        &format!("rules[{}].trunks", i + 1),
+                        t,
+                        "a trunk of the tenant's PBX (see `trunk list`)",
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_rules(
+        &self,
+        w: &mut WriteTx<'_>,
+        policy_id: i64,
+        rules: &[PolicyRule],
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM policy_rules WHERE policy_id = $1")
+            .bind(policy_id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        for (i, r) in rules.iter().enumerate() {
+            sqlx::query("INSERT INTO policy_rules (policy_id, position, pattern, allow, strip, prepend, trunks) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(policy_id)
+                .bind(i as i64 + 1)
+                .bind(&r.pattern)
+                .bind(r.allow)
+                .bind(i64::from(r.strip))
+                .bind(&r.prepend)
+                .bind(r.trunks.join(","))
+                .execute(&mut *w.tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn policy_in_tx(&self, conn: &mut AnyConnection, id: i64) -> Result<Policy> {
+        let (tenant, name, version, default): (String, String, i64, Option<String>) = sqlx::query_as(
+            "SELECT t.slug, p.name, p.version, t.default_policy FROM policies p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| Error::not_found("policy", id))?;
+        let rows: Vec<(String, i64, i64, String, String)> = sqlx::query_as(
+            "SELECT pattern, CAST(allow AS INTEGER), strip, prepend, trunks FROM policy_rules WHERE policy_id = $1 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let rules = rows
+            .into_iter()
+            .map(|(pattern, allow, strip, prepend, trunks)| PolicyRule {
+                pattern,
+                allow: allow != 0,
+                strip: u32::try_from(strip).unwrap_or(0),
+                prepend,
+                trunks: trunks
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            })
+            .collect();
+        Ok(Policy {
+            id,
+            tenant,
+            is_default: default.as_deref() == Some(name.as_str()),
+            name,
+            rules,
+            version,
+        })
+    }
+
+    async fn policy_id(&self, tenant: &TenantKey, name: &str) -> Result<i64> {
+        sqlx::query_scalar("SELECT id FROM policies WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant.id)
+            .bind(name.trim())
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| Error::not_found("policy", format!("{}/{}", tenant.slug, name.trim())))
+    }
+
+    pub async fn policy_add(&self, actor: &Actor, input: &NewPolicy) -> Result<Policy> {
+        actor.require_write()?;
+        let name = PolicyName::parse(&input.name)?;
+        let rules = checked_rules(&input.rules)?;
+        let tenant = self.tenant_key(actor, &input.tenant).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        self.check_rule_trunks(&mut w.tx, &tenant, &rules).await?;
+        let id: i64 = sqlx::query_scalar("INSERT INTO policies (tenant_id, name, version, created_at, updated_at) VALUES ($1, $2, 1, $3, $3) RETURNING id")
+            .bind(tenant.id)
+            .bind(name.as_str())
+            .bind(now)
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(|e| match classify(&e) {
+                DbFailure::UniqueViolation(_) => Error::Conflict(format!("tenant \"{}\" already has a policy named \"{name}\"", tenant.slug)),
+                _ => db_error(e),
+            })?;
+        self.write_rules(&mut w, id, &rules).await?;
+        if input.make_default {
+            sqlx::query("UPDATE tenants SET default_policy = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+                .bind(name.as_str())
+                .bind(now)
+                .bind(tenant.id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(db_error)?;
+        }
+        let p = self.policy_in_tx(&mut w.tx, id).await?;
+        let c = Change {
+            action: "policy.add",
+            entity_type: "policy",
+            entity_id: format!("{}/{}", tenant.slug, p.name),
+            tenant_id: Some(tenant.id),
+        };
+        record::<Policy, Policy>(&mut w, actor, now, c, None, Some(&p)).await?;
+        w.commit().await?;
+        Ok(p)
+    }
+
+    pub async fn policy_list(&self, actor: &Actor, tenant: &str) -> Result<Vec<Policy>> {
+        let tenant = self.tenant_key(actor, tenant).await?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM policies WHERE tenant_id = $1 ORDER BY name")
+                .bind(tenant.id)
+                .fetch_all(self.store.pool())
+                .await
+                .map_err(db_error)?;
+        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(self.policy_in_tx(&mut conn, id).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn policy_show(&self, actor: &Actor, tenant: &str, name: &str) -> Result<Policy> {
+        let tenant = self.tenant_key(actor, tenant).await?;
+        let id = self.policy_id(&tenant, name).await?;
+        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+        self.policy_in_tx(&mut conn, id).await
+    }
+
+    /// Replaces a policy's rules (in order).
+    pub async fn policy_update(
+        &self,
+        actor: &Actor,
+        tenant: &str,
+        name: &str,
+        patch: &PolicyPatch,
+    ) -> Result<Policy> {
+        actor.require_write()?;
+        let rules = patch.rules.as_deref().map(checked_rules).transpose()?;
+        let tenant = self.tenant_key(actor, tenant).await?;
+        retry_busy(|| async {
+            let id = self.policy_id(&tenant, name).await?;
+            let now = self.now();
+            let mut w = self.store.begin_write().await?;
+            let before = self.policy_in_tx(&mut w.tx, id).await?;
+            check_version(
+                "policy",
+                &before.name,
+                before.version,
+                patch.expected_version,
+            )?;
+            if let Some(rules) = &rules {
+                self.check_rule_trunks(&mut w.tx, &tenant, rules).await?;
+                self.write_rules(&mut w, id, rules).await?;
+            }
+            sqlx::query("UPDATE policies SET version = version + 1, updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(db_error)?;
+            let after = self.policy_in_tx(&mut w.tx, id).await?;
+            let c = Change {
+                action: "policy.update",
+                entity_type: "policy",
+                entity_id: format!("{}/{}", tenant.slug, after.name),
+                tenant_id: Some(tenant.id),
+            };
+            record(&mut w, actor, now, c, Some(&before), Some(&after)).await?;
+            w.commit().await?;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// Removes a policy that is neither the tenant's default nor any user's own.
+    pub async fn policy_remove(&self, actor: &Actor, tenant: &str, name: &str) -> Result<Policy> {
+        actor.require_write()?;
+        let tenant = self.tenant_key(actor, tenant).await?;
+        let id = self.policy_id(&tenant, name).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let before = self.policy_in_tx(&mut w.tx, id).await?;
+        if before.is_default {
+            return Err(Error::Conflict(format!("policy \"{}\" is the default of tenant \"{}\"; choose another default first (tenant update --default-policy)", before.name, tenant.slug)));
+        }
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND policy = $2 AND status <> 'deleted'")
+            .bind(tenant.id)
+            .bind(&before.name)
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        if users > 0 {
+            return Err(Error::Conflict(format!(
+                "{users} user(s) of tenant \"{}\" follow policy \"{}\"; give them another first",
+                tenant.slug, before.name
+            )));
+        }
+        sqlx::query("DELETE FROM policy_rules WHERE policy_id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM policies WHERE id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let c = Change {
+            action: "policy.remove",
+            entity_type: "policy",
+            entity_id: format!("{}/{}", tenant.slug, before.name),
+            tenant_id: Some(tenant.id),
+        };
+        record::<Policy, Policy>(&mut w, actor, now, c, Some(&before), None).await?;
+        w.commit().await?;
+        Ok(before)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_are_read_and_checked() {
+        let r = parse_rule("_0[1-9]X. allow strip=1 prepend=+41 trunks=sipcall,backup").unwrap();
+        assert_eq!(r.trunks, ["sipcall", "backup"]);
+        assert!(checked_rules(&[r]).is_ok());
+        assert!(parse_rule("_0X. maybe").is_err());
+        assert!(parse_rule("_0X. allow colour=red").is_err());
+        let bad = |spec: &str| {
+            checked_rules(&[parse_rule(spec).unwrap()])
+                .unwrap_err()
+                .field
+        };
+        assert_eq!(bad("_0X; allow trunks=a1"), "rules[1].pattern");
+        assert_eq!(bad("_0X. allow"), "rules[1].trunks");
+        assert_eq!(bad("_0X. deny trunks=a1"), "rules[1].trunks");
+        assert_eq!(
+            bad("_0X. allow prepend=${SHELL(x)} trunks=a1"),
+            "rules[1].prepend"
+        );
+        assert_eq!(bad("_0X. allow strip=99 trunks=a1"), "rules[1].strip");
+        assert_eq!(bad("_0X. allow trunks=Bad_Name"), "rules[1].trunks");
+    }
+}

@@ -1,0 +1,417 @@
+//! A PBX's configuration from the workspace, offline: the snapshot the renderer reads, the
+//! render itself, its difference to the render last applied, and call traces.
+
+use super::{Actor, Workspace};
+use crate::domain::{DidDestination, E164};
+use crate::error::{Error, Result, ValidationError};
+use crate::secret::Purpose;
+use crate::store::db_error;
+use pbxdesk_render::diff::{mask, MASK};
+use pbxdesk_render::snapshot::{self as snap, Destination, Snapshot};
+use pbxdesk_render::{Diff, Finding, Rendered, Trace};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What `diff` shows: the changes since the last apply, and whether this render may be applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct PbxDiff {
+    pub pbx: String,
+    /// Unix ms of the last apply, if any.
+    pub last_applied_at: Option<i64>,
+    pub last_applied_by: Option<String>,
+    pub diff: Diff,
+    pub findings: Vec<Finding>,
+}
+
+fn destination(s: &str) -> Result<Destination> {
+    let d = DidDestination::parse(s)
+        .map_err(|_| Error::Store(format!("destination {s:?} on record is damaged")))?;
+    Ok(match d {
+        DidDestination::User(e) => Destination::User(e.get()),
+        DidDestination::Voicemail(e) => Destination::Voicemail(e.get()),
+        DidDestination::External(n) => Destination::External(n.to_string()),
+        DidDestination::Hangup => Destination::Hangup,
+    })
+}
+
+type TenantRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+type UserRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<Vec<u8>>,
+    Option<String>,
+    i64,
+    Option<String>,
+);
+
+impl Workspace {
+    /// Loads one PBX's part of the workspace, secrets decrypted, for the renderer.
+    pub async fn pbx_snapshot(&self, actor: &Actor, pbx: &str) -> Result<Snapshot> {
+        if !actor.sees_all_tenants() {
+            return Err(Error::Forbidden(format!(
+                "operator \"{}\" ({}) may not render a whole PBX (it holds other tenants)",
+                actor.name(),
+                actor.role()
+            )));
+        }
+        let pbx = self.pbx_by_name(pbx).await?;
+        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+        let tenants: Vec<TenantRow> = sqlx::query_as(
+            "SELECT id, slug, name, country, status, unknown_did, caller_id, default_policy FROM tenants WHERE pbx_id = $1",
+        )
+        .bind(pbx.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let mut by_id: BTreeMap<i64, snap::Tenant> = BTreeMap::new();
+        for (id, slug, name, country, status, unknown, caller_id, default_policy) in tenants {
+            by_id.insert(
+                id,
+                snap::Tenant {
+                    slug,
+                    name,
+                    country,
+                    active: status == "active",
+                    unknown_did: destination(&unknown)?,
+                    caller_id,
+                    default_policy,
+                    users: Vec::new(),
+                    dids: Vec::new(),
+                    policies: Vec::new(),
+                },
+            );
+        }
+        let users: Vec<UserRow> = sqlx::query_as(
+            "SELECT u.id, u.tenant_id, u.extension, u.display_name, u.email, u.status, CAST(u.voicemail_enabled AS INTEGER), \
+             u.voicemail_pin, u.outbound_caller_id, u.ring_seconds, u.policy \
+             FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.pbx_id = $1 AND u.status <> 'deleted'",
+        )
+        .bind(pbx.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let devices: Vec<(i64, String, Vec<u8>, String, String, i64)> = sqlx::query_as(
+            "SELECT user_id, sip_username, sip_password, transport, codecs, CAST(nat AS INTEGER) FROM devices WHERE pbx_id = $1",
+        )
+        .bind(pbx.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let mut devices_of: BTreeMap<i64, Vec<snap::Device>> = BTreeMap::new();
+        for (user_id, username, sealed, transport, codecs, nat) in devices {
+            let password = self.cipher.open(Purpose::SipPassword, &sealed)?;
+            devices_of.entry(user_id).or_default().push(snap::Device {
+                username,
+                password: password.expose_secret().to_owned(),
+                transport,
+                codecs: codecs.split(',').map(str::to_owned).collect(),
+                nat: nat != 0,
+            });
+        }
+        for (id, tenant_id, ext, name, email, status, vm, pin, caller_id, ring, policy) in users {
+            let Some(t) = by_id.get_mut(&tenant_id) else {
+                continue;
+            };
+            let pin = pin
+                .map(|p| self.cipher.open(Purpose::VoicemailPin, &p))
+                .transpose()?;
+            t.users.push(snap::User {
+                extension: u32::try_from(ext)
+                    .map_err(|_| Error::Store("extension on record is damaged".into()))?,
+                name,
+                email,
+                active: status == "active",
+                ring_seconds: u32::try_from(ring).unwrap_or(25),
+                voicemail: vm != 0,
+                voicemail_pin: pin.map(|p| p.expose_secret().to_owned()),
+                caller_id,
+                policy,
+                devices: devices_of.remove(&id).unwrap_or_default(),
+            });
+        }
+        let dids: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT tenant_id, number, label, destination FROM dids WHERE pbx_id = $1",
+        )
+        .bind(pbx.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        for (tenant_id, number, label, dest) in dids {
+            if let Some(t) = by_id.get_mut(&tenant_id) {
+                t.dids.push(snap::Did {
+                    number,
+                    label,
+                    destination: destination(&dest)?,
+                });
+            }
+        }
+        let policies: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT p.id, p.tenant_id, p.name FROM policies p JOIN tenants t ON t.id = p.tenant_id WHERE t.pbx_id = $1 ORDER BY p.id",
+        )
+        .bind(pbx.id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        for (pid, tenant_id, name) in policies {
+            let rows: Vec<(String, i64, i64, String, String)> = sqlx::query_as(
+                "SELECT pattern, CAST(allow AS INTEGER), strip, prepend, trunks FROM policy_rules WHERE policy_id = $1 ORDER BY position",
+            )
+            .bind(pid)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            if let Some(t) = by_id.get_mut(&tenant_id) {
+                t.policies.push(snap::Policy {
+                    name,
+                    rules: rows
+                        .into_iter()
+                        .map(|(pattern, allow, strip, prepend, trunks)| snap::Rule {
+                            pattern,
+                            allow: allow != 0,
+                            strip: u32::try_from(strip).unwrap_or(0),
+                            prepend,
+                            trunks: trunks
+                                .split(',')
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_owned)
+                                .collect(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        let trunks = self.trunk_list(actor, Some(&pbx.name)).await?;
+        let mut out_trunks = Vec::new();
+        for k in trunks {
+            let sealed: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT password FROM trunks WHERE id = $1")
+                    .bind(k.id)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+            let password = sealed
+                .map(|s| self.cipher.open(Purpose::TrunkPassword, &s))
+                .transpose()?;
+            out_trunks.push(snap::Trunk {
+                name: k.name,
+                host: k.host,
+                port: k.port,
+                transport: k.transport.as_str().to_owned(),
+                register: k.register,
+                username: k.username,
+                password: password.map(|p| p.expose_secret().to_owned()),
+                from_domain: k.from_domain,
+                from_user: k.from_user,
+                codecs: k.codecs.iter().map(|c| c.as_str().to_owned()).collect(),
+                enabled: k.enabled,
+                tenants: k.tenants,
+            });
+        }
+        Ok(Snapshot {
+            pbx: pbx.name,
+            tenants: by_id.into_values().collect(),
+            trunks: out_trunks,
+        })
+    }
+
+    /// Renders a PBX from the workspace. Secrets are masked unless `with_secrets` (which needs
+    /// the right to reveal them).
+    pub async fn pbx_render(
+        &self,
+        actor: &Actor,
+        pbx: &str,
+        with_secrets: bool,
+    ) -> Result<Rendered> {
+        if with_secrets {
+            actor.require_reveal()?;
+        }
+        let snapshot = self.pbx_snapshot(actor, pbx).await?;
+        let rendered = pbxdesk_render::render_pbx(&snapshot);
+        Ok(if with_secrets {
+            rendered
+        } else {
+            masked(rendered)
+        })
+    }
+
+    /// The render last applied to a PBX, with who applied it and when.
+    pub(crate) async fn last_applied(
+        &self,
+        pbx_id: i64,
+    ) -> Result<Option<(Rendered, i64, String)>> {
+        let row: Option<(Vec<u8>, i64, String)> =
+            sqlx::query_as("SELECT rendered, applied_at, actor FROM pbx_renders WHERE pbx_id = $1")
+                .bind(pbx_id)
+                .fetch_optional(self.store.pool())
+                .await
+                .map_err(db_error)?;
+        let Some((sealed, at, by)) = row else {
+            return Ok(None);
+        };
+        let json = self.cipher.open(Purpose::Render, &sealed)?;
+        let r: Rendered = serde_json::from_str(json.expose_secret())
+            .map_err(|_| Error::Store("the last applied render on record is damaged".into()))?;
+        Ok(Some((r, at, by)))
+    }
+
+    /// Records `rendered` as what the PBX now runs (the apply calls this once the PBX verified
+    /// it). Sealed: it holds every secret the PBX has.
+    pub async fn pbx_mark_applied(
+        &self,
+        actor: &Actor,
+        pbx: &str,
+        rendered: &Rendered,
+    ) -> Result<()> {
+        actor.require_write()?;
+        actor.require_msp_write()?;
+        let pbx = self.pbx_by_name(pbx).await?;
+        let json = serde_json::to_string(rendered).map_err(|e| Error::Store(e.to_string()))?;
+        let sealed = self.cipher.seal(Purpose::Render, &json)?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        sqlx::query("DELETE FROM pbx_renders WHERE pbx_id = $1")
+            .bind(pbx.id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO pbx_renders (pbx_id, applied_at, actor, rendered) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(pbx.id)
+        .bind(now)
+        .bind(actor.name())
+        .bind(sealed)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// What would change on the PBX, against the last applied render (everything is new when
+    /// nothing was applied yet). Secrets are never part of it.
+    pub async fn pbx_diff(&self, actor: &Actor, pbx: &str) -> Result<PbxDiff> {
+        let snapshot = self.pbx_snapshot(actor, pbx).await?;
+        let rendered = pbxdesk_render::render_pbx(&snapshot);
+        let id = self.pbx_by_name(pbx).await?.id;
+        let last = self.last_applied(id).await?;
+        let diff = pbxdesk_render::diff(last.as_ref().map(|l| &l.0), &rendered);
+        Ok(PbxDiff {
+            pbx: snapshot.pbx,
+            last_applied_at: last.as_ref().map(|l| l.1),
+            last_applied_by: last.map(|l| l.2),
+            diff,
+            findings: rendered.findings,
+        })
+    }
+
+    /// Where a call to `number` goes. Without `from`, an inbound call to a DID (E.164, or its
+    /// digits); with `from` ("SLUG/EXT", or an extension unique on the PBX), a call that user dials.
+    pub async fn pbx_trace(
+        &self,
+        actor: &Actor,
+        pbx: &str,
+        number: &str,
+        from: Option<&str>,
+    ) -> Result<Trace> {
+        let snapshot = self.pbx_snapshot(actor, pbx).await?;
+        let Some(from) = from.map(str::trim).filter(|f| !f.is_empty()) else {
+            let n = number.trim();
+            let e164 = if n.starts_with('+') {
+                E164::parse(n)
+            } else {
+                E164::parse(&format!("+{n}"))
+            }
+            .map_err(|e| e.for_field("number"))?;
+            return Ok(pbxdesk_render::trace_inbound(&snapshot, e164.as_str()));
+        };
+        let dialled = number.trim();
+        if dialled.is_empty()
+            || dialled.len() > 32
+            || !dialled
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'+'))
+        {
+            return Err(ValidationError::new(
+                "number",
+                number,
+                "what a phone dials: 1 to 32 of digits, '*', '#', '+'",
+            )
+            .into());
+        }
+        let (tenant, ext) = match from.split_once('/') {
+            Some((t, e)) => (Some(t.to_owned()), e),
+            None => (None, from),
+        };
+        let ext: u32 = ext
+            .parse()
+            .map_err(|_| ValidationError::new("from", from, "an extension, or SLUG/EXTENSION"))?;
+        let tenant = match tenant {
+            Some(t) => t,
+            None => {
+                let owners: Vec<&str> = snapshot
+                    .tenants
+                    .iter()
+                    .filter(|t| t.users.iter().any(|u| u.extension == ext))
+                    .map(|t| t.slug.as_str())
+                    .collect();
+                match owners.as_slice() {
+                    [one] => (*one).to_owned(),
+                    [] => {
+                        return Err(ValidationError::new(
+                            "from",
+                            from,
+                            "no user of this PBX has that extension",
+                        )
+                        .into())
+                    }
+                    many => {
+                        return Err(ValidationError::new(
+                            "from",
+                            from,
+                            format!(
+                                "several tenants have it ({}); write SLUG/EXTENSION",
+                                many.join(", ")
+                            ),
+                        )
+                        .into())
+                    }
+                }
+            }
+        };
+        pbxdesk_render::trace_from(&snapshot, &tenant, ext, dialled).ok_or_else(|| {
+            ValidationError::new(
+                "from",
+                from,
+                format!("no user with extension {ext} in tenant \"{tenant}\""),
+            )
+            .into()
+        })
+    }
+}
+
+/// A render with every secret replaced by the mask.
+pub fn masked(mut r: Rendered) -> Rendered {
+    for (path, text) in r.files.iter_mut() {
+        *text = mask(path, text).0;
+    }
+    for e in &mut r.realtime {
+        e.password = MASK.into();
+    }
+    r
+}

@@ -1,0 +1,443 @@
+//! SIP trunks: a PBX's lines to its providers, and which tenants may use each. The password is
+//! sealed at rest and never returned; a trunk a policy rule names cannot be removed.
+
+use super::audit::{record, Change};
+use super::tenant::check_version;
+use super::{retry_busy, Actor, Workspace};
+use crate::domain::{
+    codecs_to_string, parse_account, parse_codecs, Codec, Host, Transport, TrunkName,
+};
+use crate::error::{Error, Result, ValidationError};
+use crate::model::{NewTrunk, Trunk, TrunkPatch};
+use crate::secret::Purpose;
+use crate::store::{classify, db_error, DbFailure, WriteTx};
+use sqlx::AnyConnection;
+
+const TRUNK_SELECT: &str = "SELECT k.id, p.name, k.name, k.host, k.port, k.transport, CAST(k.register AS INTEGER), \
+     k.username, k.password, k.from_domain, k.from_user, k.codecs, CAST(k.enabled AS INTEGER), k.version, k.pbx_id \
+     FROM trunks k JOIN pbxes p ON p.id = k.pbx_id";
+
+type TrunkRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+);
+
+fn damaged(what: &str) -> Error {
+    Error::Store(format!("trunk {what} on record is damaged"))
+}
+
+fn trunk_from_row(r: TrunkRow) -> Result<Trunk> {
+    Ok(Trunk {
+        id: r.0,
+        pbx: r.1,
+        name: r.2,
+        host: r.3,
+        port: u16::try_from(r.4).map_err(|_| damaged("port"))?,
+        transport: Transport::parse(&r.5).map_err(|_| damaged("transport"))?,
+        register: r.6 != 0,
+        username: r.7,
+        password_set: r.8.is_some(),
+        from_domain: r.9,
+        from_user: r.10,
+        codecs: parse_codecs(&r.11).map_err(|_| damaged("codecs"))?,
+        enabled: r.12 != 0,
+        tenants: Vec::new(),
+        version: r.13,
+    })
+}
+
+/// A trunk password goes into pjsip.conf: besides the usual secret rules, nothing the config
+/// parser would read as syntax.
+fn trunk_password(s: &str) -> Result<String, ValidationError> {
+    let ok = !s.is_empty()
+        && s.chars().count() <= 128
+        && s.trim() == s
+        && s.chars()
+            .all(|c| !c.is_control() && !matches!(c, ';' | '[' | ']'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(ValidationError::secret(
+            "password",
+            "1 to 128 characters, no control characters, ';', '[' or ']', no spaces at the ends",
+        ))
+    }
+}
+
+fn optional<T>(
+    v: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, ValidationError>,
+) -> Result<Option<Option<T>>, ValidationError> {
+    v.map(|s| match s.trim() {
+        "" => Ok(None),
+        t => parse(t).map(Some),
+    })
+    .transpose()
+}
+
+fn check_port(p: u16) -> Result<u16, ValidationError> {
+    if p == 0 {
+        Err(ValidationError::new("port", "0", "1 to 65535"))
+    } else {
+        Ok(p)
+    }
+}
+
+/// Validated trunk fields (for add: every field; for update: what changes).
+struct TrunkDraft {
+    host: Option<Host>,
+    port: Option<u16>,
+    transport: Option<Transport>,
+    register: Option<bool>,
+    username: Option<Option<String>>,
+    password: Option<Option<Vec<u8>>>,
+    from_domain: Option<Option<Host>>,
+    from_user: Option<Option<String>>,
+    codecs: Option<Vec<Codec>>,
+    enabled: Option<bool>,
+    tenants: Option<Vec<String>>,
+}
+
+impl Workspace {
+    fn trunk_draft(&self, p: &TrunkPatch) -> Result<TrunkDraft> {
+        Ok(TrunkDraft {
+            host: p.host.as_deref().map(Host::parse).transpose()?,
+            port: p.port.map(check_port).transpose()?,
+            transport: p.transport,
+            register: p.register,
+            username: optional(p.username.as_deref(), |s| parse_account("username", s))?,
+            password: optional(p.password.as_deref(), trunk_password)?
+                .map(|o| {
+                    o.map(|pw| self.cipher.seal(Purpose::TrunkPassword, &pw))
+                        .transpose()
+                })
+                .transpose()?,
+            from_domain: optional(p.from_domain.as_deref(), |s| {
+                Host::parse(s).map_err(|e| e.for_field("from_domain"))
+            })?,
+            from_user: optional(p.from_user.as_deref(), |s| parse_account("from_user", s))?,
+            codecs: p.codecs.as_deref().map(parse_codecs).transpose()?,
+            enabled: p.enabled,
+            tenants: p.tenants.clone(),
+        })
+    }
+
+    /// Resolves tenant slugs to ids; each must be a tenant of the trunk's PBX.
+    async fn trunk_tenant_ids(
+        &self,
+        conn: &mut AnyConnection,
+        pbx_id: i64,
+        slugs: &[String],
+    ) -> Result<Vec<i64>> {
+        let mut ids = Vec::new();
+        for slug in slugs {
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1 AND pbx_id = $2")
+                    .bind(slug.trim())
+                    .bind(pbx_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+            let id = id.ok_or_else(|| {
+                ValidationError::new("tenants", slug, "a tenant of this trunk's PBX")
+            })?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn trunk_in_tx(&self, conn: &mut AnyConnection, id: i64) -> Result<Trunk> {
+        let row: TrunkRow = sqlx::query_as(&format!("{TRUNK_SELECT} WHERE k.id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| Error::not_found("trunk", id))?;
+        let mut t = trunk_from_row(row)?;
+        t.tenants = sqlx::query_scalar("SELECT t.slug FROM trunk_tenants tt JOIN tenants t ON t.id = tt.tenant_id WHERE tt.trunk_id = $1 ORDER BY t.slug")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        Ok(t)
+    }
+
+    async fn write_trunk_tenants(
+        &self,
+        w: &mut WriteTx<'_>,
+        trunk_id: i64,
+        ids: &[i64],
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM trunk_tenants WHERE trunk_id = $1")
+            .bind(trunk_id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        for id in ids {
+            sqlx::query("INSERT INTO trunk_tenants (trunk_id, tenant_id) VALUES ($1, $2)")
+                .bind(trunk_id)
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    pub async fn trunk_add(&self, actor: &Actor, input: &NewTrunk) -> Result<Trunk> {
+        actor.require_write()?;
+        actor.require_msp_write()?;
+        let name = TrunkName::parse(&input.name)?;
+        let d = self.trunk_draft(&TrunkPatch {
+            host: Some(input.host.clone()),
+            port: Some(input.port.unwrap_or(5060)),
+            transport: Some(input.transport.unwrap_or(Transport::Udp)),
+            register: Some(input.register),
+            username: input.username.clone(),
+            password: input.password.clone(),
+            from_domain: input.from_domain.clone(),
+            from_user: input.from_user.clone(),
+            codecs: Some(input.codecs.clone().unwrap_or_else(|| "alaw,ulaw".into())),
+            enabled: Some(input.enabled.unwrap_or(true)),
+            tenants: Some(input.tenants.clone()),
+            expected_version: None,
+        })?;
+        let username = d.username.clone().flatten();
+        let password = d.password.clone().flatten();
+        if input.register && (username.is_none() || password.is_none()) {
+            return Err(ValidationError::new(
+                "register",
+                "true",
+                "a registering trunk needs a username and a password",
+            )
+            .into());
+        }
+        let pbx = self.pbx_by_name(&input.pbx).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let tenant_ids = self
+            .trunk_tenant_ids(&mut w.tx, pbx.id, &input.tenants)
+            .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO trunks (pbx_id, name, host, port, transport, register, username, password, from_domain, from_user, codecs, enabled, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) RETURNING id",
+        )
+        .bind(pbx.id)
+        .bind(name.as_str())
+        .bind(d.host.as_ref().map(|h| h.as_str().to_owned()))
+        .bind(i64::from(d.port.unwrap_or(5060)))
+        .bind(d.transport.unwrap_or(Transport::Udp).as_str())
+        .bind(input.register)
+        .bind(username)
+        .bind(password)
+        .bind(d.from_domain.clone().flatten().map(|h| h.as_str().to_owned()))
+        .bind(d.from_user.clone().flatten())
+        .bind(codecs_to_string(d.codecs.as_deref().unwrap_or_default()))
+        .bind(d.enabled.unwrap_or(true))
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(|e| match classify(&e) {
+            DbFailure::UniqueViolation(_) => Error::Conflict(format!("PBX \"{}\" already has a trunk named \"{name}\"", pbx.name)),
+            _ => db_error(e),
+        })?;
+        self.write_trunk_tenants(&mut w, id, &tenant_ids).await?;
+        let trunk = self.trunk_in_tx(&mut w.tx, id).await?;
+        let c = Change {
+            action: "trunk.add",
+            entity_type: "trunk",
+            entity_id: format!("{}/{}", pbx.name, trunk.name),
+            tenant_id: None,
+        };
+        record::<Trunk, Trunk>(&mut w, actor, now, c, None, Some(&trunk)).await?;
+        w.commit().await?;
+        Ok(trunk)
+    }
+
+    /// Trunks of a PBX (all PBXs when `pbx` is None). A tenant admin sees those its tenants may use.
+    pub async fn trunk_list(&self, actor: &Actor, pbx: Option<&str>) -> Result<Vec<Trunk>> {
+        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+        let ids: Vec<i64> = match pbx {
+            Some(p) => {
+                let pbx = self.pbx_by_name(p).await?;
+                sqlx::query_scalar("SELECT id FROM trunks WHERE pbx_id = $1 ORDER BY name")
+                    .bind(pbx.id)
+                    .fetch_all(&mut *conn)
+                    .await
+            }
+            None => {
+                sqlx::query_scalar("SELECT id FROM trunks ORDER BY pbx_id, name")
+                    .fetch_all(&mut *conn)
+                    .await
+            }
+        }
+        .map_err(db_error)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let t = self.trunk_in_tx(&mut conn, id).await?;
+            if actor.sees_all_tenants() || self.actor_may_use(actor, &t).await? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn actor_may_use(&self, actor: &Actor, t: &Trunk) -> Result<bool> {
+        for slug in &t.tenants {
+            if let Ok(k) = self.tenant_key(actor, slug).await {
+                if actor.tenant_ids().contains(&k.id) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    async fn trunk_id(&self, pbx: &str, name: &str) -> Result<i64> {
+        let pbx = self.pbx_by_name(pbx).await?;
+        sqlx::query_scalar("SELECT id FROM trunks WHERE pbx_id = $1 AND name = $2")
+            .bind(pbx.id)
+            .bind(name.trim())
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| Error::not_found("trunk", name))
+    }
+
+    pub async fn trunk_show(&self, actor: &Actor, pbx: &str, name: &str) -> Result<Trunk> {
+        let id = self.trunk_id(pbx, name).await?;
+        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+        let t = self.trunk_in_tx(&mut conn, id).await?;
+        if !actor.sees_all_tenants() && !self.actor_may_use(actor, &t).await? {
+            return Err(Error::not_found("trunk", name));
+        }
+        Ok(t)
+    }
+
+    pub async fn trunk_update(
+        &self,
+        actor: &Actor,
+        pbx: &str,
+        name: &str,
+        patch: &TrunkPatch,
+    ) -> Result<Trunk> {
+        actor.require_write()?;
+        actor.require_msp_write()?;
+        let d = self.trunk_draft(patch)?;
+        retry_busy(|| async {
+            let id = self.trunk_id(pbx, name).await?;
+            let now = self.now();
+            let mut w = self.store.begin_write().await?;
+            let before = self.trunk_in_tx(&mut w.tx, id).await?;
+            check_version("trunk", &before.name, before.version, patch.expected_version)?;
+            let pbx_id: i64 = sqlx::query_scalar("SELECT pbx_id FROM trunks WHERE id = $1").bind(id).fetch_one(&mut *w.tx).await.map_err(db_error)?;
+            let register = d.register.unwrap_or(before.register);
+            let username = d.username.clone().unwrap_or(before.username.clone());
+            let has_password = match &d.password {
+                Some(p) => p.is_some(),
+                None => before.password_set,
+            };
+            if register && (username.is_none() || !has_password) {
+                return Err(ValidationError::new("register", "true", "a registering trunk needs a username and a password").into());
+            }
+            sqlx::query(
+                "UPDATE trunks SET host = $1, port = $2, transport = $3, register = $4, username = $5, from_domain = $6, from_user = $7, \
+                 codecs = $8, enabled = $9, version = version + 1, updated_at = $10 WHERE id = $11",
+            )
+            .bind(d.host.as_ref().map_or(before.host.clone(), |h| h.as_str().to_owned()))
+            .bind(i64::from(d.port.unwrap_or(before.port)))
+            .bind(d.transport.unwrap_or(before.transport).as_str())
+            .bind(register)
+            .bind(username)
+            .bind(match &d.from_domain {
+                Some(h) => h.as_ref().map(|h| h.as_str().to_owned()),
+                None => before.from_domain.clone(),
+            })
+            .bind(d.from_user.clone().unwrap_or(before.from_user.clone()))
+            .bind(codecs_to_string(d.codecs.as_deref().unwrap_or(&before.codecs)))
+            .bind(d.enabled.unwrap_or(before.enabled))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+            if let Some(p) = &d.password {
+                sqlx::query("UPDATE trunks SET password = $1 WHERE id = $2").bind(p.clone()).bind(id).execute(&mut *w.tx).await.map_err(db_error)?;
+            }
+            if let Some(slugs) = &d.tenants {
+                let ids = self.trunk_tenant_ids(&mut w.tx, pbx_id, slugs).await?;
+                self.write_trunk_tenants(&mut w, id, &ids).await?;
+            }
+            let after = self.trunk_in_tx(&mut w.tx, id).await?;
+            let c = Change { action: "trunk.update", entity_type: "trunk", entity_id: format!("{}/{}", after.pbx, after.name), tenant_id: None };
+            record(&mut w, actor, now, c, Some(&before), Some(&after)).await?;
+            w.commit().await?;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// Removes a trunk no policy rule names.
+    pub async fn trunk_remove(&self, actor: &Actor, pbx: &str, name: &str) -> Result<Trunk> {
+        actor.require_write()?;
+        actor.require_msp_write()?;
+        let id = self.trunk_id(pbx, name).await?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let before = self.trunk_in_tx(&mut w.tx, id).await?;
+        let rules: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT t.slug, p.name, r.position, r.trunks FROM policy_rules r JOIN policies p ON p.id = r.policy_id \
+             JOIN tenants t ON t.id = p.tenant_id JOIN trunks k ON k.pbx_id = t.pbx_id WHERE k.id = $1 ORDER BY t.slug, p.name, r.position",
+        )
+        .bind(id)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        let users: Vec<String> = rules
+            .iter()
+            .filter(|r| r.3.split(',').any(|n| n == before.name))
+            .map(|r| format!("{}/{} rule {}", r.0, r.1, r.2))
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "trunk \"{}\" is named by {}; remove it from those rules first",
+                before.name,
+                users.join(", ")
+            )));
+        }
+        sqlx::query("DELETE FROM trunk_tenants WHERE trunk_id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM trunks WHERE id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let c = Change {
+            action: "trunk.remove",
+            entity_type: "trunk",
+            entity_id: format!("{}/{}", before.pbx, before.name),
+            tenant_id: None,
+        };
+        record::<Trunk, Trunk>(&mut w, actor, now, c, Some(&before), None).await?;
+        w.commit().await?;
+        Ok(before)
+    }
+}
