@@ -21,7 +21,7 @@ use crate::dialplan::{
 };
 use crate::pattern::Pattern;
 use crate::snapshot::{emergency_numbers, Destination, Snapshot, Tenant, Trunk, User};
-use crate::validate::{validate, Finding};
+use crate::validate::{validate_pbx, validate_tenant, Finding};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -194,24 +194,123 @@ pub fn transform(number: &str, strip: u32, prepend: &str) -> String {
     format!("{prepend}{rest}")
 }
 
-fn sorted_snapshot(s: &Snapshot) -> Snapshot {
-    let mut s = s.clone();
-    s.tenants.sort_by(|a, b| a.slug.cmp(&b.slug));
-    s.trunks.sort_by(|a, b| a.name.cmp(&b.name));
-    for k in &mut s.trunks {
+fn sorted_trunks(trunks: &[Trunk]) -> Vec<Trunk> {
+    let mut trunks = trunks.to_vec();
+    trunks.sort_by(|a, b| a.name.cmp(&b.name));
+    for k in &mut trunks {
         k.tenants.sort();
         k.tenants.dedup();
     }
-    for t in &mut s.tenants {
-        t.users.sort_by_key(|u| u.extension);
-        for u in &mut t.users {
-            u.devices.sort_by(|a, b| a.username.cmp(&b.username));
-        }
-        t.dids.sort_by(|a, b| a.number.cmp(&b.number));
-        // Rules keep their order: it is their meaning.
-        t.policies.sort_by(|a, b| a.name.cmp(&b.name));
+    trunks
+}
+
+fn sorted_tenant(t: &Tenant) -> Tenant {
+    let mut t = t.clone();
+    t.users.sort_by_key(|u| u.extension);
+    for u in &mut t.users {
+        u.devices.sort_by(|a, b| a.username.cmp(&b.username));
     }
-    s
+    t.dids.sort_by(|a, b| a.number.cmp(&b.number));
+    // Rules keep their order: it is their meaning.
+    t.policies.sort_by(|a, b| a.name.cmp(&b.name));
+    t
+}
+
+/// Everything one tenant contributes; tenants are independent, so they render in parallel.
+struct TenantOut {
+    tenant: Tenant,
+    dialplan: String,
+    contexts: Vec<(String, usize)>,
+    skipped: Vec<RenderError>,
+    voicemail: Option<String>,
+    endpoints: Vec<Endpoint>,
+    findings: Vec<Finding>,
+}
+
+fn render_tenant(pbx: &str, trunks: &[Trunk], t: &Tenant) -> TenantOut {
+    let t = sorted_tenant(t);
+    let mut b = Builder::new();
+    tenant_file(trunks, &t, &mut b);
+    let [h1, h2] = header(pbx, &format!("tenant {}", t.slug));
+    let dialplan = render(&[&h1, &h2], &b.contexts);
+    let contexts = b
+        .contexts
+        .iter()
+        .map(|c| (c.name.as_str().to_owned(), c.extensions.len()))
+        .collect();
+    let mut endpoints = Vec::new();
+    let mut voicemail = None;
+    if t.active {
+        voicemail = Some(voicemail_file(pbx, &t));
+        let n = Names(&t.slug);
+        for u in t.users.iter().filter(|u| u.active) {
+            for d in &u.devices {
+                endpoints.push(Endpoint {
+                    id: d.username.clone(),
+                    username: d.username.clone(),
+                    password: d.password.clone(),
+                    context: n.cos(user_policy(&t, u)),
+                    transport: (d.transport != "udp").then(|| format!("transport-{}", d.transport)),
+                    allow: d.codecs.join(","),
+                    callerid: callerid(&u.name, u.extension),
+                    mailboxes: u.voicemail.then(|| format!("{}@{}", u.extension, n.vm())),
+                    set_var: format!("PBXDESK_EXT={}", u.extension),
+                    nat: d.nat,
+                    max_contacts: 1,
+                });
+            }
+        }
+    }
+    let findings = validate_tenant(&t, trunks);
+    TenantOut {
+        tenant: t,
+        dialplan,
+        contexts,
+        skipped: b.skipped,
+        voicemail,
+        endpoints,
+        findings,
+    }
+}
+
+/// Renders every tenant, spread over the machine's cores; results come back in `order`.
+fn render_tenants(pbx: &str, trunks: &[Trunk], order: &[&Tenant]) -> Vec<TenantOut> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, order.len().max(1));
+    if workers == 1 {
+        return order
+            .iter()
+            .map(|t| render_tenant(pbx, trunks, t))
+            .collect();
+    }
+    let mut slots: Vec<Option<TenantOut>> =
+        std::iter::repeat_with(|| None).take(order.len()).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || {
+                    (w..order.len())
+                        .step_by(workers)
+                        .map(|i| (i, render_tenant(pbx, trunks, order[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            // A worker only panics on a bug; render it again on this thread then.
+            if let Ok(done) = h.join() {
+                for (i, out) in done {
+                    slots[i] = Some(out);
+                }
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .zip(order)
+        .map(|(slot, t)| slot.unwrap_or_else(|| render_tenant(pbx, trunks, t)))
+        .collect()
 }
 
 /// Builds contexts, skipping (never writing) what the model refuses; validation reports why.
@@ -439,7 +538,7 @@ fn destination_steps(t: &Tenant, n: &Names, d: &Destination) -> Result<Vec<Step>
     })
 }
 
-fn tenant_file(s: &Snapshot, t: &Tenant, b: &mut Builder) {
+fn tenant_file(trunks: &[Trunk], t: &Tenant, b: &mut Builder) {
     let n = Names(&t.slug);
     if !t.active {
         // A suspended tenant keeps its numbers (answered "not in service") and nothing else.
@@ -485,7 +584,7 @@ fn tenant_file(s: &Snapshot, t: &Tenant, b: &mut Builder) {
     }
 
     let emergency = b.context(&n.ctx("emergency"), &[]);
-    let e_trunks: Vec<String> = emergency_trunks(t, &s.trunks)
+    let e_trunks: Vec<String> = emergency_trunks(t, trunks)
         .iter()
         .map(|k| trunk_endpoint(&k.name))
         .collect();
@@ -609,7 +708,7 @@ fn tenant_file(s: &Snapshot, t: &Tenant, b: &mut Builder) {
                 }
                 let mut args = vec![transformed(r.strip, &r.prepend), t.slug.clone()];
                 args.extend(
-                    rule_trunks(t, &r.trunks, &s.trunks)
+                    rule_trunks(t, &r.trunks, trunks)
                         .iter()
                         .map(|k| trunk_endpoint(&k.name)),
                 );
@@ -772,7 +871,23 @@ pub fn callerid(name: &str, ext: u32) -> String {
 
 /// Renders one PBX. Pure: no clock, no I/O, no randomness.
 pub fn render_pbx(snapshot: &Snapshot) -> Rendered {
-    let s = sorted_snapshot(snapshot);
+    let trunks = sorted_trunks(&snapshot.trunks);
+    let mut order: Vec<&Tenant> = snapshot.tenants.iter().collect();
+    order.sort_by(|a, b| a.slug.cmp(&b.slug));
+    let rendered = render_tenants(&snapshot.pbx, &trunks, &order);
+    let mut tenant_findings = Vec::new();
+    let mut outs = Vec::new();
+    let mut tenants = Vec::new();
+    for r in rendered {
+        tenant_findings.extend(r.findings);
+        tenants.push(r.tenant);
+        outs.push((r.dialplan, r.contexts, r.skipped, r.voicemail, r.endpoints));
+    }
+    let s = Snapshot {
+        pbx: snapshot.pbx.clone(),
+        tenants,
+        trunks,
+    };
     let mut out = Rendered {
         includes: vec![
             Include {
@@ -874,43 +989,16 @@ pub fn render_pbx(snapshot: &Snapshot) -> Rendered {
         b,
     );
 
-    for t in &s.tenants {
-        let mut b = Builder::new();
-        tenant_file(&s, t, &mut b);
-        let [h1, h2] = header(&s.pbx, &format!("tenant {}", t.slug));
-        let text = render(&[&h1, &h2], &b.contexts);
-        add_contexts(
-            &mut out,
-            &mut skipped,
-            text,
-            format!("{DIALPLAN_DIR}/tenant-{}.conf", t.slug),
-            b,
-        );
-        if t.active {
-            out.files.insert(
-                format!("{VOICEMAIL_DIR}/tenant-{}.conf", t.slug),
-                voicemail_file(&s.pbx, t),
-            );
-            let n = Names(&t.slug);
-            for u in t.users.iter().filter(|u| u.active) {
-                for d in &u.devices {
-                    out.realtime.push(Endpoint {
-                        id: d.username.clone(),
-                        username: d.username.clone(),
-                        password: d.password.clone(),
-                        context: n.cos(user_policy(t, u)),
-                        transport: (d.transport != "udp")
-                            .then(|| format!("transport-{}", d.transport)),
-                        allow: d.codecs.join(","),
-                        callerid: callerid(&u.name, u.extension),
-                        mailboxes: u.voicemail.then(|| format!("{}@{}", u.extension, n.vm())),
-                        set_var: format!("PBXDESK_EXT={}", u.extension),
-                        nat: d.nat,
-                        max_contacts: 1,
-                    });
-                }
-            }
+    for (t, (dialplan, contexts, refused, voicemail, endpoints)) in s.tenants.iter().zip(outs) {
+        out.files
+            .insert(format!("{DIALPLAN_DIR}/tenant-{}.conf", t.slug), dialplan);
+        out.contexts.extend(contexts);
+        skipped.extend(refused);
+        if let Some(v) = voicemail {
+            out.files
+                .insert(format!("{VOICEMAIL_DIR}/tenant-{}.conf", t.slug), v);
         }
+        out.realtime.extend(endpoints);
     }
     for k in &s.trunks {
         if let Some(text) = trunk_file(&s.pbx, k) {
@@ -919,6 +1007,10 @@ pub fn render_pbx(snapshot: &Snapshot) -> Rendered {
         }
     }
     out.realtime.sort_by(|a, b| a.id.cmp(&b.id));
-    out.findings = validate(&s, &skipped);
+    let mut findings = validate_pbx(&s, &skipped);
+    findings.extend(tenant_findings);
+    findings.sort();
+    findings.dedup();
+    out.findings = findings;
     out
 }

@@ -4,9 +4,9 @@
 use crate::dialplan::RenderError;
 use crate::pattern::Pattern;
 use crate::pbx::{emergency_trunks, is_pin, pjsip_value_ok, trunk_endpoint, vm_email_ok};
-use crate::snapshot::{emergency_numbers, Destination, Snapshot, Tenant};
+use crate::snapshot::{emergency_numbers, Destination, Snapshot, Tenant, Trunk, User};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,25 +63,32 @@ pub fn first_rule(t: &Tenant, policy: &str, number: &str) -> Option<(usize, bool
     })
 }
 
-fn check_destination(f: &mut Findings, t: &Tenant, entity: String, d: &Destination) {
-    let user = |e: u32| t.users.iter().find(|u| u.extension == e);
+fn check_destination(
+    f: &mut Findings,
+    t: &Tenant,
+    users: &HashMap<u32, &User>,
+    entity: impl Fn() -> String,
+    d: &Destination,
+) {
+    let user = |e: u32| users.get(&e).copied();
+    let no_user = |e: u32| format!("no user of tenant {} has extension {e}", t.slug);
     match d {
         Destination::User(e) => match user(*e) {
-            None => f.error("destination.dangling", entity, format!("goes to extension {e}, which no user of tenant {} has", t.slug), "point it at an existing user, or recreate the user"),
-            Some(u) if !u.active => f.warn("destination.suspended", entity, format!("goes to extension {e}, whose user is suspended: callers hear \"not in service\""), "resume the user or point it elsewhere"),
+            None => f.error("destination.dangling", entity(), format!("goes to extension {e}, but {}", no_user(*e)), "point it at an existing user, or recreate the user"),
+            Some(u) if !u.active => f.warn("destination.suspended", entity(), format!("goes to extension {e}, whose user is suspended: callers hear \"not in service\""), "resume the user or point it elsewhere"),
             _ => {}
         },
         Destination::Voicemail(e) => match user(*e) {
-            None => f.error("destination.dangling", entity, format!("goes to the voicemail of extension {e}, which no user of tenant {} has", t.slug), "point it at an existing user's voicemail"),
-            Some(u) if !u.voicemail => f.error("destination.no_voicemail", entity, format!("goes to the voicemail of extension {e}, but that user has voicemail off"), "turn the user's voicemail on, or route the number to the user"),
+            None => f.error("destination.dangling", entity(), format!("goes to the voicemail of extension {e}, but {}", no_user(*e)), "point it at an existing user's voicemail"),
+            Some(u) if !u.voicemail => f.error("destination.no_voicemail", entity(), format!("goes to the voicemail of extension {e}, but that user has voicemail off"), "turn the user's voicemail on, or route the number to the user"),
             _ => {}
         },
         Destination::External(num) => match t.default_policy.as_deref() {
-            None => f.error("destination.no_route", entity, format!("forwards to {num}, but tenant {} has no default outbound policy", t.slug), "give the tenant a default policy with a rule that allows this number"),
+            None => f.error("destination.no_route", entity(), format!("forwards to {num}, but tenant {} has no default outbound policy", t.slug), "give the tenant a default policy with a rule that allows this number"),
             Some(p) => match first_rule(t, p, num) {
                 Some((_, true)) => {}
-                Some((i, false)) => f.error("destination.denied", entity, format!("forwards to {num}, which rule {} of policy {p} denies", i + 1), "allow the number in the tenant's default policy, or route it elsewhere"),
-                None => f.error("destination.no_route", entity, format!("forwards to {num}, which no rule of policy {p} matches"), "add a rule like _+X. to the default policy"),
+                Some((i, false)) => f.error("destination.denied", entity(), format!("forwards to {num}, which rule {} of policy {p} denies", i + 1), "allow the number in the tenant's default policy, or route it elsewhere"),
+                None => f.error("destination.no_route", entity(), format!("forwards to {num}, which no rule of policy {p} matches"), "add a rule like _+X. to the default policy"),
             },
         },
         Destination::Hangup => {}
@@ -90,6 +97,18 @@ fn check_destination(f: &mut Findings, t: &Tenant, entity: String, d: &Destinati
 
 /// Validates a (sorted) snapshot; `skipped` are parts the renderer refused to write.
 pub fn validate(s: &Snapshot, skipped: &[RenderError]) -> Vec<Finding> {
+    let mut all = validate_pbx(s, skipped);
+    for t in &s.tenants {
+        all.extend(validate_tenant(t, &s.trunks));
+    }
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// What spans tenants (one number routes to one place, one endpoint id is one device), the
+/// trunks, and the refusals the renderer met.
+pub fn validate_pbx(s: &Snapshot, skipped: &[RenderError]) -> Vec<Finding> {
     let mut f = Findings(Vec::new());
     for e in skipped {
         f.error(
@@ -100,187 +119,44 @@ pub fn validate(s: &Snapshot, skipped: &[RenderError]) -> Vec<Finding> {
         );
     }
     let trunk_ids: BTreeSet<String> = s.trunks.iter().map(|k| trunk_endpoint(&k.name)).collect();
-    let mut numbers: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut devices: BTreeMap<&str, String> = BTreeMap::new();
+    let mut numbers: HashMap<&str, &str> = HashMap::new();
+    let mut devices: HashMap<&str, (&str, u32)> = HashMap::new();
     for t in &s.tenants {
-        let te = |what: String| format!("tenant {}, {what}", t.slug);
-        let emergency = emergency_numbers(&t.country);
         for d in &t.dids {
             if let Some(other) = numbers.insert(&d.number, &t.slug) {
                 f.error(
                     "did.duplicate",
-                    te(format!("DID {}", d.number)),
+                    format!("tenant {}, DID {}", t.slug, d.number),
                     format!("{} is also a DID of tenant {other}", d.number),
                     "remove one of them: a number routes to one place",
                 );
             }
-            if t.active {
-                check_destination(&mut f, t, te(format!("DID {}", d.number)), &d.destination);
-            }
         }
-        if !t.active {
-            continue;
-        }
-        check_destination(
-            &mut f,
-            t,
-            te("unknown-number destination".into()),
-            &t.unknown_did,
-        );
-        if let Some(p) = t.default_policy.as_deref() {
-            if !t.policies.iter().any(|x| x.name == p) {
-                f.error(
-                    "policy.missing",
-                    te("default policy".into()),
-                    format!("names policy {p:?}, which does not exist"),
-                    "create the policy or choose another default",
-                );
-            }
-        } else {
-            f.warn(
-                "policy.none",
-                te("default policy".into()),
-                "none is set: users can call each other and emergency numbers only".into(),
-                "set a default outbound policy for the tenant",
-            );
-        }
-        if emergency_trunks(t, &s.trunks).is_empty() {
-            f.error(
-                "emergency.no_route",
-                te("emergency numbers".into()),
-                format!(
-                    "no enabled trunk may be used by this tenant, so {} cannot be called",
-                    emergency.join(", ")
-                ),
-                "allow the tenant on an enabled trunk",
-            );
-        }
-        for u in &t.users {
-            let ue = te(format!("user {} ({})", u.extension, u.name));
-            if emergency.contains(&u.extension.to_string().as_str()) {
-                f.error("user.emergency_extension", ue.clone(), format!("extension {} is an emergency number in {}: dialling it calls the emergency services, never this user", u.extension, t.country), "give the user another extension");
-            }
-            if !u.active {
-                continue;
-            }
-            if let Some(p) = u.policy.as_deref() {
-                if !t.policies.iter().any(|x| x.name == p) {
-                    f.error(
-                        "policy.missing",
-                        ue.clone(),
-                        format!("follows policy {p:?}, which does not exist"),
-                        "create the policy or clear the user's own policy",
-                    );
-                }
-            }
-            if u.voicemail && !u.voicemail_pin.as_deref().is_some_and(is_pin) {
-                f.error(
-                    "voicemail.pin",
-                    ue.clone(),
-                    "has voicemail on but no valid PIN (4 to 10 digits)".into(),
-                    "set a voicemail PIN",
-                );
-            }
-            if u.voicemail && !u.email.is_empty() && !vm_email_ok(&u.email) {
-                f.warn("voicemail.email", ue.clone(), "e-mail contains characters voicemail.conf cannot hold; it is left out of the mailbox".into(), "use a plain address");
-            }
-            if u.devices.is_empty() {
-                f.warn(
-                    "user.no_device",
-                    ue.clone(),
-                    "has no device: calls go straight to voicemail or \"unavailable\"".into(),
-                    "add a device",
-                );
-            }
+        for u in t.users.iter().filter(|u| t.active && u.active) {
             for d in &u.devices {
-                if let Some(other) = devices.insert(&d.username, ue.clone()) {
+                let entity = || {
+                    format!(
+                        "tenant {}, user {} ({}), device {}",
+                        t.slug, u.extension, u.name, d.username
+                    )
+                };
+                if let Some(other) = devices.insert(&d.username, (t.slug.as_str(), u.extension)) {
                     f.error(
                         "device.duplicate",
-                        format!("{ue}, device {}", d.username),
-                        format!("endpoint id also used by {other}"),
+                        entity(),
+                        format!(
+                            "endpoint id also used by tenant {}, user {}",
+                            other.0, other.1
+                        ),
                         "rename one of the devices",
                     );
                 }
                 if trunk_ids.contains(&d.username) {
                     f.error(
                         "device.trunk_name",
-                        format!("{ue}, device {}", d.username),
+                        entity(),
                         "endpoint id is that of a trunk".into(),
                         "rename the device",
-                    );
-                }
-            }
-        }
-        for p in &t.policies {
-            let mut parsed: Vec<(usize, Pattern)> = Vec::new();
-            for (i, r) in p.rules.iter().enumerate() {
-                let re = te(format!("policy {}, rule {} ({})", p.name, i + 1, r.pattern));
-                let pat = match Pattern::parse(&r.pattern) {
-                    Ok(pat) => pat,
-                    Err(why) => {
-                        f.error(
-                            "rule.pattern",
-                            re,
-                            format!("invalid pattern: {why}"),
-                            Pattern::RULE,
-                        );
-                        continue;
-                    }
-                };
-                if let Some((j, _)) = parsed.iter().find(|(_, earlier)| earlier.covers(&pat)) {
-                    f.warn(
-                        "rule.shadowed",
-                        re.clone(),
-                        format!(
-                            "can never match: rule {} ({}) matches every number it does",
-                            j + 1,
-                            p.rules[*j].pattern
-                        ),
-                        "move this rule above the broader one, or remove it",
-                    );
-                }
-                parsed.push((i, pat));
-                if !r.allow {
-                    continue;
-                }
-                if r.trunks.is_empty() {
-                    f.error(
-                        "rule.no_trunk",
-                        re.clone(),
-                        "allows calls but names no trunk".into(),
-                        "add at least one trunk to the rule",
-                    );
-                }
-                let mut usable = 0;
-                for name in &r.trunks {
-                    match s.trunks.iter().find(|k| &k.name == name) {
-                        None => f.error(
-                            "rule.trunk_missing",
-                            re.clone(),
-                            format!("names trunk {name:?}, which does not exist"),
-                            "create the trunk or remove it from the rule",
-                        ),
-                        Some(k) if !k.tenants.contains(&t.slug) => f.error(
-                            "rule.trunk_forbidden",
-                            re.clone(),
-                            format!("names trunk {name}, which tenant {} may not use", t.slug),
-                            "allow the tenant on the trunk or remove it from the rule",
-                        ),
-                        Some(k) if !k.enabled => f.warn(
-                            "rule.trunk_disabled",
-                            re.clone(),
-                            format!("names trunk {name}, which is disabled and is skipped"),
-                            "enable the trunk or remove it from the rule",
-                        ),
-                        Some(_) => usable += 1,
-                    }
-                }
-                if usable == 0 && !r.trunks.is_empty() {
-                    f.error(
-                        "rule.no_usable_trunk",
-                        re,
-                        "none of its trunks can be used, so its calls fail".into(),
-                        "add an enabled trunk the tenant may use",
                     );
                 }
             }
@@ -324,8 +200,174 @@ pub fn validate(s: &Snapshot, skipped: &[RenderError]) -> Vec<Finding> {
             );
         }
     }
-    let mut v = f.0;
-    v.sort();
-    v.dedup();
-    v
+    f.0
+}
+
+/// One tenant's findings: independent of the other tenants, so tenants can be checked in
+/// parallel.
+pub fn validate_tenant(t: &Tenant, trunks: &[Trunk]) -> Vec<Finding> {
+    let mut f = Findings(Vec::new());
+    let te = |what: String| format!("tenant {}, {what}", t.slug);
+    let emergency = emergency_numbers(&t.country);
+    let by_ext: HashMap<u32, &User> = t.users.iter().map(|u| (u.extension, u)).collect();
+    if !t.active {
+        return f.0;
+    }
+    for d in &t.dids {
+        check_destination(
+            &mut f,
+            t,
+            &by_ext,
+            || te(format!("DID {}", d.number)),
+            &d.destination,
+        );
+    }
+    check_destination(
+        &mut f,
+        t,
+        &by_ext,
+        || te("unknown-number destination".into()),
+        &t.unknown_did,
+    );
+    if let Some(p) = t.default_policy.as_deref() {
+        if !t.policies.iter().any(|x| x.name == p) {
+            f.error(
+                "policy.missing",
+                te("default policy".into()),
+                format!("names policy {p:?}, which does not exist"),
+                "create the policy or choose another default",
+            );
+        }
+    } else {
+        f.warn(
+            "policy.none",
+            te("default policy".into()),
+            "none is set: users can call each other and emergency numbers only".into(),
+            "set a default outbound policy for the tenant",
+        );
+    }
+    if emergency_trunks(t, trunks).is_empty() {
+        f.error(
+            "emergency.no_route",
+            te("emergency numbers".into()),
+            format!(
+                "no enabled trunk may be used by this tenant, so {} cannot be called",
+                emergency.join(", ")
+            ),
+            "allow the tenant on an enabled trunk",
+        );
+    }
+    for u in &t.users {
+        let ue = || te(format!("user {} ({})", u.extension, u.name));
+        if emergency.iter().any(|e| e.parse() == Ok(u.extension)) {
+            f.error("user.emergency_extension", ue(), format!("extension {} is an emergency number in {}: dialling it calls the emergency services, never this user", u.extension, t.country), "give the user another extension");
+        }
+        if !u.active {
+            continue;
+        }
+        if let Some(p) = u.policy.as_deref() {
+            if !t.policies.iter().any(|x| x.name == p) {
+                f.error(
+                    "policy.missing",
+                    ue(),
+                    format!("follows policy {p:?}, which does not exist"),
+                    "create the policy or clear the user's own policy",
+                );
+            }
+        }
+        if u.voicemail && !u.voicemail_pin.as_deref().is_some_and(is_pin) {
+            f.error(
+                "voicemail.pin",
+                ue(),
+                "has voicemail on but no valid PIN (4 to 10 digits)".into(),
+                "set a voicemail PIN",
+            );
+        }
+        if u.voicemail && !u.email.is_empty() && !vm_email_ok(&u.email) {
+            f.warn("voicemail.email", ue(), "e-mail contains characters voicemail.conf cannot hold; it is left out of the mailbox".into(), "use a plain address");
+        }
+        if u.devices.is_empty() {
+            f.warn(
+                "user.no_device",
+                ue(),
+                "has no device: calls go straight to voicemail or \"unavailable\"".into(),
+                "add a device",
+            );
+        }
+    }
+    for p in &t.policies {
+        let mut parsed: Vec<(usize, Pattern)> = Vec::new();
+        for (i, r) in p.rules.iter().enumerate() {
+            let re = te(format!("policy {}, rule {} ({})", p.name, i + 1, r.pattern));
+            let pat = match Pattern::parse(&r.pattern) {
+                Ok(pat) => pat,
+                Err(why) => {
+                    f.error(
+                        "rule.pattern",
+                        re,
+                        format!("invalid pattern: {why}"),
+                        Pattern::RULE,
+                    );
+                    continue;
+                }
+            };
+            if let Some((j, _)) = parsed.iter().find(|(_, earlier)| earlier.covers(&pat)) {
+                f.warn(
+                    "rule.shadowed",
+                    re.clone(),
+                    format!(
+                        "can never match: rule {} ({}) matches every number it does",
+                        j + 1,
+                        p.rules[*j].pattern
+                    ),
+                    "move this rule above the broader one, or remove it",
+                );
+            }
+            parsed.push((i, pat));
+            if !r.allow {
+                continue;
+            }
+            if r.trunks.is_empty() {
+                f.error(
+                    "rule.no_trunk",
+                    re.clone(),
+                    "allows calls but names no trunk".into(),
+                    "add at least one trunk to the rule",
+                );
+            }
+            let mut usable = 0;
+            for name in &r.trunks {
+                match trunks.iter().find(|k| &k.name == name) {
+                    None => f.error(
+                        "rule.trunk_missing",
+                        re.clone(),
+                        format!("names trunk {name:?}, which does not exist"),
+                        "create the trunk or remove it from the rule",
+                    ),
+                    Some(k) if !k.tenants.contains(&t.slug) => f.error(
+                        "rule.trunk_forbidden",
+                        re.clone(),
+                        format!("names trunk {name}, which tenant {} may not use", t.slug),
+                        "allow the tenant on the trunk or remove it from the rule",
+                    ),
+                    Some(k) if !k.enabled => f.warn(
+                        "rule.trunk_disabled",
+                        re.clone(),
+                        format!("names trunk {name}, which is disabled and is skipped"),
+                        "enable the trunk or remove it from the rule",
+                    ),
+                    Some(_) => usable += 1,
+                }
+            }
+            if usable == 0 && !r.trunks.is_empty() {
+                f.error(
+                    "rule.no_usable_trunk",
+                    re,
+                    "none of its trunks can be used, so its calls fail".into(),
+                    "add an enabled trunk the tenant may use",
+                );
+            }
+        }
+    }
+    f.0
 }

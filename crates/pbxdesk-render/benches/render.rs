@@ -1,0 +1,247 @@
+//! `cargo bench -p pbxdesk-render --bench render`: the render issue's figures for a PBX of 100
+//! tenants × 999 users (each with one device and one DID): render time and peak memory, the
+//! ratio to merely writing the same bytes to disk, the diff after one user changed, and a
+//! trace. Linux only for memory (VmHWM, reset through /proc/self/clear_refs).
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests and benches fail loudly by design
+
+use pbxdesk_render::snapshot::*;
+use pbxdesk_render::{diff, render_pbx, trace_from, trace_inbound};
+use std::time::{Duration, Instant};
+
+fn big() -> Snapshot {
+    let mut tenants = Vec::new();
+    for t in 0..100u32 {
+        let slug = format!("tenant-{t:03}");
+        let users = (0..999u32)
+            .map(|i| {
+                let ext = 1000 + i;
+                User {
+                    extension: ext,
+                    name: format!("Person {t}-{i} Müller"),
+                    email: format!("p{i}@{slug}.example"),
+                    active: true,
+                    ring_seconds: 25,
+                    voicemail: true,
+                    voicemail_pin: Some(format!("{:06}", (t * 1000 + i) % 999_999)),
+                    caller_id: (i % 10 == 0).then(|| format!("+4144{:03}{:04}", t, i)),
+                    policy: (i % 50 == 0).then(|| "intl".to_owned()),
+                    devices: vec![Device {
+                        username: format!("{slug}-{ext}"),
+                        password: format!("pw-{t}-{i}-0123456789abcdef"),
+                        transport: "udp".into(),
+                        codecs: vec!["g722".into(), "ulaw".into()],
+                        nat: true,
+                    }],
+                }
+            })
+            .collect();
+        let dids = (0..999u32)
+            .map(|i| Did {
+                number: format!("+4143{:03}{:04}", t, i),
+                label: format!("Line {i}"),
+                destination: if i % 7 == 0 {
+                    Destination::Voicemail(1000 + i)
+                } else {
+                    Destination::User(1000 + i)
+                },
+            })
+            .collect();
+        let rule = |p: &str, allow: bool, strip: u32, prepend: &str| Rule {
+            pattern: p.into(),
+            allow,
+            strip,
+            prepend: prepend.into(),
+            trunks: if allow {
+                vec!["main".into(), "backup".into()]
+            } else {
+                vec![]
+            },
+        };
+        tenants.push(Tenant {
+            slug: slug.clone(),
+            name: format!("Tenant {t}"),
+            country: "CH".into(),
+            active: true,
+            unknown_did: Destination::User(1000),
+            caller_id: Some(format!("+4144{t:03}0000")),
+            default_policy: Some("default".into()),
+            users,
+            dids,
+            policies: vec![
+                Policy {
+                    name: "default".into(),
+                    rules: vec![
+                        rule("_0900X.", false, 0, ""),
+                        rule("_0[1-9]X.", true, 1, "+41"),
+                        rule("_00X.", false, 0, ""),
+                    ],
+                },
+                Policy {
+                    name: "intl".into(),
+                    rules: vec![
+                        rule("_0[1-9]X.", true, 1, "+41"),
+                        rule("_00X.", true, 2, "+"),
+                    ],
+                },
+            ],
+        });
+    }
+    let all: Vec<String> = tenants.iter().map(|t| t.slug.clone()).collect();
+    let trunk = |name: &str| Trunk {
+        name: name.into(),
+        host: format!("sip.{name}.example"),
+        port: 5060,
+        transport: "udp".into(),
+        register: true,
+        username: Some(format!("{name}-user")),
+        password: Some("Trunk-Secret-1".into()),
+        from_domain: None,
+        from_user: None,
+        codecs: vec!["alaw".into()],
+        enabled: true,
+        tenants: all.clone(),
+    };
+    Snapshot {
+        pbx: "big".into(),
+        tenants,
+        trunks: vec![trunk("main"), trunk("backup")],
+    }
+}
+
+fn proc_status(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn p50(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    (
+        v[v.len() / 2].as_secs_f64() * 1e3,
+        v[v.len() - 1].as_secs_f64() * 1e3,
+    )
+}
+
+fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let t0 = Instant::now();
+    let s = big();
+    let rss_snapshot = proc_status("VmRSS:").unwrap_or(0);
+    println!(
+        "snapshot built in {:.0} ms; RSS with the snapshot: {} MiB",
+        t0.elapsed().as_secs_f64() * 1e3,
+        rss_snapshot / 1024
+    );
+    println!("| what | samples | p50 ms | max ms | target |\n|---|---|---|---|---|");
+
+    // Peak memory of one render: reset the high-water mark, render, read it back.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let r = render_pbx(&s);
+    let peak = proc_status("VmHWM:").unwrap_or(0);
+    let bytes: usize = r.files.values().map(String::len).sum();
+    let rows = r.realtime.len();
+    if run("parts") {
+        let t = Instant::now();
+        let f = pbxdesk_render::validate::validate(&s, &[]);
+        println!(
+            "validate alone: {:.1} ms ({} findings)",
+            t.elapsed().as_secs_f64() * 1e3,
+            f.len()
+        );
+        let t = Instant::now();
+        let c = s.clone();
+        println!(
+            "clone of the snapshot: {:.1} ms ({})",
+            t.elapsed().as_secs_f64() * 1e3,
+            c.tenants.len()
+        );
+    }
+    if run("render") {
+        let mut v = Vec::new();
+        for _ in 0..7 {
+            let t = Instant::now();
+            let out = render_pbx(&s);
+            v.push(t.elapsed());
+            assert_eq!(out.files.len(), r.files.len());
+        }
+        let (a, b) = p50(v);
+        println!("| render 100 tenants × 999 users ({} files, {:.1} MB, {rows} realtime rows, {} findings) | 7 | {a:.1} | {b:.1} | ≤ 1000 ms |", r.files.len(), bytes as f64 / 1e6, r.findings.len());
+        // The floor: writing the same bytes to disk (no fsync, like the render's output).
+        let dir = std::env::temp_dir().join(format!("pbxdesk-bench-{}", std::process::id()));
+        let mut w = Vec::new();
+        for _ in 0..7 {
+            let _ = std::fs::remove_dir_all(&dir);
+            let t = Instant::now();
+            for (path, text) in &r.files {
+                let p = dir.join(path);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, text).unwrap();
+            }
+            std::fs::write(
+                dir.join("realtime.json"),
+                serde_json::to_string(&r.realtime).unwrap(),
+            )
+            .unwrap();
+            w.push(t.elapsed());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let (wa, wb) = p50(w);
+        println!("| write the same files (and the rows as JSON) to disk | 7 | {wa:.1} | {wb:.1} | (floor) |");
+        println!("| ratio render / write | | {:.2} | | |", a / wa);
+        println!("| peak RSS during a render (VmHWM; the snapshot alone: {} MiB) | 1 | {} MiB | | ≤ 500 MB |", rss_snapshot / 1024, peak / 1024);
+    }
+    if run("diff") {
+        let mut changed = s.clone();
+        changed.tenants[42].users[500].name = "Renamed Person".into();
+        let new = render_pbx(&changed);
+        let mut v = Vec::new();
+        let mut total = Vec::new();
+        for _ in 0..15 {
+            let t = Instant::now();
+            let d = diff(Some(&r), &new);
+            v.push(t.elapsed());
+            assert_eq!(d.files.len(), 1, "one voicemail file");
+            assert_eq!(d.rows_changed.len(), 1);
+        }
+        for _ in 0..5 {
+            let t = Instant::now();
+            let new = render_pbx(&changed);
+            let d = diff(Some(&r), &new);
+            total.push(t.elapsed());
+            assert_eq!(d.files.len(), 1);
+        }
+        let (a, b) = p50(v);
+        println!(
+            "| diff after one user changed (renders given) | 15 | {a:.1} | {b:.1} | ≤ 300 ms |"
+        );
+        let (a, b) = p50(total);
+        println!("| render + diff after one user changed | 5 | {a:.1} | {b:.1} | |");
+    }
+    if run("trace") {
+        let mut v = Vec::new();
+        for i in 0..2000u32 {
+            let n = format!("+4143{:03}{:04}", (i * 7) % 100, (i * 13) % 999);
+            let t = Instant::now();
+            let tr = trace_inbound(&s, &n);
+            v.push(t.elapsed());
+            assert!(tr.tenant.is_some());
+        }
+        let (a, b) = p50(v);
+        println!("| trace an inbound number (DID → user → devices → voicemail) | 2000 | {a:.3} | {b:.3} | ≤ 1 ms |");
+        let mut v = Vec::new();
+        for i in 0..2000u32 {
+            let t = Instant::now();
+            let tr = trace_from(&s, "tenant-099", 1000 + (i % 999), "0445551234");
+            v.push(t.elapsed());
+            assert!(tr.is_some());
+        }
+        let (a, b) = p50(v);
+        println!("| trace an outbound call (user → policy rule → trunks) | 2000 | {a:.3} | {b:.3} | ≤ 1 ms |");
+    }
+}
