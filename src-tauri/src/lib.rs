@@ -4,11 +4,13 @@
 
 use pbxdesk_core::domain::{TenantStatus, UserStatus};
 use pbxdesk_core::model::{
-    CheckLine, Device, NewDevice, NewPbx, NewTenant, NewUser, Pbx, PbxPatch, RevealedDevice,
-    Tenant, TenantPatch, User, UserPatch, UserSummary,
+    CheckLine, Device, Did, DidPatch, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
+    NewUser, Pbx, PbxPatch, Policy, PolicyPatch, RevealedDevice, Tenant, TenantPatch, Trunk,
+    TrunkPatch, User, UserPatch, UserSummary,
 };
-use pbxdesk_core::service::{KeySource, Location, OpenOptions};
+use pbxdesk_core::service::{KeySource, Location, OpenOptions, PbxDiff};
 use pbxdesk_core::{paths, Actor, ErrorCode, Workspace};
+use pbxdesk_render::Trace;
 use secrecy::SecretString;
 use serde::Serialize;
 use specta_typescript::Typescript;
@@ -270,6 +272,119 @@ async fn device_reveal(s: State<'_, AppState>, id: i32) -> ApiResult<RevealedDev
 }
 
 /// The command list, generic over the runtime so tests and the app share it.
+#[tauri::command]
+#[specta::specta]
+async fn did_list(s: State<'_, AppState>, tenant: String) -> ApiResult<Vec<Did>> {
+    Ok(s.ws.did_list(&s.current_actor().await?, &tenant).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn did_add(s: State<'_, AppState>, input: NewDid) -> ApiResult<Did> {
+    Ok(s.ws.did_add(&s.current_actor().await?, &input).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn did_update(s: State<'_, AppState>, number: String, patch: DidPatch) -> ApiResult<Did> {
+    Ok(s.ws
+        .did_update(&s.current_actor().await?, &number, &patch)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn did_remove(s: State<'_, AppState>, number: String) -> ApiResult<Did> {
+    Ok(s.ws.did_remove(&s.current_actor().await?, &number).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn trunk_list(s: State<'_, AppState>, pbx: String) -> ApiResult<Vec<Trunk>> {
+    Ok(s.ws
+        .trunk_list(&s.current_actor().await?, Some(&pbx))
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn trunk_add(s: State<'_, AppState>, input: NewTrunk) -> ApiResult<Trunk> {
+    Ok(s.ws.trunk_add(&s.current_actor().await?, &input).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn trunk_update(
+    s: State<'_, AppState>,
+    pbx: String,
+    name: String,
+    patch: TrunkPatch,
+) -> ApiResult<Trunk> {
+    Ok(s.ws
+        .trunk_update(&s.current_actor().await?, &pbx, &name, &patch)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn trunk_remove(s: State<'_, AppState>, pbx: String, name: String) -> ApiResult<Trunk> {
+    Ok(s.ws
+        .trunk_remove(&s.current_actor().await?, &pbx, &name)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn policy_list(s: State<'_, AppState>, tenant: String) -> ApiResult<Vec<Policy>> {
+    Ok(s.ws.policy_list(&s.current_actor().await?, &tenant).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn policy_add(s: State<'_, AppState>, input: NewPolicy) -> ApiResult<Policy> {
+    Ok(s.ws.policy_add(&s.current_actor().await?, &input).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn policy_update(
+    s: State<'_, AppState>,
+    tenant: String,
+    name: String,
+    patch: PolicyPatch,
+) -> ApiResult<Policy> {
+    Ok(s.ws
+        .policy_update(&s.current_actor().await?, &tenant, &name, &patch)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn policy_remove(s: State<'_, AppState>, tenant: String, name: String) -> ApiResult<Policy> {
+    Ok(s.ws
+        .policy_remove(&s.current_actor().await?, &tenant, &name)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn pbx_diff(s: State<'_, AppState>, name: String) -> ApiResult<PbxDiff> {
+    Ok(s.ws.pbx_diff(&s.current_actor().await?, &name).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn pbx_trace(
+    s: State<'_, AppState>,
+    name: String,
+    number: String,
+    from: Option<String>,
+) -> ApiResult<Trace> {
+    Ok(s.ws
+        .pbx_trace(&s.current_actor().await?, &name, &number, from.as_deref())
+        .await?)
+}
+
 pub fn specta_builder<R: Runtime>() -> Builder<R> {
     Builder::<R>::new().commands(collect_commands![
         app_info,
@@ -283,6 +398,20 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         pbx_probe_host_key,
         pbx_trust,
         pbx_check,
+        pbx_diff,
+        pbx_trace,
+        did_list,
+        did_add,
+        did_update,
+        did_remove,
+        trunk_list,
+        trunk_add,
+        trunk_update,
+        trunk_remove,
+        policy_list,
+        policy_add,
+        policy_update,
+        policy_remove,
         tenant_list,
         tenant_create,
         tenant_update,

@@ -80,6 +80,53 @@ try {
     }
     await browser.saveScreenshot(`${env.E2E_SHOTS}/pbx-check.png`);
   });
+  await check("the PBX preview shows the render side by side with its findings", async () => {
+    await browser.$('[data-testid="tab-preview"]').click();
+    const view = await browser.$('[data-testid="diff-view"]');
+    await view.waitForDisplayed({ timeout: 20_000 });
+    const text = await view.getText();
+    for (const want of ["tenant-acme-dental.conf", "acme-dental_cos_default", "trunk-swisscom.conf"]) {
+      if (!text.includes(want)) throw new Error(`diff view lacks ${want}`);
+    }
+    if (text.includes("demo-swisscom-Trunk-1")) throw new Error("a trunk password is on screen");
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/preview.png`);
+    // textContent: WebKitWebDriver's getText reads this Mantine alert as empty.
+    const said = await browser.execute(() => document.querySelector('[data-testid="findings"]')?.textContent ?? "(missing)");
+    if (!said.includes("No findings")) throw new Error(`findings: ${said}`);
+    // Side by side: two columns of code per file.
+    const sides = await browser.$$(".d2h-file-side-diff");
+    if (sides.length < 2) throw new Error(`expected a side-by-side view, got ${sides.length} side(s)`);
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/preview.png`);
+  });
+
+  await check("a number routed on the tenant screen shows up in the workspace and in its call path", async () => {
+    await browser.$('[data-testid="tenant-acme-dental"]').click();
+    await browser.$("h2=Acme Dental").waitForDisplayed({ timeout: 10_000 });
+    await browser.$('[data-testid="tab-numbers"]').click();
+    await browser.$('[data-testid="did-number"]').setValue("044 555 10 50");
+    await browser.$('[data-testid="did-destination"]').setValue("user:101");
+    await browser.$('[data-testid="did-add"]').click();
+    await browser.$('[data-testid="did-table"]').waitUntil(async function () {
+      return (await this.getText()).includes("+41445551050");
+    }, { timeout: 10_000 });
+    const out = execFileSync(env.E2E_CLI, ["--workspace", env.PBXDESK_WORKSPACE, "--json", "did", "list", "--tenant", "acme-dental"]);
+    const dids = JSON.parse(out.toString());
+    const did = dids.find((d) => d.number === "+41445551050");
+    if (!did || did.destination !== "user:101") throw new Error(`workspace has ${JSON.stringify(dids)}`);
+
+    await browser.$('[data-testid="pbx-demo-pbx"]').click();
+    await browser.$("h2=demo-pbx").waitForDisplayed({ timeout: 10_000 });
+    await browser.$('[data-testid="tab-callpath"]').click();
+    await browser.$('[data-testid="trace-number"]').setValue("+41445551050");
+    await browser.$('[data-testid="trace-run"]').click();
+    const user = await browser.$('[data-testid="hop-user"]');
+    await user.waitForDisplayed({ timeout: 10_000 });
+    if (!(await user.getText()).includes("Grace Hopper")) throw new Error(`user hop: ${await user.getText()}`);
+    const devices = await browser.$('[data-testid="hop-devices"]').getText();
+    if (!devices.includes("acme-dental-101")) throw new Error(`devices hop: ${devices}`);
+    await browser.$('[data-testid="hop-voicemail"]').waitForDisplayed({ timeout: 5_000 });
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/call-path.png`);
+  });
 } finally {
   await browser.deleteSession();
 }

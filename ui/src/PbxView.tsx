@@ -11,6 +11,7 @@ import {
   Select,
   SimpleGrid,
   Stack,
+  Tabs,
   Text,
   TextInput,
   Title,
@@ -18,6 +19,8 @@ import {
 import { useEffect, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import { type CheckLine, commands, type Pbx } from "./bindings";
+import { CallPathPanel, PreviewPanel } from "./Preview";
+import { TrunkPanel } from "./RoutingViews";
 
 interface Props {
   name: string;
@@ -175,147 +178,174 @@ export function PbxView({ name, onChanged, onRemoved }: Props) {
           </Button>
         </Group>
       </Group>
-      {errors._form && <Alert color="red">{errors._form}</Alert>}
-      {lines && (
-        <Paper withBorder p="sm" data-testid="check-result">
-          <Stack gap={6}>
-            {lines.map((l) => (
-              <div key={l.item}>
-                <Group gap="xs">
-                  <Badge color={l.ok ? "green" : "red"} w={56}>
-                    {l.ok ? "ok" : "fail"}
-                  </Badge>
-                  <Text fw={600} size="sm">
-                    {l.item}
-                  </Text>
-                  <Text size="sm">{l.detail}</Text>
-                </Group>
-                {l.fix && (
-                  <Text size="sm" c="dimmed" ml={64}>
-                    Fix: {l.fix}
-                  </Text>
-                )}
-              </div>
-            ))}
+      <Tabs defaultValue="profile" keepMounted={false}>
+        <Tabs.List>
+          <Tabs.Tab value="profile">Connection</Tabs.Tab>
+          <Tabs.Tab value="trunks" data-testid="tab-trunks">
+            Trunks
+          </Tabs.Tab>
+          <Tabs.Tab value="preview" data-testid="tab-preview">
+            Preview
+          </Tabs.Tab>
+          <Tabs.Tab value="callpath" data-testid="tab-callpath">
+            Call path
+          </Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="trunks" pt="sm">
+          <TrunkPanel pbx={name} />
+        </Tabs.Panel>
+        <Tabs.Panel value="preview" pt="sm">
+          <PreviewPanel pbx={name} />
+        </Tabs.Panel>
+        <Tabs.Panel value="callpath" pt="sm">
+          <CallPathPanel pbx={name} />
+        </Tabs.Panel>
+        <Tabs.Panel value="profile" pt="sm">
+          <Stack>
+            {errors._form && <Alert color="red">{errors._form}</Alert>}
+            {lines && (
+              <Paper withBorder p="sm" data-testid="check-result">
+                <Stack gap={6}>
+                  {lines.map((l) => (
+                    <div key={l.item}>
+                      <Group gap="xs">
+                        <Badge color={l.ok ? "green" : "red"} w={56}>
+                          {l.ok ? "ok" : "fail"}
+                        </Badge>
+                        <Text fw={600} size="sm">
+                          {l.item}
+                        </Text>
+                        <Text size="sm">{l.detail}</Text>
+                      </Group>
+                      {l.fix && (
+                        <Text size="sm" c="dimmed" ml={64}>
+                          Fix: {l.fix}
+                        </Text>
+                      )}
+                    </div>
+                  ))}
+                </Stack>
+              </Paper>
+            )}
+            <Paper withBorder p="sm">
+              <SimpleGrid cols={3}>
+                <TextInput
+                  label="Host"
+                  value={form.host}
+                  onChange={(e) => set("host", e.currentTarget.value)}
+                  error={errors.host}
+                />
+                <NumberInput
+                  label="SSH port"
+                  value={form.ssh_port}
+                  onChange={(v) => set("ssh_port", Number(v))}
+                  error={errors.ssh_port}
+                />
+                <TextInput
+                  label="SSH user"
+                  value={form.ssh_user}
+                  onChange={(e) => set("ssh_user", e.currentTarget.value)}
+                  error={errors.ssh_user}
+                />
+                <Select
+                  label="SSH login"
+                  data={[
+                    { value: "agent", label: "ssh-agent" },
+                    { value: "key", label: "key file" },
+                    { value: "password", label: "password" },
+                  ]}
+                  value={form.ssh_auth}
+                  onChange={(v) => v && set("ssh_auth", v as Form["ssh_auth"])}
+                />
+                <TextInput
+                  label="Key file"
+                  value={form.ssh_key_path}
+                  onChange={(e) => set("ssh_key_path", e.currentTarget.value)}
+                  error={errors.ssh_key_path}
+                  disabled={form.ssh_auth !== "key"}
+                />
+                <PasswordInput
+                  label={form.ssh_auth === "password" ? "SSH password" : "Key passphrase"}
+                  placeholder={pbx.ssh_secret_set ? "(stored; type to replace)" : ""}
+                  value={form.ssh_secret}
+                  onChange={(e) => set("ssh_secret", e.currentTarget.value)}
+                  error={errors.ssh_secret}
+                />
+                <TextInput
+                  label="Asterisk config folder"
+                  value={form.config_dir}
+                  onChange={(e) => set("config_dir", e.currentTarget.value)}
+                  error={errors.config_dir}
+                />
+                <Select
+                  label="AMI reached"
+                  data={via}
+                  value={form.ami_via}
+                  onChange={(v) => v && set("ami_via", v as Form["ami_via"])}
+                />
+                <NumberInput
+                  label="AMI port"
+                  value={form.ami_port}
+                  onChange={(v) => set("ami_port", Number(v))}
+                  error={errors.ami_port}
+                />
+                <TextInput
+                  label="AMI user"
+                  value={form.ami_user}
+                  onChange={(e) => set("ami_user", e.currentTarget.value)}
+                  error={errors.ami_user}
+                />
+                <PasswordInput
+                  label="AMI secret"
+                  placeholder={pbx.ami_secret_set ? "(stored; type to replace)" : ""}
+                  value={form.ami_secret}
+                  onChange={(e) => set("ami_secret", e.currentTarget.value)}
+                  error={errors.ami_secret}
+                />
+                <Select
+                  label="Database reached"
+                  data={via}
+                  value={form.db_via}
+                  onChange={(v) => v && set("db_via", v as Form["db_via"])}
+                />
+                <NumberInput
+                  label="Database port"
+                  value={form.db_port}
+                  onChange={(v) => set("db_port", Number(v))}
+                  error={errors.db_port}
+                />
+                <TextInput
+                  label="Database name"
+                  value={form.db_name}
+                  onChange={(e) => set("db_name", e.currentTarget.value)}
+                  error={errors.db_name}
+                />
+                <TextInput
+                  label="Database user"
+                  value={form.db_user}
+                  onChange={(e) => set("db_user", e.currentTarget.value)}
+                  error={errors.db_user}
+                />
+                <PasswordInput
+                  label="Database password"
+                  placeholder={pbx.db_password_set ? "(stored; type to replace)" : ""}
+                  value={form.db_password}
+                  onChange={(e) => set("db_password", e.currentTarget.value)}
+                  error={errors.db_password}
+                />
+              </SimpleGrid>
+              <Group justify="space-between" mt="sm">
+                <Button color="red" variant="light" onClick={() => setRemoving(true)}>
+                  Remove PBX
+                </Button>
+                <Button onClick={save} loading={busy === "save"}>
+                  Save profile
+                </Button>
+              </Group>
+            </Paper>
           </Stack>
-        </Paper>
-      )}
-      <Paper withBorder p="sm">
-        <SimpleGrid cols={3}>
-          <TextInput
-            label="Host"
-            value={form.host}
-            onChange={(e) => set("host", e.currentTarget.value)}
-            error={errors.host}
-          />
-          <NumberInput
-            label="SSH port"
-            value={form.ssh_port}
-            onChange={(v) => set("ssh_port", Number(v))}
-            error={errors.ssh_port}
-          />
-          <TextInput
-            label="SSH user"
-            value={form.ssh_user}
-            onChange={(e) => set("ssh_user", e.currentTarget.value)}
-            error={errors.ssh_user}
-          />
-          <Select
-            label="SSH login"
-            data={[
-              { value: "agent", label: "ssh-agent" },
-              { value: "key", label: "key file" },
-              { value: "password", label: "password" },
-            ]}
-            value={form.ssh_auth}
-            onChange={(v) => v && set("ssh_auth", v as Form["ssh_auth"])}
-          />
-          <TextInput
-            label="Key file"
-            value={form.ssh_key_path}
-            onChange={(e) => set("ssh_key_path", e.currentTarget.value)}
-            error={errors.ssh_key_path}
-            disabled={form.ssh_auth !== "key"}
-          />
-          <PasswordInput
-            label={form.ssh_auth === "password" ? "SSH password" : "Key passphrase"}
-            placeholder={pbx.ssh_secret_set ? "(stored; type to replace)" : ""}
-            value={form.ssh_secret}
-            onChange={(e) => set("ssh_secret", e.currentTarget.value)}
-            error={errors.ssh_secret}
-          />
-          <TextInput
-            label="Asterisk config folder"
-            value={form.config_dir}
-            onChange={(e) => set("config_dir", e.currentTarget.value)}
-            error={errors.config_dir}
-          />
-          <Select
-            label="AMI reached"
-            data={via}
-            value={form.ami_via}
-            onChange={(v) => v && set("ami_via", v as Form["ami_via"])}
-          />
-          <NumberInput
-            label="AMI port"
-            value={form.ami_port}
-            onChange={(v) => set("ami_port", Number(v))}
-            error={errors.ami_port}
-          />
-          <TextInput
-            label="AMI user"
-            value={form.ami_user}
-            onChange={(e) => set("ami_user", e.currentTarget.value)}
-            error={errors.ami_user}
-          />
-          <PasswordInput
-            label="AMI secret"
-            placeholder={pbx.ami_secret_set ? "(stored; type to replace)" : ""}
-            value={form.ami_secret}
-            onChange={(e) => set("ami_secret", e.currentTarget.value)}
-            error={errors.ami_secret}
-          />
-          <Select
-            label="Database reached"
-            data={via}
-            value={form.db_via}
-            onChange={(v) => v && set("db_via", v as Form["db_via"])}
-          />
-          <NumberInput
-            label="Database port"
-            value={form.db_port}
-            onChange={(v) => set("db_port", Number(v))}
-            error={errors.db_port}
-          />
-          <TextInput
-            label="Database name"
-            value={form.db_name}
-            onChange={(e) => set("db_name", e.currentTarget.value)}
-            error={errors.db_name}
-          />
-          <TextInput
-            label="Database user"
-            value={form.db_user}
-            onChange={(e) => set("db_user", e.currentTarget.value)}
-            error={errors.db_user}
-          />
-          <PasswordInput
-            label="Database password"
-            placeholder={pbx.db_password_set ? "(stored; type to replace)" : ""}
-            value={form.db_password}
-            onChange={(e) => set("db_password", e.currentTarget.value)}
-            error={errors.db_password}
-          />
-        </SimpleGrid>
-        <Group justify="space-between" mt="sm">
-          <Button color="red" variant="light" onClick={() => setRemoving(true)}>
-            Remove PBX
-          </Button>
-          <Button onClick={save} loading={busy === "save"}>
-            Save profile
-          </Button>
-        </Group>
-      </Paper>
+        </Tabs.Panel>
+      </Tabs>
       <Modal opened={removing} onClose={() => setRemoving(false)} title={`Remove ${pbx.name}?`}>
         <Stack>
           <Text size="sm">

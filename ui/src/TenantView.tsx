@@ -1,4 +1,4 @@
-import { Alert, Badge, Button, Group, Modal, Stack, Text, Title } from "@mantine/core";
+import { Alert, Badge, Button, Group, Modal, Stack, Tabs, Text, Title } from "@mantine/core";
 import { notifications } from "@mantine/notifications";
 import { useCallback, useEffect, useState } from "react";
 import { call } from "./api";
@@ -6,6 +6,7 @@ import { commands, type Tenant, type User, type UserSummary } from "./bindings";
 import { EditTenantModal } from "./EditTenantModal";
 import { EditUserModal } from "./EditUserModal";
 import { NewUserForm } from "./NewUserForm";
+import { DidPanel, PolicyPanel } from "./RoutingViews";
 import { UserTable } from "./UserTable";
 
 interface Props {
@@ -76,41 +77,71 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           </Button>
         </Group>
       </Group>
-      <NewUserForm
-        tenant={tenant.slug}
-        onCreated={() => {
-          reload();
-          onTenantChanged();
-        }}
-      />
-      {error && <Alert color="red">{error}</Alert>}
-      {users && (
-        <UserTable
-          users={users}
-          onEdit={async (u) => {
-            try {
-              setEditing(await call(commands.userShow(u.id)));
-            } catch (e) {
-              notifications.show({
-                color: "red",
-                message: e instanceof Error ? e.message : String(e),
-              });
-            }
-          }}
-          onToggleSuspend={(u) =>
-            act(
-              u.status === "suspended"
-                ? `${u.display_name} resumed`
-                : `${u.display_name} suspended`,
-              () =>
-                call(
-                  commands.userSetStatus(u.id, u.status === "suspended" ? "active" : "suspended"),
-                ),
-            )
-          }
-          onDelete={setDeleting}
-        />
-      )}
+      <Tabs
+        defaultValue="users"
+        keepMounted={false}
+        style={{ flex: 1, minHeight: 0, display: "flex", flexDirection: "column" }}
+      >
+        <Tabs.List>
+          <Tabs.Tab value="users">Users</Tabs.Tab>
+          <Tabs.Tab value="numbers" data-testid="tab-numbers">
+            Numbers
+          </Tabs.Tab>
+          <Tabs.Tab value="policies" data-testid="tab-policies">
+            Outbound policies
+          </Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="numbers" pt="sm">
+          <DidPanel tenant={tenant.slug} />
+        </Tabs.Panel>
+        <Tabs.Panel value="policies" pt="sm">
+          <PolicyPanel tenant={tenant.slug} pbx={tenant.pbx} />
+        </Tabs.Panel>
+        <Tabs.Panel
+          value="users"
+          pt="sm"
+          style={{ flex: 1, minHeight: 0, display: "flex", flexDirection: "column", gap: 16 }}
+        >
+          <NewUserForm
+            tenant={tenant.slug}
+            onCreated={() => {
+              reload();
+              onTenantChanged();
+            }}
+          />
+          {error && <Alert color="red">{error}</Alert>}
+          {users && (
+            <UserTable
+              users={users}
+              onEdit={async (u) => {
+                try {
+                  setEditing(await call(commands.userShow(u.id)));
+                } catch (e) {
+                  notifications.show({
+                    color: "red",
+                    message: e instanceof Error ? e.message : String(e),
+                  });
+                }
+              }}
+              onToggleSuspend={(u) =>
+                act(
+                  u.status === "suspended"
+                    ? `${u.display_name} resumed`
+                    : `${u.display_name} suspended`,
+                  () =>
+                    call(
+                      commands.userSetStatus(
+                        u.id,
+                        u.status === "suspended" ? "active" : "suspended",
+                      ),
+                    ),
+                )
+              }
+              onDelete={setDeleting}
+            />
+          )}
+        </Tabs.Panel>
+      </Tabs>
       <EditTenantModal
         tenant={editingTenant ? tenant : null}
         onClose={() => setEditingTenant(false)}

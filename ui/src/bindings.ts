@@ -18,6 +18,21 @@ export const commands = {
 	pbxProbeHostKey: (name: string) => typedError<string, ApiError_Serialize>(__TAURI_INVOKE("pbx_probe_host_key", { name })),
 	pbxTrust: (name: string, fingerprint: string) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trust", { name, fingerprint })),
 	pbxCheck: (name: string) => typedError<CheckLine_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_check", { name })),
+	pbxDiff: (name: string) => typedError<PbxDiff_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_diff", { name })),
+	pbxTrace: (name: string, number: string, from: string | null) => typedError<Trace_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trace", { name, number, from })),
+	/**  The command list, generic over the runtime so tests and the app share it. */
+	didList: (tenant: string) => typedError<Did[], ApiError_Serialize>(__TAURI_INVOKE("did_list", { tenant })),
+	didAdd: (input: NewDid_Deserialize) => typedError<Did, ApiError_Serialize>(__TAURI_INVOKE("did_add", { input })),
+	didUpdate: (number: string, patch: DidPatch_Deserialize) => typedError<Did, ApiError_Serialize>(__TAURI_INVOKE("did_update", { number, patch })),
+	didRemove: (number: string) => typedError<Did, ApiError_Serialize>(__TAURI_INVOKE("did_remove", { number })),
+	trunkList: (pbx: string) => typedError<Trunk_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("trunk_list", { pbx })),
+	trunkAdd: (input: NewTrunk_Deserialize) => typedError<Trunk_Serialize, ApiError_Serialize>(__TAURI_INVOKE("trunk_add", { input })),
+	trunkUpdate: (pbx: string, name: string, patch: TrunkPatch_Deserialize) => typedError<Trunk_Serialize, ApiError_Serialize>(__TAURI_INVOKE("trunk_update", { pbx, name, patch })),
+	trunkRemove: (pbx: string, name: string) => typedError<Trunk_Serialize, ApiError_Serialize>(__TAURI_INVOKE("trunk_remove", { pbx, name })),
+	policyList: (tenant: string) => typedError<Policy[], ApiError_Serialize>(__TAURI_INVOKE("policy_list", { tenant })),
+	policyAdd: (input: NewPolicy) => typedError<Policy, ApiError_Serialize>(__TAURI_INVOKE("policy_add", { input })),
+	policyUpdate: (tenant: string, name: string, patch: PolicyPatch_Deserialize) => typedError<Policy, ApiError_Serialize>(__TAURI_INVOKE("policy_update", { tenant, name, patch })),
+	policyRemove: (tenant: string, name: string) => typedError<Policy, ApiError_Serialize>(__TAURI_INVOKE("policy_remove", { tenant, name })),
 	tenantList: () => typedError<Tenant_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("tenant_list")),
 	tenantCreate: (input: NewTenant_Deserialize) => typedError<Tenant_Serialize, ApiError_Serialize>(__TAURI_INVOKE("tenant_create", { input })),
 	tenantUpdate: (slug: string, patch: TenantPatch_Deserialize) => typedError<Tenant_Serialize, ApiError_Serialize>(__TAURI_INVOKE("tenant_update", { slug, patch })),
@@ -115,7 +130,74 @@ export type Device = {
 	nat: boolean,
 };
 
+/**  An inbound number and where it goes. */
+export type Did = {
+	id: number,
+	tenant: string,
+	/**  E.164. */
+	number: string,
+	label: string,
+	/**  "user:EXT", "voicemail:EXT", "external:+NUMBER" or "hangup". */
+	destination: string,
+	version: number,
+};
+
+export type DidPatch = DidPatch_Serialize | DidPatch_Deserialize;
+
+export type DidPatch_Deserialize = {
+	label?: string | null,
+	destination?: string | null,
+	expected_version?: number | null,
+};
+
+export type DidPatch_Serialize = {
+	label: string | null,
+	destination: string | null,
+	expected_version: number | null,
+};
+
+export type Diff = {
+	files: FileDiff[],
+	rows_added: string[],
+	rows_changed: RowChange[],
+	rows_removed: string[],
+	/**  e.g. "voicemail PIN of 100 (voicemail.d/pbxdesk/tenant-acme.conf)", "SIP password of acme-100". */
+	secrets_changed: string[],
+	unchanged_files: number,
+};
+
 export type ErrorCode = "validation" | "not_found" | "conflict" | "forbidden" | "unauthenticated" | "key" | "busy" | "internal";
+
+export type FileChange = "added" | "removed" | "changed";
+
+export type FileDiff = {
+	path: string,
+	change: FileChange,
+	/**  Masked texts, for a side-by-side view. */
+	old: string,
+	new: string,
+	/**  Unified diff of the masked texts (3 lines of context). */
+	unified: string,
+};
+
+export type Finding = {
+	severity: Severity,
+	/**  Stable machine-readable code, e.g. "did.dangling". */
+	code: string,
+	/**  The entity, e.g. "tenant acme-dental, DID +41445551234". */
+	entity: string,
+	message: string,
+	fix: string,
+};
+
+/**  One step of a call's path. */
+export type Hop = {
+	kind: HopKind,
+	title: string,
+	detail: string,
+};
+
+export type HopKind = "did" | "caller" | "user" | "devices" | "no_answer" | "voicemail" | "feature" | "emergency" | "rule" | "trunks" | "denied" | "not_in_service";
 
 export type NewDevice = NewDevice_Serialize | NewDevice_Deserialize;
 
@@ -137,6 +219,28 @@ export type NewDevice_Serialize = {
 	nat: boolean | null,
 };
 
+export type NewDid = NewDid_Serialize | NewDid_Deserialize;
+
+export type NewDid_Deserialize = {
+	tenant: string,
+	/**  As typed: "+41 44 555 12 34", "044 555 12 34" (with `country`), … */
+	number: string,
+	/**  ISO country (e.g. "CH") for numbers typed in national form. */
+	country?: string | null,
+	label?: string | null,
+	destination: string,
+};
+
+export type NewDid_Serialize = {
+	tenant: string,
+	/**  As typed: "+41 44 555 12 34", "044 555 12 34" (with `country`), … */
+	number: string,
+	/**  ISO country (e.g. "CH") for numbers typed in national form. */
+	country: string | null,
+	label: string | null,
+	destination: string,
+};
+
 export type NewPbx = NewPbx_Serialize | NewPbx_Deserialize;
 
 export type NewPbx_Deserialize = {
@@ -149,6 +253,14 @@ export type NewPbx_Serialize = {
 	name: string,
 	/**  The connection profile; `host` is required here. */
 	profile: PbxPatch_Serialize,
+};
+
+export type NewPolicy = {
+	tenant: string,
+	name: string,
+	rules: PolicyRule[],
+	/**  Makes it the tenant's default. */
+	make_default: boolean,
 };
 
 export type NewTenant = NewTenant_Serialize | NewTenant_Deserialize;
@@ -171,6 +283,44 @@ export type NewTenant_Serialize = {
 	ext_range: string,
 	/**  ISO 3166 alpha-2; "CH" when absent. */
 	country: string | null,
+};
+
+export type NewTrunk = NewTrunk_Serialize | NewTrunk_Deserialize;
+
+export type NewTrunk_Deserialize = {
+	pbx: string,
+	name: string,
+	host: string,
+	/**  5060 when absent. */
+	port?: number | null,
+	transport?: Transport | null,
+	register: boolean,
+	username?: string | null,
+	password?: string | null,
+	from_domain?: string | null,
+	from_user?: string | null,
+	/**  "alaw,ulaw" when absent. */
+	codecs?: string | null,
+	enabled?: boolean | null,
+	tenants: string[],
+};
+
+export type NewTrunk_Serialize = {
+	pbx: string,
+	name: string,
+	host: string,
+	/**  5060 when absent. */
+	port: number | null,
+	transport: Transport | null,
+	register: boolean,
+	username: string | null,
+	password: string | null,
+	from_domain: string | null,
+	from_user: string | null,
+	/**  "alaw,ulaw" when absent. */
+	codecs: string | null,
+	enabled: boolean | null,
+	tenants: string[],
 };
 
 export type NewUser = NewUser_Serialize | NewUser_Deserialize;
@@ -203,6 +353,29 @@ export type NewUser_Serialize = {
 
 /**  A PBX and how to reach it. Secrets are never here, only whether each is set. */
 export type Pbx = Pbx_Serialize | Pbx_Deserialize;
+
+/**  What `diff` shows: the changes since the last apply, and whether this render may be applied. */
+export type PbxDiff = PbxDiff_Serialize | PbxDiff_Deserialize;
+
+/**  What `diff` shows: the changes since the last apply, and whether this render may be applied. */
+export type PbxDiff_Deserialize = {
+	pbx: string,
+	/**  Unix ms of the last apply, if any. */
+	last_applied_at?: number | null,
+	last_applied_by?: string | null,
+	diff: Diff,
+	findings: Finding[],
+};
+
+/**  What `diff` shows: the changes since the last apply, and whether this render may be applied. */
+export type PbxDiff_Serialize = {
+	pbx: string,
+	/**  Unix ms of the last apply, if any. */
+	last_applied_at: number | null,
+	last_applied_by: string | null,
+	diff: Diff,
+	findings: Finding[],
+};
 
 /**
  *  Connection profile fields; `None` leaves a field as it is. For the optional text fields and
@@ -320,11 +493,57 @@ export type Pbx_Serialize = {
 	version: number,
 };
 
+/**  An outbound policy (class of service) of a tenant. */
+export type Policy = {
+	id: number,
+	tenant: string,
+	name: string,
+	rules: PolicyRule[],
+	/**  Whether it is the tenant's default. */
+	is_default: boolean,
+	version: number,
+};
+
+export type PolicyPatch = PolicyPatch_Serialize | PolicyPatch_Deserialize;
+
+export type PolicyPatch_Deserialize = {
+	/**  Replaces the rules, in order. */
+	rules?: PolicyRule[] | null,
+	expected_version?: number | null,
+};
+
+export type PolicyPatch_Serialize = {
+	/**  Replaces the rules, in order. */
+	rules: PolicyRule[] | null,
+	expected_version: number | null,
+};
+
+/**  One outbound rule: the first rule whose pattern matches a dialled number decides. */
+export type PolicyRule = {
+	/**  Asterisk pattern syntax: "_0[1-9]X.", "_00X.", "_+X.", or a number. */
+	pattern: string,
+	allow: boolean,
+	/**  Digits removed from the front. */
+	strip: number,
+	/**  Put in front after stripping, e.g. "+41". */
+	prepend: string,
+	/**  Trunk names, tried in this order. */
+	trunks: string[],
+};
+
 /**  A device with its SIP password in clear: only from `device_reveal`, which is audited. */
 export type RevealedDevice = {
 	device: Device,
 	sip_password: string,
 };
+
+export type RowChange = {
+	id: string,
+	/**  Column names that differ ("password" appears as a name only). */
+	columns: string[],
+};
+
+export type Severity = "error" | "warning";
 
 /**  How pbxdesk logs in over SSH. */
 export type SshAuth = "key" | "agent" | "password";
@@ -401,7 +620,108 @@ export type Tenant_Serialize = {
 	version: number,
 };
 
+export type Trace = Trace_Serialize | Trace_Deserialize;
+
+export type Trace_Deserialize = {
+	number: string,
+	tenant?: string | null,
+	path: Hop[],
+};
+
+export type Trace_Serialize = {
+	number: string,
+	tenant: string | null,
+	path: Hop[],
+};
+
 export type Transport = "udp" | "tcp" | "tls";
+
+/**  A SIP trunk of a PBX. The password is write-only: `password_set` says whether one is stored. */
+export type Trunk = Trunk_Serialize | Trunk_Deserialize;
+
+export type TrunkPatch = TrunkPatch_Serialize | TrunkPatch_Deserialize;
+
+export type TrunkPatch_Deserialize = {
+	host?: string | null,
+	port?: number | null,
+	transport?: Transport | null,
+	register?: boolean | null,
+	/**  Empty clears. */
+	username?: string | null,
+	/**  Empty clears. */
+	password?: string | null,
+	/**  Empty clears. */
+	from_domain?: string | null,
+	/**  Empty clears. */
+	from_user?: string | null,
+	codecs?: string | null,
+	enabled?: boolean | null,
+	/**  Replaces the list of tenants allowed on the trunk. */
+	tenants?: string[] | null,
+	expected_version?: number | null,
+};
+
+export type TrunkPatch_Serialize = {
+	host: string | null,
+	port: number | null,
+	transport: Transport | null,
+	register: boolean | null,
+	/**  Empty clears. */
+	username: string | null,
+	/**  Empty clears. */
+	password: string | null,
+	/**  Empty clears. */
+	from_domain: string | null,
+	/**  Empty clears. */
+	from_user: string | null,
+	codecs: string | null,
+	enabled: boolean | null,
+	/**  Replaces the list of tenants allowed on the trunk. */
+	tenants: string[] | null,
+	expected_version: number | null,
+};
+
+/**  A SIP trunk of a PBX. The password is write-only: `password_set` says whether one is stored. */
+export type Trunk_Deserialize = {
+	id: number,
+	pbx: string,
+	name: string,
+	host: string,
+	port: number,
+	transport: Transport,
+	/**  Registers with the provider (true) or is recognised by its address (false). */
+	register: boolean,
+	username?: string | null,
+	password_set: boolean,
+	from_domain?: string | null,
+	from_user?: string | null,
+	codecs: Codec[],
+	enabled: boolean,
+	/**  Slugs of the tenants that may use it. */
+	tenants: string[],
+	version: number,
+};
+
+/**  A SIP trunk of a PBX. The password is write-only: `password_set` says whether one is stored. */
+export type Trunk_Serialize = {
+	id: number,
+	pbx: string,
+	name: string,
+	host: string,
+	port: number,
+	transport: Transport,
+	/**  Registers with the provider (true) or is recognised by its address (false). */
+	register: boolean,
+	username: string | null,
+	password_set: boolean,
+	from_domain: string | null,
+	from_user: string | null,
+	codecs: Codec[],
+	enabled: boolean,
+	/**  Slugs of the tenants that may use it. */
+	tenants: string[],
+	version: number,
+};
 
 export type User = User_Serialize | User_Deserialize;
 

@@ -12,6 +12,7 @@ pub const MASK: &str = "********";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum FileChange {
     Added,
     Removed,
@@ -19,6 +20,7 @@ pub enum FileChange {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct FileDiff {
     pub path: String,
     pub change: FileChange,
@@ -30,6 +32,7 @@ pub struct FileDiff {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct RowChange {
     pub id: String,
     /// Column names that differ ("password" appears as a name only).
@@ -37,6 +40,7 @@ pub struct RowChange {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Diff {
     pub files: Vec<FileDiff>,
     pub rows_added: Vec<String>,
@@ -44,7 +48,7 @@ pub struct Diff {
     pub rows_removed: Vec<String>,
     /// e.g. "voicemail PIN of 100 (voicemail.d/pbxdesk/tenant-acme.conf)", "SIP password of acme-100".
     pub secrets_changed: Vec<String>,
-    pub unchanged_files: usize,
+    pub unchanged_files: u32,
 }
 
 impl Diff {
@@ -120,7 +124,7 @@ pub fn diff(old: Option<&Rendered>, new: &Rendered) -> Diff {
     for path in paths {
         let (a, b) = (old.files.get(path), new.files.get(path));
         if a == b {
-            d.unchanged_files += 1;
+            d.unchanged_files = d.unchanged_files.saturating_add(1);
             continue;
         }
         let (ma, sa) = a.map(|t| mask(path, t)).unwrap_or_default();
@@ -138,7 +142,18 @@ pub fn diff(old: Option<&Rendered>, new: &Rendered) -> Diff {
         let unified = TextDiff::from_lines(&ma, &mb)
             .unified_diff()
             .context_radius(3)
-            .header(&format!("a/{path}"), &format!("b/{path}"))
+            .header(
+                &if a.is_some() {
+                    format!("a/{path}")
+                } else {
+                    "/dev/null".into()
+                },
+                &if b.is_some() {
+                    format!("b/{path}")
+                } else {
+                    "/dev/null".into()
+                },
+            )
             .to_string();
         d.files.push(FileDiff {
             path: path.clone(),

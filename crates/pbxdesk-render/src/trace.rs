@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum HopKind {
     Did,
     Caller,
@@ -26,6 +27,7 @@ pub enum HopKind {
 
 /// One step of a call's path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Hop {
     pub kind: HopKind,
     pub title: String,
@@ -33,6 +35,7 @@ pub struct Hop {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Trace {
     pub number: String,
     pub tenant: Option<String>,
@@ -208,7 +211,11 @@ pub fn trace_inbound(s: &Snapshot, number: &str) -> Trace {
         if let Some(d) = t.dids.iter().find(|d| d.number == e164) {
             path.push(hop(
                 HopKind::Did,
-                format!("DID {} ({})", d.number, d.label),
+                if d.label == d.number {
+                    format!("DID {}", d.number)
+                } else {
+                    format!("DID {} ({})", d.number, d.label)
+                },
                 format!("tenant {} ({})", t.slug, t.name),
             ));
             if !t.active {

@@ -102,7 +102,7 @@ fn no_change_no_diff() {
     let r = render_pbx(&common::golden_snapshot());
     let d = diff(Some(&r), &r);
     assert!(d.is_empty());
-    assert_eq!(d.unchanged_files, r.files.len());
+    assert_eq!(d.unchanged_files as usize, r.files.len());
     let first = diff(None, &r);
     assert_eq!(first.files.len(), r.files.len());
     assert!(first.files.iter().all(|f| f.change == FileChange::Added));

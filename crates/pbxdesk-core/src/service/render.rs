@@ -15,9 +15,11 @@ use std::collections::BTreeMap;
 
 /// What `diff` shows: the changes since the last apply, and whether this render may be applied.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct PbxDiff {
     pub pbx: String,
     /// Unix ms of the last apply, if any.
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
     pub last_applied_at: Option<i64>,
     pub last_applied_by: Option<String>,
     pub diff: Diff,
