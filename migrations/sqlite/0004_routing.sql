@@ -7,6 +7,8 @@ ALTER TABLE tenants ADD COLUMN caller_id TEXT;
 ALTER TABLE tenants ADD COLUMN default_policy TEXT;
 ALTER TABLE users ADD COLUMN ring_seconds INTEGER NOT NULL DEFAULT 25;
 ALTER TABLE users ADD COLUMN policy TEXT;
+-- The trunk (provider) a DID is delivered by, when known.
+ALTER TABLE dids ADD COLUMN trunk TEXT;
 
 CREATE TABLE trunks (
     id            INTEGER PRIMARY KEY,

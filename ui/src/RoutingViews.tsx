@@ -60,6 +60,7 @@ export function DidPanel({ tenant }: { tenant: string }) {
           country: null,
           label: label || null,
           destination,
+          trunk: null,
         }),
       );
       notifications.show({ message: `${d.number} routed to ${d.destination}` });

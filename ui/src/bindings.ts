@@ -21,10 +21,10 @@ export const commands = {
 	pbxDiff: (name: string) => typedError<PbxDiff_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_diff", { name })),
 	pbxTrace: (name: string, number: string, from: string | null) => typedError<Trace_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trace", { name, number, from })),
 	/**  The command list, generic over the runtime so tests and the app share it. */
-	didList: (tenant: string) => typedError<Did[], ApiError_Serialize>(__TAURI_INVOKE("did_list", { tenant })),
-	didAdd: (input: NewDid_Deserialize) => typedError<Did, ApiError_Serialize>(__TAURI_INVOKE("did_add", { input })),
-	didUpdate: (number: string, patch: DidPatch_Deserialize) => typedError<Did, ApiError_Serialize>(__TAURI_INVOKE("did_update", { number, patch })),
-	didRemove: (number: string) => typedError<Did, ApiError_Serialize>(__TAURI_INVOKE("did_remove", { number })),
+	didList: (tenant: string) => typedError<Did_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("did_list", { tenant })),
+	didAdd: (input: NewDid_Deserialize) => typedError<Did_Serialize, ApiError_Serialize>(__TAURI_INVOKE("did_add", { input })),
+	didUpdate: (number: string, patch: DidPatch_Deserialize) => typedError<Did_Serialize, ApiError_Serialize>(__TAURI_INVOKE("did_update", { number, patch })),
+	didRemove: (number: string) => typedError<Did_Serialize, ApiError_Serialize>(__TAURI_INVOKE("did_remove", { number })),
 	trunkList: (pbx: string) => typedError<Trunk_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("trunk_list", { pbx })),
 	trunkAdd: (input: NewTrunk_Deserialize) => typedError<Trunk_Serialize, ApiError_Serialize>(__TAURI_INVOKE("trunk_add", { input })),
 	trunkUpdate: (pbx: string, name: string, patch: TrunkPatch_Deserialize) => typedError<Trunk_Serialize, ApiError_Serialize>(__TAURI_INVOKE("trunk_update", { pbx, name, patch })),
@@ -131,7 +131,28 @@ export type Device = {
 };
 
 /**  An inbound number and where it goes. */
-export type Did = {
+export type Did = Did_Serialize | Did_Deserialize;
+
+export type DidPatch = DidPatch_Serialize | DidPatch_Deserialize;
+
+export type DidPatch_Deserialize = {
+	label?: string | null,
+	destination?: string | null,
+	/**  Empty clears. */
+	trunk?: string | null,
+	expected_version?: number | null,
+};
+
+export type DidPatch_Serialize = {
+	label: string | null,
+	destination: string | null,
+	/**  Empty clears. */
+	trunk: string | null,
+	expected_version: number | null,
+};
+
+/**  An inbound number and where it goes. */
+export type Did_Deserialize = {
 	id: number,
 	tenant: string,
 	/**  E.164. */
@@ -139,21 +160,23 @@ export type Did = {
 	label: string,
 	/**  "user:EXT", "voicemail:EXT", "external:+NUMBER" or "hangup". */
 	destination: string,
+	/**  The trunk (provider) that delivers it, when known. */
+	trunk?: string | null,
 	version: number,
 };
 
-export type DidPatch = DidPatch_Serialize | DidPatch_Deserialize;
-
-export type DidPatch_Deserialize = {
-	label?: string | null,
-	destination?: string | null,
-	expected_version?: number | null,
-};
-
-export type DidPatch_Serialize = {
-	label: string | null,
-	destination: string | null,
-	expected_version: number | null,
+/**  An inbound number and where it goes. */
+export type Did_Serialize = {
+	id: number,
+	tenant: string,
+	/**  E.164. */
+	number: string,
+	label: string,
+	/**  "user:EXT", "voicemail:EXT", "external:+NUMBER" or "hangup". */
+	destination: string,
+	/**  The trunk (provider) that delivers it, when known. */
+	trunk: string | null,
+	version: number,
 };
 
 export type Diff = {
@@ -229,6 +252,8 @@ export type NewDid_Deserialize = {
 	country?: string | null,
 	label?: string | null,
 	destination: string,
+	/**  The trunk (provider) that delivers it. */
+	trunk?: string | null,
 };
 
 export type NewDid_Serialize = {
@@ -239,6 +264,8 @@ export type NewDid_Serialize = {
 	country: string | null,
 	label: string | null,
 	destination: string,
+	/**  The trunk (provider) that delivers it. */
+	trunk: string | null,
 };
 
 export type NewPbx = NewPbx_Serialize | NewPbx_Deserialize;

@@ -562,13 +562,16 @@ enum DidCmd {
         /// As typed; a national form needs --country.
         #[arg(long)]
         number: String,
-        /// ISO country for national forms, e.g. CH, DE, US.
+        /// ISO country for national forms, e.g. CH, DE, US (the tenant's when absent).
         #[arg(long)]
         country: Option<String>,
         #[arg(long)]
         label: Option<String>,
         #[arg(long)]
         destination: String,
+        /// The trunk (provider) that delivers the number.
+        #[arg(long)]
+        trunk: Option<String>,
     },
     List {
         #[arg(long)]
@@ -581,6 +584,9 @@ enum DidCmd {
         label: Option<String>,
         #[arg(long)]
         destination: Option<String>,
+        /// The trunk that delivers it; empty clears.
+        #[arg(long)]
+        trunk: Option<String>,
         #[arg(long)]
         expected_version: Option<i64>,
     },
@@ -986,6 +992,7 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 country,
                 label,
                 destination,
+                trunk,
             } => Box::new(
                 ws.did_add(
                     me,
@@ -995,6 +1002,7 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                         country: country.clone(),
                         label: label.clone(),
                         destination: destination.clone(),
+                        trunk: trunk.clone(),
                     },
                 )
                 .await?,
@@ -1004,6 +1012,7 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                 number,
                 label,
                 destination,
+                trunk,
                 expected_version,
             } => Box::new(
                 ws.did_update(
@@ -1012,6 +1021,7 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
                     &DidPatch {
                         label: label.clone(),
                         destination: destination.clone(),
+                        trunk: trunk.clone(),
                         expected_version: *expected_version,
                     },
                 )

@@ -361,13 +361,14 @@ impl Human for Did {
 impl Human for Vec<Did> {
     fn human(&self) -> String {
         table(
-            &["NUMBER", "LABEL", "DESTINATION", "TENANT"],
+            &["NUMBER", "LABEL", "DESTINATION", "TRUNK", "TENANT"],
             self.iter()
                 .map(|d| {
                     vec![
                         d.number.clone(),
                         d.label.clone(),
                         d.destination.clone(),
+                        opt(&d.trunk),
                         d.tenant.clone(),
                     ]
                 })

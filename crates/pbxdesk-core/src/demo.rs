@@ -135,6 +135,7 @@ pub async fn seed(ws: &Workspace, actor: &Actor) -> Result<bool> {
                     tenant: slug.into(),
                     number: number.into(),
                     destination: destination.into(),
+                    trunk: Some(trunk.into()),
                     ..NewDid::default()
                 },
             )

@@ -314,6 +314,8 @@ pub struct Did {
     pub label: String,
     /// "user:EXT", "voicemail:EXT", "external:+NUMBER" or "hangup".
     pub destination: String,
+    /// The trunk (provider) that delivers it, when known.
+    pub trunk: Option<String>,
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub version: i64,
 }
@@ -328,6 +330,8 @@ pub struct NewDid {
     pub country: Option<String>,
     pub label: Option<String>,
     pub destination: String,
+    /// The trunk (provider) that delivers it.
+    pub trunk: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -335,6 +339,8 @@ pub struct NewDid {
 pub struct DidPatch {
     pub label: Option<String>,
     pub destination: Option<String>,
+    /// Empty clears.
+    pub trunk: Option<String>,
     #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
     pub expected_version: Option<i64>,
 }

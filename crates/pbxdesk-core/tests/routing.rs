@@ -253,11 +253,29 @@ async fn routing_is_configured_rendered_diffed_and_traced(h: &Harness) {
                 country: None,
                 label: None,
                 destination: "user:100".into(),
+                trunk: Some("sipcall".into()),
             },
         )
         .await
         .unwrap();
-    assert_eq!(d.number, "+41445551200");
+    assert_eq!(
+        (d.number.as_str(), d.trunk.as_deref()),
+        ("+41445551200", Some("sipcall"))
+    );
+    let e = ws
+        .did_add(
+            &me,
+            &NewDid {
+                tenant: "acme".into(),
+                number: "+41445551201".into(),
+                destination: "hangup".into(),
+                trunk: Some("ghost".into()),
+                ..NewDid::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("trunk"), "{e}");
 
     // Render, offline; secrets masked unless asked for.
     let r = ws.pbx_render(&me, "pbx1", false).await.unwrap();

@@ -831,6 +831,7 @@ async fn dids_are_normalized_unique_and_point_at_something_real(h: &Harness) {
                 country: Some("CH".into()),
                 label: Some("Main line".into()),
                 destination: "user:100".into(),
+                trunk: None,
             },
         )
         .await

@@ -45,6 +45,7 @@ fn big() -> Snapshot {
                 } else {
                     Destination::User(1000 + i)
                 },
+                trunk: Some("main".into()),
             })
             .collect();
         let rule = |p: &str, allow: bool, strip: u32, prepend: &str| Rule {

@@ -85,6 +85,8 @@ pub struct Did {
     pub number: String,
     pub label: String,
     pub destination: Destination,
+    /// The trunk (provider) that delivers it, when known.
+    pub trunk: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

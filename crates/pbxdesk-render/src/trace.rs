@@ -216,7 +216,10 @@ pub fn trace_inbound(s: &Snapshot, number: &str) -> Trace {
                 } else {
                     format!("DID {} ({})", d.number, d.label)
                 },
-                format!("tenant {} ({})", t.slug, t.name),
+                match &d.trunk {
+                    Some(k) => format!("tenant {} ({}), delivered by trunk {k}", t.slug, t.name),
+                    None => format!("tenant {} ({})", t.slug, t.name),
+                },
             ));
             if !t.active {
                 path.push(hop(

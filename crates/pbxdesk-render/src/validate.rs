@@ -223,6 +223,15 @@ pub fn validate_tenant(t: &Tenant, trunks: &[Trunk]) -> Vec<Finding> {
             || te(format!("DID {}", d.number)),
             &d.destination,
         );
+        if let Some(name) = &d.trunk {
+            let de = || te(format!("DID {}", d.number));
+            match trunks.iter().find(|k| &k.name == name) {
+                None => f.error("did.trunk_missing", de(), format!("is delivered by trunk {name:?}, which does not exist"), "create the trunk or clear the DID's trunk"),
+                Some(k) if !k.tenants.contains(&t.slug) => f.error("did.trunk_forbidden", de(), format!("is delivered by trunk {name}, which tenant {} may not use", t.slug), "allow the tenant on the trunk"),
+                Some(k) if !k.enabled => f.warn("did.trunk_disabled", de(), format!("is delivered by trunk {name}, which is disabled: calls to it will not arrive"), "enable the trunk"),
+                Some(_) => {}
+            }
+        }
     }
     check_destination(
         &mut f,

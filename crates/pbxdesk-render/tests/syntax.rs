@@ -231,6 +231,7 @@ fn a_value_that_cannot_be_written_is_refused_and_reported() {
     s.trunks[0].password = Some("pw;--evil".into());
     s.trunks[1].host = "evil.example]\n[x".into();
     s.tenants[0].dids[0].destination = Destination::User(4242);
+    s.tenants[0].dids[0].trunk = Some("nowhere".into());
     let r = render_pbx(&s);
     assert!(r.has_errors());
     assert!(
@@ -241,6 +242,7 @@ fn a_value_that_cannot_be_written_is_refused_and_reported() {
     let text = serde_json::to_string(&r.findings).unwrap();
     assert!(!text.contains("pw;--evil"), "a password is never echoed");
     assert!(text.contains("destination.dangling"), "{text}");
+    assert!(text.contains("did.trunk_missing"), "{text}");
     for f in r.findings.iter().filter(|f| f.is_error()) {
         assert!(!f.entity.is_empty() && !f.fix.is_empty());
     }

@@ -27,6 +27,11 @@ fn inbound_numbers_go_where_the_dialplan_sends_them() {
         ]
     );
     assert_eq!(t.path[2].detail, "acme-100, acme-100-desk");
+    assert!(
+        t.path[0].detail.contains("delivered by trunk sipcall"),
+        "{:?}",
+        t.path[0]
+    );
     assert!(t.path[2].title.contains("25 s"));
 
     // Without '+', as some providers send it.

@@ -4,16 +4,25 @@
 use super::audit::{record, Change};
 use super::tenant::{check_version, TenantKey};
 use super::{Actor, Workspace};
-use crate::domain::{DialingPlan, DidDestination, DisplayName, E164};
+use crate::domain::{DialingPlan, DidDestination, DisplayName, TrunkName, E164};
 use crate::error::{Error, Result};
 use crate::model::{Did, DidPatch, NewDid};
 use crate::store::{classify, db_error, DbFailure};
 use sqlx::AnyConnection;
 
 const DID_SELECT: &str =
-    "SELECT d.id, t.slug, d.number, d.label, d.destination, d.version, d.tenant_id FROM dids d JOIN tenants t ON t.id = d.tenant_id";
+    "SELECT d.id, t.slug, d.number, d.label, d.destination, d.version, d.tenant_id, d.trunk FROM dids d JOIN tenants t ON t.id = d.tenant_id";
 
-type DidRow = (i64, String, String, String, String, i64, i64);
+type DidRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+);
 
 fn did_from_row(r: DidRow) -> (Did, i64) {
     (
@@ -23,6 +32,7 @@ fn did_from_row(r: DidRow) -> (Did, i64) {
             number: r.2,
             label: r.3,
             destination: r.4,
+            trunk: r.7,
             version: r.5,
         },
         r.6,
@@ -30,6 +40,30 @@ fn did_from_row(r: DidRow) -> (Did, i64) {
 }
 
 impl Workspace {
+    /// A DID's trunk must be a trunk of the tenant's PBX.
+    async fn check_did_trunk(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantKey,
+        trunk: &str,
+    ) -> Result<()> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks k JOIN tenants t ON t.pbx_id = k.pbx_id WHERE t.id = $1 AND k.name = $2")
+            .bind(tenant.id)
+            .bind(trunk)
+            .fetch_one(conn)
+            .await
+            .map_err(db_error)?;
+        if n == 0 {
+            return Err(crate::error::ValidationError::new(
+                "trunk",
+                trunk,
+                "a trunk of the tenant's PBX (see `trunk list`)",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     pub(crate) async fn tenant_country(&self, tenant_id: i64) -> Result<String> {
         sqlx::query_scalar("SELECT country FROM tenants WHERE id = $1")
             .bind(tenant_id)
@@ -84,19 +118,30 @@ impl Workspace {
         let number = E164::normalize(&input.number, DialingPlan::for_country(&country)?)?;
         let label = DisplayName::parse("label", input.label.as_deref().unwrap_or(number.as_str()))?;
         let destination = DidDestination::parse(&input.destination)?;
+        let trunk = input
+            .trunk
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(TrunkName::parse)
+            .transpose()?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         self.check_destination(&mut w.tx, &tenant, &destination)
             .await?;
+        if let Some(t) = &trunk {
+            self.check_did_trunk(&mut w.tx, &tenant, t.as_str()).await?;
+        }
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO dids (pbx_id, tenant_id, number, label, destination, version, created_at, updated_at) \
-             SELECT pbx_id, id, $1, $2, $3, 1, $4, $4 FROM tenants WHERE id = $5 RETURNING id",
+            "INSERT INTO dids (pbx_id, tenant_id, number, label, destination, version, created_at, updated_at, trunk) \
+             SELECT pbx_id, id, $1, $2, $3, 1, $4, $4, $6 FROM tenants WHERE id = $5 RETURNING id",
         )
         .bind(number.as_str())
         .bind(label.as_str())
         .bind(destination.to_string())
         .bind(now)
         .bind(tenant.id)
+        .bind(trunk.as_ref().map(|t| t.as_str().to_owned()))
         .fetch_one(&mut *w.tx)
         .await
         .map_err(|e| match classify(&e) {
@@ -109,6 +154,7 @@ impl Workspace {
             number: number.to_string(),
             label: label.to_string(),
             destination: destination.to_string(),
+            trunk: trunk.map(|t| t.to_string()),
             version: 1,
         };
         let c = Change {
@@ -171,6 +217,14 @@ impl Workspace {
             .as_deref()
             .map(DidDestination::parse)
             .transpose()?;
+        let trunk = patch
+            .trunk
+            .as_deref()
+            .map(|t| match t.trim() {
+                "" => Ok(None),
+                t => TrunkName::parse(t).map(Some),
+            })
+            .transpose()?;
         let (before, tenant) = self.did_by_number(actor, number).await?;
         check_version(
             "DID",
@@ -183,14 +237,21 @@ impl Workspace {
         if let Some(d) = &destination {
             self.check_destination(&mut w.tx, &tenant, d).await?;
         }
+        if let Some(Some(t)) = &trunk {
+            self.check_did_trunk(&mut w.tx, &tenant, t.as_str()).await?;
+        }
         let done = sqlx::query(
-            "UPDATE dids SET label = $1, destination = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5",
+            "UPDATE dids SET label = $1, destination = $2, version = version + 1, updated_at = $3, trunk = $6 WHERE id = $4 AND version = $5",
         )
         .bind(label.as_ref().map_or(before.label.clone(), |l| l.to_string()))
         .bind(destination.as_ref().map_or(before.destination.clone(), |d| d.to_string()))
         .bind(now)
         .bind(before.id)
         .bind(before.version)
+        .bind(match &trunk {
+            Some(t) => t.as_ref().map(ToString::to_string),
+            None => before.trunk.clone(),
+        })
         .execute(&mut *w.tx)
         .await
         .map_err(db_error)?;

@@ -146,19 +146,20 @@ impl Workspace {
                 devices: devices_of.remove(&id).unwrap_or_default(),
             });
         }
-        let dids: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT tenant_id, number, label, destination FROM dids WHERE pbx_id = $1",
+        let dids: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT tenant_id, number, label, destination, trunk FROM dids WHERE pbx_id = $1",
         )
         .bind(pbx.id)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
-        for (tenant_id, number, label, dest) in dids {
+        for (tenant_id, number, label, dest, trunk) in dids {
             if let Some(t) = by_id.get_mut(&tenant_id) {
                 t.dids.push(snap::Did {
                     number,
                     label,
                     destination: destination(&dest)?,
+                    trunk,
                 });
             }
         }

@@ -43,6 +43,7 @@ pub fn did(number: &str, label: &str, destination: Destination) -> Did {
         number: number.into(),
         label: label.into(),
         destination,
+        trunk: None,
     }
 }
 
@@ -89,7 +90,10 @@ pub fn golden_snapshot() -> Snapshot {
         default_policy: Some("default".into()),
         users: vec![anna, bruno, carla],
         dids: vec![
-            did("+41445551200", "Main line", Destination::User(100)),
+            Did {
+                trunk: Some("sipcall".into()),
+                ..did("+41445551200", "Main line", Destination::User(100))
+            },
             did(
                 "+41445551201",
                 "Anna's voicemail",
