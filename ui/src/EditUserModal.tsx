@@ -1,4 +1,14 @@
-import { Alert, Button, Group, Modal, Stack, Switch, Table, TextInput } from "@mantine/core";
+import {
+  Alert,
+  Button,
+  Group,
+  Modal,
+  NumberInput,
+  Stack,
+  Switch,
+  Table,
+  TextInput,
+} from "@mantine/core";
 import { useEffect, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import { commands, type User } from "./bindings";
@@ -16,6 +26,8 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
   const [forward, setForward] = useState("");
   const [dnd, setDnd] = useState(false);
   const [voicemail, setVoicemail] = useState(true);
+  const [ringSeconds, setRingSeconds] = useState(25);
+  const [policy, setPolicy] = useState("");
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState(false);
 
@@ -27,6 +39,8 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
     setForward(user.forward_target ?? "");
     setDnd(user.dnd);
     setVoicemail(user.voicemail_enabled);
+    setRingSeconds(user.ring_seconds);
+    setPolicy(user.policy ?? "");
     setErrors({});
   }, [user]);
 
@@ -48,6 +62,8 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
           voicemail_pin: null,
           dnd,
           forward_target: forward,
+          ring_seconds: ringSeconds,
+          policy,
           // Refused if someone else changed the user since this dialog opened.
           expected_version: user.version,
         }),
@@ -95,6 +111,23 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
             onChange={(e) => setForward(e.currentTarget.value)}
             error={errors.forward_target}
           />
+          <Group grow>
+            <NumberInput
+              label="Ring time (seconds)"
+              min={5}
+              max={300}
+              value={ringSeconds}
+              onChange={(v) => setRingSeconds(Number(v) || 0)}
+              error={errors.ring_seconds}
+            />
+            <TextInput
+              label="Outbound policy"
+              description="Empty: the tenant's default"
+              value={policy}
+              onChange={(e) => setPolicy(e.currentTarget.value)}
+              error={errors.policy}
+            />
+          </Group>
           <Group>
             <Switch
               label="Voicemail"
