@@ -241,6 +241,34 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// What `dialplan show CONTEXT` reports for one context: the summary line Asterisk prints
+/// under it (capture s3_reload_ok_04: `-= 2 extensions (6 priorities) in 1 context. =-`;
+/// `cli/dialplan_show_pbx_generated.txt`: `-= 1 extension (4 priorities) ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextCount {
+    pub extensions: u32,
+    pub priorities: u32,
+}
+
+/// Reads the summary of `dialplan show CONTEXT`; `None` when Asterisk says the context does not
+/// exist (capture s4_reload_broken_include_04: "There is no existence of 'pbx-test' context").
+pub fn parse_dialplan_show(lines: &[String]) -> Option<ContextCount> {
+    lines.iter().rev().find_map(|l| {
+        let rest = l.trim().strip_prefix("-= ")?;
+        let (ext, rest) = rest.split_once(' ')?;
+        let rest = rest
+            .strip_prefix("extensions (")
+            .or_else(|| rest.strip_prefix("extension ("))?;
+        let (prio, rest) = rest.split_once(' ')?;
+        rest.starts_with("priorit").then_some(()).and_then(|()| {
+            Some(ContextCount {
+                extensions: ext.parse().ok()?,
+                priorities: prio.parse().ok()?,
+            })
+        })
+    })
+}
+
 /// A response and, for list actions, the events that belong to it (without the closing
 /// `...Complete` event, which is in `complete`).
 #[derive(Debug, Clone)]
@@ -450,6 +478,24 @@ impl Client {
             ok: reply.response.is_success(),
             lines: reply.response.all("Output").map(str::to_owned).collect(),
         })
+    }
+
+    /// What Asterisk has loaded for one context (`dialplan show`, so this needs the `command`
+    /// class); `None` when the context is not loaded. The name is checked first: it goes into
+    /// a CLI command line.
+    pub async fn dialplan_context(&self, context: &str) -> Result<Option<ContextCount>, AmiError> {
+        let ok = (1..=79).contains(&context.len())
+            && context
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(AmiError::InvalidInput {
+                what: "context",
+                reason: format!("{context:?}: 1 to 79 of letters, digits, '_', '-'"),
+            });
+        }
+        let out = self.command(&format!("dialplan show {context}")).await?;
+        Ok(parse_dialplan_show(&out.lines))
     }
 
     /// Reloads one module (e.g. `pbx_config`); `Err` when Asterisk reports the reload failed.

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::zombie_processes)] // test support: fail loudly
 
+pub mod asterisk;
+
 use crate::ami::Parser;
 use crate::ssh::{Auth, Target};
 use std::os::unix::fs::PermissionsExt;
