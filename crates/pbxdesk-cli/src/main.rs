@@ -13,7 +13,9 @@ use pbxdesk_core::model::{
     AuditQuery, DidPatch, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk, NewUser,
     PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch, UserPatch,
 };
-use pbxdesk_core::service::{parse_rule, KeySource, Location, OpenOptions};
+use pbxdesk_core::service::{
+    parse_rule, ApplyOptions, ApplyOutcome, KeySource, Location, OpenOptions,
+};
 use pbxdesk_core::{paths, Actor, Error, ErrorCode, ValidationError, Workspace};
 use secrecy::SecretString;
 use std::io::Read;
@@ -97,6 +99,21 @@ enum Command {
     Diff {
         #[arg(long)]
         pbx: String,
+    },
+    /// Take the workspace to the PBX: render, validate, refuse drift, lock, back up, upload,
+    /// reload, verify what Asterisk loaded, sync the realtime rows; restore on any failure.
+    Apply {
+        #[arg(long)]
+        pbx: String,
+        /// Show what would change and touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace generated files someone changed on the PBX by hand.
+        #[arg(long)]
+        overwrite_drift: bool,
+        /// Add pbxdesk's `#tryinclude` lines to extensions.conf, pjsip.conf, voicemail.conf.
+        #[arg(long)]
+        add_includes: bool,
     },
     /// Where a call to NUMBER goes: a DID, or (with --from) what a user dials.
     Trace {
@@ -786,10 +803,15 @@ async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
         ));
     }
     let me = actor(ws, cli).await?;
-    with_actor(ws, &me, &cli.command).await
+    with_actor(ws, &me, &cli.command, cli.json).await
 }
 
-async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box<dyn Show>, Error> {
+async fn with_actor(
+    ws: &Workspace,
+    me: &Actor,
+    command: &Command,
+    json: bool,
+) -> Result<Box<dyn Show>, Error> {
     Ok(match command {
         Command::Pbx(PbxCmd::Add { name, profile }) => Box::new(
             ws.pbx_add(
@@ -1040,6 +1062,28 @@ async fn with_actor(ws: &Workspace, me: &Actor, command: &Command) -> Result<Box
             Box::new(write_render(&r, out)?)
         }
         Command::Diff { pbx } => Box::new(ws.pbx_diff(me, pbx).await?),
+        Command::Apply {
+            pbx,
+            dry_run,
+            overwrite_drift,
+            add_includes,
+        } => {
+            let opts = ApplyOptions {
+                dry_run: *dry_run,
+                overwrite_drift: *overwrite_drift,
+                add_includes: *add_includes,
+            };
+            let report = ws.pbx_apply(me, pbx, &opts).await?;
+            if report.outcome == ApplyOutcome::RolledBack {
+                // Printed, then a non-zero exit: the PBX runs what it ran before.
+                print_ok(&report, json);
+                return Err(Error::Conflict(format!(
+                    "the apply failed at \"{}\" and the PBX was restored",
+                    report.failed.clone().unwrap_or_default()
+                )));
+            }
+            Box::new(report)
+        }
         Command::Trace { pbx, number, from } => {
             Box::new(ws.pbx_trace(me, pbx, number, from.as_deref()).await?)
         }

@@ -5,7 +5,7 @@ use pbxdesk_core::model::{
     AuditEntry, CheckLine, Device, Did, Operator, Pbx, Policy, PolicyRule, RevealedDevice, Tenant,
     Trunk, User, UserSummary,
 };
-use pbxdesk_core::service::PbxDiff;
+use pbxdesk_core::service::{ApplyReport, PbxDiff};
 use pbxdesk_core::Error;
 use pbxdesk_render::{Finding, Severity, Trace};
 use serde::Serialize;
@@ -619,6 +619,27 @@ impl Human for Trace {
             if !h.detail.is_empty() {
                 s.push_str(&format!("   {}\n", h.detail));
             }
+        }
+        s
+    }
+}
+
+impl Human for ApplyReport {
+    fn human(&self) -> String {
+        let mut s = format!("PBX {}: {:?}: {}\n", self.pbx, self.outcome, self.summary);
+        for st in &self.steps {
+            s.push_str(&format!(
+                "  {} {:<34} {:>6} ms  {}\n",
+                if st.ok { "ok  " } else { "FAIL" },
+                st.step,
+                st.ms,
+                st.detail
+            ));
+        }
+        if let Some(f) = &self.failed {
+            s.push_str(&format!(
+                "failed at: {f}; the files were restored and the old dialplan reloaded\n"
+            ));
         }
         s
     }

@@ -181,6 +181,7 @@ fn main() {
                 mailboxes: Some(format!("{}@t{}", 1000 + i % 1000, i / 1000)),
                 nat: true,
                 max_contacts: 1,
+                set_var: None,
             })
             .collect();
         let t = Instant::now();

@@ -91,6 +91,8 @@ pub struct Device {
     pub mailboxes: Option<String>,
     /// force_rport, rewrite_contact and rtp_symmetric.
     pub nat: bool,
+    /// `VAR=value` set on the device's channels (pbxdesk: `PBXDESK_EXT=100`).
+    pub set_var: Option<String>,
     pub max_contacts: u32,
 }
 
@@ -118,6 +120,7 @@ impl Device {
             ("context", &self.context),
             ("allow", &self.allow),
             ("callerid", &self.callerid),
+            ("set_var", self.set_var.as_ref().unwrap_or(&String::new())),
         ] {
             if v.contains(['\r', '\n', '\0']) {
                 return Err(RealtimeError::Invalid {
@@ -143,6 +146,7 @@ impl Device {
         c.insert("rtp_symmetric", yes_no(self.nat));
         c.insert("callerid", Some(self.callerid.clone()));
         c.insert("mailboxes", self.mailboxes.clone());
+        c.insert("set_var", self.set_var.clone());
         c
     }
 
@@ -276,6 +280,7 @@ impl Realtime {
             mailboxes: None,
             nat: false,
             max_contacts: 0,
+            set_var: None,
         };
         for (i, table) in TABLES.iter().enumerate() {
             let cols: Vec<&str> = wanted_columns(&sample, table).keys().copied().collect();

@@ -357,6 +357,39 @@ impl Connection {
         }
     }
 
+    /// Creates one folder; `false` when it already exists. Creating a folder is atomic on the
+    /// PBX's filesystem, which makes it a lock every laptop can take.
+    pub fn create_dir(&self, path: &str) -> Result<bool, SshError> {
+        let p = checked_path(path)?;
+        match self.sftp.mkdir(&p, 0o700) {
+            Ok(()) => Ok(true),
+            Err(e) => match self.sftp.stat(&p) {
+                Ok(st) if st.is_dir() => Ok(false),
+                _ => Err(remote("mkdir", path, e)),
+            },
+        }
+    }
+
+    /// Removes a file; an absent file is fine.
+    pub fn remove_file(&self, path: &str) -> Result<(), SshError> {
+        let p = checked_path(path)?;
+        match self.sftp.unlink(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if is_no_such_file(&e) => Ok(()),
+            Err(e) => Err(remote("remove", path, e)),
+        }
+    }
+
+    /// Removes an empty folder; an absent one is fine.
+    pub fn remove_dir(&self, path: &str) -> Result<(), SshError> {
+        let p = checked_path(path)?;
+        match self.sftp.rmdir(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if is_no_such_file(&e) => Ok(()),
+            Err(e) => Err(remote("rmdir", path, e)),
+        }
+    }
+
     pub fn mkdir_p(&self, path: &str) -> Result<(), SshError> {
         checked_path(path)?;
         self.exec(&format!("mkdir -p -- {}", quote(path)), "mkdir")

@@ -87,6 +87,7 @@ fn device(id: &str, md5: bool) -> Device {
         mailboxes: Some(format!("{id}@acme")),
         nat: true,
         max_contacts: 1,
+        set_var: None,
     }
 }
 

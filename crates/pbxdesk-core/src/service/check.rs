@@ -24,13 +24,15 @@ fn line(item: &str, ok: bool, detail: impl Into<String>, fix: Option<&str>) -> C
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Store(format!("background task failed: {e}")))
 }
 
-fn target(pbx: &Pbx, ssh_secret: Option<SecretString>) -> Target {
+pub(super) fn target(pbx: &Pbx, ssh_secret: Option<SecretString>) -> Target {
     let auth = match pbx.ssh_auth {
         SshAuth::Key => Auth::KeyFile {
             path: pbx.ssh_key_path.clone().unwrap_or_default().into(),

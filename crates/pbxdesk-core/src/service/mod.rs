@@ -3,6 +3,7 @@
 //! and its audit entry in one transaction.
 
 mod access;
+mod apply;
 mod audit;
 mod check;
 mod device;
@@ -16,6 +17,7 @@ mod trunk;
 mod user;
 
 pub use access::Actor;
+pub use apply::{ApplyOptions, ApplyOutcome, ApplyReport, ApplyStep};
 pub use policy::parse_rule;
 pub use render::{masked, PbxDiff};
 

@@ -1,0 +1,341 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
+//! The guarded apply end to end: Debian's OpenSSH server on loopback plays the PBX (its config
+//! folder a temporary folder holding the captured Asterisk 22 config files), the stateful
+//! Asterisk double loads the dialplan from that folder by the captured rules and answers AMI,
+//! and this machine's MariaDB holds Asterisk's realtime tables. AMI and MariaDB are reached
+//! through SSH tunnels, as in production. Faults are injected and the PBX must end exactly in
+//! the old state or exactly in the new one.
+
+mod harness;
+
+use pbxdesk_core::domain::SshAuth;
+use pbxdesk_core::model::{AuditQuery, PbxPatch, UserPatch};
+use pbxdesk_core::service::{ApplyOptions, ApplyOutcome};
+use pbxdesk_core::{demo, Actor, ErrorCode, Workspace};
+use pbxdesk_remote::realtime::ASTERISK22_SCHEMA;
+use pbxdesk_remote::testkit::asterisk::{start_asterisk, AsteriskDouble};
+use pbxdesk_remote::testkit::{whoami, Sshd};
+use sqlx::{Executor, MySqlPool};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+struct Pbx {
+    sshd: Sshd,
+    ast: AsteriskDouble,
+    db: MySqlPool,
+}
+
+/// Reads the product's files from the "PBX" folder.
+fn product_files(etc: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for sub in [
+        "extensions.d/pbxdesk",
+        "pjsip.d/pbxdesk",
+        "voicemail.d/pbxdesk",
+    ] {
+        if let Ok(rd) = std::fs::read_dir(etc.join(sub)) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".conf") {
+                    out.insert(
+                        format!("{sub}/{name}"),
+                        std::fs::read_to_string(e.path()).unwrap(),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn endpoints(db: &MySqlPool) -> BTreeMap<String, (String, Option<String>)> {
+    sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+        "SELECT id, callerid, set_var FROM ps_endpoints",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id, cid, sv)| (id, (cid.unwrap_or_default(), sv)))
+    .collect()
+}
+
+async fn setup(ws: &Workspace, me: &Actor, tag: &str) -> Pbx {
+    let sshd = Sshd::start();
+    let etc = sshd.etc();
+    std::fs::create_dir_all(etc.join("extensions.d")).unwrap();
+    std::fs::write(
+        etc.join("extensions.conf"),
+        fixture("asterisk22-extensions.conf"),
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("extensions.d/00-pbx-base.conf"),
+        fixture("asterisk22-00-pbx-base.conf"),
+    )
+    .unwrap();
+    std::fs::write(etc.join("pjsip.conf"), fixture("asterisk22-pjsip.conf")).unwrap();
+    std::fs::write(
+        etc.join("voicemail.conf"),
+        fixture("asterisk22-voicemail.conf"),
+    )
+    .unwrap();
+    let ast = start_asterisk(etc.clone()).await;
+    let ami_port: u16 = ast.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let name = format!("pbxdesk_apply_{tag}_{}", std::process::id());
+    let admin = MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql")
+        .await
+        .expect("MariaDB is required");
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let db = MySqlPool::connect(&format!("mysql://root@127.0.0.1:3306/{name}"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(ASTERISK22_SCHEMA).execute(&db).await.unwrap();
+
+    demo::seed(ws, me).await.unwrap();
+    let profile = PbxPatch {
+        host: Some("127.0.0.1".into()),
+        ssh_port: Some(sshd.port),
+        ssh_user: Some(whoami()),
+        ssh_auth: Some(SshAuth::Key),
+        ssh_key_path: Some(sshd.key_path("user_key").display().to_string()),
+        config_dir: Some(etc.display().to_string()),
+        ami_port: Some(ami_port),
+        ami_user: Some("pbx".into()),
+        ami_secret: Some("pbx-secret-1".into()),
+        db_user: Some("root".into()),
+        db_name: Some(name),
+        ..Default::default()
+    };
+    ws.pbx_update(me, "demo-pbx", &profile).await.unwrap();
+    let fp = ws.pbx_probe_host_key(me, "demo-pbx").await.unwrap();
+    ws.pbx_trust(me, "demo-pbx", &fp).await.unwrap();
+    Pbx { sshd, ast, db }
+}
+
+fn reloads(ast: &AsteriskDouble) -> usize {
+    ast.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.starts_with("Reload:"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() {
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "a").await;
+    let etc = pbx.sshd.etc();
+
+    // The include line is added only with consent.
+    let e = ws
+        .pbx_apply(&me, "demo-pbx", &ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Conflict);
+    assert!(e.to_string().contains("--add-includes"), "{e}");
+    assert!(
+        product_files(&etc).is_empty(),
+        "nothing written before consent"
+    );
+
+    // A dry run previews and changes nothing.
+    let dry = ws
+        .pbx_apply(
+            &me,
+            "demo-pbx",
+            &ApplyOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, ApplyOutcome::DryRun);
+    assert_eq!(dry.diff.rows_added.len(), 16);
+    assert_eq!(reloads(&pbx.ast), 0);
+
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    assert!(rep.steps.iter().all(|s| s.ok), "{:?}", rep.steps);
+    let rendered = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
+    assert_eq!(
+        product_files(&etc),
+        rendered.files,
+        "the PBX holds exactly the render"
+    );
+    assert!(std::fs::read_to_string(etc.join("extensions.conf"))
+        .unwrap()
+        .contains("#tryinclude extensions.d/pbxdesk/*.conf"));
+    let rows = endpoints(&pbx.db).await;
+    assert_eq!(rows.len(), 16);
+    assert_eq!(
+        rows["acme-dental-100"].1.as_deref(),
+        Some("PBXDESK_EXT=100")
+    );
+    assert!(pbx
+        .ast
+        .dialplan
+        .lock()
+        .unwrap()
+        .contains_key("acme-dental_users"));
+    assert!(std::fs::read_dir(etc.join("pbxdesk-backups")).is_ok());
+    assert!(
+        !etc.join(".pbxdesk-apply.lock").exists(),
+        "the lock is released"
+    );
+    let verify = rep
+        .steps
+        .iter()
+        .find(|s| s.step == "verify dialplan")
+        .unwrap();
+    assert!(verify.detail.contains("loaded as rendered"), "{verify:?}");
+    assert!(
+        ws.pbx_diff(&me, "demo-pbx").await.unwrap().diff.is_empty(),
+        "recorded as last applied"
+    );
+
+    // Twice in a row with no change: nothing happens on the PBX.
+    let before = reloads(&pbx.ast);
+    let again = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(again.outcome, ApplyOutcome::NothingToDo);
+    assert_eq!(reloads(&pbx.ast), before);
+
+    // A change, and extensions.conf broken by hand: the reload reports the error (capture s5),
+    // the files go back, and the realtime rows were never touched.
+    let old_files = product_files(&etc);
+    let old_rows = endpoints(&pbx.db).await;
+    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
+    // A new ring time changes the dialplan (pbx_config is reloaded); the name, the mailbox and
+    // the realtime row.
+    ws.user_update(
+        &me,
+        ada,
+        &UserPatch {
+            name: Some("Ada King".into()),
+            ring_seconds: Some(40),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let main = std::fs::read_to_string(etc.join("extensions.conf")).unwrap();
+    std::fs::write(etc.join("extensions.conf"), format!("{main}\n[broken\n")).unwrap();
+    let failed = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(
+        failed.outcome,
+        ApplyOutcome::RolledBack,
+        "{:?}",
+        failed.steps
+    );
+    assert_eq!(failed.failed.as_deref(), Some("reload"));
+    assert_eq!(product_files(&etc), old_files, "exactly the old files");
+    assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
+    assert!(!etc.join(".pbxdesk-apply.lock").exists());
+    let audit = ws.audit_list(&me, &AuditQuery::default()).await.unwrap();
+    let applies: Vec<_> = audit.iter().filter(|a| a.action == "pbx.apply").collect();
+    assert_eq!(applies.len(), 2, "one applied, one rolled back");
+    let text = serde_json::to_string(&applies).unwrap();
+    assert!(text.contains("rolled_back") && text.contains("\"applied\""));
+    let pw = ws
+        .device_reveal(&me, ws.user_show(&me, ada).await.unwrap().devices[0].id)
+        .await
+        .unwrap()
+        .sip_password;
+    assert!(!text.contains(&pw), "no secret in the audit");
+
+    // Mended by hand, the same change applies.
+    std::fs::write(etc.join("extensions.conf"), main).unwrap();
+    let ok = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(ok.outcome, ApplyOutcome::Applied, "{:?}", ok.steps);
+    assert!(endpoints(&pbx.db).await["acme-dental-100"]
+        .0
+        .contains("Ada King"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_and_locks_are_respected() {
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "b").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+
+    // Another apply holds the lock: told who and since when; nothing changes.
+    std::fs::create_dir_all(etc.join(".pbxdesk-apply.lock")).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    std::fs::write(
+        etc.join(".pbxdesk-apply.lock/owner"),
+        format!("alice {now_ms}"),
+    )
+    .unwrap();
+    let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
+    assert!(e.to_string().contains("alice"), "{e}");
+    assert!(product_files(&etc).is_empty());
+    // A lock left by a crashed apply long ago is broken.
+    std::fs::write(etc.join(".pbxdesk-apply.lock/owner"), "ghost 1000").unwrap();
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    assert!(
+        rep.steps
+            .iter()
+            .any(|s| s.detail.contains("stale lock left by ghost")),
+        "{:?}",
+        rep.steps
+    );
+
+    // Someone edits a generated file by hand: the apply shows the drift and stops.
+    let f = etc.join("extensions.d/pbxdesk/tenant-globex.conf");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, format!("{text}; hand edit\n")).unwrap();
+    let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
+    assert!(
+        e.to_string().contains("tenant-globex.conf") && e.to_string().contains("--overwrite-drift"),
+        "{e}"
+    );
+    let rep = ws
+        .pbx_apply(
+            &me,
+            "demo-pbx",
+            &ApplyOptions {
+                overwrite_drift: true,
+                ..opts
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied);
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        text,
+        "the hand edit was replaced"
+    );
+}
