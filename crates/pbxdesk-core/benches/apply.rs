@@ -1,0 +1,199 @@
+//! `cargo bench -p pbxdesk-core --bench apply`: the guarded apply's figures against the test PBX
+//! (OpenSSH on loopback, the capture-faithful Asterisk double, MariaDB): a change applied to a
+//! PBX with 100 and with 1,000 users, an apply with nothing changed, and the apply's time
+//! against the bare floor of the same work (the same bytes uploaded over SFTP, the same reload
+//! and the same `dialplan show` commands) measured in the same run.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests and benches fail loudly by design
+
+#[path = "../tests/pbx_double/mod.rs"]
+mod pbx_double;
+
+use pbxdesk_core::model::{NewPolicy, NewTenant, NewUser, TrunkPatch, UserPatch};
+use pbxdesk_core::service::{
+    parse_rule, ApplyOptions, ApplyOutcome, KeySource, Location, OpenOptions,
+};
+use pbxdesk_core::Workspace;
+use pbxdesk_remote::ami::{Client, Options};
+use pbxdesk_remote::ssh::Connection;
+use secrecy::SecretString;
+use std::time::{Duration, Instant};
+
+fn p50(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    (
+        v[v.len() / 2].as_secs_f64() * 1e3,
+        v[v.len() - 1].as_secs_f64() * 1e3,
+    )
+}
+
+async fn run(users: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(OpenOptions::new(
+        Location::Sqlite(dir.path().join("ws.sqlite")),
+        KeySource::File(dir.path().join("ws.key")),
+    ))
+    .await
+    .unwrap();
+    let me = ws.local_owner().unwrap();
+    let pbx = pbx_double::setup(&ws, &me, &format!("bench{users}")).await;
+    // A tenant of `users` users on the demo PBX, with the demo trunk and a default policy.
+    ws.tenant_create(
+        &me,
+        &NewTenant {
+            name: "Bench".into(),
+            slug: Some("bench".into()),
+            pbx: "demo-pbx".into(),
+            ext_range: "2000-2999".into(),
+            country: Some("CH".into()),
+        },
+    )
+    .await
+    .unwrap();
+    ws.trunk_update(
+        &me,
+        "demo-pbx",
+        "swisscom",
+        &TrunkPatch {
+            tenants: Some(vec!["acme-dental".into(), "bench".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    ws.policy_add(
+        &me,
+        &NewPolicy {
+            tenant: "bench".into(),
+            name: "default".into(),
+            rules: vec![parse_rule("_0X. allow strip=1 prepend=+41 trunks=swisscom").unwrap()],
+            make_default: true,
+        },
+    )
+    .await
+    .unwrap();
+    let extra = users.saturating_sub(16); // the demo has 16
+    for i in 0..extra {
+        ws.user_create(
+            &me,
+            &NewUser {
+                tenant: "bench".into(),
+                name: format!("Bench User {i}"),
+                email: format!("u{i}@bench.example"),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let first = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(first.outcome, ApplyOutcome::Applied, "{:?}", first.steps);
+
+    // A change: one user's ring time (dialplan, so pbx_config reloads) and name (mailbox, row).
+    let target = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
+    let mut applies = Vec::new();
+    let mut floors = Vec::new();
+    let mut nothing = Vec::new();
+    let etc = pbx.sshd.etc().display().to_string();
+    let fp = pbx.sshd.fingerprint();
+    for round in 0..5u32 {
+        ws.user_update(
+            &me,
+            target,
+            &UserPatch {
+                ring_seconds: Some(20 + round),
+                name: Some(format!("Ada Round {round}")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let t = Instant::now();
+        let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+        applies.push(t.elapsed());
+        assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+        if round == 0 {
+            for s in &rep.steps {
+                println!("    {:<28} {:>6} ms  {}", s.step, s.ms, s.detail);
+            }
+        }
+
+        // The floor: the same changed files uploaded, the same reloads, the same shows.
+        let r = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
+        let changed: Vec<(String, Vec<u8>)> = rep
+            .diff
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    format!("{etc}/{}", f.path),
+                    r.files[&f.path].clone().into_bytes(),
+                )
+            })
+            .collect();
+        let (tg, fp2) = (pbx.sshd.target("user_key", None), fp.clone());
+        let t = Instant::now();
+        tokio::task::spawn_blocking(move || {
+            let c = Connection::open(&tg, Some(&fp2)).unwrap();
+            let refs: Vec<(&str, &[u8])> = changed
+                .iter()
+                .map(|(p, b)| (p.as_str(), b.as_slice()))
+                .collect();
+            c.write_files_atomic(&refs).unwrap();
+        })
+        .await
+        .unwrap();
+        let c = Client::connect(
+            &pbx.ast.addr,
+            "pbx",
+            &SecretString::from("pbx-secret-1"),
+            false,
+            Options::default(),
+        )
+        .await
+        .unwrap();
+        for s in rep.steps.iter().filter(|s| s.step == "reload") {
+            for m in s.detail.split(", ") {
+                c.reload(m).await.unwrap();
+            }
+        }
+        for ctx in r.contexts.keys() {
+            c.dialplan_context(ctx).await.unwrap();
+        }
+        let _ = c.logoff().await;
+        floors.push(t.elapsed());
+
+        let t = Instant::now();
+        let n = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+        nothing.push(t.elapsed());
+        assert_eq!(n.outcome, ApplyOutcome::NothingToDo);
+    }
+    let (a, amax) = p50(applies);
+    let (f, fmax) = p50(floors);
+    let (n, nmax) = p50(nothing);
+    println!(
+        "| apply a change, {users} users | 5 | {a:.0} | {amax:.0} | ≤ {} ms |",
+        if users <= 100 { 2000 } else { 5000 }
+    );
+    println!("| floor: same upload over SFTP + same reloads + same dialplan shows, {users} users | 5 | {f:.0} | {fmax:.0} | |");
+    println!(
+        "| ratio apply / floor, {users} users | | {:.2} | | ≤ 1.5 |",
+        a / f
+    );
+    println!("| apply with nothing changed, {users} users | 5 | {n:.0} | {nmax:.0} | ≤ 500 ms |");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    println!("| what | samples | p50 ms | max ms | target |\n|---|---|---|---|---|");
+    for users in [100u32, 1000] {
+        if only.as_deref().is_none_or(|o| o == users.to_string()) {
+            run(users).await;
+        }
+    }
+}
