@@ -370,6 +370,41 @@ impl Connection {
         }
     }
 
+    /// Writes a new file in a folder pbxdesk owns (a backup, the lock's owner note): SFTP only,
+    /// no rename, since nothing reads the file while it is written. Fsynced.
+    pub fn write_new(&self, path: &str, bytes: &[u8]) -> Result<(), SshError> {
+        let p = checked_path(path)?;
+        let mut f = self
+            .sftp
+            .open_mode(
+                &p,
+                ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::TRUNCATE,
+                0o600,
+                ssh2::OpenType::File,
+            )
+            .map_err(|e| remote("create", path, e))?;
+        f.write_all(bytes).map_err(|e| SshError::Remote {
+            op: "write",
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        f.fsync().map_err(|e| remote("fsync", path, e))
+    }
+
+    /// Creates a folder and its missing parents over SFTP (no shell started on the PBX).
+    pub fn create_dir_all(&self, path: &str) -> Result<(), SshError> {
+        checked_path(path)?;
+        let mut at = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            at.push('/');
+            at.push_str(part);
+            if self.sftp.stat(Path::new(&at)).is_err() {
+                self.create_dir(&at)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a file; an absent file is fine.
     pub fn remove_file(&self, path: &str) -> Result<(), SshError> {
         let p = checked_path(path)?;

@@ -108,7 +108,10 @@ fn read_product_files(c: &Connection, dir: &str) -> Result<BTreeMap<String, Stri
 /// Writes `files` (relative path -> content; `None` removes) in one batch.
 fn write_files(c: &Connection, dir: &str, files: &BTreeMap<String, Option<String>>) -> Result<()> {
     for sub in [DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR] {
-        c.mkdir_p(&format!("{dir}/{sub}")).map_err(conflict)?;
+        if files.iter().any(|(p, t)| t.is_some() && p.starts_with(sub)) {
+            c.create_dir_all(&format!("{dir}/{sub}"))
+                .map_err(conflict)?;
+        }
     }
     let writes: Vec<(String, Vec<u8>)> = files
         .iter()
@@ -477,26 +480,21 @@ impl Workspace {
                 .filter_map(|(p, t)| t.clone().map(|t| (p.clone(), t)))
                 .collect();
             move || -> std::result::Result<usize, String> {
+                // A new folder of pbxdesk's own: plain SFTP writes, no shell, no renames.
                 let base = format!("{d}/{BACKUP_DIR}/{stamp}");
-                for (p, _) in &files {
-                    let parent = format!("{base}/{p}");
-                    let parent = parent
+                let mut made = std::collections::BTreeSet::new();
+                for (p, text) in &files {
+                    let full = format!("{base}/{p}");
+                    let parent = full
                         .rsplit_once('/')
                         .map_or(base.clone(), |(a, _)| a.to_owned());
-                    c.mkdir_p(&parent).map_err(|e| e.to_string())?;
+                    if made.insert(parent.clone()) {
+                        c.create_dir_all(&parent).map_err(|e| e.to_string())?;
+                    }
+                    c.write_new(&full, text.as_bytes())
+                        .map_err(|e| e.to_string())?;
                 }
-                let owned: Vec<(String, Vec<u8>)> = files
-                    .iter()
-                    .map(|(p, t)| (format!("{base}/{p}"), t.clone().into_bytes()))
-                    .collect();
-                let refs: Vec<(&str, &[u8])> = owned
-                    .iter()
-                    .map(|(p, b)| (p.as_str(), b.as_slice()))
-                    .collect();
-                if !refs.is_empty() {
-                    c.write_files_atomic(&refs).map_err(|e| e.to_string())?;
-                }
-                Ok(refs.len())
+                Ok(files.len())
             }
         })
         .await
