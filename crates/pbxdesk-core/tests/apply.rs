@@ -225,3 +225,94 @@ async fn drift_and_locks_are_respected() {
         "the hand edit was replaced"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "c").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+
+    // Two applies at once: the PBX lock lets one through; never two writers.
+    let (a, b) = tokio::join!(
+        ws.pbx_apply(&me, "demo-pbx", &opts),
+        ws.pbx_apply(&me, "demo-pbx", &opts)
+    );
+    let outcomes: Vec<String> = [&a, &b]
+        .iter()
+        .map(|r| match r {
+            Ok(rep) => format!("{:?}", rep.outcome),
+            Err(e) => e.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "Applied").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.contains("another apply") || o == "NothingToDo"),
+        "{outcomes:?}"
+    );
+    let rendered = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
+    assert_eq!(product_files(&etc), rendered.files);
+
+    // The realtime transaction fails (a table gone): the files go back, the rows stay.
+    let old_files = product_files(&etc);
+    let old_rows = endpoints(&pbx.db).await;
+    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
+    ws.user_update(
+        &me,
+        ada,
+        &UserPatch {
+            name: Some("Ada Byron".into()),
+            ring_seconds: Some(33),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    sqlx::query("RENAME TABLE ps_aors TO ps_aors_gone")
+        .execute(&pbx.db)
+        .await
+        .unwrap();
+    let failed = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(
+        failed.outcome,
+        ApplyOutcome::RolledBack,
+        "{:?}",
+        failed.steps
+    );
+    assert_eq!(failed.failed.as_deref(), Some("sync realtime rows"));
+    assert_eq!(product_files(&etc), old_files, "exactly the old files");
+    assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
+    let last = failed.steps.last().unwrap();
+    assert_eq!(last.step, "unlock");
+    assert!(
+        failed
+            .steps
+            .iter()
+            .any(|s| s.step == "reload and verify the old state" && s.ok),
+        "{:?}",
+        failed.steps
+    );
+    // The old dialplan is what Asterisk runs again.
+    let d = pbx.ast.dialplan.lock().unwrap().clone();
+    assert!(d.contains_key("acme-dental_users"));
+
+    sqlx::query("RENAME TABLE ps_aors_gone TO ps_aors")
+        .execute(&pbx.db)
+        .await
+        .unwrap();
+    let ok = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(ok.outcome, ApplyOutcome::Applied, "{:?}", ok.steps);
+    assert!(endpoints(&pbx.db).await["acme-dental-100"]
+        .0
+        .contains("Ada Byron"));
+}

@@ -258,40 +258,23 @@ impl Workspace {
             .map_err(conflict)?,
         );
         let dir = pbx.config_dir.clone();
-        let on_pbx = blocking({
+        // Nothing to do: the PBX already runs this render. Decided before the lock, so such an
+        // apply touches nothing on the PBX.
+        let before_lock = blocking({
             let (c, d) = (conn.clone(), dir.clone());
             move || read_product_files(&c, &d)
         })
         .await??;
-        steps.done(
-            "read the PBX",
-            t,
-            true,
-            format!("{} pbxdesk file(s) on the PBX", on_pbx.len()),
-        );
-
-        // Drift: the PBX must hold what was last applied (or nothing of pbxdesk's yet).
-        let expected_now = last.as_ref().map(|l| l.files.clone()).unwrap_or_default();
-        let drifted: Vec<&String> = on_pbx
-            .keys()
-            .chain(expected_now.keys())
-            .filter(|p| on_pbx.get(*p) != expected_now.get(*p))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !drifted.is_empty() && !opts.overwrite_drift {
-            let list: Vec<&str> = drifted.iter().map(|s| s.as_str()).collect();
-            return Err(Error::Conflict(format!(
-                "the PBX was changed by hand since the last apply ({}); look at it, then apply with --overwrite-drift to replace those files",
-                list.join(", ")
-            )));
-        }
-        // Nothing to do: the PBX already runs this render; touch nothing.
-        if on_pbx == rendered.files
-            && last
-                .as_ref()
-                .is_some_and(|l| l.realtime == rendered.realtime)
-        {
+        let same_rows = last
+            .as_ref()
+            .is_some_and(|l| l.realtime == rendered.realtime);
+        if before_lock == rendered.files && same_rows {
+            steps.done(
+                "read the PBX",
+                t,
+                true,
+                "it already runs this configuration",
+            );
             return Ok(report(
                 ApplyOutcome::NothingToDo,
                 "the PBX already runs this configuration".into(),
@@ -299,56 +282,6 @@ impl Workspace {
                 None,
             ));
         }
-
-        // Include lines in the core files.
-        let t = Instant::now();
-        let mut core_edits: BTreeMap<String, Option<String>> = BTreeMap::new();
-        let mut core_backup: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for inc in &rendered.includes {
-            let path = format!("{dir}/{}", inc.file);
-            let text = blocking({
-                let (c, p) = (conn.clone(), path.clone());
-                move || c.read_file(&p)
-            })
-            .await?
-            .map_err(conflict)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-            let Some(text) = text else {
-                if inc.file == "extensions.conf" {
-                    return Err(Error::Conflict(format!(
-                        "{path} does not exist: is {dir} the Asterisk config folder?"
-                    )));
-                }
-                continue; // no pjsip.conf / voicemail.conf: those modules are not in use
-            };
-            if !text.lines().any(|l| l.trim() == inc.line) {
-                if !opts.add_includes {
-                    return Err(Error::Conflict(format!("{path} lacks the line `{}`; apply with --add-includes to let pbxdesk add it", inc.line)));
-                }
-                core_backup.insert(inc.file.clone(), Some(text.clone()));
-                core_edits.insert(
-                    inc.file.clone(),
-                    Some(format!(
-                        "{}\n; added by pbxdesk: its generated files\n{}\n",
-                        text.trim_end(),
-                        inc.line
-                    )),
-                );
-            }
-        }
-        steps.done(
-            "check include lines",
-            t,
-            true,
-            if core_edits.is_empty() {
-                "present".to_owned()
-            } else {
-                format!(
-                    "to add in {}",
-                    core_edits.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            },
-        );
 
         // Lock the PBX: one apply at a time, from any laptop.
         let t = Instant::now();
@@ -359,7 +292,7 @@ impl Workspace {
             let now = self.now();
             move || -> Result<std::result::Result<String, String>> {
                 if c.create_dir(&lock).map_err(conflict)? {
-                    c.write_atomic(&format!("{lock}/owner"), owner.as_bytes())
+                    c.write_new(&format!("{lock}/owner"), owner.as_bytes())
                         .map_err(conflict)?;
                     return Ok(Ok("taken".into()));
                 }
@@ -374,7 +307,7 @@ impl Workspace {
                     .and_then(|s| s.trim().parse().ok())
                     .unwrap_or(0);
                 if now - since > i64::try_from(STALE_LOCK.as_millis()).unwrap_or(i64::MAX) {
-                    c.write_atomic(&format!("{lock}/owner"), owner.as_bytes())
+                    c.write_new(&format!("{lock}/owner"), owner.as_bytes())
                         .map_err(conflict)?;
                     return Ok(Ok(format!("broke a stale lock left by {}", held.trim())));
                 }
@@ -392,23 +325,75 @@ impl Workspace {
         };
         steps.done("lock the PBX", t, true, lock_note);
 
-        let result = self
-            .apply_locked(
-                &pbx,
-                &conn,
-                &dir,
-                &rendered,
-                last.as_ref(),
-                &on_pbx,
-                core_edits,
-                core_backup,
-                ami_secret,
-                db_password,
-                ssh_secret,
-                &pinned,
-                &mut steps,
-            )
-            .await;
+        // Everything from here runs under the lock, which is released whatever happens.
+        let under_lock = async {
+            // Read again under the lock: another apply may have finished in between.
+            let t = Instant::now();
+            let on_pbx = blocking({
+                let (c, d) = (conn.clone(), dir.clone());
+                move || read_product_files(&c, &d)
+            })
+            .await??;
+            steps.done("read the PBX", t, true, format!("{} pbxdesk file(s) on the PBX", on_pbx.len()));
+            if on_pbx == rendered.files && same_rows {
+                return Ok((ApplyOutcome::NothingToDo, None));
+            }
+            // Drift: the PBX must hold what was last applied (or nothing of pbxdesk's yet).
+            let expected_now = last.as_ref().map(|l| l.files.clone()).unwrap_or_default();
+            let drifted: std::collections::BTreeSet<&String> = on_pbx
+                .keys()
+                .chain(expected_now.keys())
+                .filter(|p| on_pbx.get(*p) != expected_now.get(*p))
+                .collect();
+            if !drifted.is_empty() && !opts.overwrite_drift {
+                let list: Vec<&str> = drifted.iter().map(|s| s.as_str()).collect();
+                return Err(Error::Conflict(format!(
+                    "the PBX was changed by hand since the last apply ({}); look at it, then apply with --overwrite-drift to replace those files",
+                    list.join(", ")
+                )));
+            }
+            // Include lines in the core files: added only with consent.
+            let t = Instant::now();
+            let mut core_edits: BTreeMap<String, Option<String>> = BTreeMap::new();
+            let mut core_backup: BTreeMap<String, Option<String>> = BTreeMap::new();
+            for inc in &rendered.includes {
+                let path = format!("{dir}/{}", inc.file);
+                let text = blocking({
+                    let (c, p) = (conn.clone(), path.clone());
+                    move || c.read_file(&p)
+                })
+                .await?
+                .map_err(conflict)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+                let Some(text) = text else {
+                    if inc.file == "extensions.conf" {
+                        return Err(Error::Conflict(format!("{path} does not exist: is {dir} the Asterisk config folder?")));
+                    }
+                    continue; // no pjsip.conf / voicemail.conf: those modules are not in use
+                };
+                if !text.lines().any(|l| l.trim() == inc.line) {
+                    if !opts.add_includes {
+                        return Err(Error::Conflict(format!("{path} lacks the line `{}`; apply with --add-includes to let pbxdesk add it", inc.line)));
+                    }
+                    core_backup.insert(inc.file.clone(), Some(text.clone()));
+                    core_edits.insert(inc.file.clone(), Some(format!("{}\n; added by pbxdesk: its generated files\n{}\n", text.trim_end(), inc.line)));
+                }
+            }
+            let detail = if core_edits.is_empty() { "present".to_owned() } else { format!("added to {}", core_edits.keys().cloned().collect::<Vec<_>>().join(", ")) };
+            steps.done("include lines", t, true, detail);
+            let result = self
+                .apply_locked(&pbx, &conn, &dir, &rendered, last.as_ref(), &on_pbx, core_edits, core_backup, ami_secret, db_password, ssh_secret, &pinned, &mut steps)
+                .await;
+            match result {
+                // Recorded before the lock is released, so the next apply sees it.
+                Ok(()) => {
+                    self.pbx_mark_applied(actor, name, &rendered).await?;
+                    Ok((ApplyOutcome::Applied, None))
+                }
+                Err(step) => Ok((ApplyOutcome::RolledBack, Some(step))),
+            }
+        }
+        .await;
 
         let t = Instant::now();
         let unlocked = blocking({
@@ -426,13 +411,15 @@ impl Workspace {
             unlocked.err().map(|e| e.to_string()).unwrap_or_default(),
         );
 
-        let (outcome, failed) = match result {
-            Ok(()) => {
-                self.pbx_mark_applied(actor, name, &rendered).await?;
-                (ApplyOutcome::Applied, None)
-            }
-            Err(step) => (ApplyOutcome::RolledBack, Some(step)),
-        };
+        let (outcome, failed) = under_lock?;
+        if outcome == ApplyOutcome::NothingToDo {
+            return Ok(report(
+                outcome,
+                "another apply brought the PBX to this configuration".into(),
+                steps,
+                None,
+            ));
+        }
         let rep = report(outcome, summary, steps, failed);
         self.record_apply(actor, &pbx, &rep).await?;
         Ok(rep)
