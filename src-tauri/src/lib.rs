@@ -8,7 +8,7 @@ use pbxdesk_core::model::{
     NewUser, Pbx, PbxPatch, Policy, PolicyPatch, RevealedDevice, Tenant, TenantPatch, Trunk,
     TrunkPatch, User, UserPatch, UserSummary,
 };
-use pbxdesk_core::service::{KeySource, Location, OpenOptions, PbxDiff};
+use pbxdesk_core::service::{ApplyOptions, ApplyReport, KeySource, Location, OpenOptions, PbxDiff};
 use pbxdesk_core::{paths, Actor, ErrorCode, Workspace};
 use pbxdesk_render::Trace;
 use secrecy::SecretString;
@@ -374,6 +374,18 @@ async fn pbx_diff(s: State<'_, AppState>, name: String) -> ApiResult<PbxDiff> {
 
 #[tauri::command]
 #[specta::specta]
+async fn pbx_apply(
+    s: State<'_, AppState>,
+    name: String,
+    options: ApplyOptions,
+) -> ApiResult<ApplyReport> {
+    Ok(s.ws
+        .pbx_apply(&s.current_actor().await?, &name, &options)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
 async fn pbx_trace(
     s: State<'_, AppState>,
     name: String,
@@ -399,6 +411,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         pbx_trust,
         pbx_check,
         pbx_diff,
+        pbx_apply,
         pbx_trace,
         did_list,
         did_add,

@@ -99,6 +99,16 @@ try {
     await browser.saveScreenshot(`${env.E2E_SHOTS}/preview.png`);
   });
 
+  await check("Apply refuses a PBX whose host key is not trusted, and says what to do", async () => {
+    await browser.$('[data-testid="apply-run"]').click();
+    const err = await browser.$('[data-testid="apply-error"]');
+    await err.waitForExist({ timeout: 15_000 });
+    const said = await browser.execute(() => document.querySelector('[data-testid="apply-error"]')?.textContent ?? "");
+    if (!said.includes("not trusted yet") || !said.includes("pbxdesk pbx trust demo-pbx")) {
+      throw new Error(`apply said: ${said}`);
+    }
+  });
+
   await check("a number routed on the tenant screen shows up in the workspace and in its call path", async () => {
     await browser.$('[data-testid="tenant-acme-dental"]').click();
     await browser.$("h2=Acme Dental").waitForDisplayed({ timeout: 10_000 });

@@ -5,10 +5,12 @@ import {
   Alert,
   Badge,
   Button,
+  Checkbox,
   Group,
   Loader,
   Paper,
   Stack,
+  Table,
   Text,
   TextInput,
   Title,
@@ -21,6 +23,7 @@ import "highlight.js/styles/github.css";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import {
+  type ApplyReport,
   commands,
   type Finding,
   type Hop,
@@ -90,6 +93,98 @@ export function Findings({ findings }: { findings: Finding[] }) {
   );
 }
 
+/** Takes the workspace to the PBX and shows each step's outcome (or why it was refused). */
+function ApplyBox({ pbx, blocked, onDone }: { pbx: string; blocked: boolean; onDone: () => void }) {
+  const [addIncludes, setAddIncludes] = useState(false);
+  const [overwrite, setOverwrite] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [report, setReport] = useState<ApplyReport | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  async function apply() {
+    setBusy(true);
+    setError(null);
+    setReport(null);
+    try {
+      setReport(
+        await call(
+          commands.pbxApply(pbx, {
+            dry_run: false,
+            overwrite_drift: overwrite,
+            add_includes: addIncludes,
+          }),
+        ),
+      );
+      onDone();
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Paper withBorder p="sm" data-testid="apply-box">
+      <Group justify="space-between">
+        <Group>
+          <Checkbox
+            label="Add pbxdesk's include lines to the core files"
+            checked={addIncludes}
+            onChange={(e) => setAddIncludes(e.currentTarget.checked)}
+          />
+          <Checkbox
+            label="Replace files edited by hand on the PBX"
+            checked={overwrite}
+            onChange={(e) => setOverwrite(e.currentTarget.checked)}
+          />
+        </Group>
+        <Button onClick={apply} loading={busy} disabled={blocked} data-testid="apply-run">
+          Apply to PBX
+        </Button>
+      </Group>
+      {blocked && (
+        <Text size="sm" c="dimmed" mt="xs">
+          Fix the errors above first: they block an apply.
+        </Text>
+      )}
+      {error && (
+        <Alert color="red" mt="sm" data-testid="apply-error">
+          {error}
+        </Alert>
+      )}
+      {report && (
+        <Stack gap="xs" mt="sm" data-testid="apply-report">
+          <Group>
+            <Badge color={report.outcome === "rolled_back" ? "red" : "green"}>
+              {report.outcome}
+            </Badge>
+            <Text size="sm">{report.summary}</Text>
+          </Group>
+          {report.failed && (
+            <Alert color="red">
+              Failed at “{report.failed}”: the files were restored and the old dialplan reloaded.
+            </Alert>
+          )}
+          <Table>
+            <Table.Tbody>
+              {report.steps.map((s) => (
+                <Table.Tr key={s.step}>
+                  <Table.Td w={60}>
+                    <Badge color={s.ok ? "green" : "red"}>{s.ok ? "ok" : "fail"}</Badge>
+                  </Table.Td>
+                  <Table.Td>{s.step}</Table.Td>
+                  <Table.Td w={80}>{s.ms} ms</Table.Td>
+                  <Table.Td>{s.detail}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Stack>
+      )}
+    </Paper>
+  );
+}
+
 export function PreviewPanel({ pbx }: { pbx: string }) {
   const [diff, setDiff] = useState<PbxDiff | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -138,6 +233,11 @@ export function PreviewPanel({ pbx }: { pbx: string }) {
             )}
           </Group>
           <Findings findings={diff.findings} />
+          <ApplyBox
+            pbx={pbx}
+            blocked={diff.findings.some((f) => f.severity === "error")}
+            onDone={load}
+          />
           {rows > 0 && (
             <Paper withBorder p="sm">
               <Text fw={600} size="sm">

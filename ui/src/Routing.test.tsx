@@ -65,6 +65,53 @@ describe("preview and call path", () => {
     );
   });
 
+  it("applies from the preview, shows each step, and blocks while the render has errors", async () => {
+    const clean: PbxDiff = { ...diff, findings: [] };
+    const sent: unknown[] = [];
+    mockIPC((cmd, args) => {
+      if (cmd === "pbx_diff") return clean;
+      if (cmd === "pbx_apply") {
+        sent.push(args);
+        return {
+          pbx: "pbx1",
+          outcome: "rolled_back",
+          summary: "1 file(s) changed",
+          steps: [
+            { step: "upload", ok: true, ms: 12, detail: "1 file(s)" },
+            { step: "reload", ok: false, ms: 3, detail: "pbx_config: An unknown error occurred" },
+            { step: "restore files", ok: true, ms: 9, detail: "" },
+          ],
+          diff: clean.diff,
+          findings: [],
+          failed: "reload",
+        };
+      }
+      throw new Error(`unexpected ${cmd}`);
+    });
+    inApp(<PreviewPanel pbx="pbx1" />);
+    const user = userEvent.setup();
+    const run = await screen.findByTestId("apply-run");
+    await user.click(screen.getByLabelText("Add pbxdesk's include lines to the core files"));
+    await user.click(run);
+    const report = await screen.findByTestId("apply-report");
+    expect(report.textContent).toContain("rolled_back");
+    expect(report.textContent).toContain("Failed at “reload”");
+    expect(report.textContent).toContain("pbx_config: An unknown error occurred");
+    expect(sent[0]).toEqual({
+      name: "pbx1",
+      options: { dry_run: false, overwrite_drift: false, add_includes: true },
+    });
+    cleanup();
+    mockIPC((cmd) => {
+      if (cmd === "pbx_diff") return diff;
+      throw new Error(`unexpected ${cmd}`);
+    });
+    inApp(<PreviewPanel pbx="pbx1" />);
+    await waitFor(() =>
+      expect((screen.getByTestId("apply-run") as HTMLButtonElement).disabled).toBe(true),
+    );
+  });
+
   it("draws each hop of a traced call, and puts a bad number's error next to the field", async () => {
     const trace: Trace = {
       number: "+41445551000",

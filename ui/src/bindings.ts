@@ -19,6 +19,7 @@ export const commands = {
 	pbxTrust: (name: string, fingerprint: string) => typedError<Pbx_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trust", { name, fingerprint })),
 	pbxCheck: (name: string) => typedError<CheckLine_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_check", { name })),
 	pbxDiff: (name: string) => typedError<PbxDiff_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_diff", { name })),
+	pbxApply: (name: string, options: ApplyOptions) => typedError<ApplyReport_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_apply", { name, options })),
 	pbxTrace: (name: string, number: string, from: string | null) => typedError<Trace_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trace", { name, number, from })),
 	/**  The command list, generic over the runtime so tests and the app share it. */
 	didList: (tenant: string) => typedError<Did_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("did_list", { tenant })),
@@ -93,6 +94,50 @@ export type AppInfo_Serialize = {
 	/**  A shared PostgreSQL workspace. */
 	team: boolean,
 	version: string,
+};
+
+export type ApplyOptions = {
+	/**  Print the preview and change nothing. */
+	dry_run: boolean,
+	/**  Replace files someone changed on the PBX since the last apply. */
+	overwrite_drift: boolean,
+	/**  Add the missing `#tryinclude` lines to extensions.conf / pjsip.conf / voicemail.conf. */
+	add_includes: boolean,
+};
+
+export type ApplyOutcome = "applied" | "nothing_to_do" | "dry_run" | 
+/**  A step failed; the PBX was restored to what it ran before. */
+"rolled_back";
+
+export type ApplyReport = ApplyReport_Serialize | ApplyReport_Deserialize;
+
+export type ApplyReport_Deserialize = {
+	pbx: string,
+	outcome: ApplyOutcome,
+	summary: string,
+	steps: ApplyStep[],
+	diff: Diff,
+	findings: Finding[],
+	/**  The step that failed, when rolled back. */
+	failed?: string | null,
+};
+
+export type ApplyReport_Serialize = {
+	pbx: string,
+	outcome: ApplyOutcome,
+	summary: string,
+	steps: ApplyStep[],
+	diff: Diff,
+	findings: Finding[],
+	/**  The step that failed, when rolled back. */
+	failed: string | null,
+};
+
+export type ApplyStep = {
+	step: string,
+	ok: boolean,
+	ms: number,
+	detail: string,
 };
 
 /**  One line of "check this PBX": what was checked, whether it is fine, and how to fix it. */

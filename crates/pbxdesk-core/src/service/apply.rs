@@ -28,7 +28,8 @@ const LOCK_DIR: &str = ".pbxdesk-apply.lock";
 const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
 const BACKUP_DIR: &str = "pbxdesk-backups";
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ApplyOptions {
     /// Print the preview and change nothing.
     pub dry_run: bool,
