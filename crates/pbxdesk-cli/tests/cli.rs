@@ -495,3 +495,30 @@ fn routing_from_the_command_line_render_diff_and_trace() {
         3,
     );
 }
+
+#[test]
+fn apply_dry_run_previews_offline_and_an_untrusted_pbx_is_refused() {
+    let ws = Ws::new();
+    ws.json(&["demo", "seed"]);
+    let r = ws.json(&["apply", "--pbx", "demo-pbx", "--dry-run"]);
+    assert_eq!(r["outcome"], "dry_run");
+    assert_eq!(r["diff"]["rows_added"].as_array().unwrap().len(), 16);
+    assert!(
+        !r.to_string().contains("demo-swisscom-Trunk-1"),
+        "no secret in the preview"
+    );
+    // Nothing applied: the diff still shows everything as new.
+    assert_eq!(
+        ws.json(&["diff", "--pbx", "demo-pbx"])["last_applied_at"],
+        Value::Null
+    );
+    // A real apply needs a trusted host key; nothing is contacted before.
+    let e = ws.fails(&["apply", "--pbx", "demo-pbx"], 5);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pbxdesk pbx trust demo-pbx"),
+        "{e}"
+    );
+}
