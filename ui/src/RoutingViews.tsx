@@ -36,7 +36,19 @@ function useList<T>(load: () => Promise<T[]>) {
   useEffect(() => {
     reload();
   }, [reload]);
-  return { items, error, reload };
+  /** Runs a change from a row's button, then reloads; a refusal is shown as a notification. */
+  const act = useCallback(
+    async (op: () => Promise<unknown>) => {
+      try {
+        await op();
+        await reload();
+      } catch (e) {
+        toast(e);
+      }
+    },
+    [reload],
+  );
+  return { items, error, reload, act };
 }
 
 function toast(e: unknown) {
@@ -45,7 +57,7 @@ function toast(e: unknown) {
 
 export function DidPanel({ tenant }: { tenant: string }) {
   const load = useCallback(() => call(commands.didList(tenant)), [tenant]);
-  const { items, error, reload } = useList<Did>(load);
+  const { items, error, reload, act } = useList<Did>(load);
   const [number, setNumber] = useState("");
   const [label, setLabel] = useState("");
   const [destination, setDestination] = useState("");
@@ -131,14 +143,7 @@ export function DidPanel({ tenant }: { tenant: string }) {
                   size="xs"
                   variant="subtle"
                   color="red"
-                  onClick={async () => {
-                    try {
-                      await call(commands.didRemove(d.number));
-                      await reload();
-                    } catch (e) {
-                      toast(e);
-                    }
-                  }}
+                  onClick={() => act(() => call(commands.didRemove(d.number)))}
                 >
                   Remove
                 </Button>
@@ -249,7 +254,7 @@ function RuleEditor({
 
 export function PolicyPanel({ tenant, pbx }: { tenant: string; pbx: string }) {
   const load = useCallback(() => call(commands.policyList(tenant)), [tenant]);
-  const { items, error, reload } = useList<Policy>(load);
+  const { items, error, reload, act } = useList<Policy>(load);
   const [trunks, setTrunks] = useState<string[]>([]);
   const [name, setName] = useState("");
   const [rules, setRules] = useState<PolicyRule[]>([emptyRule()]);
@@ -332,14 +337,7 @@ export function PolicyPanel({ tenant, pbx }: { tenant: string; pbx: string }) {
                 size="xs"
                 variant="subtle"
                 color="red"
-                onClick={async () => {
-                  try {
-                    await call(commands.policyRemove(tenant, p.name));
-                    await reload();
-                  } catch (e) {
-                    toast(e);
-                  }
-                }}
+                onClick={() => act(() => call(commands.policyRemove(tenant, p.name)))}
               >
                 Remove
               </Button>
@@ -414,7 +412,7 @@ export function PolicyPanel({ tenant, pbx }: { tenant: string; pbx: string }) {
 
 export function TrunkPanel({ pbx }: { pbx: string }) {
   const load = useCallback(() => call(commands.trunkList(pbx)), [pbx]);
-  const { items, error, reload } = useList<Trunk>(load);
+  const { items, error, reload, act } = useList<Trunk>(load);
   const [tenants, setTenants] = useState<string[]>([]);
   useEffect(() => {
     call(commands.tenantList())
@@ -488,9 +486,10 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
                 <Switch
                   checked={t.enabled}
                   aria-label={`trunk ${t.name} enabled`}
-                  onChange={async (e) => {
-                    try {
-                      await call(
+                  onChange={(e) => {
+                    const enabled = e.currentTarget.checked;
+                    act(() =>
+                      call(
                         commands.trunkUpdate(pbx, t.name, {
                           host: null,
                           port: null,
@@ -501,15 +500,12 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
                           from_domain: null,
                           from_user: null,
                           codecs: null,
-                          enabled: e.currentTarget.checked,
+                          enabled,
                           tenants: null,
                           expected_version: t.version,
                         }),
-                      );
-                      await reload();
-                    } catch (err) {
-                      toast(err);
-                    }
+                      ),
+                    );
                   }}
                 />
               </Table.Td>
@@ -518,14 +514,7 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
                   size="xs"
                   variant="subtle"
                   color="red"
-                  onClick={async () => {
-                    try {
-                      await call(commands.trunkRemove(pbx, t.name));
-                      await reload();
-                    } catch (e) {
-                      toast(e);
-                    }
-                  }}
+                  onClick={() => act(() => call(commands.trunkRemove(pbx, t.name)))}
                 >
                   Remove
                 </Button>

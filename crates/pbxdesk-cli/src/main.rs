@@ -17,7 +17,7 @@ use pbxdesk_core::service::{
     parse_rule, ApplyOptions, ApplyOutcome, KeySource, Location, OpenOptions,
 };
 use pbxdesk_core::{paths, Actor, Error, ErrorCode, ValidationError, Workspace};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -1110,7 +1110,16 @@ async fn with_actor(
 impl TrunkArgs {
     fn patch(&self, expected_version: Option<i64>) -> Result<TrunkPatch, Error> {
         let password = if self.password_stdin {
-            Some(read_line_stdin("the trunk's password")?)
+            let p = read_secret_stdin("the trunk's password")?;
+            // An empty line would clear the stored password: refuse it rather than lose it.
+            if p.expose_secret().is_empty() {
+                return Err(pbxdesk_core::ValidationError::secret(
+                    "password",
+                    "one non-empty line on standard input",
+                )
+                .into());
+            }
+            Some(p.expose_secret().to_owned())
         } else {
             None
         };
@@ -1129,15 +1138,6 @@ impl TrunkArgs {
             expected_version,
         })
     }
-}
-
-/// One line of standard input (a secret; never echoed).
-fn read_line_stdin(what: &str) -> Result<String, Error> {
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| Error::Store(format!("cannot read {what} from standard input: {e}")))?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 async fn trunk(ws: &Workspace, me: &Actor, cmd: &TrunkCmd) -> Result<Box<dyn Show>, Error> {
@@ -1324,6 +1324,9 @@ fn write_render(
         std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
         let tmp = path.with_extension("tmp~");
         std::fs::write(&tmp, text).map_err(|e| io("write", &tmp, e))?;
+        // Owner-only: with --with-secrets these files hold passwords and PINs.
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| io("protect", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))?;
     }
     Ok(RenderWritten {

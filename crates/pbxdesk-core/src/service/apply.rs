@@ -501,7 +501,6 @@ impl Workspace {
         }
 
         // From here on, any failure restores.
-        let fail = |step: &str| step.to_owned();
         let t = Instant::now();
         let mut all_upload = upload.clone();
         all_upload.extend(core_edits.clone());
@@ -521,7 +520,7 @@ impl Workspace {
             ),
             Err(e) => {
                 steps.done("upload", t, false, e.to_string());
-                failed = Some(fail("upload"));
+                failed = Some("upload".to_owned());
             }
         }
 
@@ -538,7 +537,7 @@ impl Workspace {
                 }
                 Err(e) => {
                     steps.done("connect AMI", t, false, e);
-                    failed = Some(fail("connect AMI"));
+                    failed = Some("connect AMI".to_owned());
                     None
                 }
             }
@@ -577,7 +576,7 @@ impl Workspace {
                 None => steps.done("reload", t, true, modules.join(", ")),
                 Some(e) => {
                     steps.done("reload", t, false, e);
-                    failed = Some(fail("reload"));
+                    failed = Some("reload".to_owned());
                 }
             }
         }
@@ -592,7 +591,7 @@ impl Workspace {
                 ),
                 Err(e) => {
                     steps.done("verify dialplan", t, false, e);
-                    failed = Some(fail("verify dialplan"));
+                    failed = Some("verify dialplan".to_owned());
                 }
             }
         }
@@ -613,7 +612,7 @@ impl Workspace {
                 Ok(detail) => steps.done("sync realtime rows", t, true, detail),
                 Err(e) => {
                     steps.done("sync realtime rows", t, false, e);
-                    failed = Some(fail("sync realtime rows"));
+                    failed = Some("sync realtime rows".to_owned());
                 }
             }
         }

@@ -3,7 +3,8 @@
 
 use super::audit::{record, Change};
 use super::tenant::{check_version, TenantKey};
-use super::{Actor, Workspace};
+use super::trunk::trunk_on_tenant_pbx;
+use super::{clearable, Actor, Workspace};
 use crate::domain::{DialingPlan, DidDestination, DisplayName, TrunkName, E164};
 use crate::error::{Error, Result};
 use crate::model::{Did, DidPatch, NewDid};
@@ -47,13 +48,7 @@ impl Workspace {
         tenant: &TenantKey,
         trunk: &str,
     ) -> Result<()> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks k JOIN tenants t ON t.pbx_id = k.pbx_id WHERE t.id = $1 AND k.name = $2")
-            .bind(tenant.id)
-            .bind(trunk)
-            .fetch_one(conn)
-            .await
-            .map_err(db_error)?;
-        if n == 0 {
+        if !trunk_on_tenant_pbx(conn, tenant.id, trunk).await? {
             return Err(crate::error::ValidationError::new(
                 "trunk",
                 trunk,
@@ -217,14 +212,7 @@ impl Workspace {
             .as_deref()
             .map(DidDestination::parse)
             .transpose()?;
-        let trunk = patch
-            .trunk
-            .as_deref()
-            .map(|t| match t.trim() {
-                "" => Ok(None),
-                t => TrunkName::parse(t).map(Some),
-            })
-            .transpose()?;
+        let trunk = clearable(patch.trunk.as_deref(), TrunkName::parse)?;
         let (before, tenant) = self.did_by_number(actor, number).await?;
         check_version(
             "DID",

@@ -21,7 +21,7 @@ pub use apply::{ApplyOptions, ApplyOutcome, ApplyReport, ApplyStep};
 pub use policy::parse_rule;
 pub use render::{masked, PbxDiff};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ValidationError};
 use crate::secret::{Cipher, Purpose, WorkspaceKey};
 use crate::store::{db_error, Backend, Store};
 use secrecy::SecretString;
@@ -216,5 +216,29 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// A TCP port from input: 0 is refused.
+pub(crate) fn port(field: &str, p: Option<u16>) -> Result<Option<u16>, ValidationError> {
+    match p {
+        Some(0) => Err(ValidationError::new(
+            field,
+            "0",
+            "a TCP port from 1 to 65535",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Empty clears; anything else must pass `parse`.
+pub(crate) fn clearable<T>(
+    v: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, ValidationError>,
+) -> Result<Option<Option<T>>, ValidationError> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(Some(None)),
+        Some(s) => parse(s).map(|t| Some(Some(t))),
     }
 }

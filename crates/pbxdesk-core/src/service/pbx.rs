@@ -1,6 +1,6 @@
 use super::audit::{record, Change};
 use super::tenant::check_version;
-use super::{Actor, Workspace};
+use super::{clearable, port, Actor, Workspace};
 use crate::domain::{
     parse_account, parse_fingerprint, parse_secret, Host, LoginName, PbxName, RemotePath, SshAuth,
     Via,
@@ -77,17 +77,6 @@ struct ProfileChange {
     command_timeout_ms: Option<u32>,
 }
 
-fn port(field: &str, p: Option<u16>) -> Result<Option<u16>, ValidationError> {
-    match p {
-        Some(0) => Err(ValidationError::new(
-            field,
-            "0",
-            "a TCP port from 1 to 65535",
-        )),
-        other => Ok(other),
-    }
-}
-
 fn timeout(field: &str, t: Option<u32>) -> Result<Option<u32>, ValidationError> {
     match t {
         Some(ms) if !(100..=600_000).contains(&ms) => Err(ValidationError::new(
@@ -96,18 +85,6 @@ fn timeout(field: &str, t: Option<u32>) -> Result<Option<u32>, ValidationError> 
             "milliseconds from 100 to 600000",
         )),
         other => Ok(other),
-    }
-}
-
-/// Empty clears; anything else must pass `parse`.
-fn clearable<T>(
-    v: Option<&str>,
-    parse: impl Fn(&str) -> Result<T, ValidationError>,
-) -> Result<Option<Option<T>>, ValidationError> {
-    match v {
-        None => Ok(None),
-        Some(s) if s.trim().is_empty() => Ok(Some(None)),
-        Some(s) => parse(s).map(|t| Some(Some(t))),
     }
 }
 

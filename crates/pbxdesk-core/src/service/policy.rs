@@ -3,6 +3,7 @@
 
 use super::audit::{record, Change};
 use super::tenant::{check_version, TenantKey};
+use super::trunk::trunk_on_tenant_pbx;
 use super::{retry_busy, Actor, Workspace};
 use crate::domain::{parse_prepend, PolicyName, TrunkName};
 use crate::error::{Error, Result, ValidationError};
@@ -127,13 +128,7 @@ impl Workspace {
     ) -> Result<()> {
         for (i, r) in rules.iter().enumerate() {
             for t in &r.trunks {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks k JOIN tenants t ON t.pbx_id = k.pbx_id WHERE t.id = $1 AND k.name = $2")
-                    .bind(tenant.id)
-                    .bind(t)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                if n == 0 {
+                if !trunk_on_tenant_pbx(conn, tenant.id, t).await? {
                     return Err(ValidationError::new(
                         &format!("rules[{}].trunks", i + 1),
                         t,

@@ -72,6 +72,8 @@ impl Workspace {
             )));
         }
         let pbx = self.pbx_by_name(pbx).await?;
+        // Read before a connection is held (trunk_list takes its own).
+        let trunks = self.trunk_list(actor, Some(&pbx.name)).await?;
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
         let tenants: Vec<TenantRow> = sqlx::query_as(
             "SELECT id, slug, name, country, status, unknown_did, caller_id, default_policy FROM tenants WHERE pbx_id = $1",
@@ -198,7 +200,6 @@ impl Workspace {
                 });
             }
         }
-        let trunks = self.trunk_list(actor, Some(&pbx.name)).await?;
         let mut out_trunks = Vec::new();
         for k in trunks {
             let sealed: Option<Vec<u8>> =

@@ -1,5 +1,5 @@
 use super::audit::{record, Change};
-use super::{retry_busy, Actor, Workspace};
+use super::{clearable, retry_busy, Actor, Workspace};
 use crate::domain::{
     DialingPlan, DidDestination, DisplayName, ExtRange, Extension, Slug, TenantStatus, E164,
 };
@@ -215,24 +215,12 @@ impl Workspace {
                 .as_deref()
                 .map(DidDestination::parse)
                 .transpose()?,
-            caller_id: patch
-                .caller_id
-                .as_deref()
-                .map(|c| match c.trim() {
-                    "" => Ok(None),
-                    t => E164::parse(t)
-                        .map(Some)
-                        .map_err(|e| e.for_field("caller_id")),
-                })
-                .transpose()?,
-            default_policy: patch
-                .default_policy
-                .as_deref()
-                .map(|p| match p.trim() {
-                    "" => Ok(None),
-                    t => crate::domain::PolicyName::parse(t).map(|n| Some(n.to_string())),
-                })
-                .transpose()?,
+            caller_id: clearable(patch.caller_id.as_deref(), |c| {
+                E164::parse(c).map_err(|e| e.for_field("caller_id"))
+            })?,
+            default_policy: clearable(patch.default_policy.as_deref(), |p| {
+                crate::domain::PolicyName::parse(p).map(|n| n.to_string())
+            })?,
         };
         retry_busy(|| self.try_tenant_update(actor, slug, &change, patch.expected_version)).await
     }

@@ -3,7 +3,7 @@
 
 use super::audit::{record, Change};
 use super::tenant::check_version;
-use super::{retry_busy, Actor, Workspace};
+use super::{clearable, port, retry_busy, Actor, Workspace};
 use crate::domain::{
     codecs_to_string, parse_account, parse_codecs, Codec, Host, Transport, TrunkName,
 };
@@ -77,25 +77,6 @@ fn trunk_password(s: &str) -> Result<String, ValidationError> {
     }
 }
 
-fn optional<T>(
-    v: Option<&str>,
-    parse: impl Fn(&str) -> Result<T, ValidationError>,
-) -> Result<Option<Option<T>>, ValidationError> {
-    v.map(|s| match s.trim() {
-        "" => Ok(None),
-        t => parse(t).map(Some),
-    })
-    .transpose()
-}
-
-fn check_port(p: u16) -> Result<u16, ValidationError> {
-    if p == 0 {
-        Err(ValidationError::new("port", "0", "1 to 65535"))
-    } else {
-        Ok(p)
-    }
-}
-
 /// Validated trunk fields (for add: every field; for update: what changes).
 struct TrunkDraft {
     host: Option<Host>,
@@ -111,24 +92,41 @@ struct TrunkDraft {
     tenants: Option<Vec<String>>,
 }
 
+/// Whether `name` is a trunk of the PBX the tenant is on (policy rules and DIDs name trunks).
+pub(crate) async fn trunk_on_tenant_pbx(
+    conn: &mut AnyConnection,
+    tenant_id: i64,
+    name: &str,
+) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM trunks k JOIN tenants t ON t.pbx_id = k.pbx_id WHERE t.id = $1 AND k.name = $2",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(n > 0)
+}
+
 impl Workspace {
     fn trunk_draft(&self, p: &TrunkPatch) -> Result<TrunkDraft> {
         Ok(TrunkDraft {
             host: p.host.as_deref().map(Host::parse).transpose()?,
-            port: p.port.map(check_port).transpose()?,
+            port: port("port", p.port)?,
             transport: p.transport,
             register: p.register,
-            username: optional(p.username.as_deref(), |s| parse_account("username", s))?,
-            password: optional(p.password.as_deref(), trunk_password)?
+            username: clearable(p.username.as_deref(), |s| parse_account("username", s))?,
+            password: clearable(p.password.as_deref(), trunk_password)?
                 .map(|o| {
                     o.map(|pw| self.cipher.seal(Purpose::TrunkPassword, &pw))
                         .transpose()
                 })
                 .transpose()?,
-            from_domain: optional(p.from_domain.as_deref(), |s| {
+            from_domain: clearable(p.from_domain.as_deref(), |s| {
                 Host::parse(s).map_err(|e| e.for_field("from_domain"))
             })?,
-            from_user: optional(p.from_user.as_deref(), |s| parse_account("from_user", s))?,
+            from_user: clearable(p.from_user.as_deref(), |s| parse_account("from_user", s))?,
             codecs: p.codecs.as_deref().map(parse_codecs).transpose()?,
             enabled: p.enabled,
             tenants: p.tenants.clone(),
@@ -271,25 +269,34 @@ impl Workspace {
 
     /// Trunks of a PBX (all PBXs when `pbx` is None). A tenant admin sees those its tenants may use.
     pub async fn trunk_list(&self, actor: &Actor, pbx: Option<&str>) -> Result<Vec<Trunk>> {
-        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
-        let ids: Vec<i64> = match pbx {
-            Some(p) => {
-                let pbx = self.pbx_by_name(p).await?;
-                sqlx::query_scalar("SELECT id FROM trunks WHERE pbx_id = $1 ORDER BY name")
-                    .bind(pbx.id)
-                    .fetch_all(&mut *conn)
-                    .await
+        // Resolved before a connection is held: one call never waits on the pool for a second.
+        let pbx_id = match pbx {
+            Some(p) => Some(self.pbx_by_name(p).await?.id),
+            None => None,
+        };
+        let mut trunks = Vec::new();
+        {
+            let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+            let ids: Vec<i64> = match pbx_id {
+                Some(id) => {
+                    sqlx::query_scalar("SELECT id FROM trunks WHERE pbx_id = $1 ORDER BY name")
+                        .bind(id)
+                        .fetch_all(&mut *conn)
+                        .await
+                }
+                None => {
+                    sqlx::query_scalar("SELECT id FROM trunks ORDER BY pbx_id, name")
+                        .fetch_all(&mut *conn)
+                        .await
+                }
             }
-            None => {
-                sqlx::query_scalar("SELECT id FROM trunks ORDER BY pbx_id, name")
-                    .fetch_all(&mut *conn)
-                    .await
+            .map_err(db_error)?;
+            for id in ids {
+                trunks.push(self.trunk_in_tx(&mut conn, id).await?);
             }
         }
-        .map_err(db_error)?;
         let mut out = Vec::new();
-        for id in ids {
-            let t = self.trunk_in_tx(&mut conn, id).await?;
+        for t in trunks {
             if actor.sees_all_tenants() || self.actor_may_use(actor, &t).await? {
                 out.push(t);
             }
@@ -323,6 +330,7 @@ impl Workspace {
         let id = self.trunk_id(pbx, name).await?;
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
         let t = self.trunk_in_tx(&mut conn, id).await?;
+        drop(conn);
         if !actor.sees_all_tenants() && !self.actor_may_use(actor, &t).await? {
             return Err(Error::not_found("trunk", name));
         }

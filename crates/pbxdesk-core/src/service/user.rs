@@ -1,7 +1,7 @@
 use super::audit::{record, Change};
 use super::tenant::check_version;
 use super::tenant::TenantKey;
-use super::{retry_busy, Actor, Workspace};
+use super::{clearable, retry_busy, Actor, Workspace};
 use crate::domain::{
     DisplayName, Email, ExtRange, Extension, ForwardTarget, PolicyName, TenantStatus, UserRole,
     UserStatus, VoicemailPin, E164,
@@ -434,14 +434,7 @@ impl Workspace {
                 .into());
             }
         }
-        let policy = patch
-            .policy
-            .as_deref()
-            .map(|p| match p.trim() {
-                "" => Ok(None),
-                t => PolicyName::parse(t).map(Some),
-            })
-            .transpose()?;
+        let policy = clearable(patch.policy.as_deref(), PolicyName::parse)?;
         retry_busy(|| async {
             let current = self.user_show(actor, id).await?;
             if current.status == UserStatus::Deleted {
