@@ -71,6 +71,11 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// A string as a MariaDB hex literal in utf8mb4: no byte of it can end the literal.
+fn hex_literal(s: &str) -> String {
+    format!("_utf8mb4 X'{}'", hex::encode(s.as_bytes()))
+}
+
 /// md5("username:realm:password") in lowercase hex, as Asterisk's md5_cred expects.
 pub fn md5_cred(username: &str, realm: &str, password: &str) -> String {
     hex::encode(Md5::digest(format!("{username}:{realm}:{password}")))
@@ -450,6 +455,105 @@ impl Realtime {
         }
         tx.commit().await.map_err(db)?;
         Ok(plan)
+    }
+
+    /// The statements that take the rows a sync to `wanted` would touch back to what they are
+    /// now (endpoint, auth, aor and ownership), for the apply's armed rollback: the laptop runs
+    /// them with [`Realtime::undo`], the PBX with the mysql client if the laptop is gone. Every
+    /// value travels as a hex literal, so nothing in a row can become SQL. Registrations of
+    /// removed devices are not restored (their phones register again).
+    pub async fn undo_script(&self, wanted: &[Device]) -> Result<String, RealtimeError> {
+        let current = self.current().await?;
+        let plan = self.plan_with(wanted, &current);
+        let touched: Vec<&String> = plan
+            .add
+            .iter()
+            .chain(&plan.change)
+            .chain(&plan.remove)
+            .collect();
+        let mut sql = String::new();
+        if touched.is_empty() {
+            return Ok(sql);
+        }
+        let owners: BTreeMap<String, (String, i64)> = {
+            let mut q = QueryBuilder::<MySql>::new(
+                "SELECT id, owner, updated_at FROM pbxdesk_owned_endpoints WHERE id IN (",
+            );
+            let mut sep = q.separated(", ");
+            for id in &touched {
+                sep.push_bind(id.as_str());
+            }
+            q.push(")");
+            q.build_query_as::<(String, String, i64)>()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .map(|(id, o, t)| (id, (o, t)))
+                .collect()
+        };
+        let ids: Vec<String> = touched.iter().map(|id| hex_literal(id)).collect();
+        for chunk in ids.chunks(500) {
+            for table in TABLES.iter().chain(["pbxdesk_owned_endpoints"].iter()) {
+                sql.push_str(&format!(
+                    "DELETE FROM {table} WHERE id IN ({});\n",
+                    chunk.join(", ")
+                ));
+            }
+        }
+        let before: Vec<(&String, &[Columns; 3])> = touched
+            .iter()
+            .filter_map(|id| current.get(*id).map(|c| (*id, c)))
+            .collect();
+        for chunk in before.chunks(500) {
+            for (i, table) in TABLES.iter().enumerate() {
+                let Some((_, first)) = chunk.first() else {
+                    continue;
+                };
+                let names: Vec<String> = first[i].keys().map(|n| format!("`{n}`")).collect();
+                let rows: Vec<String> = chunk
+                    .iter()
+                    .map(|(id, cols)| {
+                        let mut v = vec![hex_literal(id)];
+                        v.extend(cols[i].values().map(|c| match c {
+                            Some(s) => hex_literal(s),
+                            None => "NULL".into(),
+                        }));
+                        format!("({})", v.join(", "))
+                    })
+                    .collect();
+                sql.push_str(&format!(
+                    "INSERT INTO {table} (id, {}) VALUES {};\n",
+                    names.join(", "),
+                    rows.join(", ")
+                ));
+            }
+            let rows: Vec<String> = chunk
+                .iter()
+                .filter_map(|(id, _)| {
+                    owners
+                        .get(*id)
+                        .map(|(o, t)| format!("({}, {}, {t})", hex_literal(id), hex_literal(o)))
+                })
+                .collect();
+            if !rows.is_empty() {
+                sql.push_str(&format!(
+                    "INSERT INTO pbxdesk_owned_endpoints (id, owner, updated_at) VALUES {};\n",
+                    rows.join(", ")
+                ));
+            }
+        }
+        Ok(sql)
+    }
+
+    /// Runs an [`Realtime::undo_script`] in one transaction.
+    pub async fn undo(&self, script: &str) -> Result<(), RealtimeError> {
+        if script.trim().is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::raw_sql(script).execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)
     }
 
     pub async fn close(&self) {

@@ -247,3 +247,83 @@ async fn a_failing_write_rolls_the_whole_sync_back() {
     ));
     db.drop_db().await;
 }
+
+/// Every owned row as text, for whole-table comparisons.
+async fn dump(db: &Db) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in [
+        "ps_endpoints",
+        "ps_auths",
+        "ps_aors",
+        "pbxdesk_owned_endpoints",
+    ] {
+        let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY id"))
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        for r in rows {
+            let mut line = format!("{table}:");
+            for i in 0..r.len() {
+                let v: Option<String> = r
+                    .try_get::<Option<String>, _>(i)
+                    .or_else(|_| {
+                        r.try_get::<Option<i64>, _>(i)
+                            .map(|o| o.map(|n| n.to_string()))
+                    })
+                    .or_else(|_| {
+                        r.try_get::<Option<i32>, _>(i)
+                            .map(|o| o.map(|n| n.to_string()))
+                    })
+                    .unwrap_or_else(|_| Some("?".into()));
+                line.push_str(&format!("|{v:?}"));
+            }
+            out.push(line);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_undo_script_restores_exactly_the_rows_before_a_sync() {
+    let db = fresh().await;
+    let mut before = vec![device("acme-100", false), device("acme-101", true)];
+    // Hostile text survives the round trip as data.
+    before[0].callerid = "\"O'Brien;-- ${X} ü\\\" <100>".into();
+    db.rt.sync(&before, 7).await.unwrap();
+    let old = dump(&db).await;
+    assert!(!old.is_empty());
+
+    let mut after = vec![device("acme-100", false), device("acme-102", false)];
+    after[0].allow = "ulaw".into();
+    let script = db.rt.undo_script(&after).await.unwrap();
+    assert!(
+        !script.contains("O'Brien") && !script.contains("pw-acme"),
+        "values travel as hex only"
+    );
+    db.rt.sync(&after, 8).await.unwrap();
+    assert_ne!(dump(&db).await, old);
+    db.rt.undo(&script).await.unwrap();
+    assert_eq!(dump(&db).await, old, "undone through sqlx");
+
+    // The PBX's path: the same script through the mysql client, in one transaction.
+    db.rt.sync(&after, 9).await.unwrap();
+    let wrapped = format!("START TRANSACTION;\n{script}COMMIT;\n");
+    let mut child = std::process::Command::new("mysql")
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", &db.name])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("the mysql client (mariadb-client) is required");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(wrapped.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(dump(&db).await, old, "undone through the mysql client");
+
+    // Nothing to undo when nothing changes.
+    assert_eq!(db.rt.undo_script(&before).await.unwrap(), "");
+    db.drop_db().await;
+}
