@@ -21,6 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 #[derive(Parser)]
 #[command(
@@ -114,6 +115,10 @@ enum Command {
         /// Add pbxdesk's `#tryinclude` lines to extensions.conf, pjsip.conf, voicemail.conf.
         #[arg(long)]
         add_includes: bool,
+        /// Seconds the PBX waits for this apply's confirmation before it restores the old
+        /// configuration by itself (2 to 600; the apply confirms as soon as its checks pass).
+        #[arg(long, default_value_t = pbxdesk_core::service::CONFIRM_DEFAULT)]
+        confirm_seconds: u32,
     },
     /// Where a call to NUMBER goes: a DID, or (with --from) what a user dials.
     Trace {
@@ -661,6 +666,9 @@ fn parse_transport(s: &str) -> Result<Transport, String> {
     Transport::parse(s).map_err(|e| e.rule)
 }
 
+/// Set by a command whose output is printed although it failed (a rolled-back apply).
+static FAILED_EXIT: AtomicU8 = AtomicU8::new(0);
+
 fn exit_code(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::Validation => 3,
@@ -694,7 +702,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(out) => {
             print_ok(out.as_ref(), json);
-            ExitCode::SUCCESS
+            match FAILED_EXIT.load(Ordering::Relaxed) {
+                0 => ExitCode::SUCCESS,
+                code => ExitCode::from(code),
+            }
         }
         Err(e) => {
             print_error(&e, json);
@@ -1067,20 +1078,33 @@ async fn with_actor(
             dry_run,
             overwrite_drift,
             add_includes,
+            confirm_seconds,
         } => {
             let opts = ApplyOptions {
                 dry_run: *dry_run,
                 overwrite_drift: *overwrite_drift,
                 add_includes: *add_includes,
+                confirm_seconds: Some(*confirm_seconds),
             };
             let report = ws.pbx_apply(me, pbx, &opts).await?;
-            if report.outcome == ApplyOutcome::RolledBack {
-                // Printed, then a non-zero exit: the PBX runs what it ran before.
-                print_ok(&report, json);
-                return Err(Error::Conflict(format!(
-                    "the apply failed at \"{}\" and the PBX was restored",
-                    report.failed.clone().unwrap_or_default()
-                )));
+            if matches!(
+                report.outcome,
+                ApplyOutcome::RolledBack | ApplyOutcome::Stopped
+            ) {
+                // The report is the output (one document with --json); the exit code says the
+                // configuration did not change.
+                FAILED_EXIT.store(exit_code(ErrorCode::Conflict), Ordering::Relaxed);
+                if !json {
+                    eprintln!(
+                        "error: the apply failed at \"{}\"; {}",
+                        report.failed.clone().unwrap_or_default(),
+                        if report.outcome == ApplyOutcome::RolledBack {
+                            "the PBX was restored to what it ran before"
+                        } else {
+                            "nothing on the PBX was changed"
+                        }
+                    );
+                }
             }
             Box::new(report)
         }

@@ -9,7 +9,7 @@
 mod harness;
 mod pbx_double;
 
-use pbx_double::{endpoints, product_files, setup};
+use pbx_double::{backups, endpoints, product_files, setup};
 use pbxdesk_core::model::{AuditQuery, UserPatch};
 use pbxdesk_core::service::{ApplyOptions, ApplyOutcome};
 use pbxdesk_core::ErrorCode;
@@ -87,7 +87,30 @@ async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() 
         .lock()
         .unwrap()
         .contains_key("acme-dental_users"));
-    assert!(std::fs::read_dir(etc.join("pbxdesk-backups")).is_ok());
+    // Confirmed: the PBX's own rollback is disarmed and the secrets it needed are gone.
+    let b = backups(&etc);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert!(b[0].1.contains(&"confirmed".to_owned()), "{b:?}");
+    assert!(
+        !b[0]
+            .1
+            .iter()
+            .any(|n| n == "armed" || n == "db.cnf" || n == "undo.sql"),
+        "{b:?}"
+    );
+    // New realtime endpoints: res_pjsip was reloaded, so none is stuck Unavailable (capture
+    // pjsip_show_endpoints_after_insert_no_reload.txt), and PJSIP knows all 16.
+    assert!(pbx
+        .ast
+        .seen
+        .lock()
+        .unwrap()
+        .contains(&"Reload:res_pjsip".to_owned()));
+    assert_eq!(pbx.ast.unavailable_endpoints().await, Vec::<String>::new());
+    assert!(rep
+        .steps
+        .iter()
+        .any(|s| s.step == "verify endpoints" && s.detail.contains("16 endpoint")));
     assert!(
         !etc.join(".pbxdesk-apply.lock").exists(),
         "the lock is released"
@@ -140,6 +163,17 @@ async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() 
     assert_eq!(product_files(&etc), old_files, "exactly the old files");
     assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
     assert!(!etc.join(".pbxdesk-apply.lock").exists());
+    let b = backups(&etc);
+    assert!(
+        b.last().unwrap().1.contains(&"rolled-back".to_owned()),
+        "{b:?}"
+    );
+    assert!(!b
+        .last()
+        .unwrap()
+        .1
+        .iter()
+        .any(|n| n == "db.cnf" || n == "armed"));
     let audit = ws.audit_list(&me, &AuditQuery::default()).await.unwrap();
     let applies: Vec<_> = audit.iter().filter(|a| a.action == "pbx.apply").collect();
     assert_eq!(applies.len(), 2, "one applied, one rolled back");
@@ -278,7 +312,29 @@ async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
     )
     .await
     .unwrap();
+    // A table gone: found before anything changes, so the apply stops with the PBX untouched.
     sqlx::query("RENAME TABLE ps_aors TO ps_aors_gone")
+        .execute(&pbx.db)
+        .await
+        .unwrap();
+    let stopped = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(
+        stopped.outcome,
+        ApplyOutcome::Stopped,
+        "{:?}",
+        stopped.steps
+    );
+    assert_eq!(stopped.failed.as_deref(), Some("connect realtime database"));
+    assert!(!stopped.steps.iter().any(|s| s.step == "upload"));
+    assert_eq!(product_files(&etc), old_files);
+    sqlx::query("RENAME TABLE ps_aors_gone TO ps_aors")
+        .execute(&pbx.db)
+        .await
+        .unwrap();
+
+    // The transaction itself fails half-way (the database refuses the aor rows, after the
+    // endpoint and auth rows went in): the rows stay as they were, the uploaded files go back.
+    sqlx::raw_sql("CREATE TRIGGER pbxdesk_test_fail BEFORE INSERT ON ps_aors FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected: the disk is full'")
         .execute(&pbx.db)
         .await
         .unwrap();
@@ -290,6 +346,7 @@ async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
         failed.steps
     );
     assert_eq!(failed.failed.as_deref(), Some("sync realtime rows"));
+    assert!(failed.steps.iter().any(|s| s.step == "upload" && s.ok));
     assert_eq!(product_files(&etc), old_files, "exactly the old files");
     assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
     let last = failed.steps.last().unwrap();
@@ -305,11 +362,11 @@ async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
     // The old dialplan is what Asterisk runs again.
     let d = pbx.ast.dialplan.lock().unwrap().clone();
     assert!(d.contains_key("acme-dental_users"));
-
-    sqlx::query("RENAME TABLE ps_aors_gone TO ps_aors")
+    sqlx::raw_sql("DROP TRIGGER pbxdesk_test_fail")
         .execute(&pbx.db)
         .await
         .unwrap();
+
     let ok = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(ok.outcome, ApplyOutcome::Applied, "{:?}", ok.steps);
     assert!(endpoints(&pbx.db).await["acme-dental-100"]

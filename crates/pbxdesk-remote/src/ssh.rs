@@ -425,6 +425,56 @@ impl Connection {
         }
     }
 
+    /// Renames a file over SFTP; `false` when `from` does not exist. The target must not
+    /// exist (SFTP v3), which makes this a compare-and-swap two parties can race on safely.
+    pub fn rename(&self, from: &str, to: &str) -> Result<bool, SshError> {
+        let (f, t) = (checked_path(from)?, checked_path(to)?);
+        match self.sftp.rename(&f, &t, None) {
+            Ok(()) => Ok(true),
+            Err(e) if is_no_such_file(&e) => Ok(false),
+            Err(e) => Err(remote("rename", from, e)),
+        }
+    }
+
+    /// Starts `sh SCRIPT ARG` on the PBX detached from this session (its own session, no
+    /// terminal, no inherited descriptors), so it outlives the laptop's connection. First
+    /// checks, in the same remote command, that the PBX has every one of `requires`; returns
+    /// the missing ones (and starts nothing) otherwise.
+    pub fn spawn_detached(
+        &self,
+        script: &str,
+        arg: u32,
+        requires: &[&str],
+    ) -> Result<Vec<String>, SshError> {
+        checked_path(script)?;
+        for c in requires {
+            let ok = !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+            if !ok {
+                return Err(SshError::InvalidPath {
+                    path: (*c).to_owned(),
+                    rule: "a command name",
+                });
+            }
+        }
+        let out = self.exec_output(
+            &format!(
+                "m=; for c in {}; do command -v \"$c\" >/dev/null 2>&1 || m=\"$m $c\"; done; \
+                 if [ -n \"$m\" ]; then echo \"missing:$m\"; else \
+                 setsid nohup sh {} {arg} </dev/null >/dev/null 2>&1 & fi",
+                requires.join(" "),
+                quote(script)
+            ),
+            "start",
+        )?;
+        Ok(out
+            .trim()
+            .strip_prefix("missing:")
+            .map(|m| m.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default())
+    }
+
     pub fn mkdir_p(&self, path: &str) -> Result<(), SshError> {
         checked_path(path)?;
         self.exec(&format!("mkdir -p -- {}", quote(path)), "mkdir")

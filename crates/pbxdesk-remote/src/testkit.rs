@@ -68,6 +68,7 @@ impl Sshd {
         )
         .unwrap();
         std::fs::create_dir_all(d.join("etc-asterisk")).unwrap();
+        std::fs::create_dir_all(d.join("bin")).unwrap();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -75,7 +76,9 @@ impl Sshd {
         let config = format!(
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
          StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-         PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+         PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n\
+         SetEnv PATH={bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+        bin = d.join("bin").display(),
         hk = d.join("host_key").display(),
         pid = d.join("sshd.pid").display(),
         ak = d.join("authorized_keys").display(),
@@ -138,6 +141,11 @@ impl Sshd {
     /// The folder that plays the PBX's /etc/asterisk.
     pub fn etc(&self) -> PathBuf {
         self.dir.path().join("etc-asterisk")
+    }
+
+    /// A folder first on the PATH of this server's sessions (for stand-ins of PBX commands).
+    pub fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
     }
 }
 

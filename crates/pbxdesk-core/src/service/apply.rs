@@ -18,7 +18,7 @@ use pbxdesk_render::pbx::{DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR};
 use pbxdesk_render::{Diff, Finding, Rendered};
 use secrecy::SecretString;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,33 @@ pub struct ApplyOptions {
     pub overwrite_drift: bool,
     /// Add the missing `#tryinclude` lines to extensions.conf / pjsip.conf / voicemail.conf.
     pub add_includes: bool,
+    /// Seconds the PBX waits for the confirmation before it rolls back by itself
+    /// (default 300, 2 to 600: always under the stale-lock age).
+    pub confirm_seconds: Option<u32>,
+}
+
+/// The confirm window when none is given, and its bounds.
+pub const CONFIRM_DEFAULT: u32 = 300;
+const CONFIRM_RANGE: std::ops::RangeInclusive<u32> = 2..=600;
+
+/// The rollback the PBX runs by itself (see the script's own comments).
+const ROLLBACK_SCRIPT: &str = include_str!("rollback.sh");
+
+/// One apply's fixed inputs, shared by its steps.
+struct Job<'a> {
+    pbx: &'a Pbx,
+    conn: Arc<Connection>,
+    dir: String,
+    rendered: &'a Rendered,
+    last: Option<&'a Rendered>,
+    ami_secret: Option<SecretString>,
+    db_password: Option<SecretString>,
+    ssh_secret: Option<SecretString>,
+    pinned: String,
+    /// The backup folder's name (Unix ms).
+    stamp: i64,
+    lock_owner: String,
+    window: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,8 +82,25 @@ pub enum ApplyOutcome {
     Applied,
     NothingToDo,
     DryRun,
-    /// A step failed; the PBX was restored to what it ran before.
+    /// A step failed after the PBX was changed; it was restored to what it ran before.
     RolledBack,
+    /// A step failed before anything on the PBX changed.
+    Stopped,
+}
+
+/// Where an apply failed, and whether the PBX had been changed by then.
+struct Failed {
+    step: String,
+    touched: bool,
+}
+
+impl Failed {
+    fn before(step: &str) -> Failed {
+        Failed {
+            step: step.into(),
+            touched: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +199,221 @@ fn devices(r: &Rendered) -> Vec<Device> {
         .collect()
 }
 
+/// Only paths of this alphabet go into the rollback manifest, which a shell reads.
+fn manifest_path(p: &str) -> std::result::Result<&str, String> {
+    let ok = !p.is_empty()
+        && !p.starts_with('/')
+        && !p.split('/').any(|c| c.is_empty() || c == "..")
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+    if ok {
+        Ok(p)
+    } else {
+        Err(format!("{p:?} cannot go into the rollback manifest"))
+    }
+}
+
+/// The mysql client's option file for the PBX's own rollback (0600, removed once the apply
+/// is confirmed or rolled back). The realtime database as the PBX reaches it.
+fn db_cnf(pbx: &Pbx, password: Option<&SecretString>) -> Result<String> {
+    use secrecy::ExposeSecret;
+    let host = match pbx.db_via {
+        crate::domain::Via::Direct => pbx.host.clone(),
+        crate::domain::Via::Tunnel => "127.0.0.1".to_owned(),
+    };
+    let quoted = |v: &str| -> Result<String> {
+        if v.contains(['\n', '\r', '\0']) {
+            return Err(Error::Conflict(
+                "a database setting holds a line break; the PBX's rollback cannot use it".into(),
+            ));
+        }
+        Ok(format!(
+            "\"{}\"",
+            v.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
+    };
+    let mut cnf = format!(
+        "[mysql]\nhost={}\nport={}\nuser={}\ndatabase={}\n",
+        quoted(&host)?,
+        pbx.db_port,
+        quoted(pbx.db_user.as_deref().unwrap_or_default())?,
+        quoted(&pbx.db_name)?
+    );
+    if let Some(p) = password {
+        cnf.push_str(&format!("password={}\n", quoted(p.expose_secret())?));
+    }
+    Ok(cnf)
+}
+
+/// Writes the backup and the rollback into `base` (a new folder of pbxdesk's own: plain SFTP
+/// writes, owner-only), then starts the PBX's timer. "armed" is written last: until it exists
+/// the script does nothing. Returns how many files were backed up.
+#[allow(clippy::too_many_arguments)]
+fn arm(
+    c: &Connection,
+    root: &str,
+    stamp: i64,
+    restore: &BTreeMap<String, Option<String>>,
+    undo: &str,
+    cnf: &str,
+    modules: &[String],
+    lock_owner: &str,
+    window: u32,
+) -> std::result::Result<(usize, String), String> {
+    let e = |e: pbxdesk_remote::ssh::SshError| e.to_string();
+    // A folder of this apply's own (creating a folder is atomic: two applies never share one).
+    c.create_dir_all(root).map_err(e)?;
+    let mut base = format!("{root}/{stamp}");
+    let mut n = 0;
+    while !c.create_dir(&base).map_err(e)? {
+        n += 1;
+        if n > 100 {
+            return Err(format!("cannot make a backup folder in {root}"));
+        }
+        base = format!("{root}/{stamp}-{n}");
+    }
+    let base = base.as_str();
+    let mut manifest = String::new();
+    let mut made = BTreeSet::new();
+    let mut saved = 0;
+    for (p, old) in restore {
+        let p = manifest_path(p)?;
+        match old {
+            Some(text) => {
+                let full = format!("{base}/files/{p}");
+                let parent = full
+                    .rsplit_once('/')
+                    .map_or(base.to_owned(), |(a, _)| a.to_owned());
+                if made.insert(parent.clone()) {
+                    c.create_dir_all(&parent).map_err(e)?;
+                }
+                c.write_new(&full, text.as_bytes()).map_err(e)?;
+                manifest.push_str(&format!("restore {p}\n"));
+                saved += 1;
+            }
+            None => manifest.push_str(&format!("remove {p}\n")),
+        }
+    }
+    for m in modules {
+        manifest.push_str(&format!("reload {m}\n"));
+    }
+    c.write_new(&format!("{base}/manifest"), manifest.as_bytes())
+        .map_err(e)?;
+    if !undo.is_empty() {
+        c.write_new(&format!("{base}/undo.sql"), undo.as_bytes())
+            .map_err(e)?;
+        c.write_new(&format!("{base}/db.cnf"), cnf.as_bytes())
+            .map_err(e)?;
+    }
+    c.write_new(&format!("{base}/lock-owner"), lock_owner.as_bytes())
+        .map_err(e)?;
+    c.write_new(&format!("{base}/rollback.sh"), ROLLBACK_SCRIPT.as_bytes())
+        .map_err(e)?;
+    c.write_new(&format!("{base}/armed"), lock_owner.as_bytes())
+        .map_err(e)?;
+    let mut needed = vec!["sh", "setsid", "nohup", "sleep", "asterisk"];
+    if !undo.is_empty() {
+        needed.push("mysql");
+    }
+    let missing = c
+        .spawn_detached(&format!("{base}/rollback.sh"), window, &needed)
+        .map_err(e)?;
+    if !missing.is_empty() {
+        let _ = c.remove_file(&format!("{base}/armed"));
+        let _ = c.remove_file(&format!("{base}/db.cnf"));
+        return Err(format!(
+            "the PBX lacks {} (needed to roll back by itself); install it on the PBX",
+            missing.join(", ")
+        ));
+    }
+    Ok((saved, base.to_owned()))
+}
+
+/// Disarms the PBX's rollback; `false` when its timer already took over. The secrets the
+/// rollback needed are removed from the PBX at once.
+fn confirm(c: &Connection, base: &str) -> std::result::Result<bool, pbxdesk_remote::ssh::SshError> {
+    if !c.rename(&format!("{base}/armed"), &format!("{base}/confirmed"))? {
+        return Ok(false);
+    }
+    c.remove_file(&format!("{base}/db.cnf"))?;
+    c.remove_file(&format!("{base}/undo.sql"))?;
+    Ok(true)
+}
+
+/// Puts `files` back (`None` removes), writing only those that differ from what the PBX holds
+/// now: after a failed upload (a full disk, a cut connection) most of them never changed, and
+/// writing them again could fail the same way.
+fn restore_files(
+    c: &Connection,
+    dir: &str,
+    files: &BTreeMap<String, Option<String>>,
+) -> Result<usize> {
+    let mut todo = BTreeMap::new();
+    for (p, want) in files {
+        let now = c
+            .read_file(&format!("{dir}/{p}"))
+            .map_err(conflict)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        if now != *want {
+            todo.insert(p.clone(), want.clone());
+        }
+    }
+    write_files(c, dir, &todo)?;
+    Ok(todo.len())
+}
+
+/// Syncs the rows and reads them back. On failure: the reason, and whether the transaction
+/// had committed (then the rows must be undone).
+async fn sync_rows(
+    rt: &Realtime,
+    wanted: &[Device],
+    now: i64,
+) -> std::result::Result<String, (String, bool)> {
+    let plan = rt
+        .sync(wanted, now)
+        .await
+        .map_err(|e| (e.to_string(), false))?;
+    match rt.plan(wanted).await {
+        Ok(p) if p.is_empty() => Ok(format!(
+            "{} added, {} changed, {} removed, {} unchanged; the database now holds the render",
+            plan.add.len(),
+            plan.change.len(),
+            plan.remove.len(),
+            plan.unchanged
+        )),
+        Ok(_) => Err((
+            "after the sync the rows still differ from the render".into(),
+            true,
+        )),
+        Err(e) => Err((e.to_string(), true)),
+    }
+}
+
+/// Checks PJSIP knows every endpoint the render expects (PJSIPShowEndpoints).
+async fn verify_endpoints(
+    client: &ami::Client,
+    ids: &[&str],
+) -> std::result::Result<usize, String> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let listed = client.pjsip_endpoints().await.map_err(|e| e.to_string())?;
+    let known: BTreeSet<&str> = listed.iter().filter_map(|m| m.get("ObjectName")).collect();
+    let missing: Vec<&&str> = ids.iter().filter(|id| !known.contains(**id)).collect();
+    match missing.len() {
+        0 => Ok(ids.len()),
+        n => Err(format!(
+            "{n} endpoint(s) unknown to PJSIP, e.g. {}",
+            missing
+                .iter()
+                .take(5)
+                .map(|s| **s)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 /// Checks every context the render expects is loaded with its extensions.
 async fn verify_dialplan(
     client: &ami::Client,
@@ -190,6 +449,19 @@ impl Workspace {
     ) -> Result<ApplyReport> {
         actor.require_msp_write()?;
         actor.require_reveal()?;
+        let window = opts.confirm_seconds.unwrap_or(CONFIRM_DEFAULT);
+        if !CONFIRM_RANGE.contains(&window) {
+            return Err(crate::error::ValidationError::new(
+                "confirm_seconds",
+                &window.to_string(),
+                format!(
+                    "{} to {} seconds (the PBX rolls back by itself if the apply is not confirmed by then)",
+                    CONFIRM_RANGE.start(),
+                    CONFIRM_RANGE.end()
+                ),
+            )
+            .into());
+        }
         let mut steps = Steps(Vec::new());
         let t = Instant::now();
         let pbx = self.pbx_show(actor, name).await?;
@@ -382,16 +654,29 @@ impl Workspace {
             }
             let detail = if core_edits.is_empty() { "present".to_owned() } else { format!("added to {}", core_edits.keys().cloned().collect::<Vec<_>>().join(", ")) };
             steps.done("include lines", t, true, detail);
-            let result = self
-                .apply_locked(&pbx, &conn, &dir, &rendered, last.as_ref(), &on_pbx, core_edits, core_backup, ami_secret, db_password, ssh_secret, &pinned, &mut steps)
-                .await;
+            let job = Job {
+                pbx: &pbx,
+                conn: conn.clone(),
+                dir: dir.clone(),
+                rendered: &rendered,
+                last: last.as_ref(),
+                ami_secret,
+                db_password,
+                ssh_secret,
+                pinned: pinned.clone(),
+                stamp: self.now(),
+                lock_owner: owner.clone(),
+                window,
+            };
+            let result = self.apply_locked(&job, &on_pbx, core_edits, core_backup, &mut steps).await;
             match result {
                 // Recorded before the lock is released, so the next apply sees it.
                 Ok(()) => {
                     self.pbx_mark_applied(actor, name, &rendered).await?;
                     Ok((ApplyOutcome::Applied, None))
                 }
-                Err(step) => Ok((ApplyOutcome::RolledBack, Some(step))),
+                Err(f) if f.touched => Ok((ApplyOutcome::RolledBack, Some(f.step))),
+                Err(f) => Ok((ApplyOutcome::Stopped, Some(f.step))),
             }
         }
         .await;
@@ -426,24 +711,16 @@ impl Workspace {
         Ok(rep)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn apply_locked(
         &self,
-        pbx: &Pbx,
-        conn: &Arc<Connection>,
-        dir: &str,
-        rendered: &Rendered,
-        last: Option<&Rendered>,
+        job: &Job<'_>,
         on_pbx: &BTreeMap<String, String>,
         core_edits: BTreeMap<String, Option<String>>,
         core_backup: BTreeMap<String, Option<String>>,
-        ami_secret: Option<SecretString>,
-        db_password: Option<SecretString>,
-        ssh_secret: Option<SecretString>,
-        pinned: &str,
         steps: &mut Steps,
-    ) -> std::result::Result<(), String> {
-        // What changes, and the backup of what it replaces.
+    ) -> std::result::Result<(), Failed> {
+        let (rendered, dir, conn) = (job.rendered, job.dir.as_str(), &job.conn);
+        // What changes, and what it replaces (`None`: the file is new, or goes away).
         let mut upload: BTreeMap<String, Option<String>> = BTreeMap::new();
         let mut restore: BTreeMap<String, Option<String>> = BTreeMap::new();
         for (p, text) in &rendered.files {
@@ -458,116 +735,170 @@ impl Workspace {
                 restore.insert(p.clone(), Some(text.clone()));
             }
         }
+        upload.extend(core_edits);
+        restore.extend(core_backup);
+
+        // Reach AMI and the realtime database before anything changes: if either is out of
+        // reach, the apply stops with the PBX untouched.
         let t = Instant::now();
-        let stamp = self.now();
-        let backup = blocking({
-            let (c, d) = (conn.clone(), dir.to_owned());
-            let files: Vec<(String, String)> = restore
+        let (_ami_tunnel, client) = match self
+            .apply_ami(
+                job.pbx,
+                job.ami_secret.clone(),
+                job.ssh_secret.clone(),
+                &job.pinned,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                steps.done("connect AMI", t, false, e);
+                return Err(Failed::before("connect AMI"));
+            }
+        };
+        steps.done("connect AMI", t, true, "");
+        let t = Instant::now();
+        let wanted = devices(rendered);
+        let (_db_tunnel, rt) = match self.open_realtime(job).await {
+            Ok(r) => r,
+            Err(e) => {
+                steps.done("connect realtime database", t, false, e);
+                let _ = client.logoff().await;
+                return Err(Failed::before("connect realtime database"));
+            }
+        };
+        let undo = match rt.undo_script(&wanted).await {
+            Ok(u) => u,
+            Err(e) => {
+                steps.done("connect realtime database", t, false, e.to_string());
+                rt.close().await;
+                let _ = client.logoff().await;
+                return Err(Failed::before("connect realtime database"));
+            }
+        };
+        steps.done("connect realtime database", t, true, "");
+
+        // Newly inserted realtime endpoints report DeviceState Unavailable until res_pjsip is
+        // reloaded (captured on Asterisk 22), so an apply that adds devices reloads it too.
+        let adds_rows = job.last.map_or(!rendered.realtime.is_empty(), |l| {
+            let had: BTreeSet<&str> = l.realtime.iter().map(|e| e.id.as_str()).collect();
+            rendered
+                .realtime
                 .iter()
-                .chain(core_backup.iter())
-                .filter_map(|(p, t)| t.clone().map(|t| (p.clone(), t)))
-                .collect();
-            move || -> std::result::Result<usize, String> {
-                // A new folder of pbxdesk's own: plain SFTP writes, no shell, no renames.
-                let base = format!("{d}/{BACKUP_DIR}/{stamp}");
-                let mut made = std::collections::BTreeSet::new();
-                for (p, text) in &files {
-                    let full = format!("{base}/{p}");
-                    let parent = full
-                        .rsplit_once('/')
-                        .map_or(base.clone(), |(a, _)| a.to_owned());
-                    if made.insert(parent.clone()) {
-                        c.create_dir_all(&parent).map_err(|e| e.to_string())?;
-                    }
-                    c.write_new(&full, text.as_bytes())
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok(files.len())
+                .any(|e| !had.contains(e.id.as_str()))
+        });
+        let mut modules: Vec<&str> = Vec::new();
+        if upload
+            .keys()
+            .any(|p| p.starts_with(DIALPLAN_DIR) || p == "extensions.conf")
+        {
+            modules.push("pbx_config");
+        }
+        if adds_rows
+            || upload
+                .keys()
+                .any(|p| p.starts_with(PJSIP_DIR) || p == "pjsip.conf")
+        {
+            modules.push("res_pjsip");
+        }
+        if upload
+            .keys()
+            .any(|p| p.starts_with(VOICEMAIL_DIR) || p == "voicemail.conf")
+        {
+            modules.push("app_voicemail");
+        }
+
+        // The backup, and the rollback the PBX runs by itself unless this apply confirms.
+        let t = Instant::now();
+        let root = format!("{dir}/{BACKUP_DIR}");
+        let armed = blocking({
+            let conn = conn.clone();
+            let (root, stamp, restore, undo) =
+                (root.clone(), job.stamp, restore.clone(), undo.clone());
+            let modules: Vec<String> = modules.iter().map(|m| (*m).to_owned()).collect();
+            let cnf = db_cnf(job.pbx, job.db_password.as_ref())
+                .map_err(|e| Failed::before(&e.to_string()))?;
+            let (owner, window) = (job.lock_owner.clone(), job.window);
+            move || {
+                arm(
+                    &conn, &root, stamp, &restore, &undo, &cnf, &modules, &owner, window,
+                )
             }
         })
         .await
-        .map_err(|e| e.to_string())?;
-        match backup {
-            Ok(n) => steps.done(
-                "back up",
+        .map_err(|e| Failed {
+            step: e.to_string(),
+            touched: false,
+        })?;
+        let base = match armed {
+            Ok((n, base)) => {
+                steps.done(
+                "back up and arm the rollback",
                 t,
                 true,
-                format!("{n} file(s) in {dir}/{BACKUP_DIR}/{stamp}"),
-            ),
-            Err(e) => {
-                steps.done("back up", t, false, e.clone());
-                return Err("back up".into());
+                format!(
+                    "{n} file(s) in {base}; the PBX restores them by itself unless the apply is confirmed within {} s",
+                    job.window
+                ),
+                );
+                base
             }
-        }
+            Err(e) => {
+                steps.done("back up and arm the rollback", t, false, e);
+                rt.close().await;
+                let _ = client.logoff().await;
+                return Err(Failed::before("back up and arm the rollback"));
+            }
+        };
+        let armed_at = Instant::now();
 
         // From here on, any failure restores.
+        let mut failed: Option<&str> = None;
+        let mut synced = false;
         let t = Instant::now();
-        let mut all_upload = upload.clone();
-        all_upload.extend(core_edits.clone());
         let up = blocking({
-            let (c, d, files) = (conn.clone(), dir.to_owned(), all_upload.clone());
+            let (c, d, files) = (conn.clone(), dir.to_owned(), upload.clone());
             move || write_files(&c, &d, &files)
         })
         .await
-        .map_err(|e| e.to_string())?;
-        let mut failed: Option<String> = None;
+        .map_err(|e| Failed {
+            step: e.to_string(),
+            touched: true,
+        })?;
         match up {
             Ok(()) => steps.done(
                 "upload",
                 t,
                 true,
-                format!("{} file(s) written or removed atomically", all_upload.len()),
+                format!("{} file(s) written or removed atomically", upload.len()),
             ),
             Err(e) => {
                 steps.done("upload", t, false, e.to_string());
-                failed = Some("upload".to_owned());
+                failed = Some("upload");
             }
         }
 
-        // AMI: reload narrowly, then verify from what Asterisk reports.
-        let ami_client = if failed.is_none() {
+        // Realtime rows: one transaction, then read back.
+        if failed.is_none() {
             let t = Instant::now();
-            match self
-                .apply_ami(pbx, ami_secret.clone(), ssh_secret.clone(), pinned)
-                .await
-            {
-                Ok(c) => {
-                    steps.done("connect AMI", t, true, "");
-                    Some(c)
+            match sync_rows(&rt, &wanted, self.now()).await {
+                Ok(detail) => {
+                    synced = true;
+                    steps.done("sync realtime rows", t, true, detail);
                 }
-                Err(e) => {
-                    steps.done("connect AMI", t, false, e);
-                    failed = Some("connect AMI".to_owned());
-                    None
+                Err((detail, committed)) => {
+                    synced = committed;
+                    steps.done("sync realtime rows", t, false, detail);
+                    failed = Some("sync realtime rows");
                 }
             }
-        } else {
-            None
-        };
-        if let (None, Some((_, client))) = (&failed, &ami_client) {
+        }
+
+        if failed.is_none() {
             let t = Instant::now();
-            let mut modules = Vec::new();
-            if all_upload
-                .keys()
-                .any(|p| p.starts_with(DIALPLAN_DIR) || p == "extensions.conf")
-            {
-                modules.push("pbx_config");
-            }
-            if all_upload
-                .keys()
-                .any(|p| p.starts_with(PJSIP_DIR) || p == "pjsip.conf")
-            {
-                modules.push("res_pjsip");
-            }
-            if all_upload
-                .keys()
-                .any(|p| p.starts_with(VOICEMAIL_DIR) || p == "voicemail.conf")
-            {
-                modules.push("app_voicemail");
-            }
             let mut err = None;
             for m in &modules {
-                if let Err(e) = reload_with_retry(client, m).await {
+                if let Err(e) = reload_with_retry(&client, m).await {
                     err = Some(format!("{m}: {e}"));
                     break;
                 }
@@ -576,13 +907,14 @@ impl Workspace {
                 None => steps.done("reload", t, true, modules.join(", ")),
                 Some(e) => {
                     steps.done("reload", t, false, e);
-                    failed = Some("reload".to_owned());
+                    failed = Some("reload");
                 }
             }
         }
-        if let (None, Some((_, client))) = (&failed, &ami_client) {
+        // Verify from what Asterisk reports, not from the reload's answer.
+        if failed.is_none() {
             let t = Instant::now();
-            match verify_dialplan(client, &rendered.contexts).await {
+            match verify_dialplan(&client, &rendered.contexts).await {
                 Ok(n) => steps.done(
                     "verify dialplan",
                     t,
@@ -591,89 +923,184 @@ impl Workspace {
                 ),
                 Err(e) => {
                     steps.done("verify dialplan", t, false, e);
-                    failed = Some("verify dialplan".to_owned());
+                    failed = Some("verify dialplan");
                 }
             }
         }
-
-        // Realtime rows: one transaction, last.
         if failed.is_none() {
             let t = Instant::now();
-            match self
-                .apply_realtime(
-                    pbx,
-                    db_password.clone(),
-                    ssh_secret.clone(),
-                    pinned,
-                    rendered,
-                )
-                .await
-            {
-                Ok(detail) => steps.done("sync realtime rows", t, true, detail),
+            let ids: Vec<&str> = rendered.realtime.iter().map(|e| e.id.as_str()).collect();
+            match verify_endpoints(&client, &ids).await {
+                Ok(n) => steps.done(
+                    "verify endpoints",
+                    t,
+                    true,
+                    format!("{n} endpoint(s) known to PJSIP"),
+                ),
                 Err(e) => {
-                    steps.done("sync realtime rows", t, false, e);
-                    failed = Some("sync realtime rows".to_owned());
+                    steps.done("verify endpoints", t, false, e);
+                    failed = Some("verify endpoints");
                 }
             }
         }
 
-        let Some(step) = failed else {
-            if let Some((_t, c)) = ami_client {
-                let _ = c.logoff().await;
+        if failed.is_none() {
+            // Confirm: disarm the PBX's rollback. If its timer won the race, the PBX is already
+            // going back to the old configuration, and this apply did not happen.
+            let t = Instant::now();
+            let confirmed = blocking({
+                let (c, base) = (conn.clone(), base.clone());
+                move || confirm(&c, &base)
+            })
+            .await
+            .map_err(|e| Failed {
+                step: e.to_string(),
+                touched: true,
+            })?;
+            match confirmed {
+                Ok(true) => {
+                    steps.done(
+                        "confirm",
+                        t,
+                        true,
+                        format!(
+                            "the PBX's rollback was disarmed {} ms after it was armed",
+                            armed_at.elapsed().as_millis()
+                        ),
+                    );
+                    rt.close().await;
+                    let _ = client.logoff().await;
+                    return Ok(());
+                }
+                Ok(false) => {
+                    steps.done(
+                        "confirm",
+                        t,
+                        false,
+                        format!(
+                            "too late: the PBX's own rollback started after {} s (the confirm window); it restores {base}",
+                            job.window
+                        ),
+                    );
+                    rt.close().await;
+                    let _ = client.logoff().await;
+                    return Err(Failed {
+                        step: "confirm".into(),
+                        touched: true,
+                    });
+                }
+                Err(e) => {
+                    steps.done("confirm", t, false, e.to_string());
+                    failed = Some("confirm");
+                }
             }
-            return Ok(());
-        };
+        }
+        let step = failed.unwrap_or("confirm").to_owned();
 
-        // Roll back: the files as they were, reloaded, and verified against the last apply.
+        // Roll back from the laptop (it reports and verifies; the PBX's script cannot). The
+        // claim on "armed" keeps the PBX's timer from running the same rollback at once.
         let t = Instant::now();
-        let mut back = restore.clone();
-        back.extend(core_backup);
-        let restored = blocking({
-            let (c, d) = (conn.clone(), dir.to_owned());
-            move || write_files(&c, &d, &back)
+        let claimed = blocking({
+            let (c, base) = (conn.clone(), base.clone());
+            move || c.rename(&format!("{base}/armed"), &format!("{base}/rolling-back"))
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failed {
+            step: e.to_string(),
+            touched: true,
+        })?;
+        if !matches!(claimed, Ok(true)) {
+            steps.done(
+                "roll back",
+                t,
+                false,
+                format!("the PBX is rolling itself back ({base}/rollback.log)"),
+            );
+            rt.close().await;
+            let _ = client.logoff().await;
+            return Err(Failed {
+                step,
+                touched: true,
+            });
+        }
+        let restored = blocking({
+            let (c, d, files) = (conn.clone(), dir.to_owned(), restore.clone());
+            move || restore_files(&c, &d, &files)
+        })
+        .await
+        .map_err(|e| Failed {
+            step: e.to_string(),
+            touched: true,
+        })?;
+        let files_ok = restored.is_ok();
         steps.done(
             "restore files",
             t,
-            restored.is_ok(),
-            restored.err().map(|e| e.to_string()).unwrap_or_default(),
+            files_ok,
+            match restored {
+                Ok(n) => format!("{n} file(s) put back"),
+                Err(e) => e.to_string(),
+            },
         );
-        let t = Instant::now();
-        let client = match ami_client {
-            Some(c) => Some(c),
-            None => self
-                .apply_ami(pbx, ami_secret, ssh_secret, pinned)
-                .await
-                .ok(),
-        };
-        match client {
-            Some((_t, c)) => {
-                let reloaded = reload_with_retry(&c, "pbx_config").await;
-                let verified = match (last, &reloaded) {
-                    (Some(l), Ok(())) => verify_dialplan(&c, &l.contexts)
-                        .await
-                        .map(|n| format!("{n} context(s) of the last apply loaded")),
-                    (None, Ok(())) => Ok("reloaded".into()),
-                    (_, Err(e)) => Err(e.to_string()),
-                };
-                let _ = c.logoff().await;
-                steps.done(
-                    "reload and verify the old state",
-                    t,
-                    verified.is_ok(),
-                    verified.unwrap_or_else(|e| e),
-                );
-            }
-            None => steps.done(
-                "reload and verify the old state",
+        let mut rows_ok = true;
+        if synced {
+            let t = Instant::now();
+            let r = rt.undo(&undo).await;
+            rows_ok = r.is_ok();
+            steps.done(
+                "restore realtime rows",
                 t,
-                false,
-                "AMI unreachable: reload pbx_config on the PBX by hand",
-            ),
+                rows_ok,
+                r.err().map(|e| e.to_string()).unwrap_or_default(),
+            );
         }
-        Err(step)
+        rt.close().await;
+        let t = Instant::now();
+        let mut reloaded = Ok(());
+        for m in &modules {
+            if let Err(e) = reload_with_retry(&client, m).await {
+                reloaded = Err(format!("{m}: {e}"));
+                break;
+            }
+        }
+        // What counts is what Asterisk runs now: a failed reload keeps the old dialplan loaded.
+        let verified = match (job.last, reloaded) {
+            (Some(l), r) => verify_dialplan(&client, &l.contexts).await.map(|n| {
+                let mut d = format!("{n} context(s) of the last apply loaded");
+                if let Err(e) = r {
+                    d.push_str(&format!(" (the reload failed, {e}; Asterisk kept them)"));
+                }
+                d
+            }),
+            (None, Ok(())) => Ok("reloaded".into()),
+            (None, Err(e)) => Err(e),
+        };
+        let _ = client.logoff().await;
+        let all_ok = files_ok && rows_ok && verified.is_ok();
+        steps.done(
+            "reload and verify the old state",
+            t,
+            verified.is_ok(),
+            verified.unwrap_or_else(|e| e),
+        );
+        let _ = blocking({
+            let (c, base) = (conn.clone(), base.clone());
+            let to = if all_ok {
+                "rolled-back"
+            } else {
+                "rollback-failed"
+            };
+            move || {
+                let _ = c.remove_file(&format!("{base}/db.cnf"));
+                let _ = c.remove_file(&format!("{base}/undo.sql"));
+                c.rename(&format!("{base}/rolling-back"), &format!("{base}/{to}"))
+            }
+        })
+        .await;
+        Err(Failed {
+            step,
+            touched: true,
+        })
     }
 
     async fn apply_ami(
@@ -710,24 +1137,21 @@ impl Workspace {
         Ok((tunnel, c))
     }
 
-    async fn apply_realtime(
+    async fn open_realtime(
         &self,
-        pbx: &Pbx,
-        password: Option<SecretString>,
-        ssh_secret: Option<SecretString>,
-        pinned: &str,
-        rendered: &Rendered,
-    ) -> std::result::Result<String, String> {
+        job: &Job<'_>,
+    ) -> std::result::Result<(Option<Tunnel>, Realtime), String> {
+        let pbx = job.pbx;
         let user = pbx
             .db_user
             .clone()
             .ok_or("no database user in the profile")?;
-        let (_tunnel, addr) = match pbx.db_via {
+        let (tunnel, addr) = match pbx.db_via {
             crate::domain::Via::Direct => (None, format!("{}:{}", pbx.host, pbx.db_port)),
             crate::domain::Via::Tunnel => {
                 let t = Tunnel::open(
-                    &target(pbx, ssh_secret),
-                    Some(pinned),
+                    &target(pbx, job.ssh_secret.clone()),
+                    Some(&job.pinned),
                     "127.0.0.1",
                     pbx.db_port,
                 )
@@ -737,28 +1161,14 @@ impl Workspace {
             }
         };
         let url = format!("mysql://{user}@{addr}/{}", pbx.db_name);
-        let rt = Realtime::connect(&url, password.as_ref(), &format!("pbxdesk:{}", pbx.name))
-            .await
-            .map_err(|e| e.to_string())?;
-        let wanted = devices(rendered);
-        let result = rt.sync(&wanted, self.now()).await;
-        let after = match &result {
-            Ok(_) => rt.plan(&wanted).await.map(|p| p.is_empty()),
-            Err(_) => Ok(false),
-        };
-        rt.close().await;
-        let plan = result.map_err(|e| e.to_string())?;
-        match after {
-            Ok(true) => Ok(format!(
-                "{} added, {} changed, {} removed, {} unchanged; the database now holds the render",
-                plan.add.len(),
-                plan.change.len(),
-                plan.remove.len(),
-                plan.unchanged
-            )),
-            Ok(false) => Err("after the sync the rows still differ from the render".into()),
-            Err(e) => Err(e.to_string()),
-        }
+        let rt = Realtime::connect(
+            &url,
+            job.db_password.as_ref(),
+            &format!("pbxdesk:{}", pbx.name),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok((tunnel, rt))
     }
 
     async fn record_apply(&self, actor: &Actor, pbx: &Pbx, rep: &ApplyReport) -> Result<()> {

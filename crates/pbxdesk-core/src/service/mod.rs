@@ -17,7 +17,7 @@ mod trunk;
 mod user;
 
 pub use access::Actor;
-pub use apply::{ApplyOptions, ApplyOutcome, ApplyReport, ApplyStep};
+pub use apply::{ApplyOptions, ApplyOutcome, ApplyReport, ApplyStep, CONFIRM_DEFAULT};
 pub use policy::parse_rule;
 pub use render::{masked, PbxDiff};
 

@@ -98,10 +98,12 @@ pub async fn setup(ws: &Workspace, me: &Actor, tag: &str) -> Pbx {
         .execute(format!("CREATE DATABASE {name}").as_str())
         .await
         .unwrap();
-    let db = MySqlPool::connect(&format!("mysql://root@127.0.0.1:3306/{name}"))
-        .await
-        .unwrap();
+    let url = format!("mysql://root@127.0.0.1:3306/{name}");
+    let db = MySqlPool::connect(&url).await.unwrap();
     sqlx::raw_sql(ASTERISK22_SCHEMA).execute(&db).await.unwrap();
+    // PJSIP reads its endpoints from this database, and `asterisk -rx` reaches the double.
+    ast.use_realtime(&url).await;
+    ast.install_cli(&sshd.bin());
 
     demo::seed(ws, me).await.unwrap();
     let profile = PbxPatch {
@@ -122,4 +124,39 @@ pub async fn setup(ws: &Workspace, me: &Actor, tag: &str) -> Pbx {
     let fp = ws.pbx_probe_host_key(me, "demo-pbx").await.unwrap();
     ws.pbx_trust(me, "demo-pbx", &fp).await.unwrap();
     Pbx { sshd, ast, db }
+}
+
+/// Each backup folder on the "PBX" (oldest first) with the names of its top-level entries.
+pub fn backups(etc: &Path) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = std::fs::read_dir(etc.join("pbxdesk-backups"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let mut names: Vec<String> = std::fs::read_dir(e.path())
+                        .unwrap()
+                        .flatten()
+                        .map(|f| f.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    names.sort();
+                    (e.file_name().to_string_lossy().into_owned(), names)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Waits (at most `secs`) until the newest backup folder holds `marker`.
+pub async fn wait_for_marker(etc: &Path, marker: &str, secs: u64) -> bool {
+    for _ in 0..secs * 10 {
+        if backups(etc)
+            .last()
+            .is_some_and(|(_, names)| names.iter().any(|n| n == marker))
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
 }

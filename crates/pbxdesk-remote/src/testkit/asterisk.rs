@@ -1,7 +1,8 @@
 //! A stateful Asterisk double: it loads the dialplan from a config folder (the test sshd's
 //! "/etc/asterisk") by the rules the Asterisk 22.10.1 captures show, and answers the AMI
 //! actions an apply uses (Login, Ping, Reload, Command `dialplan show`/`dialplan reload`,
-//! Logoff) with the captured message shapes. `tests/asterisk_double.rs` checks every captured
+//! PJSIPShowEndpoints read from the realtime tables, Logoff) with the captured message shapes,
+//! and `asterisk -rx "module reload …"` through a stand-in for the control socket. `tests/asterisk_double.rs` checks every captured
 //! reload case comes out as Asterisk reported it.
 //!
 //! Loading rules (fixtures `config/` and `cli/`):
@@ -17,8 +18,9 @@
 //! - the CLI's `dialplan reload` always prints "Dialplan reloaded." (`dialplan_reload_*.txt`).
 
 use crate::ami::Parser;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -240,12 +242,65 @@ pub fn dialplan_show(plan: &Dialplan, context: &str) -> (bool, Vec<String>) {
 }
 
 /// A running double: its AMI address, what it has loaded, and every action it was sent
-/// (`Reload:pbx_config`, `Command:dialplan show x`, …).
+/// (`Reload:pbx_config`, `Command:dialplan show x`, `CLI:module reload pbx_config.so`, …).
 pub struct AsteriskDouble {
     pub addr: String,
+    /// The stand-in for Asterisk's control socket, which `asterisk -rx` talks to (see
+    /// [`AsteriskDouble::install_cli`]).
+    pub cli_addr: String,
     pub dialplan: Arc<Mutex<Dialplan>>,
     pub seen: Arc<Mutex<Vec<String>>>,
     pub etc: PathBuf,
+    /// While set, `Reload` actions are not answered (a reload that hangs).
+    pub hold_reloads: Arc<AtomicBool>,
+    state: Arc<State>,
+}
+
+struct State {
+    etc: PathBuf,
+    dialplan: Arc<Mutex<Dialplan>>,
+    seen: Arc<Mutex<Vec<String>>>,
+    hold: Arc<AtomicBool>,
+    /// The realtime database PJSIP reads endpoints from, once given.
+    realtime: Mutex<Option<sqlx::MySqlPool>>,
+    /// Endpoints res_pjsip knew at its last load or reload. One inserted later is visible at
+    /// once but reports DeviceState Unavailable until res_pjsip is reloaded
+    /// (`pjsip_show_endpoints_after_insert_no_reload.txt`,
+    /// `pjsip_show_endpoints_101_registered_inserted_after_reload.txt`).
+    pjsip_loaded: Mutex<BTreeSet<String>>,
+}
+
+impl State {
+    async fn endpoint_ids(&self) -> Vec<String> {
+        let pool = self.realtime.lock().unwrap().clone();
+        match pool {
+            Some(p) => sqlx::query_scalar::<_, String>("SELECT id FROM ps_endpoints ORDER BY id")
+                .fetch_all(&p)
+                .await
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `module reload <module>`: true when the module reloaded.
+    async fn reload(&self, module: &str) -> bool {
+        match module {
+            "pbx_config" => match load_dialplan(&self.etc) {
+                Ok(p) => {
+                    *self.dialplan.lock().unwrap() = p;
+                    true
+                }
+                // s5_reload_broken_main_03: the old dialplan stays.
+                Err(_) => false,
+            },
+            "res_pjsip" => {
+                let ids = self.endpoint_ids().await;
+                *self.pjsip_loaded.lock().unwrap() = ids.into_iter().collect();
+                true
+            }
+            _ => true,
+        }
+    }
 }
 
 fn reply(id: &str, success: bool, message: &str, outputs: &[String]) -> Vec<u8> {
@@ -260,21 +315,124 @@ fn reply(id: &str, success: bool, message: &str, outputs: &[String]) -> Vec<u8> 
     s.into_bytes()
 }
 
+/// `PJSIPShowEndpoints` as s7_pjsip_02 answers it, one `EndpointList` event per endpoint.
+async fn endpoint_list(state: &State, id: &str) -> Vec<u8> {
+    let ids = state.endpoint_ids().await;
+    let loaded = state.pjsip_loaded.lock().unwrap().clone();
+    let mut s = format!("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: A listing of Endpoints follows, presented as EndpointList events\r\n\r\n");
+    for e in &ids {
+        let st = if loaded.contains(e) {
+            "Not in use"
+        } else {
+            "Unavailable"
+        };
+        s.push_str(&format!("Event: EndpointList\r\nActionID: {id}\r\nObjectType: endpoint\r\nObjectName: {e}\r\nTransport: transport-udp\r\nAor: {e}\r\nAuths: {e}\r\nOutboundAuths: \r\nContacts: \r\nDeviceState: {st}\r\nActiveChannels: 0\r\n\r\n"));
+    }
+    s.push_str(&format!(
+        "Event: EndpointListComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\n\r\n",
+        ids.len()
+    ));
+    s.into_bytes()
+}
+
+impl AsteriskDouble {
+    /// PJSIP reads its endpoints from this database (as res_sorcery_realtime does); the ones
+    /// there now count as loaded, as at Asterisk's start.
+    pub async fn use_realtime(&self, url: &str) {
+        let pool = sqlx::MySqlPool::connect(url).await.unwrap();
+        *self.state.realtime.lock().unwrap() = Some(pool);
+        self.state.reload("res_pjsip").await;
+    }
+
+    /// Endpoints that report DeviceState Unavailable because they were inserted after the
+    /// last res_pjsip reload.
+    pub async fn unavailable_endpoints(&self) -> Vec<String> {
+        let loaded = self.state.pjsip_loaded.lock().unwrap().clone();
+        self.state
+            .endpoint_ids()
+            .await
+            .into_iter()
+            .filter(|e| !loaded.contains(e))
+            .collect()
+    }
+
+    /// Writes `asterisk` into `bin` (a folder on the test sshd's PATH): like `asterisk -rx CMD`
+    /// it hands CMD to this double's control port and prints the answer.
+    pub fn install_cli(&self, bin: &Path) {
+        std::fs::create_dir_all(bin).unwrap();
+        let (host, port) = self.cli_addr.rsplit_once(':').unwrap();
+        let script = format!(
+            "#!/bin/bash\n# Test double of `asterisk -rx CMD`: forwards CMD to the Asterisk double.\n\
+             [ \"$1\" = -rx ] || exit 2\nexec 3<>/dev/tcp/{host}/{port} || exit 1\n\
+             printf '%s\\n' \"$2\" >&3\ncat <&3\n"
+        );
+        let path = bin.join("asterisk");
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
 /// Starts the double on a loopback port, serving the dialplan under `etc` (loaded now, as at
 /// Asterisk's start; a main-file error leaves it empty). AMI user secret: `pbx-secret-1`.
 pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
+    let cli = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cli_addr = cli.local_addr().unwrap().to_string();
     let dialplan = Arc::new(Mutex::new(load_dialplan(&etc).unwrap_or_default()));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (plan2, seen2, etc2) = (dialplan.clone(), seen.clone(), etc.clone());
+    let hold = Arc::new(AtomicBool::new(false));
+    let state = Arc::new(State {
+        etc: etc.clone(),
+        dialplan: dialplan.clone(),
+        seen: seen.clone(),
+        hold: hold.clone(),
+        realtime: Mutex::new(None),
+        pjsip_loaded: Mutex::new(BTreeSet::new()),
+    });
+    // The control socket: one command line per connection, its output, then close.
+    let st = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = cli.accept().await else {
+                return;
+            };
+            let st = st.clone();
+            tokio::spawn(async move {
+                let mut line = Vec::new();
+                let mut b = [0u8; 1];
+                while let Ok(1) = sock.read(&mut b).await {
+                    if b[0] == b'\n' || line.len() > 4096 {
+                        break;
+                    }
+                    line.push(b[0]);
+                }
+                let cmd = String::from_utf8_lossy(&line).trim().to_owned();
+                st.seen.lock().unwrap().push(format!("CLI:{cmd}"));
+                let out = match cmd
+                    .strip_prefix("module reload ")
+                    .map(|m| m.trim_end_matches(".so").to_owned())
+                {
+                    Some(m) if st.reload(&m).await => {
+                        format!("Module '{m}.so' reloaded successfully.\n")
+                    }
+                    Some(m) => format!("Module '{m}.so' failed to reload.\n"),
+                    None => format!("No such command '{cmd}'\n"),
+                };
+                let _ = sock.write_all(out.as_bytes()).await;
+            });
+        }
+    });
+    let st = state.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
-            let (plan, seen, etc) = (plan2.clone(), seen2.clone(), etc2.clone());
+            let state = st.clone();
             tokio::spawn(async move {
+                let (plan, seen) = (state.dialplan.clone(), state.seen.clone());
                 // s1_00: the banner.
                 if sock
                     .write_all(b"Asterisk Call Manager/11.0.0\r\n")
@@ -308,18 +466,18 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                             "Reload" => {
                                 let module = req.get("Module").unwrap_or("").to_owned();
                                 seen.lock().unwrap().push(format!("Reload:{module}"));
-                                if module == "pbx_config" {
-                                    match load_dialplan(&etc) {
-                                        Ok(p) => {
-                                            *plan.lock().unwrap() = p;
-                                            reply(&id, true, "Module Reloaded", &[])
-                                        }
-                                        // s5_reload_broken_main_03: the old dialplan stays.
-                                        Err(_) => reply(&id, false, "An unknown error occurred", &[]),
-                                    }
-                                } else {
-                                    reply(&id, true, "Module Reloaded", &[])
+                                while state.hold.load(Ordering::SeqCst) {
+                                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                                 }
+                                if state.reload(&module).await {
+                                    reply(&id, true, "Module Reloaded", &[])
+                                } else {
+                                    reply(&id, false, "An unknown error occurred", &[])
+                                }
+                            }
+                            "PJSIPShowEndpoints" => {
+                                seen.lock().unwrap().push("PJSIPShowEndpoints".into());
+                                endpoint_list(&state, &id).await
                             }
                             "Command" => {
                                 let cmd = req.get("Command").unwrap_or("").to_owned();
@@ -328,7 +486,7 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                                     let (ok, lines) = dialplan_show(&plan.lock().unwrap(), ctx.trim());
                                     reply(&id, ok, "Command output follows", &lines)
                                 } else if cmd == "dialplan reload" {
-                                    if let Ok(p) = load_dialplan(&etc) {
+                                    if let Ok(p) = load_dialplan(&state.etc) {
                                         *plan.lock().unwrap() = p;
                                     }
                                     reply(&id, true, "Command output follows", &["Dialplan reloaded.".to_owned()])
@@ -352,8 +510,11 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
     });
     AsteriskDouble {
         addr,
+        cli_addr,
         dialplan,
         seen,
         etc,
+        hold_reloads: hold,
+        state,
     }
 }

@@ -1,0 +1,62 @@
+#!/bin/sh
+# pbxdesk: the armed rollback of one apply ("commit confirmed"). pbxdesk writes this file into
+# the apply's backup folder and starts it detached before it changes anything on the PBX:
+#   sh rollback.sh SECONDS   wait, then roll back unless the apply was confirmed meanwhile.
+# Whoever renames "armed" first decides: this script (to "rolling-back"), or the laptop (to
+# "confirmed" once Asterisk runs the new configuration, or to "rolling-back" when it rolls back
+# by itself). The loser does nothing.
+# The manifest was written by pbxdesk: "restore PATH", "remove PATH" (paths checked: letters,
+# digits, '.', '_', '-', '/', never ".."), "reload MODULE".
+set -u
+case "${1:-}" in '' | *[!0-9]*) exit 2 ;; esac
+d=$(cd "$(dirname "$0")" && pwd) || exit 1
+etc=$(cd "$d/../.." && pwd) || exit 1
+sleep "$1"
+mv "$d/armed" "$d/rolling-back" 2>/dev/null || exit 0
+log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$d/rollback.log"; }
+log "the apply was not confirmed within $1 s: rolling back"
+ok=1
+while read -r op arg; do
+  target="$etc/$arg"
+  case "$op" in
+  restore)
+    tmp="$target.pbxdesk-restore"
+    # A copy of the file being replaced keeps its owner and mode; the content is then swapped
+    # in whole by a rename, so Asterisk never reads half a file.
+    if [ -e "$target" ]; then cp -p "$target" "$tmp"; fi
+    if cat "$d/files/$arg" >"$tmp" && mv -f "$tmp" "$target"; then :; else
+      ok=0
+      log "could not restore $arg"
+    fi
+    ;;
+  remove)
+    rm -f "$target" || { ok=0; log "could not remove $arg"; }
+    ;;
+  esac
+done <"$d/manifest"
+if [ -s "$d/undo.sql" ]; then
+  if { echo 'START TRANSACTION;'; cat "$d/undo.sql"; echo 'COMMIT;'; } |
+    mysql --defaults-extra-file="$d/db.cnf" >>"$d/rollback.log" 2>&1; then
+    log "realtime rows restored"
+  else
+    ok=0
+    log "the realtime rows were NOT restored"
+  fi
+fi
+rm -f "$d/db.cnf" "$d/undo.sql"
+while read -r op arg; do
+  if [ "$op" = reload ]; then
+    asterisk -rx "module reload $arg.so" >>"$d/rollback.log" 2>&1 || ok=0
+  fi
+done <"$d/manifest"
+# The apply's lock, if it is still this apply's.
+if cmp -s "$d/lock-owner" "$etc/.pbxdesk-apply.lock/owner"; then
+  rm -f "$etc/.pbxdesk-apply.lock/owner" && rmdir "$etc/.pbxdesk-apply.lock"
+fi
+if [ "$ok" = 1 ]; then
+  log "rolled back"
+  mv "$d/rolling-back" "$d/rolled-back"
+else
+  log "rolled back INCOMPLETELY: see the lines above"
+  mv "$d/rolling-back" "$d/rollback-failed"
+fi
