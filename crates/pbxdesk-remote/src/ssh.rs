@@ -475,6 +475,26 @@ impl Connection {
             .unwrap_or_default())
     }
 
+    /// Removes folders with everything in them, in one remote command (pruning old backups).
+    pub fn remove_trees(&self, paths: &[&str]) -> Result<(), SshError> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut args = Vec::new();
+        for p in paths {
+            checked_path(p)?;
+            // Never a short path: this is for folders deep inside the config folder.
+            if p.split('/').filter(|c| !c.is_empty()).count() < 3 {
+                return Err(SshError::InvalidPath {
+                    path: (*p).to_owned(),
+                    rule: "a folder at least three levels deep",
+                });
+            }
+            args.push(quote(p));
+        }
+        self.exec(&format!("rm -rf -- {}", args.join(" ")), "remove")
+    }
+
     pub fn mkdir_p(&self, path: &str) -> Result<(), SshError> {
         checked_path(path)?;
         self.exec(&format!("mkdir -p -- {}", quote(path)), "mkdir")

@@ -27,6 +27,8 @@ const LOCK_DIR: &str = ".pbxdesk-apply.lock";
 /// A lock older than this was left by a crashed apply and may be broken.
 const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
 const BACKUP_DIR: &str = "pbxdesk-backups";
+/// Backups kept on the PBX; older ones are removed after a confirmed apply.
+const KEEP_BACKUPS: usize = 10;
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -414,6 +416,63 @@ async fn verify_endpoints(
     }
 }
 
+/// Removes all but the newest `KEEP_BACKUPS` backup folders (named `MS` or `MS-N`).
+fn prune_backups(c: &Connection, root: &str) -> std::result::Result<usize, String> {
+    let mut folders: Vec<((i64, u32), String)> = c
+        .list_dir(root)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|n| {
+            let (ms, k) = n.split_once('-').unwrap_or((n.as_str(), "0"));
+            Some(((ms.parse().ok()?, k.parse().ok()?), n))
+        })
+        .collect();
+    folders.sort();
+    let old: Vec<String> = folders
+        .iter()
+        .rev()
+        .skip(KEEP_BACKUPS)
+        .map(|(_, n)| format!("{root}/{n}"))
+        .collect();
+    let refs: Vec<&str> = old.iter().map(String::as_str).collect();
+    c.remove_trees(&refs).map_err(|e| e.to_string())?;
+    Ok(old.len())
+}
+
+/// A rollback the PBX ran by itself: the apply's laptop went away before it confirmed.
+#[derive(Debug, Clone, Serialize)]
+struct PbxRollback {
+    backup: String,
+    complete: bool,
+    log: String,
+}
+
+/// The notes the PBX's rollback leaves beside the backups (`rolled-back.FOLDER`).
+fn pbx_rollbacks(c: &Connection, root: &str) -> Result<Vec<(String, PbxRollback)>> {
+    let mut out = Vec::new();
+    for name in c.list_dir(root).map_err(conflict)? {
+        let (complete, folder) = match name.split_once('.') {
+            Some(("rolled-back", f)) => (true, f.to_owned()),
+            Some(("rollback-failed", f)) => (false, f.to_owned()),
+            _ => continue,
+        };
+        let log = c
+            .read_file(&format!("{root}/{folder}/rollback.log"))
+            .map_err(conflict)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        out.push((
+            format!("{root}/{name}"),
+            PbxRollback {
+                backup: folder,
+                complete,
+                log: log.chars().take(8000).collect(),
+            },
+        ));
+    }
+    Ok(out)
+}
+
 /// Checks every context the render expects is loaded with its extensions.
 async fn verify_dialplan(
     client: &ami::Client,
@@ -533,6 +592,31 @@ impl Workspace {
         let dir = pbx.config_dir.clone();
         // Nothing to do: the PBX already runs this render. Decided before the lock, so such an
         // apply touches nothing on the PBX.
+        // An earlier apply whose laptop went away was rolled back by the PBX: say so, once.
+        let t_notes = Instant::now();
+        let noted = blocking({
+            let (c, root) = (conn.clone(), format!("{dir}/{BACKUP_DIR}"));
+            move || pbx_rollbacks(&c, &root)
+        })
+        .await??;
+        for (note, rb) in &noted {
+            self.record_pbx_rollback(actor, &pbx, rb).await?;
+            let _ = blocking({
+                let (c, note) = (conn.clone(), note.clone());
+                move || c.remove_file(&note)
+            })
+            .await;
+            steps.done(
+                "earlier apply",
+                t_notes,
+                rb.complete,
+                format!(
+                    "the apply backed up in {} was not confirmed; the PBX rolled it back by itself{}",
+                    rb.backup,
+                    if rb.complete { "" } else { " INCOMPLETELY (see its rollback.log)" }
+                ),
+            );
+        }
         let before_lock = blocking({
             let (c, d) = (conn.clone(), dir.clone());
             move || read_product_files(&c, &d)
@@ -959,13 +1043,26 @@ impl Workspace {
             })?;
             match confirmed {
                 Ok(true) => {
+                    let pruned = blocking({
+                        let (c, root) = (conn.clone(), root.clone());
+                        move || prune_backups(&c, &root)
+                    })
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .unwrap_or(0);
                     steps.done(
                         "confirm",
                         t,
                         true,
                         format!(
-                            "the PBX's rollback was disarmed {} ms after it was armed",
-                            armed_at.elapsed().as_millis()
+                            "the PBX's rollback was disarmed {} ms after it was armed{}",
+                            armed_at.elapsed().as_millis(),
+                            if pruned > 0 {
+                                format!("; {pruned} old backup(s) removed (the last {KEEP_BACKUPS} are kept)")
+                            } else {
+                                String::new()
+                            }
                         ),
                     );
                     rt.close().await;
@@ -1169,6 +1266,26 @@ impl Workspace {
         .await
         .map_err(|e| e.to_string())?;
         Ok((tunnel, rt))
+    }
+
+    async fn record_pbx_rollback(&self, actor: &Actor, pbx: &Pbx, rb: &PbxRollback) -> Result<()> {
+        let mut w = self.store.begin_write().await?;
+        let c = super::audit::Change {
+            action: "pbx.apply.rolled_back_by_pbx",
+            entity_type: "pbx",
+            entity_id: pbx.name.clone(),
+            tenant_id: None,
+        };
+        super::audit::record::<PbxRollback, PbxRollback>(
+            &mut w,
+            actor,
+            self.now(),
+            c,
+            None,
+            Some(rb),
+        )
+        .await?;
+        w.commit().await
     }
 
     async fn record_apply(&self, actor: &Actor, pbx: &Pbx, rep: &ApplyReport) -> Result<()> {

@@ -53,10 +53,10 @@ done <"$d/manifest"
 if cmp -s "$d/lock-owner" "$etc/.pbxdesk-apply.lock/owner"; then
   rm -f "$etc/.pbxdesk-apply.lock/owner" && rmdir "$etc/.pbxdesk-apply.lock"
 fi
-if [ "$ok" = 1 ]; then
-  log "rolled back"
-  mv "$d/rolling-back" "$d/rolled-back"
-else
+if [ "$ok" = 1 ]; then state=rolled-back; log "rolled back"; else
+  state=rollback-failed
   log "rolled back INCOMPLETELY: see the lines above"
-  mv "$d/rolling-back" "$d/rollback-failed"
 fi
+mv "$d/rolling-back" "$d/$state"
+# A note beside the backups, so the next apply from any laptop finds and reports this at once.
+: >"$d/../$state.$(basename "$d")"

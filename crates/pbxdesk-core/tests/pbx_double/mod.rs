@@ -16,8 +16,9 @@ use std::path::Path;
 
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(
+        // Also compiled into the CLI's tests: the path works from either crate.
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
+            .join("../pbxdesk-core/tests/fixtures")
             .join(name),
     )
     .unwrap()
@@ -131,6 +132,7 @@ pub fn backups(etc: &Path) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = std::fs::read_dir(etc.join("pbxdesk-backups"))
         .map(|rd| {
             rd.flatten()
+                .filter(|e| e.path().is_dir())
                 .map(|e| {
                     let mut names: Vec<String> = std::fs::read_dir(e.path())
                         .unwrap()
