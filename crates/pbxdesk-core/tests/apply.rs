@@ -373,3 +373,137 @@ async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
         .0
         .contains("Ada Byron"));
 }
+
+/// The faults of the issue that end with the PBX unreachable or refusing: the connection cut
+/// mid-upload (the laptop cannot even roll back; the PBX does it by itself), a full disk, and
+/// a verification that finds a context missing. Each ends exactly in the old state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_a_full_disk_and_a_missing_context_end_in_the_old_state() {
+    use pbx_double::{wait_for_marker, CutProxy, FullDisk};
+    use pbxdesk_core::model::{NewUser, PbxPatch};
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "f").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        confirm_seconds: Some(3),
+        ..Default::default()
+    };
+    let first = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(first.outcome, ApplyOutcome::Applied, "{:?}", first.steps);
+
+    // 1. The connection drops mid-upload. A big change (80 new users: tens of KB of files), and
+    //    a proxy that cuts every connection 16 KB after the rollback was armed.
+    for i in 0..80 {
+        ws.user_create(
+            &me,
+            &NewUser {
+                tenant: "acme-dental".into(),
+                name: format!("Cut User {i}"),
+                email: format!("cut{i}@acme-dental.example"),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
+    let old_plan = pbx.ast.dialplan.lock().unwrap().clone();
+    let backups_dir = etc.join("pbxdesk-backups");
+    let proxy = CutProxy::start(pbx.sshd.port, 16_000, move || {
+        std::fs::read_dir(&backups_dir)
+            .map(|rd| rd.flatten().any(|e| e.path().join("armed").exists()))
+            .unwrap_or(false)
+    });
+    let to = |port: u16| PbxPatch {
+        ssh_port: Some(port),
+        ..Default::default()
+    };
+    // Another port is another endpoint: its key is pinned again (same server, same key).
+    let retrust = || async {
+        let fp = ws.pbx_probe_host_key(&me, "demo-pbx").await.unwrap();
+        ws.pbx_trust(&me, "demo-pbx", &fp).await.unwrap();
+    };
+    ws.pbx_update(&me, "demo-pbx", &to(proxy.port))
+        .await
+        .unwrap();
+    retrust().await;
+    let cut = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert!(proxy.was_cut(), "{:?}", cut.steps);
+    assert_eq!(cut.outcome, ApplyOutcome::RolledBack, "{:?}", cut.steps);
+    assert_eq!(cut.failed.as_deref(), Some("upload"), "{:?}", cut.steps);
+    assert!(
+        cut.steps
+            .iter()
+            .any(|s| s.detail.contains("rolling itself back")),
+        "{:?}",
+        cut.steps
+    );
+    // The PBX, on its own, within the window.
+    assert!(wait_for_marker(&etc, "rolled-back", 30).await);
+    assert_eq!(product_files(&etc), old_files, "exactly the old files");
+    assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
+    assert_eq!(*pbx.ast.dialplan.lock().unwrap(), old_plan);
+    assert!(!etc.join(".pbxdesk-apply.lock").exists());
+    proxy.heal();
+
+    // 2. A full disk where the generated dialplan lives: the upload fails before any file is
+    //    replaced, nothing is half-written, and the laptop rolls back.
+    let full = FullDisk::over(&etc.join("extensions.d/pbxdesk"));
+    let disk = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(disk.outcome, ApplyOutcome::RolledBack, "{:?}", disk.steps);
+    assert_eq!(disk.failed.as_deref(), Some("upload"));
+    let upload = disk.steps.iter().find(|s| s.step == "upload").unwrap();
+    assert!(
+        upload.detail.to_lowercase().contains("write")
+            || upload.detail.to_lowercase().contains("space"),
+        "{upload:?}"
+    );
+    assert!(
+        disk.steps.iter().any(|s| s.step == "earlier apply"),
+        "the PBX's own rollback is reported: {:?}",
+        disk.steps
+    );
+    assert_eq!(product_files(&etc), old_files, "exactly the old files");
+    assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
+    let leftovers: Vec<String> = std::fs::read_dir(etc.join("extensions.d/pbxdesk"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no temporary files left: {leftovers:?}"
+    );
+    full.free();
+
+    // 3. The reload says Success but a context did not load (s4): verification catches it.
+    *pbx.ast.drop_next.lock().unwrap() = Some("acme-dental_users".into());
+    let missing = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(
+        missing.outcome,
+        ApplyOutcome::RolledBack,
+        "{:?}",
+        missing.steps
+    );
+    assert_eq!(missing.failed.as_deref(), Some("verify dialplan"));
+    assert!(missing
+        .steps
+        .iter()
+        .any(|s| s.step == "verify dialplan" && s.detail.contains("acme-dental_users")));
+    assert_eq!(product_files(&etc), old_files, "exactly the old files");
+    assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
+    assert_eq!(*pbx.ast.dialplan.lock().unwrap(), old_plan);
+
+    // With the disk freed and the PBX well, the same change applies.
+    let ok = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(ok.outcome, ApplyOutcome::Applied, "{:?}", ok.steps);
+    assert_eq!(endpoints(&pbx.db).await.len(), old_rows.len() + 80);
+    let audit = ws.audit_list(&me, &AuditQuery::default()).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "pbx.apply.rolled_back_by_pbx"));
+    drop(full);
+}

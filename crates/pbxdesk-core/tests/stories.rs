@@ -964,7 +964,36 @@ async fn dids_are_normalized_unique_and_point_at_something_real(h: &Harness) {
     );
 }
 
+async fn emergency_numbers_are_never_given_to_a_user(h: &Harness) {
+    let ws = &h.ws;
+    // Swiss tenant (the default country): 112, 117, 118, 143, 144, 147 are emergency numbers.
+    let me = setup(ws, &[("acme", "110-120")]).await;
+    let mut got = Vec::new();
+    for i in 0..8 {
+        let u = ws
+            .user_create(
+                &me,
+                &new_user("acme", &format!("U {i}"), &format!("u{i}@acme.example")),
+            )
+            .await
+            .unwrap();
+        got.push(u.extension);
+    }
+    assert_eq!(got, vec![110, 111, 113, 114, 115, 116, 119, 120]);
+    let e = ws
+        .user_create(&me, &new_user("acme", "Full", "full@acme.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+    let mut c = new_user("acme", "Explicit", "x@acme.example");
+    c.extension = Some("117".into());
+    let e = ws.user_create(&me, &c).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Validation);
+    assert!(e.to_string().contains("emergency"), "{e}");
+}
+
 on_both_stores!(
+    emergency_numbers_are_never_given_to_a_user,
     dids_are_normalized_unique_and_point_at_something_real,
     pbx_profile_validates_seals_and_pins,
     user_gets_lowest_free_extension_and_a_device,

@@ -18,6 +18,11 @@ log "the apply was not confirmed within $1 s: rolling back"
 ok=1
 while read -r op arg; do
   target="$etc/$arg"
+  # Temporary files of an upload cut short (the laptop could not remove them).
+  case "$op" in restore | remove)
+    rm -f "$(dirname "$target")/.$(basename "$target")".pbxdesk-*.tmp
+    ;;
+  esac
   case "$op" in
   restore)
     tmp="$target.pbxdesk-restore"

@@ -71,6 +71,8 @@ pub(crate) struct TenantKey {
     pub slug: String,
     pub range: ExtRange,
     pub status: TenantStatus,
+    /// ISO country: its emergency numbers are never given to a user.
+    pub country: String,
 }
 
 impl Workspace {
@@ -152,14 +154,14 @@ impl Workspace {
 
     /// The light lookup behind every user and device call: one indexed read, access checked.
     pub(crate) async fn tenant_key(&self, actor: &Actor, slug: &str) -> Result<TenantKey> {
-        let row: Option<(i64, String, i64, i64, String)> = sqlx::query_as(
-            "SELECT id, slug, ext_first, ext_last, status FROM tenants WHERE slug = $1",
+        let row: Option<(i64, String, i64, i64, String, String)> = sqlx::query_as(
+            "SELECT id, slug, ext_first, ext_last, status, country FROM tenants WHERE slug = $1",
         )
         .bind(slug.trim())
         .fetch_optional(self.store.pool())
         .await
         .map_err(db_error)?;
-        let (id, slug, first, last, status) =
+        let (id, slug, first, last, status, country) =
             row.ok_or_else(|| Error::not_found("tenant", slug))?;
         actor.require_tenant(id, &slug)?;
         let damaged = || Error::Store("tenant on record is damaged".into());
@@ -172,6 +174,7 @@ impl Workspace {
             slug,
             range,
             status,
+            country,
         })
     }
 

@@ -203,11 +203,30 @@ impl Workspace {
         now: i64,
     ) -> Result<Option<Extension>> {
         let cutoff = now - self.quarantine.as_millis() as i64;
-        let next: Option<i64> = sqlx::query_scalar(
+        // The country's emergency numbers in the range count as held (dialling one calls the
+        // emergency services, never a user), unless a row already holds them: a number is
+        // counted once. They are the renderer's fixed table, not input.
+        let emergency: Vec<String> = pbxdesk_render::snapshot::emergency_numbers(&tenant.country)
+            .iter()
+            .filter_map(|n| n.parse::<u32>().ok())
+            .filter(|n| (range.first().get()..=range.last().get()).contains(n))
+            .map(|n| format!("({n})"))
+            .collect();
+        let reserved = if emergency.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " UNION ALL SELECT column1 FROM (VALUES {}) AS r WHERE NOT EXISTS ( \
+                   SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.extension = r.column1 \
+                      AND (u.deleted_at IS NULL OR u.deleted_at > $4))",
+                emergency.join(", ")
+            )
+        };
+        let next: Option<i64> = sqlx::query_scalar(&format!(
             "WITH held AS ( \
                 SELECT extension AS e FROM users \
                  WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
-                   AND (deleted_at IS NULL OR deleted_at > $4) \
+                   AND (deleted_at IS NULL OR deleted_at > $4){reserved} \
              ), numbered AS ( \
                 SELECT e, $2 + ROW_NUMBER() OVER (ORDER BY e) - 1 AS expected FROM held \
              ) \
@@ -216,7 +235,7 @@ impl Workspace {
                 UNION ALL \
                 SELECT $2 + COUNT(*) FROM held \
              ) candidates",
-        )
+        ))
         .bind(tenant.id)
         .bind(i64::from(range.first().get()))
         .bind(i64::from(range.last().get()))
@@ -282,6 +301,19 @@ impl Workspace {
         ext: Extension,
         now: i64,
     ) -> Result<()> {
+        if pbxdesk_render::snapshot::emergency_numbers(&tenant.country)
+            .contains(&ext.get().to_string().as_str())
+        {
+            return Err(ValidationError::new(
+                "extension",
+                &ext.get().to_string(),
+                format!(
+                    "not an emergency number of {} (dialling it calls the emergency services)",
+                    tenant.country
+                ),
+            )
+            .into());
+        }
         let cutoff = now - self.quarantine.as_millis() as i64;
         let holder: Option<(String, String, Option<i64>)> = sqlx::query_as(
             "SELECT display_name, status, deleted_at FROM users WHERE tenant_id = $1 AND extension = $2 \

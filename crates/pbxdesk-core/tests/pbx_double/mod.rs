@@ -162,3 +162,169 @@ pub async fn wait_for_marker(etc: &Path, marker: &str, secs: u64) -> bool {
     }
     false
 }
+
+/// A TCP proxy in front of the PBX's SSH port that, once `trigger` holds, lets `budget` more
+/// bytes from the laptop through and then cuts every connection and refuses new ones: the
+/// laptop loses the PBX mid-way (until `heal`).
+pub struct CutProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CutProxy {
+    pub fn start(
+        to_port: u16,
+        budget: usize,
+        trigger: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> CutProxy {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let armed = Arc::new(AtomicBool::new(true));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let trigger = Arc::new(trigger);
+        let (cut2, armed2) = (cut.clone(), armed.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if cut2.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to_port)) else {
+                    continue;
+                };
+                open.lock().unwrap().push(client.try_clone().unwrap());
+                open.lock().unwrap().push(server.try_clone().unwrap());
+                let pipe = |mut from: TcpStream, mut to: TcpStream, upstream: bool| {
+                    let (cut, armed, sent, open, trigger) = (
+                        cut2.clone(),
+                        armed2.clone(),
+                        sent.clone(),
+                        open.clone(),
+                        trigger.clone(),
+                    );
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if upstream && armed.load(Ordering::SeqCst) && trigger() {
+                                let total = sent.fetch_add(n, Ordering::SeqCst) + n;
+                                if total > budget {
+                                    cut.store(true, Ordering::SeqCst);
+                                    armed.store(false, Ordering::SeqCst);
+                                    for s in open.lock().unwrap().drain(..) {
+                                        let _ = s.shutdown(Shutdown::Both);
+                                    }
+                                    break;
+                                }
+                            }
+                            if cut.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                );
+                pipe(server, client, false);
+            }
+        });
+        CutProxy { port, cut, armed }
+    }
+
+    pub fn was_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets connections through again (and never cuts again).
+    pub fn heal(&self) {
+        use std::sync::atomic::Ordering;
+        self.armed.store(false, Ordering::SeqCst);
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A tiny filesystem mounted over a folder of the "PBX" (its files copied in), filled up so
+/// the next write fails with ENOSPC; unmounted (files copied back) on drop.
+pub struct FullDisk {
+    dir: std::path::PathBuf,
+    saved: BTreeMap<String, Vec<u8>>,
+}
+
+impl FullDisk {
+    pub fn over(dir: &Path) -> FullDisk {
+        let mut saved = BTreeMap::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            saved.insert(
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            );
+        }
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(
+            ok.success(),
+            "mounting a tmpfs needs root (CI runs as root); cannot simulate a full disk"
+        );
+        for (n, b) in &saved {
+            std::fs::write(dir.join(n), b).unwrap();
+        }
+        // Fill what is left.
+        use std::io::Write;
+        let mut f = std::fs::File::create(dir.join(".filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).and_then(|()| f.flush()).is_ok() {}
+        let _ = f.sync_all();
+        FullDisk {
+            dir: dir.to_owned(),
+            saved,
+        }
+    }
+
+    /// Frees the space (the folder stays mounted).
+    pub fn free(&self) {
+        let _ = std::fs::remove_file(self.dir.join(".filler"));
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let now: BTreeMap<String, Vec<u8>> = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name() != ".filler")
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            std::fs::read(e.path()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|_| self.saved.clone());
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+        for (n, b) in now {
+            let _ = std::fs::write(self.dir.join(n), b);
+        }
+    }
+}

@@ -253,6 +253,9 @@ pub struct AsteriskDouble {
     pub etc: PathBuf,
     /// While set, `Reload` actions are not answered (a reload that hangs).
     pub hold_reloads: Arc<AtomicBool>,
+    /// A context the next dialplan load drops, as a parse error in an included file does
+    /// while the reload still answers Success (s4).
+    pub drop_next: Arc<Mutex<Option<String>>>,
     state: Arc<State>,
 }
 
@@ -261,6 +264,7 @@ struct State {
     dialplan: Arc<Mutex<Dialplan>>,
     seen: Arc<Mutex<Vec<String>>>,
     hold: Arc<AtomicBool>,
+    drop_next: Arc<Mutex<Option<String>>>,
     /// The realtime database PJSIP reads endpoints from, once given.
     realtime: Mutex<Option<sqlx::MySqlPool>>,
     /// Endpoints res_pjsip knew at its last load or reload. One inserted later is visible at
@@ -286,7 +290,10 @@ impl State {
     async fn reload(&self, module: &str) -> bool {
         match module {
             "pbx_config" => match load_dialplan(&self.etc) {
-                Ok(p) => {
+                Ok(mut p) => {
+                    if let Some(ctx) = self.drop_next.lock().unwrap().take() {
+                        p.remove(&ctx);
+                    }
                     *self.dialplan.lock().unwrap() = p;
                     true
                 }
@@ -383,7 +390,9 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
     let dialplan = Arc::new(Mutex::new(load_dialplan(&etc).unwrap_or_default()));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hold = Arc::new(AtomicBool::new(false));
+    let drop_next = Arc::new(Mutex::new(None));
     let state = Arc::new(State {
+        drop_next: drop_next.clone(),
         etc: etc.clone(),
         dialplan: dialplan.clone(),
         seen: seen.clone(),
@@ -515,6 +524,7 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
         seen,
         etc,
         hold_reloads: hold,
+        drop_next,
         state,
     }
 }
