@@ -507,3 +507,67 @@ async fn a_cut_connection_a_full_disk_and_a_missing_context_end_in_the_old_state
         .any(|a| a.action == "pbx.apply.rolled_back_by_pbx"));
     drop(full);
 }
+
+/// A team's shared PostgreSQL workspace: the whole apply works on it, and a teammate's apply
+/// in progress (the workspace's advisory lock on this PBX) refuses a second one at once,
+/// before the PBX is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_team_workspace_a_teammates_apply_holds_the_pbx() {
+    use pbxdesk_core::domain::Role;
+    use secrecy::SecretString;
+    use sqlx::{Connection, PgConnection};
+    let h = harness::Harness::postgres().await;
+    let ws = &h.ws;
+    let pw = SecretString::from("admin password 123");
+    ws.operator_add(None, "admin", Role::MspAdmin, &[], &pw)
+        .await
+        .unwrap();
+    let me = ws.login("admin", &pw).await.unwrap();
+    let pbx = setup(ws, &me, "pg").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+
+    // A teammate's apply holds the workspace's lock on this PBX (id 1).
+    let base = harness::pg_admin_url()
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_owned();
+    let url = format!("{base}/{}", h.pg_db.as_ref().unwrap());
+    let mut teammate = PgConnection::connect(&url).await.unwrap();
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(1885501540, 1)")
+        .fetch_one(&mut teammate)
+        .await
+        .unwrap();
+    assert!(got);
+    let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Conflict);
+    assert!(e.to_string().contains("this team's workspace"), "{e}");
+    assert!(product_files(&etc).is_empty(), "the PBX was not touched");
+    assert!(!etc.join(".pbxdesk-apply.lock").exists());
+
+    // The teammate's laptop goes away: its connection closes, the lock with it.
+    teammate.close().await.unwrap();
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let rendered = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
+    assert_eq!(product_files(&etc), rendered.files);
+    assert_eq!(endpoints(&pbx.db).await.len(), 16);
+    // Released after the apply: the next change applies.
+    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
+    ws.user_update(
+        &me,
+        ada,
+        &UserPatch {
+            name: Some("Ada Team".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let again = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(again.outcome, ApplyOutcome::Applied, "{:?}", again.steps);
+}

@@ -27,6 +27,8 @@ const LOCK_DIR: &str = ".pbxdesk-apply.lock";
 /// A lock older than this was left by a crashed apply and may be broken.
 const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
 const BACKUP_DIR: &str = "pbxdesk-backups";
+/// The first key of pbxdesk's PostgreSQL advisory locks ("pbxd").
+const TEAM_LOCK_CLASS: i32 = 0x7062_7864;
 /// Backups kept on the PBX; older ones are removed after a confirmed apply.
 const KEEP_BACKUPS: usize = 10;
 
@@ -640,6 +642,10 @@ impl Workspace {
             ));
         }
 
+        // A team shares one workspace: its lock refuses a teammate's apply to this PBX at once,
+        // before either touches the PBX (the PBX's own lock below covers everyone else).
+        let team_lock = self.team_apply_lock(&pbx).await?;
+
         // Lock the PBX: one apply at a time, from any laptop.
         let t = Instant::now();
         let lock = format!("{dir}/{LOCK_DIR}");
@@ -781,6 +787,9 @@ impl Workspace {
             unlocked.err().map(|e| e.to_string()).unwrap_or_default(),
         );
 
+        if let Some(conn) = team_lock {
+            Self::team_apply_unlock(conn, pbx.id).await;
+        }
         let (outcome, failed) = under_lock?;
         if outcome == ApplyOutcome::NothingToDo {
             return Ok(report(
@@ -1266,6 +1275,47 @@ impl Workspace {
         .await
         .map_err(|e| e.to_string())?;
         Ok((tunnel, rt))
+    }
+
+    /// PostgreSQL only: a session advisory lock on (pbxdesk's key, the PBX's id), held on a
+    /// connection of its own taken out of the pool: if this process dies, the connection
+    /// closes and PostgreSQL releases the lock.
+    async fn team_apply_lock(&self, pbx: &Pbx) -> Result<Option<sqlx::AnyConnection>> {
+        if self.store.backend() != crate::store::Backend::Postgres {
+            return Ok(None);
+        }
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(crate::store::db_error)?
+            .detach();
+        let key = i32::try_from(pbx.id).unwrap_or(i32::MAX);
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(TEAM_LOCK_CLASS)
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(crate::store::db_error)?;
+        if !got {
+            return Err(Error::Conflict(format!(
+                "another apply to {} is running from this team's workspace; try again when it is done",
+                pbx.name
+            )));
+        }
+        Ok(Some(conn))
+    }
+
+    async fn team_apply_unlock(mut conn: sqlx::AnyConnection, pbx_id: i64) {
+        use sqlx::Connection as _;
+        let key = i32::try_from(pbx_id).unwrap_or(i32::MAX);
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+            .bind(TEAM_LOCK_CLASS)
+            .bind(key)
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
     }
 
     async fn record_pbx_rollback(&self, actor: &Actor, pbx: &Pbx, rb: &PbxRollback) -> Result<()> {
