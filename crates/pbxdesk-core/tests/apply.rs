@@ -571,3 +571,103 @@ async fn on_a_team_workspace_a_teammates_apply_holds_the_pbx() {
     let again = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(again.outcome, ApplyOutcome::Applied, "{:?}", again.steps);
 }
+
+/// Every apply is in the PBX's history with its diff; the last apply rolls back through the
+/// same guarded steps (and rolling back again goes forward again); progress is reported step
+/// by step as the apply runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_progress_and_rolling_back_the_last_apply() {
+    use pbxdesk_core::service::ApplySource;
+    use std::sync::{Arc, Mutex};
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "h").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let e = ws
+        .pbx_apply_with(&me, "demo-pbx", &opts, ApplySource::PreviousApply, None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no earlier apply"), "{e}");
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let progress: pbxdesk_core::service::Progress = {
+        let seen = seen.clone();
+        Arc::new(move |s| seen.lock().unwrap().push(s.step.clone()))
+    };
+    let first = ws
+        .pbx_apply_with(
+            &me,
+            "demo-pbx",
+            &opts,
+            ApplySource::Workspace,
+            Some(progress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, ApplyOutcome::Applied);
+    let names: Vec<String> = first.steps.iter().map(|s| s.step.clone()).collect();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        names,
+        "each step reported as it ended"
+    );
+    let (files_a, rows_a) = (product_files(&etc), endpoints(&pbx.db).await);
+
+    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
+    ws.user_update(
+        &me,
+        ada,
+        &UserPatch {
+            name: Some("Ada Second".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let second = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(second.outcome, ApplyOutcome::Applied);
+    let (files_b, rows_b) = (product_files(&etc), endpoints(&pbx.db).await);
+
+    let hist = ws.pbx_apply_history(&me, "demo-pbx", 50).await.unwrap();
+    assert_eq!(hist.len(), 2, "{hist:?}");
+    assert_eq!(hist[0].outcome, "applied");
+    assert!(
+        hist[0].diff.contains("+100 => ********,Ada Second"),
+        "{}",
+        hist[0].diff
+    );
+    assert!(!hist[0].steps.is_empty());
+
+    // Roll the last apply back: the PBX runs the first render again.
+    let back = ws
+        .pbx_apply_with(&me, "demo-pbx", &opts, ApplySource::PreviousApply, None)
+        .await
+        .unwrap();
+    assert_eq!(back.outcome, ApplyOutcome::Applied, "{:?}", back.steps);
+    assert!(
+        back.summary.starts_with("back to the apply of"),
+        "{}",
+        back.summary
+    );
+    assert_eq!(product_files(&etc), files_a);
+    assert_eq!(endpoints(&pbx.db).await, rows_a);
+    // The workspace still holds the change: the preview shows it again.
+    assert!(!ws.pbx_diff(&me, "demo-pbx").await.unwrap().diff.is_empty());
+    // And rolling back once more goes forward again.
+    ws.pbx_apply_with(&me, "demo-pbx", &opts, ApplySource::PreviousApply, None)
+        .await
+        .unwrap();
+    assert_eq!(product_files(&etc), files_b);
+    assert_eq!(endpoints(&pbx.db).await, rows_b);
+    assert_eq!(
+        ws.pbx_apply_history(&me, "demo-pbx", 50)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}

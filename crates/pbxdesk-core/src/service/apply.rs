@@ -70,7 +70,7 @@ struct Job<'a> {
     window: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ApplyStep {
     pub step: String,
@@ -120,16 +120,35 @@ pub struct ApplyReport {
     pub failed: Option<String>,
 }
 
-struct Steps(Vec<ApplyStep>);
+/// Called with each step as it ends (the app's live progress, the CLI's lines).
+pub type Progress = Arc<dyn Fn(&ApplyStep) + Send + Sync>;
+
+/// What an apply takes to the PBX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum ApplySource {
+    /// The workspace as it is now.
+    Workspace,
+    /// The render applied before the last one: rolls the last apply back, through the same
+    /// guarded steps.
+    PreviousApply,
+}
+
+struct Steps(Vec<ApplyStep>, Option<Progress>);
 
 impl Steps {
     fn done(&mut self, step: &str, started: Instant, ok: bool, detail: impl Into<String>) {
-        self.0.push(ApplyStep {
+        let s = ApplyStep {
             step: step.into(),
             ok,
             ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
             detail: detail.into(),
-        });
+        };
+        if let Some(on) = &self.1 {
+            on(&s);
+        }
+        self.0.push(s);
     }
 }
 
@@ -508,6 +527,19 @@ impl Workspace {
         name: &str,
         opts: &ApplyOptions,
     ) -> Result<ApplyReport> {
+        self.pbx_apply_with(actor, name, opts, ApplySource::Workspace, None)
+            .await
+    }
+
+    /// [`Workspace::pbx_apply`] of `source`, reporting each step to `progress` as it ends.
+    pub async fn pbx_apply_with(
+        &self,
+        actor: &Actor,
+        name: &str,
+        opts: &ApplyOptions,
+        source: ApplySource,
+        progress: Option<Progress>,
+    ) -> Result<ApplyReport> {
         actor.require_msp_write()?;
         actor.require_reveal()?;
         let window = opts.confirm_seconds.unwrap_or(CONFIRM_DEFAULT);
@@ -523,11 +555,23 @@ impl Workspace {
             )
             .into());
         }
-        let mut steps = Steps(Vec::new());
+        let mut steps = Steps(Vec::new(), progress);
         let t = Instant::now();
         let pbx = self.pbx_show(actor, name).await?;
-        let snapshot = self.pbx_snapshot(actor, name).await?;
-        let rendered = pbxdesk_render::render_pbx(&snapshot);
+        let (rendered, what) = match source {
+            ApplySource::Workspace => {
+                let snapshot = self.pbx_snapshot(actor, name).await?;
+                (pbxdesk_render::render_pbx(&snapshot), String::new())
+            }
+            ApplySource::PreviousApply => {
+                let (r, at) = self.previous_applied(pbx.id).await?.ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "{name} has no earlier apply on record to go back to"
+                    ))
+                })?;
+                (r, format!("back to the apply of {at} (Unix ms): "))
+            }
+        };
         let last = self.last_applied(pbx.id).await?.map(|l| l.0);
         let diff = pbxdesk_render::diff(last.as_ref(), &rendered);
         let errors: Vec<&Finding> = rendered.findings.iter().filter(|f| f.is_error()).collect();
@@ -563,7 +607,7 @@ impl Workspace {
             )));
         }
         let summary = format!(
-            "{} file(s) changed, {} unchanged; realtime rows: {} to add, {} to change, {} to remove",
+            "{what}{} file(s) changed, {} unchanged; realtime rows: {} to add, {} to change, {} to remove",
             diff.files.len(),
             diff.unchanged_files,
             diff.rows_added.len(),

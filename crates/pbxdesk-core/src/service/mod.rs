@@ -4,6 +4,7 @@
 
 mod access;
 mod apply;
+mod apply_history;
 mod audit;
 mod check;
 mod device;
@@ -17,7 +18,10 @@ mod trunk;
 mod user;
 
 pub use access::Actor;
-pub use apply::{ApplyOptions, ApplyOutcome, ApplyReport, ApplyStep, CONFIRM_DEFAULT};
+pub use apply::{
+    ApplyOptions, ApplyOutcome, ApplyReport, ApplySource, ApplyStep, Progress, CONFIRM_DEFAULT,
+};
+pub use apply_history::ApplyRecord;
 pub use policy::parse_rule;
 pub use render::{masked, PbxDiff};
 

@@ -273,6 +273,24 @@ impl Workspace {
         Ok(Some((r, at, by)))
     }
 
+    /// The render applied before the last one, and when: what rolling back the last apply
+    /// returns to.
+    pub(crate) async fn previous_applied(&self, pbx_id: i64) -> Result<Option<(Rendered, i64)>> {
+        let row: Option<(Option<Vec<u8>>, Option<i64>)> =
+            sqlx::query_as("SELECT previous, previous_at FROM pbx_renders WHERE pbx_id = $1")
+                .bind(pbx_id)
+                .fetch_optional(self.store.pool())
+                .await
+                .map_err(db_error)?;
+        let Some((Some(sealed), Some(at))) = row else {
+            return Ok(None);
+        };
+        let json = self.cipher.open(Purpose::Render, &sealed)?;
+        let r: Rendered = serde_json::from_str(json.expose_secret())
+            .map_err(|_| Error::Store("the previous render on record is damaged".into()))?;
+        Ok(Some((r, at)))
+    }
+
     /// Records `rendered` as what the PBX now runs (the apply calls this once the PBX verified
     /// it). Sealed: it holds every secret the PBX has.
     pub async fn pbx_mark_applied(
@@ -288,18 +306,29 @@ impl Workspace {
         let sealed = self.cipher.seal(Purpose::Render, &json)?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
+        // The render it replaces becomes "previous": what a rollback of this apply goes back to.
+        let before: Option<(Vec<u8>, i64)> =
+            sqlx::query_as("SELECT rendered, applied_at FROM pbx_renders WHERE pbx_id = $1")
+                .bind(pbx.id)
+                .fetch_optional(&mut *w.tx)
+                .await
+                .map_err(db_error)?;
         sqlx::query("DELETE FROM pbx_renders WHERE pbx_id = $1")
             .bind(pbx.id)
             .execute(&mut *w.tx)
             .await
             .map_err(db_error)?;
+        let (prev, prev_at) = before.map_or((None, None), |(b, at)| (Some(b), Some(at)));
         sqlx::query(
-            "INSERT INTO pbx_renders (pbx_id, applied_at, actor, rendered) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO pbx_renders (pbx_id, applied_at, actor, rendered, previous, previous_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(pbx.id)
         .bind(now)
         .bind(actor.name())
         .bind(sealed)
+        .bind(prev)
+        .bind(prev_at)
         .execute(&mut *w.tx)
         .await
         .map_err(db_error)?;

@@ -1,0 +1,113 @@
+//! The history of applies to a PBX, read from the audit log (each apply records its report
+//! there, with the diff and every step; a rollback the PBX ran by itself is recorded by the
+//! next apply that finds it).
+
+use super::{Actor, ApplyStep, Workspace};
+use crate::error::Result;
+use crate::store::db_error;
+use serde::Serialize;
+
+/// One apply, as the history shows it. `diff` is the unified diff of every file (secrets
+/// masked, as in the report).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ApplyRecord {
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub actor: String,
+    /// `applied`, `rolled_back`, `stopped`, or `rolled_back_by_pbx` (the laptop went away
+    /// before it confirmed).
+    pub outcome: String,
+    pub summary: String,
+    pub failed: Option<String>,
+    pub steps: Vec<ApplyStep>,
+    pub diff: String,
+}
+
+fn text(v: &serde_json::Value, key: &str) -> String {
+    v.get(key)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl Workspace {
+    /// The last `limit` applies to a PBX, newest first.
+    pub async fn pbx_apply_history(
+        &self,
+        actor: &Actor,
+        pbx: &str,
+        limit: u32,
+    ) -> Result<Vec<ApplyRecord>> {
+        // The history holds every tenant's changes: MSP operators and auditors only.
+        if !actor.sees_all_tenants() {
+            return Err(crate::error::Error::Forbidden(format!(
+                "operator \"{}\" may not read the apply history of a shared PBX",
+                actor.name()
+            )));
+        }
+        let pbx = self.pbx_show(actor, pbx).await?;
+        let rows: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, at, actor, action, after_json FROM audit_log \
+             WHERE entity_type = 'pbx' AND entity_id = $1 \
+               AND action IN ('pbx.apply', 'pbx.apply.rolled_back_by_pbx') \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(&pbx.name)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, who, action, after)| {
+                let v: serde_json::Value = after
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or_default();
+                if action == "pbx.apply.rolled_back_by_pbx" {
+                    let complete = v.get("complete").and_then(|c| c.as_bool()) == Some(true);
+                    return ApplyRecord {
+                        id,
+                        at,
+                        actor: who,
+                        outcome: "rolled_back_by_pbx".into(),
+                        summary: format!(
+                            "the apply backed up in {} was not confirmed; the PBX rolled it back by itself{}",
+                            text(&v, "backup"),
+                            if complete { "" } else { " INCOMPLETELY" }
+                        ),
+                        failed: Some("confirm".into()),
+                        steps: Vec::new(),
+                        diff: text(&v, "log"),
+                    };
+                }
+                let steps = v
+                    .get("steps")
+                    .and_then(|s| serde_json::from_value(s.clone()).ok())
+                    .unwrap_or_default();
+                let diff = v
+                    .pointer("/diff/files")
+                    .and_then(|f| f.as_array())
+                    .map(|files| {
+                        files
+                            .iter()
+                            .map(|f| text(f, "unified"))
+                            .collect::<Vec<_>>()
+                            .join("")
+                    })
+                    .unwrap_or_default();
+                ApplyRecord {
+                    id,
+                    at,
+                    actor: who,
+                    outcome: text(&v, "outcome"),
+                    summary: text(&v, "summary"),
+                    failed: v.get("failed").and_then(|f| f.as_str()).map(str::to_owned),
+                    steps,
+                    diff,
+                }
+            })
+            .collect())
+    }
+}
