@@ -8,7 +8,10 @@ use pbxdesk_core::model::{
     NewUser, Pbx, PbxPatch, Policy, PolicyPatch, RevealedDevice, Tenant, TenantPatch, Trunk,
     TrunkPatch, User, UserPatch, UserSummary,
 };
-use pbxdesk_core::service::{ApplyOptions, ApplyReport, KeySource, Location, OpenOptions, PbxDiff};
+use pbxdesk_core::service::{
+    ApplyOptions, ApplyRecord, ApplyReport, ApplySource, ApplyStep, KeySource, Location,
+    OpenOptions, PbxDiff, Progress,
+};
 use pbxdesk_core::{paths, Actor, ErrorCode, Workspace};
 use pbxdesk_render::Trace;
 use secrecy::SecretString;
@@ -378,9 +381,27 @@ async fn pbx_apply(
     s: State<'_, AppState>,
     name: String,
     options: ApplyOptions,
+    source: ApplySource,
+    progress: tauri::ipc::Channel<ApplyStep>,
 ) -> ApiResult<ApplyReport> {
+    // Each step goes to the window as it ends (the live progress of the Apply wizard).
+    let on: Progress = std::sync::Arc::new(move |step: &ApplyStep| {
+        let _ = progress.send(step.clone());
+    });
     Ok(s.ws
-        .pbx_apply(&s.current_actor().await?, &name, &options)
+        .pbx_apply_with(&s.current_actor().await?, &name, &options, source, Some(on))
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn pbx_apply_history(
+    s: State<'_, AppState>,
+    name: String,
+    limit: u32,
+) -> ApiResult<Vec<ApplyRecord>> {
+    Ok(s.ws
+        .pbx_apply_history(&s.current_actor().await?, &name, limit)
         .await?)
 }
 
@@ -412,6 +433,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         pbx_check,
         pbx_diff,
         pbx_apply,
+        pbx_apply_history,
         pbx_trace,
         did_list,
         did_add,

@@ -100,6 +100,8 @@ try {
   });
 
   await check("Apply refuses a PBX whose host key is not trusted, and says what to do", async () => {
+    await browser.$('[data-testid="apply-open"]').click();
+    await browser.$('[data-testid="apply-run"]').waitForClickable({ timeout: 10_000 });
     await browser.$('[data-testid="apply-run"]').click();
     const err = await browser.$('[data-testid="apply-error"]');
     await err.waitForExist({ timeout: 15_000 });
@@ -107,6 +109,8 @@ try {
     if (!said.includes("not trusted yet") || !said.includes("pbxdesk pbx trust demo-pbx")) {
       throw new Error(`apply said: ${said}`);
     }
+    await browser.keys("Escape");
+    await browser.$('[data-testid="apply-error"]').waitForExist({ reverse: true, timeout: 10_000 });
   });
 
   await check("a number routed on the tenant screen shows up in the workspace and in its call path", async () => {

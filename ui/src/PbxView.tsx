@@ -17,6 +17,7 @@ import {
   Title,
 } from "@mantine/core";
 import { useEffect, useState } from "react";
+import { HistoryPanel } from "./ApplyWizard";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import { type CheckLine, commands, type Pbx } from "./bindings";
 import { CallPathPanel, PreviewPanel } from "./Preview";
@@ -190,6 +191,9 @@ export function PbxView({ name, onChanged, onRemoved }: Props) {
           <Tabs.Tab value="callpath" data-testid="tab-callpath">
             Call path
           </Tabs.Tab>
+          <Tabs.Tab value="history" data-testid="tab-history">
+            History
+          </Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="trunks" pt="sm">
           <TrunkPanel pbx={name} />
@@ -199,6 +203,9 @@ export function PbxView({ name, onChanged, onRemoved }: Props) {
         </Tabs.Panel>
         <Tabs.Panel value="callpath" pt="sm">
           <CallPathPanel pbx={name} />
+        </Tabs.Panel>
+        <Tabs.Panel value="history" pt="sm">
+          <HistoryPanel pbx={name} />
         </Tabs.Panel>
         <Tabs.Panel value="profile" pt="sm">
           <Stack>

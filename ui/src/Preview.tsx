@@ -5,25 +5,18 @@ import {
   Alert,
   Badge,
   Button,
-  Checkbox,
   Group,
   Loader,
   Paper,
   Stack,
-  Table,
   Text,
   TextInput,
   Title,
 } from "@mantine/core";
-import { Diff2HtmlUI } from "diff2html/lib-esm/ui/js/diff2html-ui-base.js";
-import "diff2html/bundles/css/diff2html.min.css";
-import hljs from "highlight.js/lib/core";
-import ini from "highlight.js/lib/languages/ini";
-import "highlight.js/styles/github.css";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
+import { ApplyWizard } from "./ApplyWizard";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import {
-  type ApplyReport,
   commands,
   type Finding,
   type Hop,
@@ -31,32 +24,7 @@ import {
   type PbxDiff,
   type Trace,
 } from "./bindings";
-
-// Asterisk's config files are INI-like: sections, key = value, ';' comments.
-hljs.registerLanguage("ini", ini);
-
-function DiffView({ unified }: { unified: string }) {
-  const target = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    if (!target.current) return;
-    const ui = new Diff2HtmlUI(
-      target.current,
-      unified,
-      {
-        outputFormat: "side-by-side",
-        drawFileList: true,
-        matching: "lines",
-        highlight: true,
-        synchronisedScroll: true,
-        highlightLanguages: new Map([["conf", "ini"]]),
-      },
-      hljs,
-    );
-    ui.draw();
-    ui.highlightCode();
-  }, [unified]);
-  return <div ref={target} data-testid="diff-view" />;
-}
+import { DiffView } from "./DiffView";
 
 export function Findings({ findings }: { findings: Finding[] }) {
   if (findings.length === 0) {
@@ -93,102 +61,11 @@ export function Findings({ findings }: { findings: Finding[] }) {
   );
 }
 
-/** Takes the workspace to the PBX and shows each step's outcome (or why it was refused). */
-function ApplyBox({ pbx, blocked, onDone }: { pbx: string; blocked: boolean; onDone: () => void }) {
-  const [addIncludes, setAddIncludes] = useState(false);
-  const [overwrite, setOverwrite] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [report, setReport] = useState<ApplyReport | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  async function apply() {
-    setBusy(true);
-    setError(null);
-    setReport(null);
-    try {
-      setReport(
-        await call(
-          commands.pbxApply(pbx, {
-            dry_run: false,
-            overwrite_drift: overwrite,
-            add_includes: addIncludes,
-          }),
-        ),
-      );
-      onDone();
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  return (
-    <Paper withBorder p="sm" data-testid="apply-box">
-      <Group justify="space-between">
-        <Group>
-          <Checkbox
-            label="Add pbxdesk's include lines to the core files"
-            checked={addIncludes}
-            onChange={(e) => setAddIncludes(e.currentTarget.checked)}
-          />
-          <Checkbox
-            label="Replace files edited by hand on the PBX"
-            checked={overwrite}
-            onChange={(e) => setOverwrite(e.currentTarget.checked)}
-          />
-        </Group>
-        <Button onClick={apply} loading={busy} disabled={blocked} data-testid="apply-run">
-          Apply to PBX
-        </Button>
-      </Group>
-      {blocked && (
-        <Text size="sm" c="dimmed" mt="xs">
-          Fix the errors above first: they block an apply.
-        </Text>
-      )}
-      {error && (
-        <Alert color="red" mt="sm" data-testid="apply-error">
-          {error}
-        </Alert>
-      )}
-      {report && (
-        <Stack gap="xs" mt="sm" data-testid="apply-report">
-          <Group>
-            <Badge color={report.outcome === "rolled_back" ? "red" : "green"}>
-              {report.outcome}
-            </Badge>
-            <Text size="sm">{report.summary}</Text>
-          </Group>
-          {report.failed && (
-            <Alert color="red">
-              Failed at “{report.failed}”: the files were restored and the old dialplan reloaded.
-            </Alert>
-          )}
-          <Table>
-            <Table.Tbody>
-              {report.steps.map((s) => (
-                <Table.Tr key={s.step}>
-                  <Table.Td w={60}>
-                    <Badge color={s.ok ? "green" : "red"}>{s.ok ? "ok" : "fail"}</Badge>
-                  </Table.Td>
-                  <Table.Td>{s.step}</Table.Td>
-                  <Table.Td w={80}>{s.ms} ms</Table.Td>
-                  <Table.Td>{s.detail}</Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Stack>
-      )}
-    </Paper>
-  );
-}
-
 export function PreviewPanel({ pbx }: { pbx: string }) {
   const [diff, setDiff] = useState<PbxDiff | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [applying, setApplying] = useState(false);
   const load = useCallback(async () => {
     setBusy(true);
     try {
@@ -205,6 +82,7 @@ export function PreviewPanel({ pbx }: { pbx: string }) {
   }, [load]);
 
   const d = diff?.diff;
+  const blocked = diff?.findings.some((f) => f.severity === "error") ?? false;
   const rows = d ? d.rows_added.length + d.rows_changed.length + d.rows_removed.length : 0;
   return (
     <Stack>
@@ -233,10 +111,33 @@ export function PreviewPanel({ pbx }: { pbx: string }) {
             )}
           </Group>
           <Findings findings={diff.findings} />
-          <ApplyBox
+          <Group justify="flex-end">
+            <Button onClick={() => setApplying(true)} data-testid="apply-open">
+              Apply…
+            </Button>
+          </Group>
+          <ApplyWizard
             pbx={pbx}
-            blocked={diff.findings.some((f) => f.severity === "error")}
-            onDone={load}
+            source="workspace"
+            opened={applying}
+            blocked={blocked}
+            onClose={() => setApplying(false)}
+            onApplied={load}
+            review={
+              <>
+                <Findings findings={diff.findings} />
+                <Text size="sm">
+                  {d.files.length} file(s) and {rows} realtime row(s) change
+                  {d.secrets_changed.length > 0
+                    ? `; ${d.secrets_changed.length} secret(s) changed (not shown)`
+                    : ""}
+                  .
+                </Text>
+                {d.files.length > 0 && (
+                  <DiffView unified={d.files.map((f) => f.unified).join("")} />
+                )}
+              </>
+            }
           />
           {rows > 0 && (
             <Paper withBorder p="sm">

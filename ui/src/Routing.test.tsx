@@ -4,6 +4,7 @@ import { cleanup, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import type { ReactNode } from "react";
 import { afterEach, describe, expect, it } from "vitest";
+import { HistoryPanel } from "./ApplyWizard";
 import type { PbxDiff, Trace } from "./bindings";
 import { CallPathPanel, PreviewPanel } from "./Preview";
 import { DidPanel } from "./RoutingViews";
@@ -65,22 +66,27 @@ describe("preview and call path", () => {
     );
   });
 
-  it("applies from the preview, shows each step, and blocks while the render has errors", async () => {
+  it("applies through the wizard, shows each step as it ends, and blocks while the render has errors", async () => {
     const clean: PbxDiff = { ...diff, findings: [] };
-    const sent: unknown[] = [];
+    const sent: Record<string, unknown>[] = [];
+    const steps = [
+      { step: "upload", ok: true, ms: 12, detail: "1 file(s)" },
+      { step: "reload", ok: false, ms: 3, detail: "pbx_config: An unknown error occurred" },
+      { step: "restore files", ok: true, ms: 9, detail: "" },
+    ];
     mockIPC((cmd, args) => {
       if (cmd === "pbx_diff") return clean;
       if (cmd === "pbx_apply") {
-        sent.push(args);
+        const a = args as Record<string, unknown>;
+        sent.push(a);
+        // The live progress: each step through the channel before the report.
+        const progress = a.progress as { onmessage: (s: unknown) => void };
+        for (const s of steps) progress.onmessage(s);
         return {
           pbx: "pbx1",
           outcome: "rolled_back",
           summary: "1 file(s) changed",
-          steps: [
-            { step: "upload", ok: true, ms: 12, detail: "1 file(s)" },
-            { step: "reload", ok: false, ms: 3, detail: "pbx_config: An unknown error occurred" },
-            { step: "restore files", ok: true, ms: 9, detail: "" },
-          ],
+          steps,
           diff: clean.diff,
           findings: [],
           failed: "reload",
@@ -90,16 +96,21 @@ describe("preview and call path", () => {
     });
     inApp(<PreviewPanel pbx="pbx1" />);
     const user = userEvent.setup();
-    const run = await screen.findByTestId("apply-run");
-    await user.click(screen.getByLabelText("Add pbxdesk's include lines to the core files"));
-    await user.click(run);
+    await user.click(await screen.findByTestId("apply-open"));
+    await user.click(await screen.findByLabelText("Add pbxdesk's include lines to the core files"));
+    await user.click(screen.getByTestId("apply-run"));
     const report = await screen.findByTestId("apply-report");
     expect(report.textContent).toContain("rolled_back");
     expect(report.textContent).toContain("Failed at “reload”");
     expect(report.textContent).toContain("pbx_config: An unknown error occurred");
-    expect(sent[0]).toEqual({
-      name: "pbx1",
-      options: { dry_run: false, overwrite_drift: false, add_includes: true },
+    expect(screen.queryByTestId("apply-rollback")).toBeNull();
+    expect(sent[0].name).toBe("pbx1");
+    expect(sent[0].source).toBe("workspace");
+    expect(sent[0].options).toEqual({
+      dry_run: false,
+      overwrite_drift: false,
+      add_includes: true,
+      confirm_seconds: 300,
     });
     cleanup();
     mockIPC((cmd) => {
@@ -107,9 +118,74 @@ describe("preview and call path", () => {
       throw new Error(`unexpected ${cmd}`);
     });
     inApp(<PreviewPanel pbx="pbx1" />);
+    await user.click(await screen.findByTestId("apply-open"));
     await waitFor(() =>
       expect((screen.getByTestId("apply-run") as HTMLButtonElement).disabled).toBe(true),
     );
+  });
+
+  it("lists the applies of a PBX with their changes and rolls the last one back", async () => {
+    const sent: Record<string, unknown>[] = [];
+    mockIPC((cmd, args) => {
+      if (cmd === "pbx_apply_history")
+        return [
+          {
+            id: 7,
+            at: 1790000000000,
+            actor: "local:owner",
+            outcome: "applied",
+            summary: "1 file(s) changed, 7 unchanged",
+            failed: null,
+            steps: [{ step: "confirm", ok: true, ms: 2, detail: "disarmed" }],
+            diff: "--- a/voicemail.d/pbxdesk/tenant-acme.conf\n+++ b/voicemail.d/pbxdesk/tenant-acme.conf\n@@ -1 +1 @@\n-100 => ********,Ada\n+100 => ********,Ada King\n",
+          },
+          {
+            id: 5,
+            at: 1789990000000,
+            actor: "local:owner",
+            outcome: "rolled_back_by_pbx",
+            summary:
+              "the apply backed up in 1789 was not confirmed; the PBX rolled it back by itself",
+            failed: "confirm",
+            steps: [],
+            diff: "rolled back",
+          },
+        ];
+      if (cmd === "pbx_apply") {
+        sent.push(args as Record<string, unknown>);
+        return {
+          pbx: "pbx1",
+          outcome: "applied",
+          summary: "back to the apply of 1789990000000 (Unix ms): 1 file(s) changed",
+          steps: [
+            {
+              step: "verify dialplan",
+              ok: true,
+              ms: 5,
+              detail: "36 context(s) loaded as rendered",
+            },
+          ],
+          diff: diff.diff,
+          findings: [],
+          failed: null,
+        };
+      }
+      throw new Error(`unexpected ${cmd}`);
+    });
+    inApp(<HistoryPanel pbx="pbx1" />);
+    const user = userEvent.setup();
+    const rows = await screen.findAllByTestId("history-row");
+    expect(rows).toHaveLength(2);
+    expect(rows[1].textContent).toContain("rolled_back_by_pbx");
+    await user.click(rows[0]);
+    await waitFor(() =>
+      expect(screen.getByTestId("history-detail").textContent).toContain("tenant-acme.conf"),
+    );
+    await user.click(screen.getByTestId("history-rollback"));
+    await user.click(await screen.findByTestId("apply-run"));
+    const verified = await screen.findByTestId("apply-verified");
+    expect(verified.textContent).toContain("36 context(s) loaded as rendered");
+    expect(sent[0].source).toBe("previous_apply");
   });
 
   it("draws each hop of a traced call, and puts a bad number's error next to the field", async () => {

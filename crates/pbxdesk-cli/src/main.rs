@@ -14,7 +14,8 @@ use pbxdesk_core::model::{
     PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch, UserPatch,
 };
 use pbxdesk_core::service::{
-    parse_rule, ApplyOptions, ApplyOutcome, KeySource, Location, OpenOptions,
+    parse_rule, ApplyOptions, ApplyOutcome, ApplySource, ApplyStep, KeySource, Location,
+    OpenOptions, Progress,
 };
 use pbxdesk_core::{paths, Actor, Error, ErrorCode, ValidationError, Workspace};
 use secrecy::{ExposeSecret, SecretString};
@@ -119,6 +120,17 @@ enum Command {
         /// configuration by itself (2 to 600; the apply confirms as soon as its checks pass).
         #[arg(long, default_value_t = pbxdesk_core::service::CONFIRM_DEFAULT)]
         confirm_seconds: u32,
+        /// Apply the render applied before the last one: rolls the last apply back (through
+        /// the same guarded steps; the workspace keeps its changes).
+        #[arg(long)]
+        previous: bool,
+    },
+    /// The applies to a PBX, newest first, each with its outcome (--json: steps and diff too).
+    History {
+        #[arg(long)]
+        pbx: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
     /// Where a call to NUMBER goes: a DID, or (with --from) what a user dials.
     Trace {
@@ -1073,12 +1085,14 @@ async fn with_actor(
             Box::new(write_render(&r, out)?)
         }
         Command::Diff { pbx } => Box::new(ws.pbx_diff(me, pbx).await?),
+        Command::History { pbx, limit } => Box::new(ws.pbx_apply_history(me, pbx, *limit).await?),
         Command::Apply {
             pbx,
             dry_run,
             overwrite_drift,
             add_includes,
             confirm_seconds,
+            previous,
         } => {
             let opts = ApplyOptions {
                 dry_run: *dry_run,
@@ -1086,7 +1100,20 @@ async fn with_actor(
                 add_includes: *add_includes,
                 confirm_seconds: Some(*confirm_seconds),
             };
-            let report = ws.pbx_apply(me, pbx, &opts).await?;
+            let source = if *previous {
+                ApplySource::PreviousApply
+            } else {
+                ApplySource::Workspace
+            };
+            // People see each step as it ends (an apply takes seconds); scripts get the report.
+            let progress: Option<Progress> = if json {
+                None
+            } else {
+                Some(std::sync::Arc::new(|st: &ApplyStep| {
+                    eprintln!("{}", output::step_line(st))
+                }))
+            };
+            let report = ws.pbx_apply_with(me, pbx, &opts, source, progress).await?;
             if matches!(
                 report.outcome,
                 ApplyOutcome::RolledBack | ApplyOutcome::Stopped

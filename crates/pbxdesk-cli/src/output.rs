@@ -5,7 +5,7 @@ use pbxdesk_core::model::{
     AuditEntry, CheckLine, Device, Did, Operator, Pbx, Policy, PolicyRule, RevealedDevice, Tenant,
     Trunk, User, UserSummary,
 };
-use pbxdesk_core::service::{ApplyReport, PbxDiff};
+use pbxdesk_core::service::{ApplyRecord, ApplyReport, ApplyStep, PbxDiff};
 use pbxdesk_core::Error;
 use pbxdesk_render::{Finding, Severity, Trace};
 use serde::Serialize;
@@ -621,6 +621,36 @@ impl Human for Trace {
             }
         }
         s
+    }
+}
+
+/// One apply step as a line (also printed live, as each step ends).
+pub fn step_line(st: &ApplyStep) -> String {
+    format!(
+        "  {} {:<34} {:>6} ms  {}",
+        if st.ok { "ok  " } else { "FAIL" },
+        st.step,
+        st.ms,
+        st.detail
+    )
+}
+
+impl Human for Vec<ApplyRecord> {
+    fn human(&self) -> String {
+        table(
+            &["id", "when (UTC)", "by", "outcome", "summary"],
+            self.iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        utc(r.at),
+                        r.actor.clone(),
+                        r.outcome.clone(),
+                        r.summary.clone(),
+                    ]
+                })
+                .collect(),
+        )
     }
 }
 

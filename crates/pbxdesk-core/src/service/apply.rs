@@ -924,7 +924,7 @@ impl Workspace {
                 .iter()
                 .any(|e| !had.contains(e.id.as_str()))
         });
-        let mut modules: Vec<&str> = Vec::new();
+        let mut modules: Vec<&'static str> = Vec::new();
         if upload
             .keys()
             .any(|p| p.starts_with(DIALPLAN_DIR) || p == "extensions.conf")
@@ -1421,4 +1421,13 @@ async fn reload_with_retry(
         }
     }
     c.reload(module).await
+}
+
+#[cfg(test)]
+mod send_check {
+    #[allow(dead_code)]
+    fn apply_future_is_send(ws: &super::Workspace, a: &super::Actor, o: &super::ApplyOptions) {
+        fn send<T: Send>(_: T) {}
+        send(ws.pbx_apply_with(a, "x", o, super::ApplySource::Workspace, None));
+    }
 }

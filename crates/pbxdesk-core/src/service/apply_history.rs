@@ -12,8 +12,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ApplyRecord {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
-    /// Unix milliseconds.
+    /// Unix milliseconds (beyond i32; a JavaScript number holds it exactly).
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub at: i64,
     pub actor: String,
     /// `applied`, `rolled_back`, `stopped`, or `rolled_back_by_pbx` (the laptop went away
