@@ -1,6 +1,7 @@
 // The real pbxdesk app, in a real window, driven over WebDriver: create a user, read the
 // assigned extension back from the screen, and check the workspace with the CLI.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { remote } from "webdriverio";
 
 const env = process.env;
@@ -14,6 +15,7 @@ async function check(name, fn) {
     console.log(`ok - ${name}`);
   } catch (e) {
     failed += 1;
+    await browser?.saveScreenshot(`${env.E2E_SHOTS}/failed-${failed}.png`).catch(() => {});
     console.log(`FAILED - ${name}\n${e?.stack ?? e}`);
   }
 }
@@ -140,6 +142,64 @@ try {
     if (!devices.includes("acme-dental-101")) throw new Error(`devices hop: ${devices}`);
     await browser.$('[data-testid="hop-voicemail"]').waitForDisplayed({ timeout: 5_000 });
     await browser.saveScreenshot(`${env.E2E_SHOTS}/call-path.png`);
+  });
+
+  await check("Apply takes the workspace to a PBX: each step live, verified from Asterisk, in the history", async () => {
+    // The PBX test double of the apply tests (sshd on loopback, the Asterisk double, MariaDB);
+    // it points the demo PBX at itself and pins its host key.
+    const double = spawn(env.E2E_PBX_DOUBLE, [], { stdio: ["pipe", "pipe", "inherit"] });
+    try {
+      const etc = await new Promise((resolve, reject) => {
+        let out = "";
+        double.stdout.on("data", (d) => {
+          out += d;
+          const m = out.match(/ready (\S+)/);
+          if (m) resolve(m[1]);
+        });
+        double.on("exit", (code) => reject(new Error(`the PBX double exited (${code})`)));
+        setTimeout(() => reject(new Error("the PBX double did not start")), 60_000);
+      });
+      await browser.$('[data-testid="tab-preview"]').click();
+      await browser.$('[data-testid="apply-open"]').click();
+      // The modal animates in: wait until its button takes clicks, then tick the box itself.
+      await browser.$('[data-testid="apply-run"]').waitForClickable({ timeout: 10_000 });
+      await browser.execute(() => document.querySelector('[data-testid="apply-add-includes"]')?.click());
+      if (!(await browser.$('[data-testid="apply-add-includes"]').isSelected())) throw new Error("consent box not ticked");
+      await browser.$('[data-testid="apply-run"]').click();
+      const report = await browser.$('[data-testid="apply-report"]');
+      await report.waitForExist({ timeout: 120_000 });
+      const said = await browser.execute(() => document.querySelector('[data-testid="apply-report"]')?.textContent ?? "");
+      if (!said.includes("applied")) throw new Error(`apply said: ${said}`);
+      const verified = await browser.execute(() => document.querySelector('[data-testid="apply-verified"]')?.textContent ?? "");
+      if (!verified.includes("loaded as rendered") || !verified.includes("known to PJSIP")) {
+        throw new Error(`verified: ${verified}`);
+      }
+      await browser.saveScreenshot(`${env.E2E_SHOTS}/apply.png`);
+      // What the PBX holds now: the generated files, the number routed above among them.
+      const inbound = `${etc}/extensions.d/pbxdesk/01-inbound.conf`;
+      if (!existsSync(inbound) || !readFileSync(inbound, "utf8").includes("41445551050")) {
+        throw new Error(`${inbound} lacks the routed number`);
+      }
+      await browser.keys("Escape");
+      await browser.$('[data-testid="apply-report"]').waitForExist({ reverse: true, timeout: 10_000 });
+      await browser.$('[data-testid="tab-history"]').click();
+      const row = await browser.$('[data-testid="history-row"]');
+      await row.waitForDisplayed({ timeout: 10_000 });
+      // textContent: getText gives the badge as rendered (upper case).
+      const first = await browser.execute(() => document.querySelector('[data-testid="history-row"]')?.textContent ?? "");
+      if (!first.includes("applied")) throw new Error(`history: ${first}`);
+      // A table row is not "interactable" to WebKitWebDriver; the click goes through the DOM.
+      await browser.execute(() => document.querySelector('[data-testid="history-row"]')?.click());
+      await browser.$('[data-testid="history-detail"]').waitForDisplayed({ timeout: 10_000 });
+      await browser.saveScreenshot(`${env.E2E_SHOTS}/history.png`);
+      // The CLI sees the same history.
+      const hist = JSON.parse(
+        execFileSync(env.E2E_CLI, ["--workspace", env.PBXDESK_WORKSPACE, "--json", "history", "--pbx", "demo-pbx"]).toString(),
+      );
+      assertEqual(hist[0]?.outcome, "applied", "the last apply in the history");
+    } finally {
+      double.stdin.end();
+    }
   });
 } finally {
   await browser.deleteSession();

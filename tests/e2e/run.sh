@@ -9,6 +9,9 @@ app="$target/debug/pbxdesk-app"
 cli="$target/debug/pbxdesk"
 [ -x "$app" ] || (cd "$root" && cargo build --locked -p pbxdesk-app -p pbxdesk-cli)
 [ -x "$cli" ] || (cd "$root" && cargo build --locked -p pbxdesk-cli)
+# The PBX test double the apply check applies to (built by `cargo test` with the examples).
+double="$target/debug/examples/pbx_double"
+[ -x "$double" ] || (cd "$root" && cargo build --locked -p pbxdesk-core --example pbx_double)
 
 work="$(mktemp -d)"
 pids=()
@@ -32,7 +35,7 @@ pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/status" >/dev/null && break; sleep 0.1; done
 
 mkdir -p artifacts
-if ! E2E_APP="$app" E2E_CLI="$cli" E2E_PORT="$port" E2E_SHOTS="$PWD/artifacts" node create-user.e2e.mjs; then
+if ! E2E_APP="$app" E2E_CLI="$cli" E2E_PBX_DOUBLE="$double" E2E_PORT="$port" E2E_SHOTS="$PWD/artifacts" node create-user.e2e.mjs; then
   echo "--- tauri-driver log"; tail -n 40 "$work/driver.log"
   exit 1
 fi

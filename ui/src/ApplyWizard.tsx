@@ -46,10 +46,12 @@ function StepRows({ steps }: { steps: ApplyStep[] }) {
           // A step name can repeat (an earlier apply reported twice), so the index is part of it.
           // biome-ignore lint/suspicious/noArrayIndexKey: steps are append-only
           <Table.Tr key={`${i}-${s.step}`}>
-            <Table.Td w={60}>
-              <Badge color={s.ok ? "green" : "red"}>{s.ok ? "ok" : "fail"}</Badge>
+            <Table.Td w={72}>
+              <Badge color={s.ok ? "green" : "red"} miw={52}>
+                {s.ok ? "ok" : "fail"}
+              </Badge>
             </Table.Td>
-            <Table.Td>{s.step}</Table.Td>
+            <Table.Td w={200}>{s.step}</Table.Td>
             <Table.Td w={80}>{s.ms} ms</Table.Td>
             <Table.Td>{s.detail}</Table.Td>
           </Table.Tr>
@@ -167,6 +169,7 @@ export function ApplyWizard({
             <Group>
               <Checkbox
                 label="Add pbxdesk's include lines to the core files"
+                data-testid="apply-add-includes"
                 checked={addIncludes}
                 onChange={(e) => setAddIncludes(e.currentTarget.checked)}
               />

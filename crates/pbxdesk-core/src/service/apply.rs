@@ -203,7 +203,8 @@ fn write_files(c: &Connection, dir: &str, files: &BTreeMap<String, Option<String
     Ok(())
 }
 
-fn devices(r: &Rendered) -> Vec<Device> {
+/// The realtime rows of a render, as the sync takes them.
+pub fn realtime_devices(r: &Rendered) -> Vec<Device> {
     r.realtime
         .iter()
         .map(|e| Device {
@@ -895,7 +896,7 @@ impl Workspace {
         };
         steps.done("connect AMI", t, true, "");
         let t = Instant::now();
-        let wanted = devices(rendered);
+        let wanted = realtime_devices(rendered);
         let (_db_tunnel, rt) = match self.open_realtime(job).await {
             Ok(r) => r,
             Err(e) => {
@@ -1148,11 +1149,19 @@ impl Workspace {
         let step = failed.unwrap_or("confirm").to_owned();
 
         // Roll back from the laptop (it reports and verifies; the PBX's script cannot). The
-        // claim on "armed" keeps the PBX's timer from running the same rollback at once.
+        // claim on "armed" keeps the PBX's timer from running the same rollback at once, unless
+        // this laptop is gone before it finishes.
         let t = Instant::now();
         let claimed = blocking({
             let (c, base) = (conn.clone(), base.clone());
-            move || c.rename(&format!("{base}/armed"), &format!("{base}/rolling-back"))
+            // The PBX's timer stays armed in another form: if this laptop vanishes before it is
+            // done, the script finds "laptop-rolling-back" and finishes the rollback.
+            move || {
+                c.rename(
+                    &format!("{base}/armed"),
+                    &format!("{base}/laptop-rolling-back"),
+                )
+            }
         })
         .await
         .map_err(|e| Failed {
@@ -1243,7 +1252,10 @@ impl Workspace {
             move || {
                 let _ = c.remove_file(&format!("{base}/db.cnf"));
                 let _ = c.remove_file(&format!("{base}/undo.sql"));
-                c.rename(&format!("{base}/rolling-back"), &format!("{base}/{to}"))
+                c.rename(
+                    &format!("{base}/laptop-rolling-back"),
+                    &format!("{base}/{to}"),
+                )
             }
         })
         .await;

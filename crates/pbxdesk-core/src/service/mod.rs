@@ -19,7 +19,8 @@ mod user;
 
 pub use access::Actor;
 pub use apply::{
-    ApplyOptions, ApplyOutcome, ApplyReport, ApplySource, ApplyStep, Progress, CONFIRM_DEFAULT,
+    realtime_devices, ApplyOptions, ApplyOutcome, ApplyReport, ApplySource, ApplyStep, Progress,
+    CONFIRM_DEFAULT,
 };
 pub use apply_history::ApplyRecord;
 pub use policy::parse_rule;

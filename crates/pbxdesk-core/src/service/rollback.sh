@@ -3,8 +3,10 @@
 # the apply's backup folder and starts it detached before it changes anything on the PBX:
 #   sh rollback.sh SECONDS   wait, then roll back unless the apply was confirmed meanwhile.
 # Whoever renames "armed" first decides: this script (to "rolling-back"), or the laptop (to
-# "confirmed" once Asterisk runs the new configuration, or to "rolling-back" when it rolls back
-# by itself). The loser does nothing.
+# "confirmed" once Asterisk runs the new configuration). A laptop that rolls back by itself
+# renames it to "laptop-rolling-back" and, when done, to "rolled-back": should it vanish half-way,
+# this script finds "laptop-rolling-back" still there and finishes the job (every step here can
+# run twice: it restores contents, not differences).
 # The manifest was written by pbxdesk: "restore PATH", "remove PATH" (paths checked: letters,
 # digits, '.', '_', '-', '/', never ".."), "reload MODULE".
 set -u
@@ -12,7 +14,8 @@ case "${1:-}" in '' | *[!0-9]*) exit 2 ;; esac
 d=$(cd "$(dirname "$0")" && pwd) || exit 1
 etc=$(cd "$d/../.." && pwd) || exit 1
 sleep "$1"
-mv "$d/armed" "$d/rolling-back" 2>/dev/null || exit 0
+mv "$d/armed" "$d/rolling-back" 2>/dev/null ||
+  mv "$d/laptop-rolling-back" "$d/rolling-back" 2>/dev/null || exit 0
 log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$d/rollback.log"; }
 log "the apply was not confirmed within $1 s: rolling back"
 ok=1
