@@ -100,7 +100,7 @@ fn handshake(
     port: u16,
     connect_timeout: Duration,
     op_timeout: Duration,
-) -> Result<(Session, HostKey), SshError> {
+) -> Result<(Session, HostKey, TcpStream), SshError> {
     let addr = addr_of(host, port);
     let err = |reason: String| SshError::Connect {
         addr: addr.clone(),
@@ -115,6 +115,8 @@ fn handshake(
     // SFTP is request/response in small packets: without this, Nagle and delayed ACKs add up to
     // tens of milliseconds to every file operation.
     tcp.set_nodelay(true).ok();
+    // A second handle on the same socket, for waiting on it (the tunnel's pump polls it).
+    let watch = tcp.try_clone().map_err(|e| err(e.to_string()))?;
     let mut session = Session::new().map_err(|e| err(e.to_string()))?;
     session.set_timeout(u32::try_from(op_timeout.as_millis()).unwrap_or(u32::MAX));
     session.set_tcp_stream(tcp);
@@ -128,12 +130,12 @@ fn handshake(
         "SHA256:{}",
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
     );
-    Ok((session, HostKey { fingerprint }))
+    Ok((session, HostKey { fingerprint }, watch))
 }
 
 /// Connects only to read the host key (for "trust on first use" with the technician's consent).
 pub fn probe_host_key(host: &str, port: u16, timeout: Duration) -> Result<HostKey, SshError> {
-    handshake(host, port, timeout, timeout).map(|(_, key)| key)
+    handshake(host, port, timeout, timeout).map(|(_, key, _)| key)
 }
 
 /// A logged-in SSH connection with an SFTP channel.
@@ -151,7 +153,15 @@ impl Drop for Connection {
 
 /// Connects, verifies the host key against `pinned` (required), and logs in.
 pub(crate) fn open_session(target: &Target, pinned: Option<&str>) -> Result<Session, SshError> {
-    let (session, key) = handshake(
+    open_session_watched(target, pinned).map(|(s, _)| s)
+}
+
+/// [`open_session`], with a second handle on its socket to wait on.
+pub(crate) fn open_session_watched(
+    target: &Target,
+    pinned: Option<&str>,
+) -> Result<(Session, TcpStream), SshError> {
+    let (session, key, watch) = handshake(
         &target.host,
         target.port,
         target.connect_timeout,
@@ -196,7 +206,7 @@ pub(crate) fn open_session(target: &Target, pinned: Option<&str>) -> Result<Sess
     if !session.authenticated() {
         return Err(auth_err("not authenticated".into()));
     }
-    Ok(session)
+    Ok((session, watch))
 }
 
 impl Connection {

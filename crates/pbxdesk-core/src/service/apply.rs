@@ -647,7 +647,8 @@ impl Workspace {
         })
         .await??;
         for (note, rb) in &noted {
-            self.record_pbx_rollback(actor, &pbx, rb).await?;
+            self.record_on_pbx(actor, &pbx, "pbx.apply.rolled_back_by_pbx", rb)
+                .await?;
             let _ = blocking({
                 let (c, note) = (conn.clone(), note.clone());
                 move || c.remove_file(&note)
@@ -845,7 +846,7 @@ impl Workspace {
             ));
         }
         let rep = report(outcome, summary, steps, failed);
-        self.record_apply(actor, &pbx, &rep).await?;
+        self.record_on_pbx(actor, &pbx, "pbx.apply", &rep).await?;
         Ok(rep)
     }
 
@@ -1374,43 +1375,23 @@ impl Workspace {
         let _ = conn.close().await;
     }
 
-    async fn record_pbx_rollback(&self, actor: &Actor, pbx: &Pbx, rb: &PbxRollback) -> Result<()> {
+    /// An audit entry about the PBX as a whole (an apply, a rollback the PBX ran), in its own
+    /// transaction.
+    async fn record_on_pbx<T: Serialize>(
+        &self,
+        actor: &Actor,
+        pbx: &Pbx,
+        action: &'static str,
+        what: &T,
+    ) -> Result<()> {
         let mut w = self.store.begin_write().await?;
         let c = super::audit::Change {
-            action: "pbx.apply.rolled_back_by_pbx",
+            action,
             entity_type: "pbx",
             entity_id: pbx.name.clone(),
             tenant_id: None,
         };
-        super::audit::record::<PbxRollback, PbxRollback>(
-            &mut w,
-            actor,
-            self.now(),
-            c,
-            None,
-            Some(rb),
-        )
-        .await?;
-        w.commit().await
-    }
-
-    async fn record_apply(&self, actor: &Actor, pbx: &Pbx, rep: &ApplyReport) -> Result<()> {
-        let mut w = self.store.begin_write().await?;
-        let c = super::audit::Change {
-            action: "pbx.apply",
-            entity_type: "pbx",
-            entity_id: pbx.name.clone(),
-            tenant_id: None,
-        };
-        super::audit::record::<ApplyReport, ApplyReport>(
-            &mut w,
-            actor,
-            self.now(),
-            c,
-            None,
-            Some(rep),
-        )
-        .await?;
+        super::audit::record::<T, T>(&mut w, actor, self.now(), c, None, Some(what)).await?;
         w.commit().await
     }
 }
