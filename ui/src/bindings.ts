@@ -187,6 +187,8 @@ export type ApplyReport_Deserialize = {
 	summary: string,
 	steps: ApplyStep[],
 	diff: Diff,
+	/**  The tenants, users, devices and DIDs the change touches. */
+	touched: Touched,
 	findings: Finding[],
 	/**  The step that failed, when rolled back. */
 	failed?: string | null,
@@ -198,6 +200,8 @@ export type ApplyReport_Serialize = {
 	summary: string,
 	steps: ApplyStep[],
 	diff: Diff,
+	/**  The tenants, users, devices and DIDs the change touches. */
+	touched: Touched,
 	findings: Finding[],
 	/**  The step that failed, when rolled back. */
 	failed: string | null,
@@ -770,6 +774,18 @@ export type Tenant_Serialize = {
 	default_policy: string | null,
 	user_count: number,
 	version: number,
+};
+
+/**
+ *  What a change between two renders touches, for an apply's one-line summary: the tenants,
+ *  the users whose device or mailbox changed, the devices (realtime rows) and the inbound
+ *  numbers whose route changed. Read from pbxdesk's own generated forms.
+ */
+export type Touched = {
+	tenants: string[],
+	users: number,
+	devices: number,
+	dids: number,
 };
 
 export type Trace = Trace_Serialize | Trace_Deserialize;

@@ -57,6 +57,12 @@ async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() 
         .unwrap();
     assert_eq!(dry.outcome, ApplyOutcome::DryRun);
     assert_eq!(dry.diff.rows_added.len(), 16);
+    assert!(
+        dry.summary
+            .starts_with("tenants acme-dental, globex; 16 user(s), 16 device(s),"),
+        "{}",
+        dry.summary
+    );
     assert_eq!(reloads(&pbx.ast), 0);
 
     let opts = ApplyOptions {

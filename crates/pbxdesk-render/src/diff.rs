@@ -190,3 +190,143 @@ pub fn diff(old: Option<&Rendered>, new: &Rendered) -> Diff {
     }
     d
 }
+
+/// What a change between two renders touches, for an apply's one-line summary: the tenants,
+/// the users whose device or mailbox changed, the devices (realtime rows) and the inbound
+/// numbers whose route changed. Read from pbxdesk's own generated forms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Touched {
+    pub tenants: Vec<String>,
+    pub users: u32,
+    pub devices: u32,
+    pub dids: u32,
+}
+
+impl Touched {
+    /// "tenants acme, globex; 2 user(s), 2 device(s), 1 DID(s)".
+    pub fn line(&self) -> String {
+        format!(
+            "tenants {}; {} user(s), {} device(s), {} DID(s)",
+            if self.tenants.is_empty() {
+                "none".to_owned()
+            } else {
+                self.tenants.join(", ")
+            },
+            self.users,
+            self.devices,
+            self.dids
+        )
+    }
+}
+
+/// Lines that differ between two texts (in either), keyed by `key` (lines without a key are
+/// ignored).
+fn changed_keys<'a>(
+    old: &'a str,
+    new: &'a str,
+    key: impl Fn(&'a str) -> Option<&'a str>,
+) -> std::collections::BTreeSet<&'a str> {
+    let index = |t: &'a str| -> BTreeMap<&'a str, Vec<&'a str>> {
+        let mut m: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for l in t.lines() {
+            if let Some(k) = key(l) {
+                m.entry(k).or_default().push(l);
+            }
+        }
+        m
+    };
+    let (a, b) = (index(old), index(new));
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .copied()
+        .collect()
+}
+
+pub fn touched(old: Option<&Rendered>, new: &Rendered) -> Touched {
+    use std::collections::BTreeSet;
+    let empty = Rendered::default();
+    let old = old.unwrap_or(&empty);
+    let mut tenants: BTreeSet<String> = BTreeSet::new();
+    let mut users: BTreeSet<(String, String)> = BTreeSet::new();
+    // Devices: rows added, removed or changed; their tenant from the context `SLUG_cos_…`,
+    // their user from `PBXDESK_EXT=…`.
+    let rows = |r: &Rendered| -> BTreeMap<String, Endpoint> {
+        r.realtime
+            .iter()
+            .map(|e| (e.id.clone(), e.clone()))
+            .collect()
+    };
+    let (a, b) = (rows(old), rows(new));
+    let mut devices = 0u32;
+    for id in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+        if a.get(id) == b.get(id) {
+            continue;
+        }
+        devices += 1;
+        for e in [a.get(id), b.get(id)].into_iter().flatten() {
+            let slug = e
+                .context
+                .split("_cos_")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let ext = e.set_var.strip_prefix("PBXDESK_EXT=").unwrap_or_default();
+            users.insert((slug.clone(), ext.to_owned()));
+            tenants.insert(slug);
+        }
+    }
+    let none = String::new();
+    for path in old
+        .files
+        .keys()
+        .chain(new.files.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let (o, n) = (
+            old.files.get(path).unwrap_or(&none),
+            new.files.get(path).unwrap_or(&none),
+        );
+        if o == n {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or_default();
+        if let Some(slug) = name
+            .strip_prefix("tenant-")
+            .and_then(|s| s.strip_suffix(".conf"))
+        {
+            tenants.insert(slug.to_owned());
+            // A mailbox line: `EXT => PIN,Name,email`.
+            if path.starts_with(VOICEMAIL_DIR) {
+                for ext in changed_keys(o, n, |l| {
+                    l.split_once(" => ")
+                        .map(|(e, _)| e)
+                        .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
+                }) {
+                    users.insert((slug.to_owned(), ext.to_owned()));
+                }
+            }
+        }
+    }
+    // DIDs: the map's `exten => +E164,…` lines.
+    let inbound = |r: &'_ Rendered| -> String {
+        r.files
+            .iter()
+            .find(|(p, _)| p.ends_with("/01-inbound.conf"))
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default()
+    };
+    let (oi, ni) = (inbound(old), inbound(new));
+    let dids = changed_keys(&oi, &ni, |l| {
+        l.strip_prefix("exten => +")
+            .and_then(|r| r.split(',').next())
+    })
+    .len();
+    Touched {
+        tenants: tenants.into_iter().filter(|t| !t.is_empty()).collect(),
+        users: u32::try_from(users.len()).unwrap_or(u32::MAX),
+        devices,
+        dids: u32::try_from(dids).unwrap_or(u32::MAX),
+    }
+}

@@ -10,7 +10,7 @@ pub mod snapshot;
 pub mod trace;
 pub mod validate;
 
-pub use diff::{diff, Diff};
+pub use diff::{diff, touched, Diff, Touched};
 pub use pbx::{render_pbx, Endpoint, Rendered};
 pub use snapshot::Snapshot;
 pub use trace::{trace_from, trace_inbound, Trace};

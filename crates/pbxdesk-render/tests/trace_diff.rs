@@ -172,3 +172,26 @@ fn secrets_never_appear_in_a_diff() {
     let row = d.rows_changed.iter().find(|r| r.id == "acme-100").unwrap();
     assert_eq!(row.columns, ["callerid"]);
 }
+
+#[test]
+fn what_a_change_touches_is_counted_for_the_summary() {
+    use pbxdesk_render::touched;
+    let old = render_pbx(&common::golden_snapshot());
+    assert_eq!(
+        touched(Some(&old), &old).line(),
+        "tenants none; 0 user(s), 0 device(s), 0 DID(s)"
+    );
+    let mut s = common::golden_snapshot();
+    let acme = s.tenants.iter_mut().find(|t| t.slug == "acme").unwrap();
+    // Anna's name: her mailbox line and the caller ID of her two devices.
+    acme.users[0].name = "Anna Muller-Meier".into();
+    // One number leaves.
+    acme.dids.retain(|d| d.number != "+41445551299");
+    let t = touched(Some(&old), &render_pbx(&s));
+    assert_eq!(t.tenants, vec!["acme".to_owned()]);
+    assert_eq!((t.users, t.devices, t.dids), (1, 2, 1), "{t:?}");
+    // Everything is new on a first apply.
+    let first = touched(None, &old);
+    assert_eq!(first.devices as usize, old.realtime.len());
+    assert_eq!(first.tenants, vec!["acme".to_owned(), "globex".to_owned()]);
+}

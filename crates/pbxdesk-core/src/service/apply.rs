@@ -15,7 +15,7 @@ use pbxdesk_remote::realtime::{Credential, Device, Realtime};
 use pbxdesk_remote::ssh::Connection;
 use pbxdesk_remote::tunnel::Tunnel;
 use pbxdesk_render::pbx::{DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR};
-use pbxdesk_render::{Diff, Finding, Rendered};
+use pbxdesk_render::{Diff, Finding, Rendered, Touched};
 use secrecy::SecretString;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,6 +115,8 @@ pub struct ApplyReport {
     pub summary: String,
     pub steps: Vec<ApplyStep>,
     pub diff: Diff,
+    /// The tenants, users, devices and DIDs the change touches.
+    pub touched: Touched,
     pub findings: Vec<Finding>,
     /// The step that failed, when rolled back.
     pub failed: Option<String>,
@@ -575,6 +577,7 @@ impl Workspace {
         };
         let last = self.last_applied(pbx.id).await?.map(|l| l.0);
         let diff = pbxdesk_render::diff(last.as_ref(), &rendered);
+        let touched = pbxdesk_render::touched(last.as_ref(), &rendered);
         let errors: Vec<&Finding> = rendered.findings.iter().filter(|f| f.is_error()).collect();
         steps.done(
             "render and validate",
@@ -593,6 +596,7 @@ impl Workspace {
             summary,
             steps: steps.0,
             diff: diff.clone(),
+            touched: touched.clone(),
             findings: rendered.findings.clone(),
             failed,
         };
@@ -608,7 +612,8 @@ impl Workspace {
             )));
         }
         let summary = format!(
-            "{what}{} file(s) changed, {} unchanged; realtime rows: {} to add, {} to change, {} to remove",
+            "{what}{}; {} file(s) changed, {} unchanged; realtime rows: {} to add, {} to change, {} to remove",
+            touched.line(),
             diff.files.len(),
             diff.unchanged_files,
             diff.rows_added.len(),
