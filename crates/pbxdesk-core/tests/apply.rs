@@ -677,3 +677,78 @@ async fn history_progress_and_rolling_back_the_last_apply() {
         4
     );
 }
+
+/// A laptop that began rolling back and vanished half-way: it had renamed "armed" to
+/// "laptop-rolling-back", so the PBX's script (here run at once, as its timer would) finishes
+/// the rollback: the old files, the old rows, the reloads, the lock released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pbx_finishes_a_rollback_the_laptop_began() {
+    use std::sync::atomic::Ordering;
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "m").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
+    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
+    ws.user_update(
+        &me,
+        ada,
+        &UserPatch {
+            name: Some("Ada Halfway".into()),
+            ring_seconds: Some(37),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The apply hangs in the reload (after upload and sync) and the laptop goes away.
+    pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
+    let before = reloads(&pbx.ast);
+    tokio::select! {
+        r = ws.pbx_apply(&me, "demo-pbx", &opts) => panic!("the apply ended: {r:?}"),
+        () = async {
+            while reloads(&pbx.ast) == before {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        } => {}
+    }
+    pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
+    assert_ne!(product_files(&etc), old_files);
+    // It had claimed the rollback, then vanished.
+    let (folder, names) = backups(&etc).last().unwrap().clone();
+    assert!(names.contains(&"armed".to_owned()), "{names:?}");
+    let dir = etc.join("pbxdesk-backups").join(&folder);
+    std::fs::rename(dir.join("armed"), dir.join("laptop-rolling-back")).unwrap();
+    let path = format!(
+        "{}:{}",
+        pbx.sshd.bin().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ok = std::process::Command::new("sh")
+        .arg(dir.join("rollback.sh"))
+        .arg("0")
+        .env("PATH", path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let names = backups(&etc).last().unwrap().1.clone();
+    assert!(names.contains(&"rolled-back".to_owned()), "{names:?}");
+    assert!(!names.iter().any(|n| n == "db.cnf" || n == "undo.sql"));
+    assert_eq!(product_files(&etc), old_files, "exactly the old files");
+    assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
+    assert!(
+        !etc.join(".pbxdesk-apply.lock").exists(),
+        "the lock released"
+    );
+    assert!(pbx
+        .ast
+        .seen
+        .lock()
+        .unwrap()
+        .contains(&"CLI:module reload pbx_config.so".to_owned()));
+}
