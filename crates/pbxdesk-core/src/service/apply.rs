@@ -68,6 +68,8 @@ struct Job<'a> {
     stamp: i64,
     lock_owner: String,
     window: u32,
+    /// The mysql client's option file for the PBX's own rollback.
+    db_cnf: String,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -632,6 +634,9 @@ impl Workspace {
             ))
         })?;
         let [ssh_secret, ami_secret, db_password] = self.pbx_secrets(pbx.id).await?;
+        // The PBX's own rollback needs the database settings in a mysql option file: refused
+        // here, before anything is contacted, if they cannot go there.
+        let db_cnf = db_cnf(&pbx, db_password.as_ref())?;
         let tg = target(&pbx, ssh_secret.clone());
         let conn = Arc::new(
             blocking({
@@ -808,6 +813,7 @@ impl Workspace {
                 stamp: self.now(),
                 lock_owner: owner.clone(),
                 window,
+                db_cnf: db_cnf.clone(),
             };
             let result = self.apply_locked(&job, &on_pbx, core_edits, core_backup, &mut steps).await;
             match result {
@@ -960,8 +966,7 @@ impl Workspace {
             let (root, stamp, restore, undo) =
                 (root.clone(), job.stamp, restore.clone(), undo.clone());
             let modules: Vec<String> = modules.iter().map(|m| (*m).to_owned()).collect();
-            let cnf = db_cnf(job.pbx, job.db_password.as_ref())
-                .map_err(|e| Failed::before(&e.to_string()))?;
+            let cnf = job.db_cnf.clone();
             let (owner, window) = (job.lock_owner.clone(), job.window);
             move || {
                 arm(
@@ -971,7 +976,7 @@ impl Workspace {
         })
         .await
         .map_err(|e| Failed {
-            step: e.to_string(),
+            step: format!("internal error: {e}"),
             touched: false,
         })?;
         let base = match armed {
@@ -1006,7 +1011,7 @@ impl Workspace {
         })
         .await
         .map_err(|e| Failed {
-            step: e.to_string(),
+            step: format!("internal error: {e}"),
             touched: true,
         })?;
         match up {
@@ -1098,7 +1103,7 @@ impl Workspace {
             })
             .await
             .map_err(|e| Failed {
-                step: e.to_string(),
+                step: format!("internal error: {e}"),
                 touched: true,
             })?;
             match confirmed {
@@ -1171,7 +1176,7 @@ impl Workspace {
         })
         .await
         .map_err(|e| Failed {
-            step: e.to_string(),
+            step: format!("internal error: {e}"),
             touched: true,
         })?;
         if !matches!(claimed, Ok(true)) {
@@ -1194,7 +1199,7 @@ impl Workspace {
         })
         .await
         .map_err(|e| Failed {
-            step: e.to_string(),
+            step: format!("internal error: {e}"),
             touched: true,
         })?;
         let files_ok = restored.is_ok();
