@@ -8,8 +8,8 @@
 #[path = "../../pbxdesk-core/tests/pbx_double/mod.rs"]
 mod pbx_double;
 
-use pbx_double::{backups, endpoints, product_files, setup, wait_for_marker};
-use pbxdesk_core::model::{AuditQuery, UserPatch};
+use pbx_double::{backups, endpoints, product_files, reloads, rename_ada, setup, wait_for_marker};
+use pbxdesk_core::model::AuditQuery;
 use pbxdesk_core::service::{ApplyOptions, ApplyOutcome, KeySource, Location, OpenOptions};
 use pbxdesk_core::{paths, Workspace};
 use std::path::Path;
@@ -35,14 +35,6 @@ fn pbxdesk(ws: &Path) -> Command {
     c
 }
 
-fn reload_count(seen: &std::sync::Mutex<Vec<String>>) -> usize {
-    seen.lock()
-        .unwrap()
-        .iter()
-        .filter(|a| a.starts_with("Reload:"))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_apply_is_rolled_back_by_the_pbx_and_two_processes_never_both_apply() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,23 +53,12 @@ async fn a_killed_apply_is_rolled_back_by_the_pbx_and_two_processes_never_both_a
     let old_plan = pbx.ast.dialplan.lock().unwrap().clone();
 
     // A change: a new name (realtime row, dialplan) and ring time (dialplan).
-    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
-    ws.user_update(
-        &me,
-        ada,
-        &UserPatch {
-            name: Some("Ada Killed".into()),
-            ring_seconds: Some(41),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    rename_ada(&ws, &me, "Ada Killed", Some(41)).await;
 
     // The apply runs in its own process; Asterisk's reload hangs, and while it hangs (after
     // the upload and the realtime sync, before the confirmation) the process is killed.
     pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
-    let reloads_before = reload_count(&pbx.ast.seen);
+    let reloads_before = reloads(&pbx.ast);
     let mut child = pbxdesk(&path)
         .args(["apply", "--pbx", "demo-pbx", "--confirm-seconds", "3"])
         .stdout(Stdio::null())
@@ -85,7 +66,7 @@ async fn a_killed_apply_is_rolled_back_by_the_pbx_and_two_processes_never_both_a
         .spawn()
         .unwrap();
     let mut waited = 0;
-    while reload_count(&pbx.ast.seen) == reloads_before {
+    while reloads(&pbx.ast) == reloads_before {
         assert!(waited < 600, "the apply never reached the reload");
         assert!(child.try_wait().unwrap().is_none(), "the apply ended early");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -143,16 +124,7 @@ async fn a_killed_apply_is_rolled_back_by_the_pbx_and_two_processes_never_both_a
 
     // Two processes apply the same change at once: one applies, the other is refused by the
     // PBX's lock or finds nothing left to do. Never two writers.
-    ws.user_update(
-        &me,
-        ada,
-        &UserPatch {
-            name: Some("Ada Twice".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    rename_ada(&ws, &me, "Ada Twice", None).await;
     let spawn = || {
         pbxdesk(&path)
             .args(["apply", "--pbx", "demo-pbx"])

@@ -521,4 +521,23 @@ fn apply_dry_run_previews_offline_and_an_untrusted_pbx_is_refused() {
             .contains("pbxdesk pbx trust demo-pbx"),
         "{e}"
     );
+    // A confirm window the PBX's rollback cannot keep is refused with the field and the range.
+    for bad in ["1", "601"] {
+        let e = ws.fails(&["apply", "--pbx", "demo-pbx", "--confirm-seconds", bad], 3);
+        assert_eq!(e["error"]["field"], "confirm_seconds", "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("2 to 600"),
+            "{e}"
+        );
+    }
+    // Nothing applied yet: there is no earlier apply to go back to.
+    let e = ws.fails(
+        &["apply", "--pbx", "demo-pbx", "--previous", "--dry-run"],
+        5,
+    );
+    assert!(e.to_string().contains("no earlier apply"), "{e}");
+    assert_eq!(
+        ws.json(&["history", "--pbx", "demo-pbx"]),
+        serde_json::json!([])
+    );
 }

@@ -9,20 +9,10 @@
 mod harness;
 mod pbx_double;
 
-use pbx_double::{backups, endpoints, product_files, setup};
-use pbxdesk_core::model::{AuditQuery, UserPatch};
+use pbx_double::{backups, endpoints, product_files, reloads, rename_ada, setup};
+use pbxdesk_core::model::AuditQuery;
 use pbxdesk_core::service::{ApplyOptions, ApplyOutcome};
 use pbxdesk_core::ErrorCode;
-use pbxdesk_remote::testkit::asterisk::AsteriskDouble;
-
-fn reloads(ast: &AsteriskDouble) -> usize {
-    ast.seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|a| a.starts_with("Reload:"))
-        .count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() {
@@ -139,23 +129,12 @@ async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() 
     assert_eq!(reloads(&pbx.ast), before);
 
     // A change, and extensions.conf broken by hand: the reload reports the error (capture s5),
-    // the files go back, and the realtime rows were never touched.
+    // the files go back and the realtime rows are undone.
     let old_files = product_files(&etc);
     let old_rows = endpoints(&pbx.db).await;
-    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
     // A new ring time changes the dialplan (pbx_config is reloaded); the name, the mailbox and
     // the realtime row.
-    ws.user_update(
-        &me,
-        ada,
-        &UserPatch {
-            name: Some("Ada King".into()),
-            ring_seconds: Some(40),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    rename_ada(ws, &me, "Ada King", Some(40)).await;
     let main = std::fs::read_to_string(etc.join("extensions.conf")).unwrap();
     std::fs::write(etc.join("extensions.conf"), format!("{main}\n[broken\n")).unwrap();
     let failed = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
@@ -186,7 +165,14 @@ async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() 
     let text = serde_json::to_string(&applies).unwrap();
     assert!(text.contains("rolled_back") && text.contains("\"applied\""));
     let pw = ws
-        .device_reveal(&me, ws.user_show(&me, ada).await.unwrap().devices[0].id)
+        .device_reveal(
+            &me,
+            ws.user_show(&me, ws.user_resolve(&me, "acme-dental/100").await.unwrap())
+                .await
+                .unwrap()
+                .devices[0]
+                .id,
+        )
         .await
         .unwrap()
         .sip_password;
@@ -225,6 +211,18 @@ async fn drift_and_locks_are_respected() {
     .unwrap();
     let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
     assert!(e.to_string().contains("alice"), "{e}");
+    assert!(product_files(&etc).is_empty());
+    // A lock being taken at this moment (the folder made, its note not written yet) is held,
+    // not taken for a stale one (two apply processes once both applied through this gap).
+    std::fs::remove_file(etc.join(".pbxdesk-apply.lock/owner")).unwrap();
+    let note = etc.join(".pbxdesk-apply.lock/owner");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        std::fs::write(note, format!("bob {now_ms}")).unwrap();
+    });
+    let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
+    writer.join().unwrap();
+    assert!(e.to_string().contains("bob"), "{e}");
     assert!(product_files(&etc).is_empty());
     // A lock left by a crashed apply long ago is broken.
     std::fs::write(etc.join(".pbxdesk-apply.lock/owner"), "ghost 1000").unwrap();
@@ -303,21 +301,9 @@ async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
     let rendered = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
     assert_eq!(product_files(&etc), rendered.files);
 
-    // The realtime transaction fails (a table gone): the files go back, the rows stay.
     let old_files = product_files(&etc);
     let old_rows = endpoints(&pbx.db).await;
-    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
-    ws.user_update(
-        &me,
-        ada,
-        &UserPatch {
-            name: Some("Ada Byron".into()),
-            ring_seconds: Some(33),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    rename_ada(ws, &me, "Ada Byron", Some(33)).await;
     // A table gone: found before anything changes, so the apply stops with the PBX untouched.
     sqlx::query("RENAME TABLE ps_aors TO ps_aors_gone")
         .execute(&pbx.db)
@@ -563,17 +549,7 @@ async fn on_a_team_workspace_a_teammates_apply_holds_the_pbx() {
     assert_eq!(product_files(&etc), rendered.files);
     assert_eq!(endpoints(&pbx.db).await.len(), 16);
     // Released after the apply: the next change applies.
-    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
-    ws.user_update(
-        &me,
-        ada,
-        &UserPatch {
-            name: Some("Ada Team".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    rename_ada(ws, &me, "Ada Team", None).await;
     let again = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(again.outcome, ApplyOutcome::Applied, "{:?}", again.steps);
 }
@@ -623,17 +599,7 @@ async fn history_progress_and_rolling_back_the_last_apply() {
     );
     let (files_a, rows_a) = (product_files(&etc), endpoints(&pbx.db).await);
 
-    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
-    ws.user_update(
-        &me,
-        ada,
-        &UserPatch {
-            name: Some("Ada Second".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    rename_ada(ws, &me, "Ada Second", None).await;
     let second = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(second.outcome, ApplyOutcome::Applied);
     let (files_b, rows_b) = (product_files(&etc), endpoints(&pbx.db).await);
@@ -694,18 +660,7 @@ async fn the_pbx_finishes_a_rollback_the_laptop_began() {
     };
     ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
-    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
-    ws.user_update(
-        &me,
-        ada,
-        &UserPatch {
-            name: Some("Ada Halfway".into()),
-            ring_seconds: Some(37),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    rename_ada(ws, &me, "Ada Halfway", Some(37)).await;
     // The apply hangs in the reload (after upload and sync) and the laptop goes away.
     pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
     let before = reloads(&pbx.ast);

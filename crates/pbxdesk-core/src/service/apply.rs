@@ -227,6 +227,57 @@ pub fn realtime_devices(r: &Rendered) -> Vec<Device> {
         .collect()
 }
 
+/// Takes the PBX's lock (a folder: creating one is atomic). `Ok(Err(note))` when another apply
+/// holds it. A lock older than `STALE_LOCK` is broken by moving it aside, which is atomic too:
+/// of two laptops breaking the same stale lock, one wins and the other finds it held.
+fn take_lock(
+    c: &Connection,
+    lock: &str,
+    owner: &str,
+    now: i64,
+) -> Result<std::result::Result<String, String>> {
+    let mut broke = None;
+    let mut last = String::new();
+    for _ in 0..2 {
+        if c.create_dir(lock).map_err(conflict)? {
+            c.write_new(&format!("{lock}/owner"), owner.as_bytes())
+                .map_err(conflict)?;
+            return Ok(Ok(broke.unwrap_or_else(|| "taken".into())));
+        }
+        // The holder writes its note right after creating the folder: a folder without one is
+        // being taken at this moment, unless it stays so (an apply that died in between).
+        let mut held = None;
+        for _ in 0..50 {
+            held = c
+                .read_file(&format!("{lock}/owner"))
+                .map_err(conflict)?
+                .map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+            if held.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let held = held.unwrap_or_else(|| "(an apply that left no owner note) 0".into());
+        let since: i64 = held
+            .rsplit(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if now - since <= i64::try_from(STALE_LOCK.as_millis()).unwrap_or(i64::MAX) {
+            return Ok(Err(held));
+        }
+        let aside = format!("{lock}.stale-{now}-{:08x}", rand::random::<u32>());
+        if c.rename(lock, &aside).map_err(conflict)? {
+            let _ = c.remove_file(&format!("{aside}/owner"));
+            let _ = c.remove_dir(&aside);
+        }
+        broke = Some(format!("broke a stale lock left by {held}"));
+        last = held;
+    }
+    // Broken, and taken again by someone else in between.
+    Ok(Err(last))
+}
+
 /// Only paths of this alphabet go into the rollback manifest, which a shell reads.
 fn manifest_path(p: &str) -> std::result::Result<&str, String> {
     let ok = !p.is_empty()
@@ -709,29 +760,7 @@ impl Workspace {
         let took = blocking({
             let (c, lock, owner) = (conn.clone(), lock.clone(), owner.clone());
             let now = self.now();
-            move || -> Result<std::result::Result<String, String>> {
-                if c.create_dir(&lock).map_err(conflict)? {
-                    c.write_new(&format!("{lock}/owner"), owner.as_bytes())
-                        .map_err(conflict)?;
-                    return Ok(Ok("taken".into()));
-                }
-                let held = c
-                    .read_file(&format!("{lock}/owner"))
-                    .map_err(conflict)?
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                let since: i64 = held
-                    .rsplit(' ')
-                    .next()
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(0);
-                if now - since > i64::try_from(STALE_LOCK.as_millis()).unwrap_or(i64::MAX) {
-                    c.write_new(&format!("{lock}/owner"), owner.as_bytes())
-                        .map_err(conflict)?;
-                    return Ok(Ok(format!("broke a stale lock left by {}", held.trim())));
-                }
-                Ok(Err(held))
-            }
+            move || take_lock(&c, &lock, &owner, now)
         })
         .await??;
         let lock_note = match took {

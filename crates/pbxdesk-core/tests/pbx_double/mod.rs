@@ -328,3 +328,30 @@ impl Drop for FullDisk {
         }
     }
 }
+
+/// How many `Reload` actions the double was sent.
+pub fn reloads(ast: &AsteriskDouble) -> usize {
+    ast.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.starts_with("Reload:"))
+        .count()
+}
+
+/// The change most apply tests make: Ada's (acme-dental/100) name, which changes her mailbox
+/// line and her device's realtime row, and, when given, her ring time (the dialplan).
+pub async fn rename_ada(ws: &Workspace, me: &Actor, name: &str, ring_seconds: Option<u32>) {
+    let ada = ws.user_resolve(me, "acme-dental/100").await.unwrap();
+    ws.user_update(
+        me,
+        ada,
+        &pbxdesk_core::model::UserPatch {
+            name: Some(name.into()),
+            ring_seconds,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
