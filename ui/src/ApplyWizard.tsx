@@ -352,9 +352,9 @@ export function HistoryPanel({ pbx }: { pbx: string }) {
             </Text>
           )}
           <StepRows steps={shown.steps} />
-          {shown.outcome === "rolled_back_by_pbx" ? (
+          {shown.log ? (
             <Text size="sm" ff="monospace" style={{ whiteSpace: "pre-wrap" }}>
-              {shown.diff}
+              {shown.log}
             </Text>
           ) : shown.diff ? (
             <DiffView unified={shown.diff} />

@@ -137,6 +137,7 @@ describe("preview and call path", () => {
             summary: "1 file(s) changed, 7 unchanged",
             failed: null,
             steps: [{ step: "confirm", ok: true, ms: 2, detail: "disarmed" }],
+            log: null,
             diff: "--- a/voicemail.d/pbxdesk/tenant-acme.conf\n+++ b/voicemail.d/pbxdesk/tenant-acme.conf\n@@ -1 +1 @@\n-100 => ********,Ada\n+100 => ********,Ada King\n",
           },
           {
@@ -148,7 +149,8 @@ describe("preview and call path", () => {
               "the apply backed up in 1789 was not confirmed; the PBX rolled it back by itself",
             failed: "confirm",
             steps: [],
-            diff: "rolled back",
+            diff: "",
+            log: "the apply was not confirmed within 300 s: rolling back",
           },
         ];
       if (cmd === "pbx_apply") {
@@ -180,6 +182,12 @@ describe("preview and call path", () => {
     await user.click(rows[0]);
     await waitFor(() =>
       expect(screen.getByTestId("history-detail").textContent).toContain("tenant-acme.conf"),
+    );
+    await user.click(rows[1]);
+    await waitFor(() =>
+      expect(screen.getByTestId("history-detail").textContent).toContain(
+        "not confirmed within 300 s",
+      ),
     );
     await user.click(screen.getByTestId("history-rollback"));
     await user.click(await screen.findByTestId("apply-run"));

@@ -157,6 +157,8 @@ export type ApplyRecord_Deserialize = {
 	failed?: string | null,
 	steps: ApplyStep[],
 	diff: string,
+	/**  For a rollback the PBX ran by itself: its rollback.log. */
+	log?: string | null,
 };
 
 /**
@@ -177,6 +179,8 @@ export type ApplyRecord_Serialize = {
 	failed: string | null,
 	steps: ApplyStep[],
 	diff: string,
+	/**  For a rollback the PBX ran by itself: its rollback.log. */
+	log: string | null,
 };
 
 export type ApplyReport = ApplyReport_Serialize | ApplyReport_Deserialize;

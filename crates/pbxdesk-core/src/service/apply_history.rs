@@ -25,6 +25,8 @@ pub struct ApplyRecord {
     pub failed: Option<String>,
     pub steps: Vec<ApplyStep>,
     pub diff: String,
+    /// For a rollback the PBX ran by itself: its rollback.log.
+    pub log: Option<String>,
 }
 
 fn text(v: &serde_json::Value, key: &str) -> String {
@@ -81,7 +83,8 @@ impl Workspace {
                         ),
                         failed: Some("confirm".into()),
                         steps: Vec::new(),
-                        diff: text(&v, "log"),
+                        diff: String::new(),
+                        log: Some(text(&v, "log")),
                     };
                 }
                 let steps = v
@@ -108,6 +111,7 @@ impl Workspace {
                     failed: v.get("failed").and_then(|f| f.as_str()).map(str::to_owned),
                     steps,
                     diff,
+                    log: None,
                 }
             })
             .collect())
