@@ -1,7 +1,8 @@
 //! `pbxdesk`: the command line over the same services as the desktop app.
 //!
 //! Exit codes: 0 ok, 1 internal failure, 2 usage, 3 validation, 4 not found, 5 conflict,
-//! 6 forbidden or not logged in, 7 workspace key, 8 busy (try again).
+//! 6 forbidden or not logged in, 7 workspace key, 8 busy (try again), 9 `pbx check` ran and a
+//! check failed.
 
 mod output;
 
@@ -681,6 +682,9 @@ fn parse_transport(s: &str) -> Result<Transport, String> {
 /// Set by a command whose output is printed although it failed (a rolled-back apply).
 static FAILED_EXIT: AtomicU8 = AtomicU8::new(0);
 
+/// `pbx check` ran, and at least one check failed.
+const CHECK_FAILED_EXIT: u8 = 9;
+
 fn exit_code(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::Validation => 3,
@@ -875,7 +879,14 @@ async fn with_actor(
             };
             Box::new(ws.pbx_trust(me, name, &fp).await?)
         }
-        Command::Pbx(PbxCmd::Check { name }) => Box::new(ws.pbx_check(me, name).await?),
+        Command::Pbx(PbxCmd::Check { name }) => {
+            let lines = ws.pbx_check(me, name).await?;
+            if lines.iter().any(|l| !l.ok) {
+                // Scripts branch on the exit code; the lines (or JSON) say which check failed.
+                FAILED_EXIT.store(CHECK_FAILED_EXIT, Ordering::Relaxed);
+            }
+            Box::new(lines)
+        }
         Command::Pbx(PbxCmd::List) => Box::new(ws.pbx_list(me).await?),
         Command::Tenant(cmd) => match cmd {
             TenantCmd::Create {

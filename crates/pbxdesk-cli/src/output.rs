@@ -28,13 +28,21 @@ impl<T: Serialize + Human> Show for T {
     }
 }
 
+/// Writes a line to standard output. A reader that went away (`pbxdesk diff | head`,
+/// `| grep -q`) is not an error: the rest of the output is simply not wanted.
+fn out_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 pub fn print_ok(out: &dyn Show, json: bool) {
     if json {
-        println!("{}", out.json());
+        out_line(&out.json().to_string());
     } else {
         let text = out.human();
         if !text.is_empty() {
-            println!("{}", text.trim_end());
+            out_line(text.trim_end());
         }
     }
 }
@@ -46,9 +54,10 @@ pub fn print_error(e: &Error, json: bool) {
             _ => None,
         };
         let body = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "field": field } });
-        println!("{body}");
+        out_line(&body.to_string());
     } else {
-        eprintln!("error: {e}");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "error: {e}");
     }
 }
 

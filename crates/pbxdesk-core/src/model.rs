@@ -219,7 +219,7 @@ pub struct NewUser {
 
 /// A change to a user. `None` leaves a field as it is; for the optional text fields an empty
 /// string clears them.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct UserPatch {
     pub name: Option<String>,
@@ -264,7 +264,7 @@ pub struct NewDevice {
 }
 
 /// A device with its SIP password in clear: only from `device_reveal`, which is audited.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct RevealedDevice {
     pub device: Device,
@@ -370,7 +370,7 @@ pub struct Trunk {
     pub version: i64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct NewTrunk {
     pub pbx: String,
@@ -390,7 +390,7 @@ pub struct NewTrunk {
     pub tenants: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct TrunkPatch {
     pub host: Option<String>,
@@ -461,3 +461,10 @@ pub struct PolicyPatch {
     #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
     pub expected_version: Option<i64>,
 }
+
+// Debug never prints the plaintext secrets these carry (a `{:?}` in a log line is enough to
+// leak them).
+pbxdesk_render::debug_redacted!(UserPatch { name, email, role, outbound_caller_id, voicemail_enabled, dnd, forward_target, ring_seconds, policy, expected_version } secret { voicemail_pin });
+pbxdesk_render::debug_redacted!(NewTrunk { pbx, name, host, port, transport, register, username, from_domain, from_user, codecs, enabled, tenants } secret { password });
+pbxdesk_render::debug_redacted!(TrunkPatch { host, port, transport, register, username, from_domain, from_user, codecs, enabled, tenants, expected_version } secret { password });
+pbxdesk_render::debug_redacted!(RevealedDevice { device } secret { sip_password });

@@ -305,6 +305,18 @@ async fn routing_is_configured_rendered_diffed_and_traced(h: &Harness) {
     );
     let full = ws.pbx_render(&me, "pbx1", true).await.unwrap();
     assert!(full.realtime.iter().any(|e| e.password == pw));
+    // Revealing every secret of the PBX is audited, as `device reveal` is; a masked render
+    // is not.
+    let reveals: Vec<_> = ws
+        .audit_list(&me, &AuditQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "pbx.render_with_secrets")
+        .collect();
+    assert_eq!(reveals.len(), 1, "{reveals:?}");
+    assert_eq!(reveals[0].entity_id, "pbx1");
+    assert_eq!(reveals[0].actor, me.name());
     let bob_row = full
         .realtime
         .iter()
@@ -472,6 +484,83 @@ async fn a_tenant_admin_cannot_render_the_whole_pbx(h: &Harness) {
         ws.trunk_add(&ta, &sipcall()).await.unwrap_err().code(),
         ErrorCode::Forbidden
     );
+    // `pbx check` runs with the MSP's SSH, AMI and database credentials: MSP roles only.
+    assert_eq!(
+        ws.pbx_check(&ta, "pbx1").await.unwrap_err().code(),
+        ErrorCode::Forbidden
+    );
+    let apw = SecretString::from("auditor password 1");
+    ws.operator_add(Some(&me), "au", Role::Auditor, &[], &apw)
+        .await
+        .unwrap();
+    let au = ws.login("au", &apw).await.unwrap();
+    assert_eq!(
+        ws.pbx_check(&au, "pbx1").await.unwrap_err().code(),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        ws.pbx_render(&au, "pbx1", true).await.unwrap_err().code(),
+        ErrorCode::Forbidden,
+        "an auditor may not reveal secrets"
+    );
+
+    // Trunks: one for acme and globex, one for globex alone.
+    let mut shared = sipcall();
+    shared.tenants = vec!["acme".into(), "globex".into()];
+    ws.trunk_add(&me, &shared).await.unwrap();
+    let mut theirs = sipcall();
+    theirs.name = "globex-line".into();
+    theirs.username = Some("globex-account".into());
+    theirs.tenants = vec!["globex".into()];
+    ws.trunk_add(&me, &theirs).await.unwrap();
+    // The tenant_admin sees only the trunk acme may use, with acme alone and no provider account.
+    let seen = ws.trunk_list(&ta, Some("pbx1")).await.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].tenants, ["acme"]);
+    assert_eq!(seen[0].username, None);
+    let text = format!("{seen:?}");
+    assert!(!text.contains("globex"), "{text}");
+    assert_eq!(
+        ws.trunk_show(&ta, "pbx1", "globex-line")
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotFound
+    );
+    // Naming a trunk acme may not use (it would put an error into the whole PBX's render and
+    // block every tenant's apply) is refused at input, worded as for a trunk that does not exist.
+    let policy = |trunk: &str| NewPolicy {
+        tenant: "acme".into(),
+        name: "p".into(),
+        rules: vec![parse_rule(&format!("_0X. allow trunks={trunk}")).unwrap()],
+        make_default: false,
+    };
+    let theirs_err = ws
+        .policy_add(&ta, &policy("globex-line"))
+        .await
+        .unwrap_err();
+    let ghost_err = ws.policy_add(&ta, &policy("ghost-line")).await.unwrap_err();
+    assert_eq!(theirs_err.code(), ErrorCode::Validation, "{theirs_err}");
+    assert!(
+        theirs_err.to_string().contains("rules[1].trunks"),
+        "{theirs_err}"
+    );
+    assert_eq!(
+        theirs_err.to_string().replace("globex-line", "X"),
+        ghost_err.to_string().replace("ghost-line", "X")
+    );
+    ws.policy_add(&ta, &policy("sipcall")).await.unwrap();
+    let did = |trunk: &str| NewDid {
+        tenant: "acme".into(),
+        number: "+41445550123".into(),
+        country: None,
+        label: None,
+        destination: "hangup".into(),
+        trunk: Some(trunk.into()),
+    };
+    let e = ws.did_add(&ta, &did("globex-line")).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Validation, "{e}");
+    ws.did_add(&ta, &did("sipcall")).await.unwrap();
 }
 
 on_both_stores!(

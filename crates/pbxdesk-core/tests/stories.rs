@@ -288,17 +288,48 @@ async fn tenant_admin_is_confined_to_its_tenants(h: &Harness) {
         .map(|t| t.slug)
         .collect();
     assert_eq!(tenants, vec!["acme"]);
-    // Other tenant: neither read nor change.
+    // Other tenant: neither read nor change, and not even told it exists: the answer is the
+    // "not found" a tenant, user or device that does not exist gets, word for word.
     let forbidden = |r: pbxdesk_core::Error| assert_eq!(r.code(), ErrorCode::Forbidden, "{r}");
-    forbidden(ws.tenant_show(&ta, "globex").await.unwrap_err());
-    forbidden(ws.user_list(&ta, "globex").await.unwrap_err());
-    forbidden(ws.user_show(&ta, g.id).await.unwrap_err());
-    forbidden(
+    let missing_tenant = ws.tenant_show(&ta, "nosuch").await.unwrap_err().to_string();
+    let missing_user = ws.user_show(&ta, 999_999).await.unwrap_err().to_string();
+    let hidden = |r: pbxdesk_core::Error, like: &str, key: &str| {
+        assert_eq!(r.code(), ErrorCode::NotFound, "{r}");
+        assert_eq!(
+            r.to_string(),
+            like.replace("nosuch", key).replace("999999", key)
+        );
+    };
+    let gid = g.id.to_string();
+    let did = g.devices[0].id.to_string();
+    let missing_device = ws
+        .device_reveal(&ta, 999_999)
+        .await
+        .unwrap_err()
+        .to_string();
+    hidden(
+        ws.tenant_show(&ta, "globex").await.unwrap_err(),
+        &missing_tenant,
+        "globex",
+    );
+    hidden(
+        ws.user_list(&ta, "globex").await.unwrap_err(),
+        &missing_tenant,
+        "globex",
+    );
+    hidden(
+        ws.user_show(&ta, g.id).await.unwrap_err(),
+        &missing_user,
+        &gid,
+    );
+    hidden(
         ws.user_create(&ta, &new_user("globex", "X", "x@globex.example"))
             .await
             .unwrap_err(),
+        &missing_tenant,
+        "globex",
     );
-    forbidden(
+    hidden(
         ws.user_update(
             &ta,
             g.id,
@@ -309,14 +340,30 @@ async fn tenant_admin_is_confined_to_its_tenants(h: &Harness) {
         )
         .await
         .unwrap_err(),
+        &missing_user,
+        &gid,
     );
-    forbidden(ws.user_delete(&ta, g.id).await.unwrap_err());
-    forbidden(ws.device_reveal(&ta, g.devices[0].id).await.unwrap_err());
-    forbidden(ws.device_remove(&ta, g.devices[0].id).await.unwrap_err());
-    forbidden(
+    hidden(
+        ws.user_delete(&ta, g.id).await.unwrap_err(),
+        &missing_user,
+        &gid,
+    );
+    hidden(
+        ws.device_reveal(&ta, g.devices[0].id).await.unwrap_err(),
+        &missing_device,
+        &did,
+    );
+    hidden(
+        ws.device_remove(&ta, g.devices[0].id).await.unwrap_err(),
+        &missing_device,
+        &did,
+    );
+    hidden(
         ws.device_add(&ta, g.id, &NewDevice::default())
             .await
             .unwrap_err(),
+        &missing_user,
+        &gid,
     );
     forbidden(
         ws.tenant_create(
@@ -332,7 +379,7 @@ async fn tenant_admin_is_confined_to_its_tenants(h: &Harness) {
         .await
         .unwrap_err(),
     );
-    forbidden(
+    hidden(
         ws.audit_list(
             &ta,
             &AuditQuery {
@@ -342,6 +389,8 @@ async fn tenant_admin_is_confined_to_its_tenants(h: &Harness) {
         )
         .await
         .unwrap_err(),
+        &missing_tenant,
+        "globex",
     );
     // Its audit view holds only its tenant's entries.
     let audit = ws.audit_list(&ta, &AuditQuery::default()).await.unwrap();

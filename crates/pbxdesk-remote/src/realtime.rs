@@ -229,6 +229,15 @@ impl Realtime {
         if let Some(p) = password {
             opts = opts.password(p.expose_secret());
         }
+        // Statements on this database carry secrets as text (the undo script holds the old SIP
+        // passwords as hex literals): sqlx logs statement text at DEBUG, and slow ones at
+        // WARN, so statement logging is off for this pool, at every level.
+        opts = sqlx::ConnectOptions::log_statements(opts, log::LevelFilter::Off);
+        opts = sqlx::ConnectOptions::log_slow_statements(
+            opts,
+            log::LevelFilter::Off,
+            Duration::from_secs(3600),
+        );
         let pool = MySqlPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(10))

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::zombie_processes)] // test support: fail loudly
 
 pub mod asterisk;
+pub mod dialplan;
 
 use crate::ami::Parser;
 use crate::ssh::{Auth, Target};

@@ -327,3 +327,71 @@ async fn the_undo_script_restores_exactly_the_rows_before_a_sync() {
     assert_eq!(db.rt.undo_script(&before).await.unwrap(), "");
     db.drop_db().await;
 }
+
+/// A writer for a tracing subscriber that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The undo script holds the old SIP passwords (hex): nothing of a password reaches the logs,
+/// even with every target at TRACE (sqlx logs statement text at DEBUG, slow ones at WARN).
+#[tokio::test]
+async fn no_secret_reaches_the_logs_at_trace() {
+    let logs = Captured::default();
+    let w = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let canary = "Canary-Secret-7f3a";
+    let db = fresh().await;
+    let mut before = vec![device("acme-100", false), device("acme-101", true)];
+    for d in &mut before {
+        let md5 = matches!(d.credential, Credential::Md5 { .. });
+        let password = SecretString::from(format!("{canary}-{}", d.id));
+        d.credential = if md5 {
+            Credential::Md5 {
+                realm: "asterisk".into(),
+                password,
+            }
+        } else {
+            Credential::UserPass(password)
+        };
+    }
+    db.rt.sync(&before, 1).await.unwrap();
+    let after = vec![device("acme-100", false)];
+    let script = db.rt.undo_script(&after).await.unwrap();
+    db.rt.sync(&after, 2).await.unwrap();
+    db.rt.undo(&script).await.unwrap();
+    // A pool with sqlx's default logging, for contrast: its statement text is captured, so
+    // the same statements through it would have been caught.
+    sqlx::query("SELECT 'probe-statement-0c1d'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    db.drop_db().await;
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("probe-statement-0c1d"),
+        "sqlx's statement log was not captured: {text}"
+    );
+    let hex_canary = hex::encode(canary.as_bytes()).to_uppercase();
+    for needle in [
+        canary.to_owned(),
+        hex_canary.clone(),
+        hex_canary.to_lowercase(),
+    ] {
+        assert!(!text.contains(&needle), "{needle} in the logs:\n{text}");
+    }
+}

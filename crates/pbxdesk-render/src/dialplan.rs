@@ -138,8 +138,59 @@ impl Arg {
     }
 }
 
+/// The characters a dialled number may carry into an application argument.
+pub const DIALLED: &str = "0123456789*#+";
+
+/// What a caller controls, as it appears in the dialplan: the dialled string (`${EXTEN}` and
+/// its substrings), caller and connected-line IDs, SIP headers, and AstDB values (a phone sets
+/// them through feature codes). Asterisk substitutes variables first and splits arguments on
+/// `,` afterwards (and Dial splits targets on `&`), so each of these must pass through
+/// `FILTER()` before it reaches an argument.
+const CALLER_DATA: [&str; 7] = [
+    "${EXTEN",
+    "${CALLERID(",
+    "${CONNECTEDLINE(",
+    "${REDIRECTING(",
+    "${PJSIP_HEADER(",
+    "${SIP_HEADER(",
+    "${DB(",
+];
+
+/// `${FILTER(allowed,expr)}`: caller-controlled `expr` reduced to `allowed`, which must hold
+/// none of `,` `(` `)` `$` `{` `}` (and never `&`).
+pub fn filtered(allowed: &str, expr: &str) -> String {
+    format!("${{FILTER({allowed},{expr})}}")
+}
+
+/// The first piece of caller-controlled data in `s` that is not the direct argument of a
+/// `FILTER()` whose allowed characters cannot split an argument or a dial string.
+pub fn unfiltered_caller_data(s: &str) -> Option<String> {
+    for tok in CALLER_DATA {
+        for (i, _) in s.match_indices(tok) {
+            let before = &s[..i];
+            let ok = before.rfind("${FILTER(").is_some_and(|j| {
+                let allowed = &before[j + "${FILTER(".len()..];
+                allowed.strip_suffix(',').is_some_and(|a| {
+                    !a.is_empty() && a.bytes().all(|b| !b",(){}$&\\ ".contains(&b))
+                })
+            });
+            if !ok {
+                return Some(s[i..].chars().take(60).collect());
+            }
+        }
+    }
+    None
+}
+
 fn checked_raw(s: &str) -> Result<String, RenderError> {
     let rule = "pbxdesk's own tokens only (a person's text goes in Arg::text)";
+    if unfiltered_caller_data(s).is_some() {
+        return Err(refuse(
+            "argument",
+            s,
+            "caller-controlled data (EXTEN, CALLERID, headers, AstDB) only through FILTER()",
+        ));
+    }
     let alphabet = s.len() <= 512
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.:/@+*#&=<>!{}$%(),".contains(&b));
@@ -304,6 +355,31 @@ mod tests {
         assert!(ExtPattern::new("100;x").is_err());
         assert!(ExtPattern::new("_1XX.").is_ok());
         assert!(Step::new("Dial(x)", vec![]).is_err());
+    }
+
+    #[test]
+    fn caller_data_only_through_filter() {
+        for bad in [
+            "${EXTEN}",
+            "1(${EXTEN:1},acme)",
+            "PJSIP/${EXTEN}@x",
+            "CALLERID(num)=${CALLERID(num)}",
+            "${PJSIP_HEADER(read,X-Foo)}",
+            "${DB(pbxdesk/a/b)}",
+            // A filter that lets ',' or '&' through does not count.
+            "${FILTER(0-9\\,,${EXTEN})}",
+            "${FILTER(0123456789&,${EXTEN})}",
+            "${FILTER(,${EXTEN})}",
+        ] {
+            assert!(Arg::raw(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            filtered(DIALLED, "${EXTEN}"),
+            format!("1({},acme)", filtered(DIALLED, "${EXTEN:1}")),
+            filtered("01", "${DB(pbxdesk/a/dnd)}"),
+        ] {
+            assert!(Arg::raw(&good).is_ok(), "{good:?}");
+        }
     }
 
     /// Splits a rendered application call back into its arguments (no escapes exist to handle,

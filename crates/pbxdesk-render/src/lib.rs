@@ -6,6 +6,7 @@ pub mod dialplan;
 pub mod diff;
 pub mod pattern;
 pub mod pbx;
+pub mod redact;
 pub mod snapshot;
 pub mod trace;
 pub mod validate;

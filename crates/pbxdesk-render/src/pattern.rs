@@ -182,7 +182,9 @@ impl Pattern {
         &self.text
     }
 
-    /// Whether a dialled string matches, as Asterisk would match it.
+    /// Whether a dialled string matches, as Asterisk would match it. A phone can dial any
+    /// character (a SIP URI's user part holds `,`, `&`, letters…): `.` and `!` match them all,
+    /// which is why the dialplan filters what it passes on.
     pub fn matches(&self, number: &str) -> bool {
         let b = number.as_bytes();
         let n = self.sets.len();
@@ -191,9 +193,7 @@ impl Pattern {
             Tail::OneOrMore => b.len() > n,
             Tail::ZeroOrMore => b.len() >= n,
         };
-        len_ok
-            && self.sets.iter().zip(b).all(|(s, &c)| s.contains(c))
-            && b[n.min(b.len())..].iter().all(|&c| bit(c).is_some())
+        len_ok && self.sets.iter().zip(b).all(|(s, &c)| s.contains(c))
     }
 
     fn set_at(&self, p: usize) -> Set {

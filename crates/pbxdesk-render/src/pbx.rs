@@ -17,7 +17,7 @@
 //! own tenant's contexts and pbxdesk's shared subroutines.
 
 use crate::dialplan::{
-    render, Arg, Context, ContextName, ExtPattern, Extension, RenderError, Step,
+    filtered, render, Arg, Context, ContextName, ExtPattern, Extension, RenderError, Step, DIALLED,
 };
 use crate::pattern::Pattern;
 use crate::snapshot::{emergency_numbers, Destination, Snapshot, Tenant, Trunk, User};
@@ -39,7 +39,7 @@ pub struct Include {
 }
 
 /// One device's PJSIP Realtime rows (endpoint, auth and aor share the id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub id: String,
     pub username: String,
@@ -57,8 +57,10 @@ pub struct Endpoint {
     pub max_contacts: u32,
 }
 
+crate::debug_redacted!(Endpoint { id, username, context, transport, allow, callerid, mailboxes, set_var, nat, max_contacts } secret { password });
+
 /// Everything one PBX gets. Byte-identical for the same snapshot, whatever its order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rendered {
     /// Path relative to the Asterisk config folder -> content.
     pub files: BTreeMap<String, String>,
@@ -69,6 +71,9 @@ pub struct Rendered {
     pub contexts: BTreeMap<String, usize>,
     pub findings: Vec<Finding>,
 }
+
+// The files hold trunk passwords and voicemail PINs: Debug shows their paths and sizes.
+crate::debug_redacted!(Rendered { realtime, includes, contexts, findings } secret { files });
 
 impl Rendered {
     /// Whether any finding blocks an apply.
@@ -179,19 +184,116 @@ pub fn rule_trunks<'a>(t: &Tenant, names: &[String], trunks: &'a [Trunk]) -> Vec
         .collect()
 }
 
-/// `PREFIX${EXTEN:N}`: the number a rule sends to its trunks.
+/// `PREFIX${FILTER(0-9*#+,${EXTEN:N})}`: the number a rule sends to its trunks. A pattern's
+/// `.` matches any character, so what the phone dialled is filtered before it becomes an
+/// argument (a `,` would add Gosub arguments, a `&` Dial targets).
 fn transformed(strip: u32, prepend: &str) -> String {
-    if strip == 0 {
-        format!("{prepend}${{EXTEN}}")
+    let exten = if strip == 0 {
+        "${EXTEN}".to_owned()
     } else {
-        format!("{prepend}${{EXTEN:{strip}}}")
+        format!("${{EXTEN:{strip}}}")
+    };
+    format!("{prepend}{}", filtered(DIALLED, &exten))
+}
+
+/// What `${FILTER(0123456789*#+,${X})}` gives in Asterisk when X holds `value` (any text a
+/// caller dialled): only dialable characters, though not always all of them. Asterisk
+/// substitutes `value` into the function's name before it parses it, and a `:` that follows a
+/// `)` of the caller's (parentheses counted from the start) starts a `:offset:length`
+/// substring of the result (pbx.c `parse_variable_name`, then `sscanf("%d:%d")` and
+/// `substring`). The result is still a piece of the filtered string, so it can never carry
+/// a `,` or `&`; `trace` uses this to say exactly what is sent.
+pub fn dialable(value: &str) -> String {
+    let name = format!("FILTER({DIALLED},{value})");
+    let mut parens = 0i32;
+    let mut cut = None;
+    for (i, c) in name.char_indices() {
+        match c {
+            '(' => parens += 1,
+            ')' => parens -= 1,
+            ':' if parens == 0 => {
+                cut = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let (base, sub) = match cut {
+        Some(i) => (&name[..i], Some(&name[i + 1..])),
+        None => (name.as_str(), None),
+    };
+    // func_args: from the first '(' to the last ')'; FILTER: allowed characters, then the rest.
+    let args = base.find('(').map_or("", |o| &base[o + 1..]);
+    let args = args.rfind(')').map_or(args, |j| &args[..j]);
+    let string = args.split_once(',').map_or("", |(_, s)| s);
+    let kept: String = string.chars().filter(|c| DIALLED.contains(*c)).collect();
+    match sub {
+        None => kept,
+        Some(spec) => {
+            let (offset, length) = scan_offset_length(spec);
+            asterisk_substring(&kept, offset, length)
+        }
     }
 }
 
-/// What a rule turns a dialled number into (same transform as the dialplan's).
+/// `sscanf(s, "%30d:%30d", &offset, &length)` with Asterisk's defaults (0, INT_MAX).
+fn scan_offset_length(s: &str) -> (i64, i64) {
+    fn int(s: &str) -> Option<(i64, &str)> {
+        let t = s.trim_start();
+        let (sign, rest) = match t.as_bytes().first() {
+            Some(b'-') => (-1, &t[1..]),
+            Some(b'+') => (1, &t[1..]),
+            _ => (1, t),
+        };
+        let digits = rest.bytes().take(30).take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let v = rest[..digits].parse::<i64>().unwrap_or(i64::from(i32::MAX));
+        Some((sign * v.min(i64::from(i32::MAX)), &rest[digits..]))
+    }
+    let Some((offset, rest)) = int(s) else {
+        return (0, i64::from(i32::MAX));
+    };
+    let length = rest
+        .strip_prefix(':')
+        .and_then(int)
+        .map_or(i64::from(i32::MAX), |(l, _)| l);
+    (offset, length)
+}
+
+/// Asterisk's `substring()` (pbx_variables.c): negative offsets count from the end, a length
+/// of 0 gives nothing, a negative length drops characters from the end.
+fn asterisk_substring(v: &str, offset: i64, length: i64) -> String {
+    let b = v.as_bytes();
+    let lr = b.len() as i64;
+    if offset == 0 && length >= lr {
+        return v.to_owned();
+    }
+    let offset = if offset < 0 {
+        (lr + offset).max(0)
+    } else {
+        offset
+    };
+    if offset >= lr {
+        return String::new();
+    }
+    let rest = &b[offset as usize..];
+    let keep = if length >= 0 {
+        length.min(lr - offset)
+    } else if lr > offset - length {
+        lr + length - offset
+    } else {
+        0
+    };
+    String::from_utf8_lossy(&rest[..keep.max(0) as usize]).into_owned()
+}
+
+/// What a rule turns a dialled number into (same transform as the dialplan's: strip, keep
+/// only dialable characters, prepend).
 pub fn transform(number: &str, strip: u32, prepend: &str) -> String {
     let rest: String = number.chars().skip(strip as usize).collect();
-    format!("{prepend}{rest}")
+    format!("{prepend}{}", dialable(&rest))
 }
 
 fn sorted_trunks(trunks: &[Trunk]) -> Vec<Trunk> {
@@ -469,12 +571,15 @@ fn common(pbx: &str) -> Result<String, RenderError> {
         own("Goto", &["pbxdesk_denied", "s", "1"])?.labelled("denied")?,
     ];
     // ARG1 number to send, ARG2 tenant slug (for its caller ID table), ARG3… trunk endpoints in
-    // order. The next trunk is tried only when this one could not take the call.
+    // order. The next trunk is tried only when this one could not take the call. Callers pass
+    // ARG1 filtered already (a ',' would have split it before this runs); it is filtered again
+    // here so that a Dial string can never be widened, whoever calls.
     let dialout = vec![
+        own("Set", &["PBXDESK_NUM=${FILTER(0123456789*#+,${ARG1})}"])?,
         own("GosubIf", &["$[${DIALPLAN_EXISTS(${ARG2}_cid,${PBXDESK_EXT},1)}]?${ARG2}_cid,${PBXDESK_EXT},1:${ARG2}_cid,s,1"])?,
         own("Set", &["PBXDESK_I=3"])?,
         own("GotoIf", &["$[\"${ARG${PBXDESK_I}}\" = \"\"]?failed"])?.labelled("next")?,
-        own("Dial", &["PJSIP/${ARG1}@${ARG${PBXDESK_I}}"])?,
+        own("Dial", &["PJSIP/${PBXDESK_NUM}@${ARG${PBXDESK_I}}"])?,
         own("GotoIf", &["$[\"${DIALSTATUS}\" != \"CHANUNAVAIL\" & \"${DIALSTATUS}\" != \"CONGESTION\"]?done"])?,
         own("Set", &["PBXDESK_I=$[${PBXDESK_I} + 1]"])?,
         own("Goto", &["next"])?,
@@ -590,14 +695,15 @@ fn tenant_file(trunks: &[Trunk], t: &Tenant, b: &mut Builder) {
         .collect();
     for num in emergency_numbers(&t.country) {
         b.exten(emergency, num, || {
-            let mut args = vec!["${EXTEN}".to_owned(), t.slug.clone()];
+            let exten = filtered(DIALLED, "${EXTEN}");
+            let mut args = vec![exten.clone(), t.slug.clone()];
             args.extend(e_trunks.iter().cloned());
             Ok(vec![
                 step(
                     "Log",
                     &[
                         "WARNING",
-                        "pbxdesk-emergency-call-${EXTEN}-from-${PBXDESK_EXT}",
+                        &format!("pbxdesk-emergency-call-{exten}-from-${{PBXDESK_EXT}}"),
                     ],
                 )?,
                 step(
@@ -620,14 +726,17 @@ fn tenant_file(trunks: &[Trunk], t: &Tenant, b: &mut Builder) {
             ],
         )
     };
+    // A forward target is what the phone dialled after the code: filtered here, and again
+    // when it is read back (ring), whoever wrote it.
+    let target = filtered(DIALLED, "${EXTEN:3}");
     for (code, key, value) in [
         ("*78", "dnd", "1"),
         ("*79", "dnd", ""),
-        ("_*72X.", "cfu", "${EXTEN:3}"),
+        ("_*72X.", "cfu", target.as_str()),
         ("*73", "cfu", ""),
-        ("_*90X.", "cfb", "${EXTEN:3}"),
+        ("_*90X.", "cfb", target.as_str()),
         ("*91", "cfb", ""),
-        ("_*92X.", "cfna", "${EXTEN:3}"),
+        ("_*92X.", "cfna", target.as_str()),
         ("*93", "cfna", ""),
     ] {
         b.exten(features, code, || {
@@ -797,9 +906,34 @@ pub(crate) fn pjsip_value_ok(v: &str) -> bool {
             .all(|c| !c.is_control() && !matches!(c, ';' | '[' | ']'))
 }
 
+/// A trunk host as a SIP URI needs it: an IPv6 address in brackets, anything else as it is.
+/// None for what cannot be written (a ':' that is not part of an IPv6 address, '@', '/', ' ').
+pub(crate) fn uri_host(host: &str) -> Option<String> {
+    if !pjsip_value_ok(host) {
+        return None;
+    }
+    if let Ok(v6) = host.parse::<std::net::Ipv6Addr>() {
+        return Some(format!("[{v6}]"));
+    }
+    (!host.contains([' ', '@', ':', '/', '[', ']'])).then(|| host.to_owned())
+}
+
+/// `;transport=tcp|tls` for a URI when the trunk is not on UDP (pjsip then picks a transport
+/// of that protocol), and the pjsip.conf transport section pbxdesk expects on the PBX.
+fn trunk_transport(k: &Trunk) -> (String, Option<String>) {
+    match k.transport.as_str() {
+        "tcp" | "tls" => (
+            format!(";transport={}", k.transport),
+            Some(format!("transport-{}", k.transport)),
+        ),
+        _ => (String::new(), None),
+    }
+}
+
 fn trunk_file(pbx: &str, k: &Trunk) -> Option<String> {
     let id = trunk_endpoint(&k.name);
-    let host_ok = pjsip_value_ok(&k.host) && !k.host.contains([' ', '@', ':', '/']);
+    let host = uri_host(&k.host);
+    let host_ok = host.is_some();
     let opt_ok = |v: &Option<String>| v.as_deref().is_none_or(pjsip_value_ok);
     if !host_ok
         || !opt_ok(&k.username)
@@ -809,14 +943,19 @@ fn trunk_file(pbx: &str, k: &Trunk) -> Option<String> {
     {
         return None; // a finding says so
     }
+    let host = host.unwrap_or_default();
     let mut o = header_text(pbx, &format!("trunk {}", k.name));
-    let uri = format!("sip:{}:{}", k.host, k.port);
+    let (uri_param, transport) = trunk_transport(k);
+    let uri = format!("sip:{host}:{}{uri_param}", k.port);
     let has_auth = k.username.is_some() && k.password.is_some();
     let _ = writeln!(
         o,
         "\n[{id}]\ntype = endpoint\ncontext = {}",
         trunk_context(&k.name)
     );
+    if let Some(t) = &transport {
+        let _ = writeln!(o, "transport = {t}");
+    }
     let _ = writeln!(o, "disallow = all\nallow = {}", k.codecs.join(","));
     let _ = writeln!(o, "aors = {id}\ndirect_media = no");
     if has_auth {
@@ -842,9 +981,12 @@ fn trunk_file(pbx: &str, k: &Trunk) -> Option<String> {
         if let Some(u) = &k.username {
             let _ = writeln!(
                 o,
-                "\n[{id}]\ntype = registration\noutbound_auth = {id}\nserver_uri = {uri}\nclient_uri = sip:{u}@{}:{}\ncontact_user = {u}\nretry_interval = 60\nforbidden_retry_interval = 600\nexpiration = 3600\nline = yes\nendpoint = {id}",
-                k.host, k.port
+                "\n[{id}]\ntype = registration\noutbound_auth = {id}\nserver_uri = {uri}\nclient_uri = sip:{u}@{host}:{}\ncontact_user = {u}\nretry_interval = 60\nforbidden_retry_interval = 600\nexpiration = 3600\nline = yes\nendpoint = {id}",
+                k.port
             );
+            if let Some(t) = &transport {
+                let _ = writeln!(o, "transport = {t}");
+            }
         }
     } else {
         let _ = writeln!(
@@ -968,7 +1110,7 @@ pub fn render_pbx(snapshot: &Snapshot) -> Rendered {
                         vec![
                             Arg::raw("NOTICE")?,
                             Arg::text(&format!("pbxdesk: unknown number on trunk {}: ", k.name))
-                                .then_raw("${EXTEN}")?,
+                                .then_raw(&filtered(DIALLED, "${EXTEN}"))?,
                         ],
                     )?,
                     match only {

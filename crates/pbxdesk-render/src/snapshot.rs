@@ -32,7 +32,7 @@ pub struct Tenant {
     pub policies: Vec<Policy>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub extension: u32,
     pub name: String,
@@ -46,7 +46,7 @@ pub struct User {
     pub devices: Vec<Device>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
     /// The PJSIP endpoint id and auth username (unique on the PBX).
     pub username: String,
@@ -89,7 +89,7 @@ pub struct Did {
     pub trunk: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trunk {
     /// a-z, 0-9, '-'; names the trunk's endpoint `pbxdesk-trunk-NAME`.
     pub name: String,
@@ -126,6 +126,10 @@ pub struct Rule {
     /// Trunk names, tried in this order.
     pub trunks: Vec<String>,
 }
+
+crate::debug_redacted!(User { extension, name, email, active, ring_seconds, voicemail, caller_id, policy, devices } secret { voicemail_pin });
+crate::debug_redacted!(Device { username, transport, codecs, nat } secret { password });
+crate::debug_redacted!(Trunk { name, host, port, transport, register, username, from_domain, from_user, codecs, enabled, tenants } secret { password });
 
 /// Emergency numbers per country (ISO 3166 alpha-2). Always routed, never deniable.
 pub fn emergency_numbers(country: &str) -> &'static [&'static str] {

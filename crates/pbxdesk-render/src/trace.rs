@@ -3,7 +3,7 @@
 //! first, policy per user).
 
 use crate::pattern::Pattern;
-use crate::pbx::{emergency_trunks, rule_trunks, transform, trunk_endpoint, user_policy};
+use crate::pbx::{dialable, emergency_trunks, rule_trunks, transform, trunk_endpoint, user_policy};
 use crate::snapshot::{emergency_numbers, Destination, Snapshot, Tenant, User};
 use serde::{Deserialize, Serialize};
 
@@ -126,11 +126,17 @@ fn outbound(s: &Snapshot, t: &Tenant, policy: Option<&str>, number: &str, path: 
             return;
         }
         let sent = transform(number, r.strip, &r.prepend);
+        let kept: String = number.chars().skip(r.strip as usize).collect();
+        let dropped = if dialable(&kept) == kept {
+            String::new()
+        } else {
+            "; the dialplan keeps only 0-9 * # + of what was dialled".to_owned()
+        };
         path.push(hop(
             HopKind::Rule,
             format!("Policy {}, rule {}: {}", p.name, i + 1, r.pattern),
             format!(
-                "allow; strip {}, prepend {:?}: sends {sent}",
+                "allow; strip {}, prepend {:?}{dropped}: sends {sent}",
                 r.strip, r.prepend
             ),
         ));
@@ -327,10 +333,10 @@ pub fn trace_from(s: &Snapshot, tenant: &str, from: u32, number: &str) -> Option
         );
         return done(path);
     }
-    if let Some(u) = number
-        .parse::<u32>()
-        .ok()
-        .filter(|_| !number.starts_with('0'))
+    // An extension is matched exactly: "100", never "+100" or "100,x".
+    if let Some(u) = Some(number)
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0'))
+        .and_then(|n| n.parse::<u32>().ok())
         .and_then(|e| t.users.iter().find(|u| u.extension == e))
     {
         ring_user(t, u, &mut path);
@@ -349,7 +355,20 @@ pub fn trace_from(s: &Snapshot, tenant: &str, from: u32, number: &str) -> Option
         ("*98", "any voicemail box"),
     ] {
         if Pattern::parse(code).is_ok_and(|p| p.matches(number)) {
-            path.push(hop(HopKind::Feature, format!("Feature code {code}"), what));
+            // Forward targets are kept to dialable characters, as the dialplan's FILTER does.
+            let detail = if code.ends_with("X.") {
+                format!(
+                    "{what} to {}",
+                    dialable(&number.chars().skip(3).collect::<String>())
+                )
+            } else {
+                what.to_owned()
+            };
+            path.push(hop(
+                HopKind::Feature,
+                format!("Feature code {code}"),
+                detail,
+            ));
             return done(path);
         }
     }

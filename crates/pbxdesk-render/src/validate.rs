@@ -174,7 +174,12 @@ pub fn validate_pbx(s: &Snapshot, skipped: &[RenderError]) -> Vec<Finding> {
             ("from_user", k.from_user.as_ref()),
         ] {
             if let Some(v) = v {
-                if !pjsip_value_ok(v) || (field == "host" && v.contains([' ', '@', ':', '/'])) {
+                let bad = if field == "host" {
+                    crate::pbx::uri_host(v).is_none()
+                } else {
+                    !pjsip_value_ok(v)
+                };
+                if bad {
                     // Never echo a password.
                     let shown = if field == "password" {
                         String::new()

@@ -55,9 +55,14 @@ impl Actor {
 
     /// PBXs, tenants: the MSP's own business.
     pub(crate) fn require_msp_write(&self) -> Result<()> {
+        self.require_msp("manage PBXs or tenants")
+    }
+
+    /// What only the MSP's own roles (msp_admin, technician) may do.
+    pub(crate) fn require_msp(&self, what: &str) -> Result<()> {
         match self.role {
             Role::MspAdmin | Role::Technician => Ok(()),
-            _ => Err(self.denied("manage PBXs or tenants")),
+            _ => Err(self.denied(what)),
         }
     }
 
@@ -72,11 +77,13 @@ impl Actor {
         self.role != Role::TenantAdmin
     }
 
-    pub(crate) fn require_tenant(&self, tenant_id: i64, slug: &str) -> Result<()> {
+    /// A tenant_admin learns nothing about another tenant, not even that it exists: what it
+    /// may not see is answered with `hidden`, the same "not found" a missing one gets.
+    pub(crate) fn require_tenant(&self, tenant_id: i64, hidden: Error) -> Result<()> {
         if self.sees_all_tenants() || self.tenant_ids.contains(&tenant_id) {
             Ok(())
         } else {
-            Err(self.denied(&format!("access tenant \"{slug}\"")))
+            Err(hidden)
         }
     }
 

@@ -57,7 +57,7 @@ pub(super) fn target(pbx: &Pbx, ssh_secret: Option<SecretString>) -> Target {
 impl Workspace {
     /// The host key the PBX offers now (to show the technician before pinning it).
     pub async fn pbx_probe_host_key(&self, actor: &Actor, name: &str) -> Result<String> {
-        actor.require_msp_write()?;
+        actor.require_msp("check a PBX (it uses the MSP's SSH, AMI and database credentials)")?;
         let pbx = self.pbx_show(actor, name).await?;
         let timeout = Duration::from_millis(u64::from(pbx.connect_timeout_ms));
         blocking(move || ssh::probe_host_key(&pbx.host, pbx.ssh_port, timeout))
@@ -67,7 +67,10 @@ impl Workspace {
     }
 
     /// Checks that everything an apply needs answers, one line per item, each with a fix.
+    /// It runs with the MSP's SSH, AMI and database credentials, so only the MSP's own roles
+    /// (msp_admin, technician) may run it.
     pub async fn pbx_check(&self, actor: &Actor, name: &str) -> Result<Vec<CheckLine>> {
+        actor.require_msp("check a PBX (it uses the MSP's SSH, AMI and database credentials)")?;
         let pbx = self.pbx_show(actor, name).await?;
         let [ssh_secret, ami_secret, db_password] = self.pbx_secrets(pbx.id).await?;
         let mut out = Vec::new();

@@ -210,8 +210,8 @@ impl Workspace {
         .fetch_optional(self.store.pool())
         .await
         .map_err(db_error)?;
-        let (tenant_id, slug) = row.ok_or_else(|| Error::not_found("device", id))?;
-        actor.require_tenant(tenant_id, &slug)?;
+        let (tenant_id, _slug) = row.ok_or_else(|| Error::not_found("device", id))?;
+        actor.require_tenant(tenant_id, Error::not_found("device", id))?;
         let row: DeviceRow = sqlx::query_as(&format!("{DEVICE_SELECT} WHERE id = $1"))
             .bind(id)
             .fetch_one(self.store.pool())

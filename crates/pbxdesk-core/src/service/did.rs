@@ -3,7 +3,7 @@
 
 use super::audit::{record, Change};
 use super::tenant::{check_version, TenantKey};
-use super::trunk::trunk_on_tenant_pbx;
+use super::trunk::trunk_usable_by_tenant;
 use super::{clearable, Actor, Workspace};
 use crate::domain::{DialingPlan, DidDestination, DisplayName, TrunkName, E164};
 use crate::error::{Error, Result};
@@ -48,11 +48,11 @@ impl Workspace {
         tenant: &TenantKey,
         trunk: &str,
     ) -> Result<()> {
-        if !trunk_on_tenant_pbx(conn, tenant.id, trunk).await? {
+        if !trunk_usable_by_tenant(conn, tenant.id, trunk).await? {
             return Err(crate::error::ValidationError::new(
                 "trunk",
                 trunk,
-                "a trunk of the tenant's PBX (see `trunk list`)",
+                "a trunk of the tenant's PBX that the tenant may use (see `trunk list`; an MSP operator allows it with `trunk update --tenants`)",
             )
             .into());
         }

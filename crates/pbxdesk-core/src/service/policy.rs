@@ -3,7 +3,7 @@
 
 use super::audit::{record, Change};
 use super::tenant::{check_version, TenantKey};
-use super::trunk::trunk_on_tenant_pbx;
+use super::trunk::trunk_usable_by_tenant;
 use super::{retry_busy, Actor, Workspace};
 use crate::domain::{parse_prepend, PolicyName, TrunkName};
 use crate::error::{Error, Result, ValidationError};
@@ -128,11 +128,11 @@ impl Workspace {
     ) -> Result<()> {
         for (i, r) in rules.iter().enumerate() {
             for t in &r.trunks {
-                if !trunk_on_tenant_pbx(conn, tenant.id, t).await? {
+                if !trunk_usable_by_tenant(conn, tenant.id, t).await? {
                     return Err(ValidationError::new(
                         &format!("rules[{}].trunks", i + 1),
                         t,
-                        "a trunk of the tenant's PBX (see `trunk list`)",
+                        "a trunk of the tenant's PBX that the tenant may use (see `trunk list`; an MSP operator allows it with `trunk update --tenants`)",
                     )
                     .into());
                 }

@@ -246,11 +246,21 @@ impl Workspace {
         }
         let snapshot = self.pbx_snapshot(actor, pbx).await?;
         let rendered = pbxdesk_render::render_pbx(&snapshot);
-        Ok(if with_secrets {
-            rendered
-        } else {
-            masked(rendered)
-        })
+        if !with_secrets {
+            return Ok(masked(rendered));
+        }
+        // Every SIP password, trunk password and voicemail PIN of the PBX: recorded like
+        // `device reveal`, before they are handed out.
+        let mut w = self.store.begin_write().await?;
+        let change = super::audit::Change {
+            action: "pbx.render_with_secrets",
+            entity_type: "pbx",
+            entity_id: snapshot.pbx.clone(),
+            tenant_id: None,
+        };
+        super::audit::record::<(), ()>(&mut w, actor, self.now(), change, None, None).await?;
+        w.commit().await?;
+        Ok(rendered)
     }
 
     /// The render last applied to a PBX, with who applied it and when.

@@ -148,7 +148,7 @@ impl Workspace {
             .await
             .map_err(db_error)?;
         let tenant = tenant_from_row(row.ok_or_else(|| Error::not_found("tenant", slug))?)?;
-        actor.require_tenant(tenant.id, &tenant.slug)?;
+        actor.require_tenant(tenant.id, Error::not_found("tenant", slug))?;
         Ok(tenant)
     }
 
@@ -163,7 +163,7 @@ impl Workspace {
         .map_err(db_error)?;
         let (id, slug, first, last, status, country) =
             row.ok_or_else(|| Error::not_found("tenant", slug))?;
-        actor.require_tenant(id, &slug)?;
+        actor.require_tenant(id, Error::not_found("tenant", &slug))?;
         let damaged = || Error::Store("tenant on record is damaged".into());
         let range = Extension::from_number(first)
             .and_then(|f| Extension::from_number(last).and_then(|l| ExtRange::new(f, l)))

@@ -92,14 +92,19 @@ struct TrunkDraft {
     tenants: Option<Vec<String>>,
 }
 
-/// Whether `name` is a trunk of the PBX the tenant is on (policy rules and DIDs name trunks).
-pub(crate) async fn trunk_on_tenant_pbx(
+/// Whether `name` is a trunk of the tenant's PBX that the tenant may use (policy rules and DIDs
+/// name trunks). A trunk the tenant may not use would put an error into the whole PBX's render
+/// and block every tenant's apply, so it is refused at input, with the same answer as a trunk
+/// that does not exist (a tenant_admin learns nothing of other tenants' trunks).
+pub(crate) async fn trunk_usable_by_tenant(
     conn: &mut AnyConnection,
     tenant_id: i64,
     name: &str,
 ) -> Result<bool> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM trunks k JOIN tenants t ON t.pbx_id = k.pbx_id WHERE t.id = $1 AND k.name = $2",
+        "SELECT COUNT(*) FROM trunks k JOIN tenants t ON t.pbx_id = k.pbx_id \
+         JOIN trunk_tenants kt ON kt.trunk_id = k.id AND kt.tenant_id = t.id \
+         WHERE t.id = $1 AND k.name = $2",
     )
     .bind(tenant_id)
     .bind(name)
@@ -297,22 +302,36 @@ impl Workspace {
         }
         let mut out = Vec::new();
         for t in trunks {
-            if actor.sees_all_tenants() || self.actor_may_use(actor, &t).await? {
+            if let Some(t) = self.trunk_as_seen_by(actor, t).await? {
                 out.push(t);
             }
         }
         Ok(out)
     }
 
-    async fn actor_may_use(&self, actor: &Actor, t: &Trunk) -> Result<bool> {
+    /// The trunk as `actor` may see it: all of it for the MSP's roles; for a tenant_admin only a
+    /// trunk its tenants may use, with its own tenants alone listed and the provider account
+    /// (username, from_user) left out: other tenants' slugs and the MSP's accounts are not its
+    /// business.
+    async fn trunk_as_seen_by(&self, actor: &Actor, mut t: Trunk) -> Result<Option<Trunk>> {
+        if actor.sees_all_tenants() {
+            return Ok(Some(t));
+        }
+        let mut own = Vec::new();
         for slug in &t.tenants {
             if let Ok(k) = self.tenant_key(actor, slug).await {
                 if actor.tenant_ids().contains(&k.id) {
-                    return Ok(true);
+                    own.push(slug.clone());
                 }
             }
         }
-        Ok(false)
+        if own.is_empty() {
+            return Ok(None);
+        }
+        t.tenants = own;
+        t.username = None;
+        t.from_user = None;
+        Ok(Some(t))
     }
 
     async fn trunk_id(&self, pbx: &str, name: &str) -> Result<i64> {
@@ -331,10 +350,9 @@ impl Workspace {
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
         let t = self.trunk_in_tx(&mut conn, id).await?;
         drop(conn);
-        if !actor.sees_all_tenants() && !self.actor_may_use(actor, &t).await? {
-            return Err(Error::not_found("trunk", name));
-        }
-        Ok(t)
+        self.trunk_as_seen_by(actor, t)
+            .await?
+            .ok_or_else(|| Error::not_found("trunk", name))
     }
 
     pub async fn trunk_update(

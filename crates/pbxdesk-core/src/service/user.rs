@@ -361,7 +361,7 @@ impl Workspace {
             .map_err(db_error)?;
         let (mut user, tenant_id) =
             user_from_row(row.ok_or_else(|| Error::not_found("user", id))?)?;
-        actor.require_tenant(tenant_id, &user.tenant)?;
+        actor.require_tenant(tenant_id, Error::not_found("user", id))?;
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
         user.devices = self.devices_of(&mut conn, id).await?;
         Ok(user)

@@ -17,6 +17,7 @@
 //! - `#tryinclude` of nothing is fine (`empty_tryinclude_glob`);
 //! - the CLI's `dialplan reload` always prints "Dialplan reloaded." (`dialplan_reload_*.txt`).
 
+use super::dialplan::{parse_priority, ContextDef, Program};
 use crate::ami::Parser;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ fn valid_priority(p: &str) -> bool {
 struct Loader<'a> {
     etc: &'a Path,
     plan: Dialplan,
+    /// The same lines with every priority, for the executor.
+    program: Program,
     context: Option<String>,
     last_exten: Option<String>,
     depth: usize,
@@ -146,6 +149,7 @@ impl Loader<'_> {
                 let name = rest[..end].to_owned();
                 if name != "general" && name != "globals" {
                     self.plan.entry(name.clone()).or_default();
+                    self.program.entry(name.clone()).or_default();
                 }
                 self.context = Some(name);
                 self.last_exten = None;
@@ -164,9 +168,16 @@ impl Loader<'_> {
                 continue;
             };
             match key {
+                "include" => {
+                    self.program
+                        .entry(ctx)
+                        .or_default()
+                        .includes
+                        .push(value.to_owned());
+                }
                 "exten" => {
                     let mut parts = value.splitn(3, ',');
-                    let (Some(pat), Some(prio), Some(_app)) =
+                    let (Some(pat), Some(prio), Some(app)) =
                         (parts.next(), parts.next(), parts.next())
                     else {
                         continue;
@@ -177,21 +188,28 @@ impl Loader<'_> {
                     let pat = pat.trim().to_owned();
                     *self
                         .plan
-                        .entry(ctx)
+                        .entry(ctx.clone())
                         .or_default()
                         .entry(pat.clone())
                         .or_default() += 1;
+                    self.add_priority(&ctx, &pat, prio.trim(), app);
                     self.last_exten = Some(pat);
                 }
                 "same" => {
-                    let Some((prio, _app)) = value.split_once(',') else {
+                    let Some((prio, app)) = value.split_once(',') else {
                         continue;
                     };
                     if !valid_priority(prio.trim()) {
                         continue;
                     }
                     if let Some(pat) = self.last_exten.clone() {
-                        *self.plan.entry(ctx).or_default().entry(pat).or_default() += 1;
+                        *self
+                            .plan
+                            .entry(ctx.clone())
+                            .or_default()
+                            .entry(pat.clone())
+                            .or_default() += 1;
+                        self.add_priority(&ctx, &pat, prio.trim(), app);
                     }
                 }
                 _ => {}
@@ -201,17 +219,38 @@ impl Loader<'_> {
     }
 }
 
-/// Loads `extensions.conf` from `etc` as pbx_config would.
-pub fn load_dialplan(etc: &Path) -> Result<Dialplan, String> {
+impl Loader<'_> {
+    fn add_priority(&mut self, ctx: &str, pat: &str, prio: &str, app: &str) {
+        let c: &mut ContextDef = self.program.entry(ctx.to_owned()).or_default();
+        let p = parse_priority(prio, app);
+        match c.extensions.iter_mut().find(|(x, _)| x == pat) {
+            Some((_, v)) => v.push(p),
+            None => c.extensions.push((pat.to_owned(), vec![p])),
+        }
+    }
+}
+
+fn load(etc: &Path) -> Result<(Dialplan, Program), String> {
     let mut l = Loader {
         etc,
         plan: Dialplan::new(),
+        program: Program::new(),
         context: None,
         last_exten: None,
         depth: 0,
     };
     l.file(&etc.join("extensions.conf"), true)?;
-    Ok(l.plan)
+    Ok((l.plan, l.program))
+}
+
+/// Loads `extensions.conf` from `etc` as pbx_config would.
+pub fn load_dialplan(etc: &Path) -> Result<Dialplan, String> {
+    load(etc).map(|(plan, _)| plan)
+}
+
+/// The same load with every priority kept, for [`super::dialplan::Executor`].
+pub fn load_program(etc: &Path) -> Result<Program, String> {
+    load(etc).map(|(_, program)| program)
 }
 
 /// `dialplan show CONTEXT` as Asterisk prints it (the per-priority lines are abbreviated to one
