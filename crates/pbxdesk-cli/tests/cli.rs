@@ -581,3 +581,28 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+/// `pbx check` with a failing check exits 9 (scripts branch on it), and `--json` carries each
+/// check's outcome. The demo PBX's host key is not trusted yet: that check fails before
+/// anything is contacted.
+#[test]
+fn pbx_check_exits_non_zero_when_a_check_fails() {
+    let ws = Ws::new();
+    ws.json(&["demo", "seed"]);
+    let lines = ws.fails(&["pbx", "check", "demo-pbx"], 9);
+    let lines = lines.as_array().expect("one JSON array of checks");
+    assert!(!lines.is_empty());
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["ok"] == false).collect();
+    assert!(!failed.is_empty(), "{lines:?}");
+    assert!(failed
+        .iter()
+        .all(|l| l["item"].is_string() && l["detail"].is_string()));
+    // The same without --json: the FAIL lines on stdout, exit 9.
+    let out = ws
+        .cmd()
+        .args(["pbx", "check", "demo-pbx"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL"));
+}
