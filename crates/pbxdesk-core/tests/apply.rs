@@ -9,7 +9,9 @@
 mod harness;
 mod pbx_double;
 
-use pbx_double::{backups, endpoints, product_files, reloads, rename_ada, setup};
+use pbx_double::{
+    backups, endpoints, fixture, product_files, reloads, rename_ada, setup, setup_with_sorcery,
+};
 use pbxdesk_core::model::AuditQuery;
 use pbxdesk_core::service::{ApplyOptions, ApplyOutcome};
 use pbxdesk_core::ErrorCode;
@@ -706,4 +708,94 @@ async fn the_pbx_finishes_a_rollback_the_laptop_began() {
         .lock()
         .unwrap()
         .contains(&"CLI:module reload pbx_config.so".to_owned()));
+}
+
+/// "Verified" means everything rendered is loaded (issue 10, item 2). With the common realtime
+/// sorcery.conf (endpoint, aor, auth, identify from realtime only) Asterisk ignores the trunk
+/// files: the apply refuses before touching the PBX and names the lines to add and the
+/// restart. If sorcery.conf is mended but Asterisk not restarted (it reads sorcery.conf at
+/// start only), the files still do not load: the trunk verification fails and the apply rolls
+/// back. After a restart, the trunks are verified loaded: endpoints, identify, registrations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunks_must_be_loaded_not_only_uploaded() {
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let realtime_only = fixture("asterisk22-sorcery.realtime_only.conf");
+    let pbx = setup_with_sorcery(ws, &me, "sorcery", Some(&realtime_only)).await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+    let msg = e.to_string();
+    for want in [
+        "sorcery.conf",
+        "endpoint = config,pjsip.conf,criteria=type=endpoint",
+        "aor = config,pjsip.conf,criteria=type=aor",
+        "auth = config,pjsip.conf,criteria=type=auth",
+        "restart Asterisk",
+    ] {
+        assert!(msg.contains(want), "{want} not in {msg}");
+    }
+    assert!(product_files(&etc).is_empty(), "nothing uploaded");
+    assert!(endpoints(&pbx.db).await.is_empty(), "no row written");
+    assert!(pbx.ast.loaded_file_objects().endpoints.is_empty());
+
+    // Mended, not restarted: uploaded, reloaded, not loaded -> rolled back.
+    std::fs::write(
+        etc.join("sorcery.conf"),
+        fixture("asterisk22-sorcery.trunks.conf"),
+    )
+    .unwrap();
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::RolledBack, "{:?}", rep.steps);
+    assert_eq!(rep.failed.as_deref(), Some("verify trunks"));
+    let step = rep
+        .steps
+        .iter()
+        .find(|s| s.step == "verify trunks")
+        .unwrap();
+    assert!(step.detail.contains("endpoint pbxdesk-trunk-"), "{step:?}");
+    assert!(product_files(&etc).is_empty(), "the upload was taken back");
+    assert!(
+        endpoints(&pbx.db).await.is_empty(),
+        "the rows were taken back"
+    );
+    drop(pbx);
+
+    // A PBX whose Asterisk started with the file mappings: every trunk object is verified.
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let trunks = fixture("asterisk22-sorcery.trunks.conf");
+    let pbx = setup_with_sorcery(ws, &me, "sorcery2", Some(&trunks)).await;
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let step = rep
+        .steps
+        .iter()
+        .find(|s| s.step == "verify trunks")
+        .unwrap();
+    let rendered = ws.pbx_render(&me, "demo-pbx", false).await.unwrap();
+    let want = pbxdesk_render::pbx::rendered_trunks(&rendered);
+    assert!(!want.is_empty());
+    assert!(
+        step.detail
+            .starts_with(&format!("{} trunk endpoint(s)", want.len())),
+        "{step:?}"
+    );
+    let loaded = pbx.ast.loaded_file_objects();
+    for k in &want {
+        assert!(loaded.endpoints.contains(&k.endpoint), "{k:?}");
+    }
+    let seen = pbx.ast.seen.lock().unwrap().clone();
+    if want.iter().any(|k| k.registration) {
+        assert!(seen.iter().any(|s| s == "PJSIPShowRegistrationsOutbound"));
+    }
+    if want.iter().any(|k| k.identify) {
+        assert!(seen
+            .iter()
+            .any(|s| s.starts_with("PJSIPShowEndpoint:pbxdesk-trunk-")));
+    }
 }

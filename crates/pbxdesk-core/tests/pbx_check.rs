@@ -117,6 +117,31 @@ async fn check_reports_each_part_with_a_fix() {
         "{pjsip:?}"
     );
 
+    // No sorcery.conf: every PJSIP object comes from pjsip.conf, so trunk files load. The
+    // captured realtime-only sorcery.conf (Asterisk 22.10.1) hides them: FAIL, with the lines
+    // to add and the restart.
+    assert!(find(&lines, "sorcery.conf").ok, "{lines:?}");
+    std::fs::write(
+        sshd.etc().join("sorcery.conf"),
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/asterisk22-sorcery.realtime_only.conf"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let lines = ws.pbx_check(&me, "pbx1").await.unwrap();
+    let sorcery = find(&lines, "sorcery.conf");
+    assert!(!sorcery.ok, "{sorcery:?}");
+    let fix = sorcery.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("endpoint = config,pjsip.conf,criteria=type=endpoint")
+            && fix.contains("[res_pjsip_endpoint_identifier_ip] identify = config,pjsip.conf")
+            && fix.contains("restart Asterisk"),
+        "{fix}"
+    );
+    std::fs::remove_file(sshd.etc().join("sorcery.conf")).unwrap();
+
     // A wrong AMI secret is reported on its own line; the rest still answers.
     ws.pbx_update(
         &me,

@@ -58,7 +58,18 @@ impl fmt::Debug for Message {
         // Secrets may travel in headers (Login's Secret): never print their values.
         let mut m = f.debug_map();
         for (k, v) in &self.headers {
-            if k.eq_ignore_ascii_case("secret") {
+            // Login's Secret, and the trunk passwords AuthDetail events carry in clear
+            // (PJSIPShowRegistrationsOutbound, PJSIPShowEndpoint: s17_trunks_02/04).
+            if [
+                "secret",
+                "password",
+                "md5cred",
+                "oauthsecret",
+                "refreshtoken",
+            ]
+            .iter()
+            .any(|s| k.eq_ignore_ascii_case(s))
+            {
                 m.entry(k, &"***");
             } else {
                 m.entry(k, v);
@@ -553,12 +564,36 @@ impl Client {
         Ok(self.send(&Action::new("PJSIPShowContacts")?).await?.events)
     }
 
-    /// Outbound registrations of trunks (`OutboundRegistrationDetail` events).
+    /// Outbound registrations of trunks (`OutboundRegistrationDetail` events only: Asterisk
+    /// follows each with an `AuthDetail` that carries the trunk's password in clear
+    /// (s17_trunks_02), which is dropped here so it is never kept or shown).
     pub async fn pjsip_registrations_outbound(&self) -> Result<Vec<Message>, AmiError> {
         Ok(self
             .send(&Action::new("PJSIPShowRegistrationsOutbound")?)
             .await?
-            .events)
+            .events
+            .into_iter()
+            .filter(|m| m.get("Event") == Some("OutboundRegistrationDetail"))
+            .collect())
+    }
+
+    /// One endpoint and what belongs to it (EndpointDetail, AorDetail, IdentifyDetail, …;
+    /// `AuthDetail` dropped: it carries the password). None when PJSIP does not know it
+    /// (`Unable to retrieve endpoint NAME`, s7_pjsip_08).
+    pub async fn pjsip_endpoint(&self, name: &str) -> Result<Option<Vec<Message>>, AmiError> {
+        let reply = self
+            .send(&Action::new("PJSIPShowEndpoint")?.header("Endpoint", name)?)
+            .await?;
+        if !reply.response.is_success() {
+            return Ok(None);
+        }
+        Ok(Some(
+            reply
+                .events
+                .into_iter()
+                .filter(|m| m.get("Event") != Some("AuthDetail"))
+                .collect(),
+        ))
     }
 
     /// Asterisk's version and settings (`AsteriskVersion`, `SystemName`, …) without the

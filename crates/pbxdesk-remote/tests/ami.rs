@@ -361,3 +361,44 @@ async fn events_follow_the_s6_capture() {
     );
     c.logoff().await.unwrap();
 }
+
+/// s17 (Asterisk 22.10.1 with file trunks next to realtime phones): outbound registrations
+/// are read without the `AuthDetail` Asterisk sends along with the password in clear, a
+/// trunk's identify comes with its endpoint, and no password is kept or printed.
+#[tokio::test]
+async fn trunk_registrations_and_identify_without_their_passwords() {
+    let (addr, _) = start_ami(Behaviour {
+        sessions: vec!["s17", "s1"],
+        ..Default::default()
+    })
+    .await;
+    let c = login(&addr, Options::default()).await;
+    let regs = c.pjsip_registrations_outbound().await.unwrap();
+    let names: Vec<(&str, &str)> = regs
+        .iter()
+        .map(|m| (m.get("ObjectName").unwrap(), m.get("Status").unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [("trunk-dead", "Rejected"), ("trunk-ok", "Registered")]
+    );
+    let shown = format!("{regs:?}");
+    assert!(
+        regs.iter().all(|m| m.get("Password").is_none()) && !shown.contains("trunk-secret"),
+        "{shown}"
+    );
+    let detail = c.pjsip_endpoint("trunk-ok").await.unwrap().unwrap();
+    let identify = detail
+        .iter()
+        .find(|m| m.get("Event") == Some("IdentifyDetail"))
+        .unwrap();
+    assert_eq!(identify.get("EndpointName"), Some("trunk-ok"));
+    assert_eq!(identify.get("Match"), Some("127.0.0.2/255.255.255.255"));
+    assert!(!format!("{detail:?}").contains("trunk-secret"));
+    // A Debug of any message hides password-like headers.
+    let mut p = pbxdesk_remote::ami::Parser::default();
+    p.push(b"Event: AuthDetail\r\nPassword: trunk-secret\r\nUsername: u\r\n\r\n");
+    let m = p.next_message().unwrap().unwrap();
+    assert!(!format!("{m:?}").contains("trunk-secret"));
+    c.logoff().await.unwrap();
+}

@@ -8,6 +8,7 @@ pub mod pattern;
 pub mod pbx;
 pub mod redact;
 pub mod snapshot;
+pub mod sorcery;
 pub mod trace;
 pub mod validate;
 

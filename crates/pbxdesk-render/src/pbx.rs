@@ -998,6 +998,30 @@ fn trunk_file(pbx: &str, k: &Trunk) -> Option<String> {
     Some(o)
 }
 
+/// A trunk as rendered: its endpoint and which of its objects Asterisk must report loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedTrunk {
+    pub endpoint: String,
+    pub identify: bool,
+    pub registration: bool,
+}
+
+/// The trunks whose files the render holds (what an apply must find loaded).
+pub fn rendered_trunks(r: &Rendered) -> Vec<RenderedTrunk> {
+    let prefix = format!("{PJSIP_DIR}/trunk-");
+    r.files
+        .iter()
+        .filter_map(|(path, text)| {
+            let name = path.strip_prefix(&prefix)?.strip_suffix(".conf")?;
+            Some(RenderedTrunk {
+                endpoint: trunk_endpoint(name),
+                identify: text.contains("\ntype = identify\n"),
+                registration: text.contains("\ntype = registration\n"),
+            })
+        })
+        .collect()
+}
+
 /// `"Name" <EXT>` within the column's 40 characters; quotes, angle brackets and backslashes are
 /// dropped from the name (they would end it).
 pub fn callerid(name: &str, ext: u32) -> String {

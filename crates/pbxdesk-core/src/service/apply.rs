@@ -14,7 +14,8 @@ use pbxdesk_remote::ami;
 use pbxdesk_remote::realtime::{Credential, Device, Realtime};
 use pbxdesk_remote::ssh::Connection;
 use pbxdesk_remote::tunnel::Tunnel;
-use pbxdesk_render::pbx::{DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR};
+use pbxdesk_render::pbx::{rendered_trunks, DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR};
+use pbxdesk_render::sorcery;
 use pbxdesk_render::{Diff, Finding, Rendered, Touched};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -493,6 +494,72 @@ async fn verify_endpoints(
     }
 }
 
+/// Checks PJSIP loaded every trunk the render holds: its endpoint (PJSIPShowEndpoints), its
+/// identify (PJSIPShowEndpoint lists an IdentifyDetail for it, s17_trunks_04) and its outbound
+/// registration (PJSIPShowRegistrationsOutbound, s17_trunks_02). Whether the provider accepts
+/// the registration is live state, not configuration: only that Asterisk loaded it counts.
+async fn verify_trunks(
+    client: &ami::Client,
+    trunks: &[pbxdesk_render::pbx::RenderedTrunk],
+) -> std::result::Result<String, String> {
+    let listed = client.pjsip_endpoints().await.map_err(|e| e.to_string())?;
+    let known: BTreeSet<&str> = listed.iter().filter_map(|m| m.get("ObjectName")).collect();
+    let registrations = if trunks.iter().any(|k| k.registration) {
+        client
+            .pjsip_registrations_outbound()
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+    let registered: BTreeSet<&str> = registrations
+        .iter()
+        .filter_map(|m| m.get("ObjectName"))
+        .collect();
+    let mut missing = Vec::new();
+    let (mut identifies, mut regs) = (0, 0);
+    for k in trunks {
+        if !known.contains(k.endpoint.as_str()) {
+            missing.push(format!("endpoint {}", k.endpoint));
+            continue;
+        }
+        if k.identify {
+            let detail = client
+                .pjsip_endpoint(&k.endpoint)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            let found = detail.iter().any(|m| {
+                m.get("Event") == Some("IdentifyDetail")
+                    && m.get("EndpointName").or(m.get("Endpoint")) == Some(k.endpoint.as_str())
+            });
+            if found {
+                identifies += 1;
+            } else {
+                missing.push(format!("identify of {}", k.endpoint));
+            }
+        }
+        if k.registration {
+            if registered.contains(k.endpoint.as_str()) {
+                regs += 1;
+            } else {
+                missing.push(format!("registration {}", k.endpoint));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(format!(
+            "{} trunk endpoint(s), {identifies} identify, {regs} registration(s) loaded",
+            trunks.len()
+        ))
+    } else {
+        Err(format!(
+            "not loaded by PJSIP: {} (is sorcery.conf mapping these types to realtime only?)",
+            missing.join(", ")
+        ))
+    }
+}
+
 /// Removes all but the newest `KEEP_BACKUPS` backup folders (named `MS` or `MS-N`).
 fn prune_backups(c: &Connection, root: &str) -> std::result::Result<usize, String> {
     let mut folders: Vec<((i64, u32), String)> = c
@@ -829,6 +896,28 @@ impl Workspace {
             }
             let detail = if core_edits.is_empty() { "present".to_owned() } else { format!("added to {}", core_edits.keys().cloned().collect::<Vec<_>>().join(", ")) };
             steps.done("include lines", t, true, detail);
+            // Trunk files load only if sorcery.conf lets file objects in; pbxdesk never edits
+            // sorcery.conf nor restarts Asterisk (it is read at start only), so it refuses.
+            let objects = sorcery::file_objects(&rendered);
+            if !objects.is_empty() {
+                let path = format!("{dir}/sorcery.conf");
+                let text = blocking({
+                    let (c, p) = (conn.clone(), path.clone());
+                    move || c.read_file(&p)
+                })
+                .await?
+                .map_err(conflict)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+                let gaps = sorcery::file_object_gaps(text.as_deref(), &objects);
+                if !gaps.is_empty() {
+                    let types: Vec<&str> = gaps.iter().map(|g| g.object.as_str()).collect();
+                    return Err(Error::Conflict(format!(
+                        "{path} maps {} to realtime only, so Asterisk would ignore the trunk files of this render; {}",
+                        types.join(", "),
+                        sorcery::gaps_fix(&gaps)
+                    )));
+                }
+            }
             let job = Job {
                 pbx: &pbx,
                 conn: conn.clone(),
@@ -1118,6 +1207,19 @@ impl Workspace {
                 Err(e) => {
                     steps.done("verify endpoints", t, false, e);
                     failed = Some("verify endpoints");
+                }
+            }
+        }
+        if failed.is_none() {
+            let trunks = rendered_trunks(rendered);
+            if !trunks.is_empty() {
+                let t = Instant::now();
+                match verify_trunks(&client, &trunks).await {
+                    Ok(detail) => steps.done("verify trunks", t, true, detail),
+                    Err(e) => {
+                        steps.done("verify trunks", t, false, e);
+                        failed = Some("verify trunks");
+                    }
                 }
             }
         }

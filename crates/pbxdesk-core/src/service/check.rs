@@ -9,6 +9,7 @@ use pbxdesk_remote::ami;
 use pbxdesk_remote::realtime::Realtime;
 use pbxdesk_remote::ssh::{self, Auth, Connection, Target};
 use pbxdesk_remote::tunnel::Tunnel;
+use pbxdesk_render::sorcery;
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -175,6 +176,43 @@ impl Workspace {
                     None,
                 )),
             }
+        }
+        // sorcery.conf decides whether the trunk files load at all (read at start only).
+        let path = format!("{dir}/sorcery.conf");
+        let text = blocking({
+            let (c, p) = (conn.clone(), path.clone());
+            move || c.read_file(&p)
+        })
+        .await?;
+        match text {
+            Ok(text) => {
+                let text = text.map(|b| String::from_utf8_lossy(&b).into_owned());
+                let gaps = sorcery::file_object_gaps(text.as_deref(), &sorcery::FILE_OBJECTS);
+                if gaps.is_empty() {
+                    out.push(line(
+                        "sorcery.conf",
+                        true,
+                        if text.is_some() {
+                            "trunk files (endpoint, aor, auth, identify, registration) load from pjsip.conf".to_owned()
+                        } else {
+                            format!("{path} does not exist: every PJSIP object comes from pjsip.conf")
+                        },
+                        None,
+                    ));
+                } else {
+                    let types: Vec<&str> = gaps.iter().map(|g| g.object.as_str()).collect();
+                    out.push(line(
+                        "sorcery.conf",
+                        false,
+                        format!(
+                            "{} mapped to realtime only: Asterisk ignores pbxdesk's trunk files",
+                            types.join(", ")
+                        ),
+                        Some(&sorcery::gaps_fix(&gaps)),
+                    ));
+                }
+            }
+            Err(e) => out.push(line("sorcery.conf", false, e.to_string(), None)),
         }
         let free = blocking({
             let (c, d) = (conn.clone(), dir.clone());

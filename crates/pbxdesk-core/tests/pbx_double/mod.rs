@@ -66,6 +66,17 @@ pub async fn endpoints(db: &MySqlPool) -> BTreeMap<String, (String, Option<Strin
 }
 
 pub async fn setup(ws: &Workspace, me: &Actor, tag: &str) -> Pbx {
+    setup_with_sorcery(ws, me, tag, None).await
+}
+
+/// As `setup`, with this sorcery.conf on the PBX when its Asterisk starts (sorcery.conf is
+/// read at start only).
+pub async fn setup_with_sorcery(
+    ws: &Workspace,
+    me: &Actor,
+    tag: &str,
+    sorcery: Option<&str>,
+) -> Pbx {
     let sshd = Sshd::start();
     let etc = sshd.etc();
     std::fs::create_dir_all(etc.join("extensions.d")).unwrap();
@@ -85,6 +96,9 @@ pub async fn setup(ws: &Workspace, me: &Actor, tag: &str) -> Pbx {
         fixture("asterisk22-voicemail.conf"),
     )
     .unwrap();
+    if let Some(text) = sorcery {
+        std::fs::write(etc.join("sorcery.conf"), text).unwrap();
+    }
     let ast = start_asterisk(etc.clone()).await;
     let ami_port: u16 = ast.addr.rsplit_once(':').unwrap().1.parse().unwrap();
     let name = format!("pbxdesk_apply_{tag}_{}", std::process::id());

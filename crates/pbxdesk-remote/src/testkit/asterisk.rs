@@ -253,6 +253,95 @@ pub fn load_program(etc: &Path) -> Result<Program, String> {
     load(etc).map(|(_, program)| program)
 }
 
+/// PJSIP objects of the config files (pjsip.conf and what it includes), by type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileObjects {
+    pub endpoints: Vec<String>,
+    /// name, server_uri, client_uri.
+    pub registrations: Vec<(String, String, String)>,
+    /// name, endpoint, match.
+    pub identifies: Vec<(String, String, String)>,
+}
+
+/// Reads pjsip.conf and its `#include`/`#tryinclude` globs as res_pjsip's config wizard does:
+/// each `[name]` section with its `type =`. A missing pjsip.conf has no objects.
+pub fn load_pjsip_files(etc: &Path) -> FileObjects {
+    fn file(etc: &Path, path: &Path, out: &mut FileObjects, depth: usize) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let mut sections: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+        let mut in_block = false;
+        for raw in text.lines() {
+            let line = strip_comment(raw, &mut in_block);
+            let t = line.trim();
+            if let Some(rest) = t
+                .strip_prefix("#include")
+                .or_else(|| t.strip_prefix("#tryinclude"))
+            {
+                if depth < 10 {
+                    for f in glob(etc, rest.trim().trim_matches('"')) {
+                        file(etc, &f, out, depth + 1);
+                    }
+                }
+            } else if let Some(rest) = t.strip_prefix('[') {
+                if let Some(end) = rest.find(']') {
+                    sections.push((rest[..end].to_owned(), BTreeMap::new()));
+                }
+            } else if let Some((k, v)) = t.split_once('=') {
+                if let Some((_, kv)) = sections.last_mut() {
+                    kv.insert(
+                        k.trim().to_owned(),
+                        v.trim_start_matches('>').trim().to_owned(),
+                    );
+                }
+            }
+        }
+        for (name, kv) in sections {
+            let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
+            match kv.get("type").map(String::as_str) {
+                Some("endpoint") => out.endpoints.push(name),
+                Some("registration") => {
+                    out.registrations
+                        .push((name, get("server_uri"), get("client_uri")))
+                }
+                Some("identify") => out.identifies.push((name, get("endpoint"), get("match"))),
+                _ => {}
+            }
+        }
+    }
+    let mut out = FileObjects::default();
+    file(etc, &etc.join("pjsip.conf"), &mut out, 0);
+    out
+}
+
+/// Whether sorcery.conf lets `object` of `section` come from pjsip.conf: no line for it (the
+/// default), or a `config,pjsip.conf` wizard among its lines (fixtures
+/// `config/etc-asterisk/sorcery.conf`, realtime only: trunk files ignored, and
+/// `config/sorcery.conf.trunks`: loaded).
+pub fn sorcery_loads_files(sorcery: Option<&str>, section: &str, object: &str) -> bool {
+    let Some(text) = sorcery else {
+        return true;
+    };
+    let mut current = String::new();
+    let mut wizards = Vec::new();
+    for raw in text.lines() {
+        let line = raw.split(';').next().unwrap_or("").trim();
+        if let Some(rest) = line.strip_prefix('[') {
+            current = rest.split(']').next().unwrap_or("").trim().to_owned();
+        } else if let Some((k, v)) = line.split_once('=') {
+            if current == section && k.trim() == object {
+                wizards.push(v.trim_start_matches('>').trim().to_owned());
+            }
+        }
+    }
+    wizards.is_empty()
+        || wizards.iter().any(|w| {
+            let mut p = w.split(',').map(str::trim);
+            p.next() == Some("config") && p.next() == Some("pjsip.conf")
+        })
+}
+
 /// `dialplan show CONTEXT` as Asterisk prints it (the per-priority lines are abbreviated to one
 /// line per extension; the summary line is exact).
 pub fn dialplan_show(plan: &Dialplan, context: &str) -> (bool, Vec<String>) {
@@ -311,9 +400,41 @@ struct State {
     /// (`pjsip_show_endpoints_after_insert_no_reload.txt`,
     /// `pjsip_show_endpoints_101_registered_inserted_after_reload.txt`).
     pjsip_loaded: Mutex<BTreeSet<String>>,
+    /// sorcery.conf as it was when the double started: Asterisk reads it at start only.
+    sorcery: Option<String>,
+    /// The config files' objects sorcery lets in, as of the last res_pjsip load.
+    files: Mutex<FileObjects>,
 }
 
 impl State {
+    /// The file objects sorcery lets PJSIP load now (read at start and at a res_pjsip reload).
+    fn load_files(&self) {
+        let all = load_pjsip_files(&self.etc);
+        let s = self.sorcery.as_deref();
+        let loaded = FileObjects {
+            endpoints: if sorcery_loads_files(s, "res_pjsip", "endpoint") {
+                all.endpoints
+            } else {
+                Vec::new()
+            },
+            registrations: if sorcery_loads_files(
+                s,
+                "res_pjsip_outbound_registration",
+                "registration",
+            ) {
+                all.registrations
+            } else {
+                Vec::new()
+            },
+            identifies: if sorcery_loads_files(s, "res_pjsip_endpoint_identifier_ip", "identify") {
+                all.identifies
+            } else {
+                Vec::new()
+            },
+        };
+        *self.files.lock().unwrap() = loaded;
+    }
+
     async fn endpoint_ids(&self) -> Vec<String> {
         let pool = self.realtime.lock().unwrap().clone();
         match pool {
@@ -342,6 +463,7 @@ impl State {
             "res_pjsip" => {
                 let ids = self.endpoint_ids().await;
                 *self.pjsip_loaded.lock().unwrap() = ids.into_iter().collect();
+                self.load_files();
                 true
             }
             _ => true,
@@ -361,10 +483,16 @@ fn reply(id: &str, success: bool, message: &str, outputs: &[String]) -> Vec<u8> 
     s.into_bytes()
 }
 
-/// `PJSIPShowEndpoints` as s7_pjsip_02 answers it, one `EndpointList` event per endpoint.
+/// `PJSIPShowEndpoints` as s7_pjsip_02 answers it, one `EndpointList` event per endpoint: the
+/// file endpoints sorcery lets in (s17_trunks_03 mixes the file trunk with realtime phones),
+/// then the realtime ones.
 async fn endpoint_list(state: &State, id: &str) -> Vec<u8> {
-    let ids = state.endpoint_ids().await;
-    let loaded = state.pjsip_loaded.lock().unwrap().clone();
+    let files = state.files.lock().unwrap().endpoints.clone();
+    let mut ids = state.endpoint_ids().await;
+    ids.retain(|e| !files.contains(e));
+    let mut loaded = state.pjsip_loaded.lock().unwrap().clone();
+    loaded.extend(files.iter().cloned());
+    let ids: Vec<String> = files.into_iter().chain(ids).collect();
     let mut s = format!("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: A listing of Endpoints follows, presented as EndpointList events\r\n\r\n");
     for e in &ids {
         let st = if loaded.contains(e) {
@@ -381,7 +509,53 @@ async fn endpoint_list(state: &State, id: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// `PJSIPShowEndpoint NAME`: EndpointDetail, an IdentifyDetail per identify of it (s17_trunks_04),
+/// EndpointDetailComplete; an unknown endpoint is `Unable to retrieve endpoint NAME`
+/// (s7_pjsip_08).
+async fn endpoint_detail(state: &State, id: &str, name: &str) -> Vec<u8> {
+    let files = state.files.lock().unwrap().clone();
+    let known = files.endpoints.iter().any(|e| e == name)
+        || state.endpoint_ids().await.iter().any(|e| e == name);
+    if !known {
+        return reply(
+            id,
+            false,
+            &format!("Unable to retrieve endpoint {name}"),
+            &[],
+        );
+    }
+    let mut s = format!("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Following are Events for each object associated with the Endpoint\r\n\r\nEvent: EndpointDetail\r\nActionID: {id}\r\nObjectType: endpoint\r\nObjectName: {name}\r\n\r\n");
+    let mut n = 1;
+    for (ident, ep, m) in files.identifies.iter().filter(|(_, ep, _)| ep == name) {
+        n += 1;
+        s.push_str(&format!("Event: IdentifyDetail\r\nActionID: {id}\r\nObjectType: identify\r\nObjectName: {ident}\r\nMatch: {m}\r\nEndpoint: {ep}\r\nEndpointName: {ep}\r\n\r\n"));
+    }
+    s.push_str(&format!("Event: EndpointDetailComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {n}\r\n\r\n"));
+    s.into_bytes()
+}
+
+/// `PJSIPShowRegistrationsOutbound` as s17_trunks_02 answers it: per registration an
+/// `OutboundRegistrationDetail` (ObjectName, ServerUri, ClientUri, Status) and the `AuthDetail`
+/// of its outbound_auth, which carries the password in clear as Asterisk does (so a client
+/// that logs or keeps it is caught); then the Complete event with the counts. The double has no
+/// SIP stack: a registration it loaded is reported `Unregistered`.
+async fn registrations_outbound(state: &State, id: &str) -> Vec<u8> {
+    let regs = state.files.lock().unwrap().registrations.clone();
+    let mut s = format!("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Following are Events for each Outbound registration\r\n\r\n");
+    for (name, server, client) in &regs {
+        s.push_str(&format!("Event: OutboundRegistrationDetail\r\nActionID: {id}\r\nObjectType: registration\r\nObjectName: {name}\r\nClientUri: {client}\r\nServerUri: {server}\r\nOutboundAuth: {name}\r\nStatus: Unregistered\r\nNextReg: 0\r\n\r\n"));
+        s.push_str(&format!("Event: AuthDetail\r\nActionID: {id}\r\nObjectType: auth\r\nObjectName: {name}\r\nUsername: double-user\r\nAuthType: userpass\r\nPassword: double-registration-secret\r\n\r\n"));
+    }
+    s.push_str(&format!("Event: OutboundRegistrationDetailComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\nRegistered: 0\r\nNotRegistered: {}\r\n\r\n", regs.len(), regs.len()));
+    s.into_bytes()
+}
+
 impl AsteriskDouble {
+    /// The PJSIP file objects the double has loaded now (after sorcery's say).
+    pub fn loaded_file_objects(&self) -> FileObjects {
+        self.state.files.lock().unwrap().clone()
+    }
+
     /// PJSIP reads its endpoints from this database (as res_sorcery_realtime does); the ones
     /// there now count as loaded, as at Asterisk's start.
     pub async fn use_realtime(&self, url: &str) {
@@ -438,7 +612,10 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
         hold: hold.clone(),
         realtime: Mutex::new(None),
         pjsip_loaded: Mutex::new(BTreeSet::new()),
+        sorcery: std::fs::read_to_string(etc.join("sorcery.conf")).ok(),
+        files: Mutex::new(FileObjects::default()),
     });
+    state.load_files();
     // The control socket: one command line per connection, its output, then close.
     let st = state.clone();
     tokio::spawn(async move {
@@ -526,6 +703,15 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                             "PJSIPShowEndpoints" => {
                                 seen.lock().unwrap().push("PJSIPShowEndpoints".into());
                                 endpoint_list(&state, &id).await
+                            }
+                            "PJSIPShowEndpoint" => {
+                                let name = req.get("Endpoint").unwrap_or("").to_owned();
+                                seen.lock().unwrap().push(format!("PJSIPShowEndpoint:{name}"));
+                                endpoint_detail(&state, &id, &name).await
+                            }
+                            "PJSIPShowRegistrationsOutbound" => {
+                                seen.lock().unwrap().push("PJSIPShowRegistrationsOutbound".into());
+                                registrations_outbound(&state, &id).await
                             }
                             "Command" => {
                                 let cmd = req.get("Command").unwrap_or("").to_owned();
