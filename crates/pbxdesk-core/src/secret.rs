@@ -18,8 +18,38 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::io::Write;
 use std::path::Path;
 
+/// Purpose-only associated data: the workspace's key check, and a value on its way into its
+/// row (re-sealed for the row in the same transaction, see `Workspace::bind_row_secrets`).
 const SEALED_VERSION: u8 = 1;
+/// Purpose and row (table, id, column) in the associated data: what the store holds.
+const SEALED_ROW_VERSION: u8 = 2;
 const NONCE_LEN: usize = 12;
+
+/// The row and column a sealed secret lives in, bound into its ciphertext with the purpose, so
+/// that a database writer can neither move one device's password into another device's row
+/// nor pass an old render off as the previous one: the blob then fails to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row<'a> {
+    pub table: &'a str,
+    pub id: i64,
+    pub column: &'a str,
+}
+
+impl Row<'_> {
+    fn aad(&self, purpose: Purpose) -> Vec<u8> {
+        let mut a = purpose.aad().to_vec();
+        for part in [self.table, &self.id.to_string(), self.column] {
+            a.push(0);
+            a.extend_from_slice(part.as_bytes());
+        }
+        a
+    }
+}
+
+/// Whether a stored blob is sealed for its row already.
+pub fn is_row_sealed(sealed: &[u8]) -> bool {
+    sealed.first() == Some(&SEALED_ROW_VERSION)
+}
 
 /// What a sealed secret is for; bound into the ciphertext as associated data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +177,7 @@ impl Cipher {
         }
     }
 
-    pub fn seal(&self, purpose: Purpose, plaintext: &str) -> Result<Vec<u8>> {
+    fn seal_with(&self, version: u8, aad: &[u8], plaintext: &str) -> Result<Vec<u8>> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ct = self
             .aead
@@ -155,21 +185,26 @@ impl Cipher {
                 &nonce,
                 Payload {
                     msg: plaintext.as_bytes(),
-                    aad: purpose.aad(),
+                    aad,
                 },
             )
             .map_err(|_| Error::Key("encryption failed".into()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(SEALED_VERSION);
+        out.push(version);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         Ok(out)
     }
 
-    pub fn open(&self, purpose: Purpose, sealed: &[u8]) -> Result<SecretString> {
-        let bad =
-            || Error::Key("a stored secret cannot be decrypted with this workspace key".into());
-        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != SEALED_VERSION {
+    fn open_with(&self, version: u8, aad: &[u8], sealed: &[u8]) -> Result<SecretString> {
+        let bad = || {
+            Error::Key(
+                "a stored secret cannot be decrypted with this workspace key (or it was moved \
+                 from another row)"
+                    .into(),
+            )
+        };
+        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != version {
             return Err(bad());
         }
         let nonce = Nonce::from_slice(&sealed[1..1 + NONCE_LEN]);
@@ -179,13 +214,32 @@ impl Cipher {
                 nonce,
                 Payload {
                     msg: &sealed[1 + NONCE_LEN..],
-                    aad: purpose.aad(),
+                    aad,
                 },
             )
             .map_err(|_| bad())?;
         String::from_utf8(pt)
             .map(SecretString::from)
             .map_err(|_| bad())
+    }
+
+    /// Sealed for its purpose only: the key check, or a value about to be bound to its row.
+    pub fn seal(&self, purpose: Purpose, plaintext: &str) -> Result<Vec<u8>> {
+        self.seal_with(SEALED_VERSION, purpose.aad(), plaintext)
+    }
+
+    pub fn open(&self, purpose: Purpose, sealed: &[u8]) -> Result<SecretString> {
+        self.open_with(SEALED_VERSION, purpose.aad(), sealed)
+    }
+
+    /// Sealed for its purpose and its row.
+    pub fn seal_row(&self, purpose: Purpose, row: Row<'_>, plaintext: &str) -> Result<Vec<u8>> {
+        self.seal_with(SEALED_ROW_VERSION, &row.aad(purpose), plaintext)
+    }
+
+    /// Opens what the store holds: only a blob sealed for this purpose AND this row.
+    pub fn open_row(&self, purpose: Purpose, row: Row<'_>, sealed: &[u8]) -> Result<SecretString> {
+        self.open_with(SEALED_ROW_VERSION, &row.aad(purpose), sealed)
     }
 }
 
@@ -275,6 +329,35 @@ mod tests {
         sealed[last] ^= 1;
         assert!(c.open(Purpose::VoicemailPin, &sealed).is_err());
         assert!(c.open(Purpose::VoicemailPin, &[1, 2, 3]).is_err());
+        // Bound to a row: another row, column or table, or the purpose-only opener, fails.
+        let row = |table, id, column| Row { table, id, column };
+        let b = c
+            .seal_row(
+                Purpose::SipPassword,
+                row("devices", 7, "sip_password"),
+                "pw",
+            )
+            .unwrap();
+        assert!(is_row_sealed(&b));
+        assert_eq!(
+            c.open_row(Purpose::SipPassword, row("devices", 7, "sip_password"), &b)
+                .unwrap()
+                .expose_secret(),
+            "pw"
+        );
+        for other in [
+            row("devices", 8, "sip_password"),
+            row("devices", 7, "other"),
+            row("trunks", 7, "sip_password"),
+        ] {
+            assert!(c.open_row(Purpose::SipPassword, other, &b).is_err());
+        }
+        assert!(c.open(Purpose::SipPassword, &b).is_err());
+        let v1 = c.seal(Purpose::SipPassword, "pw").unwrap();
+        assert!(!is_row_sealed(&v1));
+        assert!(c
+            .open_row(Purpose::SipPassword, row("devices", 7, "sip_password"), &v1)
+            .is_err());
     }
 
     #[test]

@@ -1041,7 +1041,101 @@ async fn emergency_numbers_are_never_given_to_a_user(h: &Harness) {
     assert!(e.to_string().contains("emergency"), "{e}");
 }
 
+/// Sealed secrets are bound to their row (table, id, column in the AAD): a database writer who
+/// moves one device's password into another device's row, or a PIN into a password column, gets
+/// a blob that does not open. A workspace from before row binding is bound once at open.
+async fn sealed_secrets_are_bound_to_their_row(h: &Harness) {
+    let ws = &h.ws;
+    let me = setup(ws, &[("acme", "100-199")]).await;
+    let a = ws
+        .user_create(&me, &new_user("acme", "Ann", "ann@acme.example"))
+        .await
+        .unwrap();
+    let b = ws
+        .user_create(&me, &new_user("acme", "Bob", "bob@acme.example"))
+        .await
+        .unwrap();
+    let (da, db) = (a.devices[0].id, b.devices[0].id);
+    let pw_b = ws.device_reveal(&me, db).await.unwrap().sip_password;
+    assert!(ws.device_reveal(&me, da).await.is_ok());
+    // Every stored blob is sealed for its row (format version 2).
+    for sql in [
+        "SELECT sip_password FROM devices",
+        "SELECT voicemail_pin FROM users",
+    ] {
+        assert!(h.raw_blobs(sql).await.iter().all(|b| b[0] == 2), "{sql}");
+    }
+    // Bob's password copied into Ann's row: Ann's device no longer opens, and never shows
+    // Bob's password.
+    h.raw_exec(
+        &format!("UPDATE devices SET sip_password = (SELECT sip_password FROM devices WHERE id = {db}) WHERE id = {da}"),
+        None,
+    )
+    .await;
+    let e = ws.device_reveal(&me, da).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Key, "{e}");
+    assert!(!e.to_string().contains(&pw_b));
+    // The render refuses too: it would hand the PBX a password from another row.
+    assert_eq!(
+        ws.pbx_render(&me, "pbx1", true).await.unwrap_err().code(),
+        ErrorCode::Key
+    );
+    // A PIN moved into a password column does not open either.
+    h.raw_exec(
+        &format!("UPDATE devices SET sip_password = (SELECT voicemail_pin FROM users WHERE id = {}) WHERE id = {da}", a.id),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ws.device_reveal(&me, da).await.unwrap_err().code(),
+        ErrorCode::Key
+    );
+
+    // A workspace from before: purpose-only blobs (version 1), bound at the next open.
+    let key = pbxdesk_core::secret::WorkspaceKey::load_or_create_file(&h.key_file).unwrap();
+    let legacy = pbxdesk_core::secret::Cipher::new(&key)
+        .seal(
+            pbxdesk_core::secret::Purpose::SipPassword,
+            "legacy-password-1",
+        )
+        .unwrap();
+    h.raw_exec(
+        &format!("UPDATE devices SET sip_password = $1 WHERE id = {da}"),
+        Some(legacy),
+    )
+    .await;
+    h.raw_exec(
+        "DELETE FROM workspace_meta WHERE key = 'secrets_bound_to_rows'",
+        None,
+    )
+    .await;
+    let again = h.reopen(KeySource::File(h.key_file.clone())).await.unwrap();
+    assert_eq!(
+        again.device_reveal(&me, da).await.unwrap().sip_password,
+        "legacy-password-1"
+    );
+    assert!(h
+        .raw_blobs("SELECT sip_password FROM devices")
+        .await
+        .iter()
+        .all(|b| b[0] == 2));
+    // Once bound, a purpose-only blob written later is refused, not taken.
+    let late = pbxdesk_core::secret::Cipher::new(&key)
+        .seal(pbxdesk_core::secret::Purpose::SipPassword, "late")
+        .unwrap();
+    h.raw_exec(
+        &format!("UPDATE devices SET sip_password = $1 WHERE id = {db}"),
+        Some(late),
+    )
+    .await;
+    assert_eq!(
+        again.device_reveal(&me, db).await.unwrap_err().code(),
+        ErrorCode::Key
+    );
+}
+
 on_both_stores!(
+    sealed_secrets_are_bound_to_their_row,
     emergency_numbers_are_never_given_to_a_user,
     dids_are_normalized_unique_and_point_at_something_real,
     pbx_profile_validates_seals_and_pins,

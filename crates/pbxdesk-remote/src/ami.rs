@@ -26,6 +26,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 /// Most headers in one message.
 pub const MAX_HEADERS: usize = 500_000;
+/// Most events one list action may answer with (a PBX with 100,000 endpoints is far beyond
+/// what pbxdesk manages; a runaway list is cut rather than filling memory).
+pub const MAX_LIST_EVENTS: usize = 200_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AmiError {
@@ -196,37 +199,59 @@ impl Action {
 }
 
 /// Splits a byte stream into messages. Feed bytes with `push`, take messages with `next`.
+/// Linear in what it is fed: a message's end is searched for only in bytes not searched
+/// before, and taken messages are dropped from the buffer in bulk, not one by one.
 #[derive(Default)]
 pub struct Parser {
     buf: Vec<u8>,
+    /// Where the next message starts in `buf`.
+    start: usize,
+    /// Up to where `buf` was searched for a message end without finding one.
+    scanned: usize,
+    /// Bytes examined in all, for the test that keeps this linear.
+    examined: usize,
 }
 
 impl Parser {
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes examined so far (each is looked at a bounded number of times).
+    pub fn examined(&self) -> usize {
+        self.examined
     }
 
     /// The next complete message, if the buffer holds one.
     pub fn next_message(&mut self) -> Result<Option<Message>, AmiError> {
         // Stray empty lines between messages (see the PJSIPShowEndpoints quirk) are skipped.
-        let skip = self
-            .buf
+        let skip = self.buf[self.start..]
             .iter()
             .take_while(|b| **b == b'\r' || **b == b'\n')
             .count();
-        if skip > 0 {
-            self.buf.drain(..skip);
-        }
-        let Some(end) = find(&self.buf, b"\r\n\r\n") else {
-            if self.buf.len() > MAX_MESSAGE_BYTES {
+        self.start += skip;
+        self.scanned = self.scanned.max(self.start);
+        // The end marker may straddle what was searched and what is new.
+        let from = self.scanned.saturating_sub(3).max(self.start);
+        let found = find(&self.buf[from..], b"\r\n\r\n");
+        self.examined += found.map_or(self.buf.len() - from, |i| i + 4);
+        let Some(end) = found.map(|i| from + i) else {
+            self.scanned = self.buf.len();
+            if self.buf.len() - self.start > MAX_MESSAGE_BYTES {
                 return Err(AmiError::Protocol(format!(
                     "a message exceeded {MAX_MESSAGE_BYTES} bytes"
                 )));
             }
             return Ok(None);
         };
-        let raw: Vec<u8> = self.buf.drain(..end + 4).collect();
-        let text = String::from_utf8_lossy(&raw[..end]);
+        let text = String::from_utf8_lossy(&self.buf[self.start..end]).into_owned();
+        self.start = end + 4;
+        self.scanned = self.start;
         let mut headers = Vec::new();
         for line in text.split("\r\n") {
             let line = line.trim_end_matches(['\r', '\n']);
@@ -686,6 +711,15 @@ fn route(msg: Message, pending: &mut Pending, events: &broadcast::Sender<Message
             {
                 reply.complete = Some(msg);
                 true
+            } else if reply.events.len() >= MAX_LIST_EVENTS {
+                // Cut, not kept growing: the caller gets an error; the rest of the list is
+                // passed on as unsolicited events and dropped there.
+                if let Some((tx, _)) = pending.remove(&id) {
+                    let _ = tx.send(Err(AmiError::Protocol(format!(
+                        "a list answer exceeded {MAX_LIST_EVENTS} events"
+                    ))));
+                }
+                return;
             } else {
                 reply.events.push(msg);
                 false
@@ -702,6 +736,44 @@ fn route(msg: Message, pending: &mut Pending, events: &broadcast::Sender<Message
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A big message fed in small pieces is searched once, not again from its start at every
+    /// piece (that was quadratic up to the 32 MiB limit); many messages read at once are
+    /// taken without moving the rest of the buffer each time.
+    #[test]
+    fn parsing_is_linear_in_what_is_fed() {
+        let mut p = Parser::default();
+        let mut big = b"Response: Success\r\n".to_vec();
+        for i in 0..200_000 {
+            big.extend_from_slice(format!("Output: line {i}\r\n").as_bytes());
+        }
+        big.extend_from_slice(b"\r\n");
+        let mut fed = 0;
+        for piece in big.chunks(1024) {
+            p.push(piece);
+            fed += piece.len();
+            if let Some(m) = p.next_message().unwrap() {
+                assert_eq!(m.all("Output").count(), 200_000);
+            }
+        }
+        assert!(
+            p.examined() <= 2 * fed,
+            "examined {} of {fed}",
+            p.examined()
+        );
+        let mut many = Vec::new();
+        for i in 0..50_000 {
+            many.extend_from_slice(format!("Event: X\r\nN: {i}\r\n\r\n").as_bytes());
+        }
+        let mut p = Parser::default();
+        p.push(&many);
+        let mut n = 0;
+        while p.next_message().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 50_000);
+        assert!(p.examined() <= 2 * many.len());
+    }
 
     #[test]
     fn header_injection_is_refused() {

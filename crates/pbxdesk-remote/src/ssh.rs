@@ -250,11 +250,22 @@ impl Connection {
             Err(e) => return Err(remote("read", path, e)),
         };
         let mut out = Vec::new();
-        file.read_to_end(&mut out).map_err(|e| SshError::Remote {
-            op: "read",
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+        // Config files are kilobytes; a runaway one must not fill the laptop's memory.
+        (&mut file)
+            .take(MAX_READ_BYTES + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| SshError::Remote {
+                op: "read",
+                path: path.into(),
+                reason: e.to_string(),
+            })?;
+        if out.len() as u64 > MAX_READ_BYTES {
+            return Err(SshError::Remote {
+                op: "read",
+                path: path.into(),
+                reason: format!("larger than {} MiB", MAX_READ_BYTES / (1024 * 1024)),
+            });
+        }
         Ok(Some(out))
     }
 
@@ -540,10 +551,18 @@ impl Connection {
             .channel_session()
             .map_err(|e| remote(op, command, e))?;
         ch.exec(command).map_err(|e| remote(op, command, e))?;
-        let mut err = String::new();
-        let _ = ch.stderr().read_to_string(&mut err);
-        let mut out = String::new();
-        let _ = ch.read_to_string(&mut out);
+        // What the fixed commands print is small; more is cut, never kept growing.
+        let mut err = Vec::new();
+        let _ = ch.stderr().take(MAX_OUTPUT_BYTES).read_to_end(&mut err);
+        let mut out = Vec::new();
+        let _ = (&mut ch).take(MAX_OUTPUT_BYTES).read_to_end(&mut out);
+        // The rest is read and dropped, so the command can finish and the channel close.
+        let _ = std::io::copy(&mut ch.stderr(), &mut std::io::sink());
+        let _ = std::io::copy(&mut ch, &mut std::io::sink());
+        let (err, out) = (
+            String::from_utf8_lossy(&err).into_owned(),
+            String::from_utf8_lossy(&out).into_owned(),
+        );
         ch.wait_close().map_err(|e| remote(op, command, e))?;
         match ch.exit_status().map_err(|e| remote(op, command, e))? {
             0 => Ok(out),
@@ -555,6 +574,11 @@ impl Connection {
         }
     }
 }
+
+/// Largest file `read_file` takes (the PBX's config files are kilobytes).
+pub const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
+/// Most output kept of a remote command, per stream.
+pub const MAX_OUTPUT_BYTES: u64 = 1024 * 1024;
 
 const PATH_RULE: &str = "an absolute path of letters, digits, '.', '_', '-' and '/', without '..'";
 

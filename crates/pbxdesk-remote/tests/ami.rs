@@ -402,3 +402,52 @@ async fn trunk_registrations_and_identify_without_their_passwords() {
     assert!(!format!("{m:?}").contains("trunk-secret"));
     c.logoff().await.unwrap();
 }
+
+/// A list answer that never ends is cut at MAX_LIST_EVENTS with an error, instead of
+/// filling memory; the connection stays usable.
+#[tokio::test]
+async fn a_runaway_list_is_cut() {
+    use pbxdesk_remote::ami::MAX_LIST_EVENTS;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        sock.write_all(b"Asterisk Call Manager/11.0.0\r\n")
+            .await
+            .unwrap();
+        let mut p = pbxdesk_remote::ami::Parser::default();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = sock.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            p.push(&buf[..n]);
+            while let Some(req) = p.next_message().unwrap() {
+                let id = req.get("ActionID").unwrap_or("").to_owned();
+                let out = match req.get("Action") {
+                    Some("PJSIPShowEndpoints") => {
+                        let mut s = format!(
+                            "Response: Success\r\nActionID: {id}\r\nEventList: start\r\n\r\n"
+                        );
+                        for i in 0..=MAX_LIST_EVENTS {
+                            s.push_str(&format!(
+                                "Event: EndpointList\r\nActionID: {id}\r\nObjectName: e{i}\r\n\r\n"
+                            ));
+                        }
+                        s
+                    }
+                    _ => format!(
+                        "Response: Success\r\nActionID: {id}\r\nMessage: ok\r\nPing: Pong\r\n\r\n"
+                    ),
+                };
+                sock.write_all(out.as_bytes()).await.unwrap();
+            }
+        }
+    });
+    let c = login(&addr, Options::default()).await;
+    let e = c.pjsip_endpoints().await.unwrap_err();
+    assert!(e.to_string().contains("exceeded"), "{e}");
+    c.ping().await.unwrap();
+}

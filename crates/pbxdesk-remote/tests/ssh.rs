@@ -233,3 +233,23 @@ async fn the_realtime_database_is_reached_through_the_tunnel() {
     assert_eq!(one, 1);
     pool.close().await;
 }
+
+/// A file larger than MAX_READ_BYTES is refused, not read into memory whole.
+#[test]
+fn an_oversized_file_is_refused() {
+    use pbxdesk_remote::ssh::MAX_READ_BYTES;
+    let sshd = Sshd::start();
+    let c = Connection::open(&sshd.target("user_key", None), Some(&sshd.fingerprint())).unwrap();
+    let path = sshd.etc().join("huge.conf");
+    std::fs::write(&path, vec![b';'; MAX_READ_BYTES as usize + 1]).unwrap();
+    let e = c.read_file(&path.display().to_string()).unwrap_err();
+    assert!(e.to_string().contains("larger than"), "{e}");
+    std::fs::write(&path, vec![b';'; 1000]).unwrap();
+    assert_eq!(
+        c.read_file(&path.display().to_string())
+            .unwrap()
+            .unwrap()
+            .len(),
+        1000
+    );
+}

@@ -126,6 +126,7 @@ impl Workspace {
             )),
             _ => db_error(e),
         })?;
+        self.bind_row_secrets(&mut w.tx, "devices", id).await?;
         Ok(Device {
             id,
             user_id,
@@ -253,7 +254,7 @@ impl Workspace {
             .fetch_one(self.store.pool())
             .await
             .map_err(db_error)?;
-        let password = self.cipher.open(Purpose::SipPassword, &sealed)?;
+        let password = self.unseal("devices", "sip_password", id, &sealed)?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         let change = Change {

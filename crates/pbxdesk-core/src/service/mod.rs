@@ -13,6 +13,7 @@ mod operator;
 mod pbx;
 mod policy;
 mod render;
+mod sealed;
 mod tenant;
 mod trunk;
 mod user;
@@ -155,6 +156,7 @@ impl Workspace {
                     .into(),
             ));
         }
+        sealed::bind_all_once(&store, &cipher).await?;
         Ok(Workspace {
             store,
             cipher,

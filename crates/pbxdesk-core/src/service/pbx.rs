@@ -190,6 +190,7 @@ impl Workspace {
             _ => db_error(e),
         })?;
         apply_profile(&mut w.tx, id, &change, now).await?;
+        self.bind_row_secrets(&mut w.tx, "pbxes", id).await?;
         let pbx = pbx_by_id(&mut w.tx, id).await?;
         let c = Change {
             action: "pbx.add",
@@ -212,6 +213,7 @@ impl Workspace {
         let before = pbx_by_id(&mut w.tx, id).await?;
         check_version("PBX", &before.name, before.version, patch.expected_version)?;
         apply_profile(&mut w.tx, id, &change, now).await?;
+        self.bind_row_secrets(&mut w.tx, "pbxes", id).await?;
         // A new host or port is another machine as far as SSH knows: trust it again.
         if change
             .host
@@ -356,11 +358,14 @@ impl Workspace {
                 .fetch_one(self.store.pool())
                 .await
                 .map_err(db_error)?;
-        let open = |b: Option<Vec<u8>>| {
-            b.map(|b| self.cipher.open(Purpose::ConnectionPassword, &b))
-                .transpose()
+        let open = |column: &str, b: Option<Vec<u8>>| {
+            b.map(|b| self.unseal("pbxes", column, id, &b)).transpose()
         };
-        Ok([open(ssh)?, open(ami)?, open(db)?])
+        Ok([
+            open("ssh_secret", ssh)?,
+            open("ami_secret", ami)?,
+            open("db_password", db)?,
+        ])
     }
 }
 

@@ -4,7 +4,6 @@
 use super::{Actor, Workspace};
 use crate::domain::{DidDestination, E164};
 use crate::error::{Error, Result, ValidationError};
-use crate::secret::Purpose;
 use crate::store::db_error;
 use pbxdesk_render::diff::{mask, MASK};
 use pbxdesk_render::snapshot::{self as snap, Destination, Snapshot};
@@ -61,6 +60,9 @@ type UserRow = (
     Option<String>,
 );
 
+/// id, user_id, sip_username, sip_password (sealed), transport, codecs, nat.
+type SnapshotDeviceRow = (i64, i64, String, Vec<u8>, String, String, i64);
+
 impl Workspace {
     /// Loads one PBX's part of the workspace, secrets decrypted, for the renderer.
     pub async fn pbx_snapshot(&self, actor: &Actor, pbx: &str) -> Result<Snapshot> {
@@ -109,16 +111,16 @@ impl Workspace {
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
-        let devices: Vec<(i64, String, Vec<u8>, String, String, i64)> = sqlx::query_as(
-            "SELECT user_id, sip_username, sip_password, transport, codecs, CAST(nat AS INTEGER) FROM devices WHERE pbx_id = $1",
+        let devices: Vec<SnapshotDeviceRow> = sqlx::query_as(
+            "SELECT id, user_id, sip_username, sip_password, transport, codecs, CAST(nat AS INTEGER) FROM devices WHERE pbx_id = $1",
         )
         .bind(pbx.id)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
         let mut devices_of: BTreeMap<i64, Vec<snap::Device>> = BTreeMap::new();
-        for (user_id, username, sealed, transport, codecs, nat) in devices {
-            let password = self.cipher.open(Purpose::SipPassword, &sealed)?;
+        for (id, user_id, username, sealed, transport, codecs, nat) in devices {
+            let password = self.unseal("devices", "sip_password", id, &sealed)?;
             devices_of.entry(user_id).or_default().push(snap::Device {
                 username,
                 password: password.expose_secret().to_owned(),
@@ -132,7 +134,7 @@ impl Workspace {
                 continue;
             };
             let pin = pin
-                .map(|p| self.cipher.open(Purpose::VoicemailPin, &p))
+                .map(|p| self.unseal("users", "voicemail_pin", id, &p))
                 .transpose()?;
             t.users.push(snap::User {
                 extension: u32::try_from(ext)
@@ -209,7 +211,7 @@ impl Workspace {
                     .await
                     .map_err(db_error)?;
             let password = sealed
-                .map(|s| self.cipher.open(Purpose::TrunkPassword, &s))
+                .map(|s| self.unseal("trunks", "password", k.id, &s))
                 .transpose()?;
             out_trunks.push(snap::Trunk {
                 name: k.name,
@@ -277,7 +279,7 @@ impl Workspace {
         let Some((sealed, at, by)) = row else {
             return Ok(None);
         };
-        let json = self.cipher.open(Purpose::Render, &sealed)?;
+        let json = self.unseal("pbx_renders", "rendered", pbx_id, &sealed)?;
         let r: Rendered = serde_json::from_str(json.expose_secret())
             .map_err(|_| Error::Store("the last applied render on record is damaged".into()))?;
         Ok(Some((r, at, by)))
@@ -295,7 +297,7 @@ impl Workspace {
         let Some((Some(sealed), Some(at))) = row else {
             return Ok(None);
         };
-        let json = self.cipher.open(Purpose::Render, &sealed)?;
+        let json = self.unseal("pbx_renders", "previous", pbx_id, &sealed)?;
         let r: Rendered = serde_json::from_str(json.expose_secret())
             .map_err(|_| Error::Store("the previous render on record is damaged".into()))?;
         Ok(Some((r, at)))
@@ -313,7 +315,7 @@ impl Workspace {
         actor.require_msp_write()?;
         let pbx = self.pbx_by_name(pbx).await?;
         let json = serde_json::to_string(rendered).map_err(|e| Error::Store(e.to_string()))?;
-        let sealed = self.cipher.seal(Purpose::Render, &json)?;
+        let sealed = self.seal_for_row("pbx_renders", "rendered", pbx.id, &json)?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         // The render it replaces becomes "previous": what a rollback of this apply goes back to.
@@ -328,7 +330,17 @@ impl Workspace {
             .execute(&mut *w.tx)
             .await
             .map_err(db_error)?;
-        let (prev, prev_at) = before.map_or((None, None), |(b, at)| (Some(b), Some(at)));
+        // Moved to "previous": sealed again for that column (a blob bound to "rendered" would
+        // not open there, which is what stops an old render being replayed as previous).
+        let (prev, prev_at) = match before {
+            Some((b, at)) => {
+                let json = self.unseal("pbx_renders", "rendered", pbx.id, &b)?;
+                let again =
+                    self.seal_for_row("pbx_renders", "previous", pbx.id, json.expose_secret())?;
+                (Some(again), Some(at))
+            }
+            None => (None, None),
+        };
         sqlx::query(
             "INSERT INTO pbx_renders (pbx_id, applied_at, actor, rendered, previous, previous_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",

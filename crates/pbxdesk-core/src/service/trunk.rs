@@ -259,6 +259,7 @@ impl Workspace {
             DbFailure::UniqueViolation(_) => Error::Conflict(format!("PBX \"{}\" already has a trunk named \"{name}\"", pbx.name)),
             _ => db_error(e),
         })?;
+        self.bind_row_secrets(&mut w.tx, "trunks", id).await?;
         self.write_trunk_tenants(&mut w, id, &tenant_ids).await?;
         let trunk = self.trunk_in_tx(&mut w.tx, id).await?;
         let c = Change {
@@ -404,6 +405,7 @@ impl Workspace {
             .map_err(db_error)?;
             if let Some(p) = &d.password {
                 sqlx::query("UPDATE trunks SET password = $1 WHERE id = $2").bind(p.clone()).bind(id).execute(&mut *w.tx).await.map_err(db_error)?;
+                self.bind_row_secrets(&mut w.tx, "trunks", id).await?;
             }
             if let Some(slugs) = &d.tenants {
                 let ids = self.trunk_tenant_ids(&mut w.tx, pbx_id, slugs).await?;

@@ -171,6 +171,7 @@ impl Workspace {
             )),
             _ => db_error(e),
         })?;
+        self.bind_row_secrets(&mut w.tx, "users", id).await?;
         let defaults = NewDevice::default();
         self.insert_device(&mut w, id, tenant, extension, &defaults, now)
             .await?;
@@ -544,6 +545,7 @@ impl Workspace {
                     .execute(&mut *w.tx)
                     .await
                     .map_err(db_error)?;
+                self.bind_row_secrets(&mut w.tx, "users", id).await?;
             }
             let after = self.user_in_tx(&mut w, id).await?;
             let tenant_id = self.user_tenant_id(&mut w, id).await?;

@@ -72,16 +72,30 @@ impl Harness {
         Workspace::open(opts).await
     }
 
-    /// Raw SQL access for assertions on what is stored.
-    pub async fn raw_blobs(&self, sql: &str) -> Vec<Vec<u8>> {
+    async fn raw_conn(&self) -> sqlx::AnyConnection {
         sqlx::any::install_default_drivers();
         let url = match &self.location {
             Location::Sqlite(p) => format!("sqlite://{}", p.display()),
             Location::Postgres(u) => secrecy::ExposeSecret::expose_secret(u).to_owned(),
         };
-        let mut conn = sqlx::AnyConnection::connect(&url)
+        sqlx::AnyConnection::connect(&url)
             .await
-            .expect("raw connect");
+            .expect("raw connect")
+    }
+
+    /// Writes behind the workspace's back, as a database writer could (tamper tests).
+    pub async fn raw_exec(&self, sql: &str, blob: Option<Vec<u8>>) {
+        let mut conn = self.raw_conn().await;
+        let mut q = sqlx::query(sql);
+        if let Some(b) = blob {
+            q = q.bind(b);
+        }
+        q.execute(&mut conn).await.expect("raw exec");
+    }
+
+    /// Raw SQL access for assertions on what is stored.
+    pub async fn raw_blobs(&self, sql: &str) -> Vec<Vec<u8>> {
+        let mut conn = self.raw_conn().await;
         let rows: Vec<Vec<u8>> = sqlx::query_scalar(sql)
             .fetch_all(&mut conn)
             .await

@@ -1,0 +1,216 @@
+//! Secrets at rest are bound to their row: the AAD of each sealed column names its purpose, its
+//! table, its row's key and its column (`secret::Row`), so a database writer cannot move one
+//! device's password into another device's row, or replay an old render as the previous one.
+//! A write stores a value sealed for its purpose (the row's id may not exist yet) and binds it
+//! to its row in the same transaction; workspaces from before row binding are bound once, at
+//! open. Every read opens with the row, so a blob that was not bound, or was moved, fails.
+
+use super::Workspace;
+use crate::error::{Error, Result};
+use crate::secret::{is_row_sealed, Cipher, Purpose, Row};
+use crate::store::{db_error, Store};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::AnyConnection;
+
+/// A sealed column: its table, the column holding the row's key, and its purpose.
+struct Sealed {
+    table: &'static str,
+    key: &'static str,
+    column: &'static str,
+    purpose: Purpose,
+}
+
+const SEALED: [Sealed; 8] = [
+    Sealed {
+        table: "devices",
+        key: "id",
+        column: "sip_password",
+        purpose: Purpose::SipPassword,
+    },
+    Sealed {
+        table: "users",
+        key: "id",
+        column: "voicemail_pin",
+        purpose: Purpose::VoicemailPin,
+    },
+    Sealed {
+        table: "trunks",
+        key: "id",
+        column: "password",
+        purpose: Purpose::TrunkPassword,
+    },
+    Sealed {
+        table: "pbxes",
+        key: "id",
+        column: "ssh_secret",
+        purpose: Purpose::ConnectionPassword,
+    },
+    Sealed {
+        table: "pbxes",
+        key: "id",
+        column: "ami_secret",
+        purpose: Purpose::ConnectionPassword,
+    },
+    Sealed {
+        table: "pbxes",
+        key: "id",
+        column: "db_password",
+        purpose: Purpose::ConnectionPassword,
+    },
+    Sealed {
+        table: "pbx_renders",
+        key: "pbx_id",
+        column: "rendered",
+        purpose: Purpose::Render,
+    },
+    Sealed {
+        table: "pbx_renders",
+        key: "pbx_id",
+        column: "previous",
+        purpose: Purpose::Render,
+    },
+];
+
+fn column(table: &str, column: &str) -> Result<&'static Sealed> {
+    SEALED
+        .iter()
+        .find(|s| s.table == table && s.column == column)
+        .ok_or_else(|| Error::Store(format!("{table}.{column} is not a sealed column")))
+}
+
+/// Re-seals one stored value for its row (unchanged if it is bound already).
+fn bound(cipher: &Cipher, s: &Sealed, id: i64, blob: &[u8]) -> Result<Option<Vec<u8>>> {
+    if is_row_sealed(blob) {
+        return Ok(None);
+    }
+    let plain = cipher.open(s.purpose, blob)?;
+    let row = Row {
+        table: s.table,
+        id,
+        column: s.column,
+    };
+    Ok(Some(cipher.seal_row(
+        s.purpose,
+        row,
+        plain.expose_secret(),
+    )?))
+}
+
+async fn store_bound(conn: &mut AnyConnection, s: &Sealed, id: i64, blob: Vec<u8>) -> Result<()> {
+    // Table and column names are the constants above, never input.
+    sqlx::query(&format!(
+        "UPDATE {} SET {} = $1 WHERE {} = $2",
+        s.table, s.column, s.key
+    ))
+    .bind(blob)
+    .bind(id)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+impl Workspace {
+    /// Binds to their row the secrets a write just stored in row `id` of `table` (call it in
+    /// the write's transaction, after the row exists).
+    pub(crate) async fn bind_row_secrets(
+        &self,
+        conn: &mut AnyConnection,
+        table: &str,
+        id: i64,
+    ) -> Result<()> {
+        for s in SEALED.iter().filter(|s| s.table == table) {
+            let blob: Option<Vec<u8>> = sqlx::query_scalar(&format!(
+                "SELECT {} FROM {} WHERE {} = $1",
+                s.column, s.table, s.key
+            ))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .flatten();
+            if let Some(b) = blob.and_then(|b| bound(&self.cipher, s, id, &b).transpose()) {
+                store_bound(conn, s, id, b?).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals `plaintext` for `table.column` of row `id` (when the row's key is known).
+    pub(crate) fn seal_for_row(
+        &self,
+        table: &str,
+        col: &str,
+        id: i64,
+        plaintext: &str,
+    ) -> Result<Vec<u8>> {
+        let s = column(table, col)?;
+        self.cipher.seal_row(
+            s.purpose,
+            Row {
+                table: s.table,
+                id,
+                column: s.column,
+            },
+            plaintext,
+        )
+    }
+
+    /// Opens what `table.column` of row `id` holds: only a value sealed for that very row.
+    pub(crate) fn unseal(
+        &self,
+        table: &str,
+        col: &str,
+        id: i64,
+        sealed: &[u8],
+    ) -> Result<SecretString> {
+        let s = column(table, col)?;
+        self.cipher.open_row(
+            s.purpose,
+            Row {
+                table: s.table,
+                id,
+                column: s.column,
+            },
+            sealed,
+        )
+    }
+}
+
+/// Binds every secret of a workspace from before row binding, once (one transaction; the
+/// marker is written in it).
+pub(crate) async fn bind_all_once(store: &Store, cipher: &Cipher) -> Result<()> {
+    const MARK: &str = "secrets_bound_to_rows";
+    let done: Option<String> =
+        sqlx::query_scalar("SELECT value FROM workspace_meta WHERE key = $1")
+            .bind(MARK)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(db_error)?;
+    if done.is_some() {
+        return Ok(());
+    }
+    let mut w = store.begin_write().await?;
+    for s in &SEALED {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
+            "SELECT {}, {} FROM {} WHERE {} IS NOT NULL",
+            s.key, s.column, s.table, s.column
+        ))
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        for (id, blob) in rows {
+            if let Some(b) = bound(cipher, s, id, &blob)? {
+                store_bound(&mut w.tx, s, id, b).await?;
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO workspace_meta (key, value) VALUES ($1, '1') ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(MARK)
+    .execute(&mut *w.tx)
+    .await
+    .map_err(db_error)?;
+    w.commit().await
+}
