@@ -289,16 +289,22 @@ async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
             Err(e) => e.to_string(),
         })
         .collect();
+    let failed_steps: Vec<String> = [&a, &b]
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .flat_map(|rep| rep.steps.iter().filter(|s| !s.ok))
+        .map(|s| format!("{}: {}", s.step, s.detail))
+        .collect();
     assert_eq!(
         outcomes.iter().filter(|o| *o == "Applied").count(),
         1,
-        "{outcomes:?}"
+        "{outcomes:?} {failed_steps:?}"
     );
     assert!(
         outcomes
             .iter()
             .any(|o| o.contains("another apply") || o == "NothingToDo"),
-        "{outcomes:?}"
+        "{outcomes:?} {failed_steps:?}"
     );
     let rendered = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
     assert_eq!(product_files(&etc), rendered.files);
@@ -798,4 +804,78 @@ async fn trunks_must_be_loaded_not_only_uploaded() {
             .iter()
             .any(|s| s.starts_with("PJSIPShowEndpoint:pbxdesk-trunk-")));
     }
+}
+
+/// The generated folders and files hold trunk passwords and voicemail PINs: an apply makes
+/// them readable by their owner and Asterisk's group only (0750 / 0640, group = CoreRunGroup),
+/// before Asterisk reloads them. Old 0644 files are corrected too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_files_are_readable_by_asterisks_group_only() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "modes").await;
+    let etc = pbx.sshd.etc();
+    // Debian's `daemon` group stands in for `asterisk` (a group every machine here has).
+    let groups = std::fs::read_to_string("/etc/group").unwrap();
+    let gid: u32 = groups
+        .lines()
+        .find_map(|l| l.strip_prefix("daemon:"))
+        .and_then(|r| r.split(':').nth(1))
+        .and_then(|g| g.parse().ok())
+        .unwrap();
+    *pbx.ast.run_as.lock().unwrap() = ("asterisk".into(), "daemon".into());
+    // A folder made earlier by someone else, world-readable: corrected too.
+    std::fs::create_dir_all(etc.join("voicemail.d/pbxdesk")).unwrap();
+    std::fs::set_permissions(
+        etc.join("voicemail.d/pbxdesk"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let step = rep.steps.iter().find(|s| s.step == "file access").unwrap();
+    assert!(step.detail.contains("group daemon"), "{step:?}");
+    let mut checked = 0;
+    for sub in [
+        "extensions.d/pbxdesk",
+        "pjsip.d/pbxdesk",
+        "voicemail.d/pbxdesk",
+    ] {
+        let m = std::fs::metadata(etc.join(sub)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o750, "{sub}");
+        assert_eq!(m.gid(), gid, "{sub}");
+        for e in std::fs::read_dir(etc.join(sub)).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o640, "{:?}", e.path());
+            assert_eq!(m.gid(), gid, "{:?}", e.path());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "{checked}");
+    // A generated file loosened by hand is tightened again by the next apply that writes it.
+    let f = etc.join("voicemail.d/pbxdesk/tenant-acme-dental.conf");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    rename_ada(ws, &me, "Ada Byron", None).await;
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    // Asterisk running as a group the PBX does not know: stopped before anything changes.
+    *pbx.ast.run_as.lock().unwrap() = ("asterisk".into(), "no-such-group".into());
+    rename_ada(ws, &me, "Ada Lovelace", None).await;
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(
+        rep.failed.as_deref(),
+        Some("file access"),
+        "{:?}",
+        rep.steps
+    );
+    assert!(!rep.steps.iter().any(|s| s.step == "upload"));
 }

@@ -33,7 +33,7 @@ async fn check_reports_each_part_with_a_fix() {
     .unwrap();
     std::fs::write(sshd.etc().join("pjsip.conf"), "[global]\n").unwrap();
     let (ami_addr, _) = start_ami(Behaviour {
-        sessions: vec!["s1"],
+        sessions: vec!["s1", "s11"],
         ..Default::default()
     })
     .await;
@@ -106,6 +106,35 @@ async fn check_reports_each_part_with_a_fix() {
         find(&lines, "AMI").detail.contains("Asterisk 22.10.1"),
         "{lines:?}"
     );
+    // s11: CoreRunGroup is empty (Asterisk runs as root); nothing generated yet.
+    let access = find(&lines, "file access");
+    assert!(
+        access.ok && access.detail.contains("no generated files yet"),
+        "{access:?}"
+    );
+    // A generated file any local user can read is a failing check.
+    std::fs::create_dir_all(sshd.etc().join("pjsip.d/pbxdesk")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let f = sshd.etc().join("pjsip.d/pbxdesk/trunk-x.conf");
+        std::fs::write(&f, "; x\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            sshd.etc().join("pjsip.d/pbxdesk"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        let lines = ws.pbx_check(&me, "pbx1").await.unwrap();
+        let access = find(&lines, "file access");
+        assert!(
+            !access.ok && access.detail.contains("trunk-x.conf (644)"),
+            "{access:?}"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let lines = ws.pbx_check(&me, "pbx1").await.unwrap();
+        assert!(find(&lines, "file access").ok, "{lines:?}");
+        std::fs::remove_dir_all(sshd.etc().join("pjsip.d")).unwrap();
+    }
     let pjsip = find(&lines, "include in pjsip.conf");
     assert!(!pjsip.ok);
     assert!(

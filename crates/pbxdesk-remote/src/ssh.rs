@@ -270,7 +270,7 @@ impl Connection {
     }
 
     /// Replaces (or creates) a file atomically; keeps the mode and owner of the file it
-    /// replaces (a new file gets mode 0644). On any failure the old file is untouched and the
+    /// replaces (a new file gets mode 0640). On any failure the old file is untouched and the
     /// temporary file is removed.
     pub fn write_atomic(&self, path: &str, bytes: &[u8]) -> Result<(), SshError> {
         self.write_files_atomic(&[(path, bytes)])
@@ -297,10 +297,12 @@ impl Connection {
                     rand::random::<u64>()
                 ));
                 let tmp_s = tmp.to_string_lossy().into_owned();
+                // A new file is readable by its owner and group only: generated files hold
+                // trunk passwords and voicemail PINs.
                 let mode = old
                     .as_ref()
                     .and_then(|s| s.perm)
-                    .map_or(0o644, |m| m & 0o7777);
+                    .map_or(0o640, |m| m & 0o7777);
                 let mut f = self
                     .sftp
                     .open_mode(
@@ -414,13 +416,25 @@ impl Connection {
 
     /// Creates a folder and its missing parents over SFTP (no shell started on the PBX).
     pub fn create_dir_all(&self, path: &str) -> Result<(), SshError> {
+        self.create_dir_all_mode(path, 0o700)
+    }
+
+    /// As `create_dir_all`, the folders it creates with `mode` (0750 for folders Asterisk
+    /// must read, e.g. `pjsip.d` and `pjsip.d/pbxdesk`).
+    pub fn create_dir_all_mode(&self, path: &str, mode: i32) -> Result<(), SshError> {
         checked_path(path)?;
         let mut at = String::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
             at.push('/');
             at.push_str(part);
             if self.sftp.stat(Path::new(&at)).is_err() {
-                self.create_dir(&at)?;
+                match self.sftp.mkdir(Path::new(&at), mode) {
+                    Ok(()) => {}
+                    Err(e) => match self.sftp.stat(Path::new(&at)) {
+                        Ok(st) if st.is_dir() => {}
+                        _ => return Err(remote("mkdir", &at, e)),
+                    },
+                }
             }
         }
         Ok(())
@@ -519,6 +533,72 @@ impl Connection {
     pub fn mkdir_p(&self, path: &str) -> Result<(), SshError> {
         checked_path(path)?;
         self.exec(&format!("mkdir -p -- {}", quote(path)), "mkdir")
+    }
+
+    /// The numeric id of a group on the PBX (`getent group NAME`), None when there is none.
+    pub fn group_id(&self, name: &str) -> Result<Option<u32>, SshError> {
+        let ok = (1..=32).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(SshError::Remote {
+                op: "getent",
+                path: name.chars().take(40).collect(),
+                reason: "not a group name".into(),
+            });
+        }
+        // getent exits 2 for a name it does not know.
+        match self.exec_output(&format!("getent group {}", quote(name)), "getent") {
+            Ok(out) => Ok(out
+                .lines()
+                .next()
+                .and_then(|l| l.split(':').nth(2))
+                .and_then(|g| g.trim().parse().ok())),
+            Err(SshError::Remote { reason, .. }) if reason.starts_with("exit 2") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets a file's or folder's mode and, when given, its group (the owner stays).
+    pub fn set_mode(&self, path: &str, mode: u32, gid: Option<u32>) -> Result<(), SshError> {
+        let p = checked_path(path)?;
+        let st = self.sftp.stat(&p).map_err(|e| remote("stat", path, e))?;
+        // SFTP sets owner and group together (either given sends both, a missing one as 0,
+        // i.e. root): the owner is sent back as it is.
+        let (uid, gid) = match (gid, st.uid) {
+            (None, _) => (None, None),
+            (Some(g), Some(u)) => (Some(u), Some(g)),
+            (Some(_), None) => {
+                return Err(SshError::Remote {
+                    op: "set group of",
+                    path: path.into(),
+                    reason: "the server does not report the owner".into(),
+                })
+            }
+        };
+        let stat = ssh2::FileStat {
+            size: None,
+            uid,
+            gid,
+            perm: Some(mode),
+            atime: None,
+            mtime: None,
+        };
+        self.sftp
+            .setstat(&p, stat)
+            .map_err(|e| remote("set mode and group of", path, e))
+    }
+
+    /// A file's or folder's mode bits and group, None when it does not exist.
+    pub fn stat_mode(&self, path: &str) -> Result<Option<(u32, Option<u32>)>, SshError> {
+        let p = checked_path(path)?;
+        match self.sftp.stat(&p) {
+            Ok(st) => Ok(Some((st.perm.unwrap_or(0) & 0o7777, st.gid))),
+            Err(e) if is_no_such_file(&e) => Ok(None),
+            Err(e) => Err(remote("stat", path, e)),
+        }
     }
 
     /// Free space, in KiB, on the filesystem holding `path` (`df -Pk`).

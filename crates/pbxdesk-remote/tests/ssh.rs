@@ -63,9 +63,10 @@ fn sftp_reads_writes_atomically_and_keeps_mode() {
     assert_eq!(c.read_file(path).unwrap(), None, "absent is not an error");
     c.write_atomic(path, b"[general]\n").unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), b"[general]\n");
+    // A new file: owner and group only (generated files hold secrets).
     assert_eq!(
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-        0o644
+        0o640
     );
     // Replacing an existing file (a plain SFTP v3 rename would fail here) keeps its mode.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();

@@ -178,12 +178,33 @@ fn read_product_files(c: &Connection, dir: &str) -> Result<BTreeMap<String, Stri
     Ok(out)
 }
 
-/// Writes `files` (relative path -> content; `None` removes) in one batch.
-fn write_files(c: &Connection, dir: &str, files: &BTreeMap<String, Option<String>>) -> Result<()> {
+/// Who may read the generated files on the PBX: their owner (the SSH user) and Asterisk's
+/// group, nobody else (they hold trunk passwords and voicemail PINs). `gid` None: Asterisk
+/// runs as root (CoreRunGroup empty, capture s11), which reads them anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileAccess {
+    pub gid: Option<u32>,
+}
+
+pub(crate) const GENERATED_DIR_MODE: u32 = 0o750;
+pub(crate) const GENERATED_FILE_MODE: u32 = 0o640;
+
+/// Writes `files` (relative path -> content; `None` removes) in one batch, then gives the
+/// generated folders and files their modes and Asterisk's group (before any reload reads them).
+fn write_files(
+    c: &Connection,
+    dir: &str,
+    files: &BTreeMap<String, Option<String>>,
+    access: Option<FileAccess>,
+) -> Result<()> {
     for sub in [DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR] {
         if files.iter().any(|(p, t)| t.is_some() && p.starts_with(sub)) {
-            c.create_dir_all(&format!("{dir}/{sub}"))
+            c.create_dir_all_mode(&format!("{dir}/{sub}"), GENERATED_DIR_MODE as i32)
                 .map_err(conflict)?;
+            if let Some(a) = access {
+                c.set_mode(&format!("{dir}/{sub}"), GENERATED_DIR_MODE, a.gid)
+                    .map_err(conflict)?;
+            }
         }
     }
     let writes: Vec<(String, Vec<u8>)> = files
@@ -199,6 +220,12 @@ fn write_files(c: &Connection, dir: &str, files: &BTreeMap<String, Option<String
         .collect();
     if !refs.is_empty() {
         c.write_files_atomic(&refs).map_err(conflict)?;
+    }
+    if let Some(a) = access {
+        for (p, _) in &writes {
+            c.set_mode(p, GENERATED_FILE_MODE, a.gid)
+                .map_err(conflict)?;
+        }
     }
     for (p, t) in files {
         if t.is_none() {
@@ -438,7 +465,7 @@ fn restore_files(
             todo.insert(p.clone(), want.clone());
         }
     }
-    write_files(c, dir, &todo)?;
+    write_files(c, dir, &todo, None)?;
     Ok(todo.len())
 }
 
@@ -1025,6 +1052,52 @@ impl Workspace {
             }
         };
         steps.done("connect AMI", t, true, "");
+
+        // The group Asterisk runs as (CoreSettings, no command class): the generated folders
+        // and files are made readable by it and by nobody else but their owner.
+        let t = Instant::now();
+        let group = client.core_settings().await.ok().and_then(|m| {
+            m.get("CoreRunGroup")
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+        });
+        let access = match &group {
+            None => FileAccess { gid: None },
+            Some(g) => {
+                let found = blocking({
+                    let (c, g) = (conn.clone(), g.clone());
+                    move || c.group_id(&g)
+                })
+                .await
+                .map_err(|e| Failed {
+                    step: format!("internal error: {e}"),
+                    touched: false,
+                })?;
+                match found {
+                    Ok(Some(gid)) => FileAccess { gid: Some(gid) },
+                    Ok(None) | Err(_) => {
+                        steps.done(
+                            "file access",
+                            t,
+                            false,
+                            format!("Asterisk runs as group {g}, which the PBX does not know (getent group {g})"),
+                        );
+                        let _ = client.logoff().await;
+                        return Err(Failed::before("file access"));
+                    }
+                }
+            }
+        };
+        steps.done(
+            "file access",
+            t,
+            true,
+            match &group {
+                Some(g) => format!("folders 0750, files 0640, group {g} (Asterisk's)"),
+                None => "folders 0750, files 0640 (Asterisk runs as root)".to_owned(),
+            },
+        );
         let t = Instant::now();
         let wanted = realtime_devices(rendered);
         let (_db_tunnel, rt) = match self.open_realtime(job).await {
@@ -1125,7 +1198,7 @@ impl Workspace {
         let t = Instant::now();
         let up = blocking({
             let (c, d, files) = (conn.clone(), dir.to_owned(), upload.clone());
-            move || write_files(&c, &d, &files)
+            move || write_files(&c, &d, &files, Some(access))
         })
         .await
         .map_err(|e| Failed {

@@ -246,6 +246,8 @@ impl Workspace {
                 }
             }
         };
+        // The group Asterisk runs as: Some(None) when it runs as root, None when unknown.
+        let mut run_group: Option<Option<String>> = None;
         match (&pbx.ami_user, ami_secret) {
             (Some(user), Some(secret)) => match endpoint(pbx.ami_via, pbx.ami_port) {
                 Ok((_tunnel, addr)) => {
@@ -258,6 +260,12 @@ impl Workspace {
                             // CoreSettings needs only system/reporting; `core show version` (the
                             // command class) is the fallback for a user allowed that instead.
                             let settings = client.core_settings().await.ok();
+                            run_group = settings.as_ref().map(|m| {
+                                m.get("CoreRunGroup")
+                                    .map(str::trim)
+                                    .filter(|g| !g.is_empty())
+                                    .map(str::to_owned)
+                            });
                             let version =
                                 match settings.as_ref().and_then(|m| m.get("AsteriskVersion")) {
                                     Some(v) => Some(format!("Asterisk {v}")),
@@ -303,6 +311,7 @@ impl Workspace {
                 )),
             )),
         }
+        out.push(file_access_line(&conn, &dir, run_group).await?);
         match &pbx.db_user {
             Some(user) => {
                 match endpoint(pbx.db_via, pbx.db_port) {
@@ -344,4 +353,90 @@ impl Workspace {
         }
         Ok(out)
     }
+}
+
+/// Whether the generated folders and files are readable by their owner and Asterisk's group
+/// only (they hold trunk passwords and voicemail PINs; an apply sets 0750 / 0640).
+async fn file_access_line(
+    conn: &std::sync::Arc<Connection>,
+    dir: &str,
+    run_group: Option<Option<String>>,
+) -> Result<CheckLine> {
+    use pbxdesk_render::pbx::{DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR};
+    const ITEM: &str = "file access";
+    let Some(group) = run_group else {
+        return Ok(line(
+            ITEM,
+            false,
+            "unknown: AMI did not say which group Asterisk runs as (CoreSettings)",
+            Some("fix the AMI line above"),
+        ));
+    };
+    let (c, d, g) = (conn.clone(), dir.to_owned(), group.clone());
+    let found = blocking(
+        move || -> std::result::Result<(Option<u32>, Vec<String>, usize), String> {
+            let gid = match &g {
+                Some(name) => match c.group_id(name).map_err(|e| e.to_string())? {
+                    Some(gid) => Some(gid),
+                    None => {
+                        return Err(format!(
+                            "Asterisk runs as group {name}, which the PBX does not know"
+                        ))
+                    }
+                },
+                None => None,
+            };
+            let mut wrong = Vec::new();
+            let mut seen = 0;
+            for sub in [DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR] {
+                let folder = format!("{d}/{sub}");
+                let Some((mode, fgid)) = c.stat_mode(&folder).map_err(|e| e.to_string())? else {
+                    continue;
+                };
+                seen += 1;
+                if mode & 0o007 != 0 || mode & 0o050 != 0o050 || (gid.is_some() && fgid != gid) {
+                    wrong.push(format!("{sub} ({mode:o})"));
+                }
+                for name in c.list_dir(&folder).map_err(|e| e.to_string())? {
+                    if !name.ends_with(".conf") {
+                        continue;
+                    }
+                    let p = format!("{folder}/{name}");
+                    if let Some((mode, fgid)) = c.stat_mode(&p).map_err(|e| e.to_string())? {
+                        seen += 1;
+                        if mode & 0o007 != 0 || (gid.is_some() && fgid != gid) {
+                            wrong.push(format!("{sub}/{name} ({mode:o})"));
+                        }
+                    }
+                }
+            }
+            Ok((gid, wrong, seen))
+        },
+    )
+    .await?;
+    let who = match &group {
+        Some(g) => format!("group {g} (Asterisk's)"),
+        None => "Asterisk (it runs as root)".to_owned(),
+    };
+    Ok(match found {
+        Err(e) => line(ITEM, false, e, Some("check `runuser`/`rungroup` in asterisk.conf")),
+        Ok((_, _, 0)) => line(
+            ITEM,
+            true,
+            format!("no generated files yet; an apply creates them readable by their owner and {who} only (0750 / 0640)"),
+            None,
+        ),
+        Ok((_, wrong, n)) if wrong.is_empty() => line(
+            ITEM,
+            true,
+            format!("{n} generated folder(s) and file(s), readable by their owner and {who} only"),
+            None,
+        ),
+        Ok((_, wrong, _)) => line(
+            ITEM,
+            false,
+            format!("readable by others, or not by {who}: {}", wrong.join(", ")),
+            Some("the next apply sets folders 0750 and files 0640 with Asterisk's group"),
+        ),
+    })
 }

@@ -384,6 +384,9 @@ pub struct AsteriskDouble {
     /// A context the next dialplan load drops, as a parse error in an included file does
     /// while the reload still answers Success (s4).
     pub drop_next: Arc<Mutex<Option<String>>>,
+    /// The user and group Asterisk runs as (CoreSettings `CoreRunUser`/`CoreRunGroup`; empty,
+    /// as captured in s11, when it runs as root).
+    pub run_as: Arc<Mutex<(String, String)>>,
     state: Arc<State>,
 }
 
@@ -400,6 +403,7 @@ struct State {
     /// (`pjsip_show_endpoints_after_insert_no_reload.txt`,
     /// `pjsip_show_endpoints_101_registered_inserted_after_reload.txt`).
     pjsip_loaded: Mutex<BTreeSet<String>>,
+    run_as: Arc<Mutex<(String, String)>>,
     /// sorcery.conf as it was when the double started: Asterisk reads it at start only.
     sorcery: Option<String>,
     /// The config files' objects sorcery lets in, as of the last res_pjsip load.
@@ -604,6 +608,7 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hold = Arc::new(AtomicBool::new(false));
     let drop_next = Arc::new(Mutex::new(None));
+    let run_as = Arc::new(Mutex::new((String::new(), String::new())));
     let state = Arc::new(State {
         drop_next: drop_next.clone(),
         etc: etc.clone(),
@@ -613,6 +618,7 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
         realtime: Mutex::new(None),
         pjsip_loaded: Mutex::new(BTreeSet::new()),
         sorcery: std::fs::read_to_string(etc.join("sorcery.conf")).ok(),
+        run_as: run_as.clone(),
         files: Mutex::new(FileObjects::default()),
     });
     state.load_files();
@@ -704,6 +710,12 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                                 seen.lock().unwrap().push("PJSIPShowEndpoints".into());
                                 endpoint_list(&state, &id).await
                             }
+                            "CoreSettings" => {
+                                seen.lock().unwrap().push("CoreSettings".into());
+                                let (user, group) = state.run_as.lock().unwrap().clone();
+                                // s11_core_idle_03.
+                                format!("Response: Success\r\nActionID: {id}\r\nAMIversion: 11.0.0\r\nAsteriskVersion: 22.10.1\r\nSystemName: \r\nCoreMaxCalls: 0\r\nCoreMaxLoadAvg: 0.000000\r\nCoreRunUser: {user}\r\nCoreRunGroup: {group}\r\nCoreMaxFilehandles: 0\r\nCoreRealTimeEnabled: Yes\r\nCoreCDRenabled: Yes\r\nCoreHTTPenabled: No\r\nSoundsSearchCustomDir: No\r\n\r\n").into_bytes()
+                            }
                             "PJSIPShowEndpoint" => {
                                 let name = req.get("Endpoint").unwrap_or("").to_owned();
                                 seen.lock().unwrap().push(format!("PJSIPShowEndpoint:{name}"));
@@ -750,6 +762,7 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
         etc,
         hold_reloads: hold,
         drop_next,
+        run_as,
         state,
     }
 }
