@@ -879,3 +879,92 @@ async fn generated_files_are_readable_by_asterisks_group_only() {
     );
     assert!(!rep.steps.iter().any(|s| s.step == "upload"));
 }
+
+/// What the render names must exist and load on the PBX: a TLS trunk on a PBX without a TLS
+/// transport is refused before anything changes (naming the transport and who uses it), and
+/// applies once the PBX has one; voicemail boxes are verified loaded by app_voicemail (an
+/// include line commented out by hand passes the include check but loads nothing: rolled back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transports_exist_and_voicemail_is_verified_loaded() {
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "transports").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let trunk = ws
+        .trunk_list(&me, Some("demo-pbx"))
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    ws.trunk_update(
+        &me,
+        "demo-pbx",
+        &trunk.name,
+        &pbxdesk_core::model::TrunkPatch {
+            transport: Some(pbxdesk_core::domain::Transport::Tls),
+            port: Some(5061),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.failed.as_deref(), Some("transports"), "{:?}", rep.steps);
+    let step = rep.steps.iter().find(|s| s.step == "transports").unwrap();
+    assert!(
+        step.detail.contains("transport-tls")
+            && step
+                .detail
+                .contains(&format!("pbxdesk-trunk-{}", trunk.name))
+            && step.detail.contains("transport-udp (udp)"),
+        "{step:?}"
+    );
+    assert!(product_files(&etc).is_empty(), "nothing uploaded");
+
+    // The PBX gets a TLS transport (res_pjsip loads it): the apply goes through.
+    let pjsip = std::fs::read_to_string(etc.join("pjsip.conf")).unwrap();
+    std::fs::write(
+        etc.join("pjsip.conf"),
+        format!(
+            "{pjsip}\n[transport-tls]\ntype = transport\nprotocol = tls\nbind = 127.0.0.1:5061\n"
+        ),
+    )
+    .unwrap();
+    assert!(pbx.ast.reload_module("res_pjsip").await);
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let file =
+        std::fs::read_to_string(etc.join(format!("pjsip.d/pbxdesk/trunk-{}.conf", trunk.name)))
+            .unwrap();
+    assert!(
+        file.contains("transport = transport-tls") && file.contains(";transport=tls"),
+        "{file}"
+    );
+    let vm = rep
+        .steps
+        .iter()
+        .find(|s| s.step == "verify voicemail")
+        .unwrap();
+    assert!(vm.ok && vm.detail.contains("mailbox(es) loaded"), "{vm:?}");
+
+    // voicemail.conf's include line commented out by hand (a block comment): present to the
+    // include check, ignored by app_voicemail. The next change to the boxes is rolled back.
+    let main = std::fs::read_to_string(etc.join("voicemail.conf")).unwrap();
+    let line = "#tryinclude voicemail.d/pbxdesk/*.conf";
+    std::fs::write(
+        etc.join("voicemail.conf"),
+        main.replace(line, &format!(";--\n{line}\n--;")),
+    )
+    .unwrap();
+    let before = product_files(&etc);
+    rename_ada(ws, &me, "Ada Voicemail", None).await;
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::RolledBack, "{:?}", rep.steps);
+    assert_eq!(rep.failed.as_deref(), Some("verify voicemail"));
+    assert_eq!(product_files(&etc), before, "exactly the old files");
+}

@@ -106,6 +106,10 @@ async fn check_reports_each_part_with_a_fix() {
         find(&lines, "AMI").detail.contains("Asterisk 22.10.1"),
         "{lines:?}"
     );
+    // The replayed captures have no `pjsip show transports` over AMI: the line says it
+    // cannot list them, and how to fix it.
+    let transports = find(&lines, "transports");
+    assert!(!transports.ok && transports.fix.is_some(), "{transports:?}");
     // s11: CoreRunGroup is empty (Asterisk runs as root); nothing generated yet.
     let access = find(&lines, "file access");
     assert!(

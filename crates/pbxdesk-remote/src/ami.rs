@@ -277,6 +277,21 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The transports `pjsip show transports` lists, as (name, protocol): a line
+/// `Transport:  transport-udp   udp   0   0  127.0.0.1:5060` each (the header line, with
+/// `<TransportId...>`, is not one; cli/pjsip_show_transports.txt, Asterisk 22.10.1).
+pub fn parse_pjsip_transports(lines: &[String]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("Transport:")?;
+            let mut parts = rest.split_whitespace();
+            let (name, proto) = (parts.next()?, parts.next()?);
+            (!name.starts_with('<')).then(|| (name.to_owned(), proto.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
 /// What `dialplan show CONTEXT` reports for one context: the summary line Asterisk prints
 /// under it (capture s3_reload_ok_04: `-= 2 extensions (6 priorities) in 1 context. =-`;
 /// `cli/dialplan_show_pbx_generated.txt`: `-= 1 extension (4 priorities) ...`).
@@ -621,6 +636,37 @@ impl Client {
         ))
     }
 
+    /// The PJSIP transports Asterisk runs, as (name, protocol) (`pjsip show transports`
+    /// through Command; there is no AMI list action for transports).
+    pub async fn pjsip_transports(&self) -> Result<Vec<(String, String)>, AmiError> {
+        let out = self.command("pjsip show transports").await?;
+        if !out.ok {
+            return Err(AmiError::ActionFailed {
+                action: "Command pjsip show transports".into(),
+                message: out.lines.first().cloned().unwrap_or_default(),
+            });
+        }
+        Ok(parse_pjsip_transports(&out.lines))
+    }
+
+    /// The voicemail boxes app_voicemail loaded, as (context, mailbox) (`VoicemailUsersList`,
+    /// one `VoicemailUserEntry` event each with `VMContext` and `VoiceMailbox`; no capture:
+    /// from Asterisk's documentation and source).
+    pub async fn voicemail_boxes(&self) -> Result<Vec<(String, String)>, AmiError> {
+        let reply = self.send(&Action::new("VoicemailUsersList")?).await?;
+        Ok(reply
+            .events
+            .iter()
+            .filter(|m| m.get("Event") == Some("VoicemailUserEntry"))
+            .filter_map(|m| {
+                Some((
+                    m.get("VMContext")?.to_owned(),
+                    m.get("VoiceMailbox")?.to_owned(),
+                ))
+            })
+            .collect())
+    }
+
     /// Asterisk's version and settings (`AsteriskVersion`, `SystemName`, …) without the
     /// `command` class.
     pub async fn core_settings(&self) -> Result<Message, AmiError> {
@@ -773,6 +819,18 @@ mod tests {
         }
         assert_eq!(n, 50_000);
         assert!(p.examined() <= 2 * many.len());
+    }
+
+    #[test]
+    fn transports_are_read_as_asterisk_22_prints_them() {
+        // cli/pjsip_show_transports.txt (Asterisk 22.10.1).
+        let text = "\nTransport:  <TransportId........>  <Type>  <cos>  <tos>  <BindAddress....................>\n==========================================================================================\n\nTransport:  transport-udp             udp      0      0  127.0.0.1:5060\n\nObjects found: 1\n";
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        assert_eq!(
+            parse_pjsip_transports(&lines),
+            vec![("transport-udp".to_owned(), "udp".to_owned())]
+        );
+        assert!(parse_pjsip_transports(&["No objects found.".to_owned()]).is_empty());
     }
 
     #[test]

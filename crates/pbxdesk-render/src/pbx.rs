@@ -1022,6 +1022,53 @@ pub fn rendered_trunks(r: &Rendered) -> Vec<RenderedTrunk> {
         .collect()
 }
 
+/// The pjsip.conf transports the render names, with who uses each (device endpoints and
+/// trunks): they must exist on the PBX, or those phones and trunks fail at their first packet.
+pub fn rendered_transports(r: &Rendered) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &r.realtime {
+        if let Some(t) = &e.transport {
+            out.entry(t.clone()).or_default().push(e.id.clone());
+        }
+    }
+    for k in rendered_trunks(r) {
+        let path = format!(
+            "{PJSIP_DIR}/trunk-{}.conf",
+            k.endpoint.trim_start_matches("pbxdesk-trunk-")
+        );
+        if let Some(text) = r.files.get(&path) {
+            for t in text.lines().filter_map(|l| l.strip_prefix("transport = ")) {
+                let users = out.entry(t.trim().to_owned()).or_default();
+                if !users.contains(&k.endpoint) {
+                    users.push(k.endpoint.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The voicemail boxes the render defines, as (context, mailbox).
+pub fn rendered_mailboxes(r: &Rendered) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, text) in &r.files {
+        if !path.starts_with(VOICEMAIL_DIR) {
+            continue;
+        }
+        let mut ctx = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix('[') {
+                ctx = rest.trim_end_matches(']').to_owned();
+            } else if let Some((mailbox, _)) = line.split_once(" => ") {
+                if !ctx.is_empty() && !line.starts_with(';') {
+                    out.push((ctx.clone(), mailbox.trim().to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `"Name" <EXT>` within the column's 40 characters; quotes, angle brackets and backslashes are
 /// dropped from the name (they would end it).
 pub fn callerid(name: &str, ext: u32) -> String {

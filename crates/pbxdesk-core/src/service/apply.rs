@@ -14,7 +14,10 @@ use pbxdesk_remote::ami;
 use pbxdesk_remote::realtime::{Credential, Device, Realtime};
 use pbxdesk_remote::ssh::Connection;
 use pbxdesk_remote::tunnel::Tunnel;
-use pbxdesk_render::pbx::{rendered_trunks, DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR};
+use pbxdesk_render::pbx::{
+    rendered_mailboxes, rendered_transports, rendered_trunks, DIALPLAN_DIR, PJSIP_DIR,
+    VOICEMAIL_DIR,
+};
 use pbxdesk_render::sorcery;
 use pbxdesk_render::{Diff, Finding, Rendered, Touched};
 use secrecy::SecretString;
@@ -1098,6 +1101,56 @@ impl Workspace {
                 None => "folders 0750, files 0640 (Asterisk runs as root)".to_owned(),
             },
         );
+
+        // Every transport the render names must exist on the PBX: a device or trunk set to
+        // transport-tls on a PBX without one would fail at its first packet (or run over UDP).
+        let needed = rendered_transports(rendered);
+        if !needed.is_empty() {
+            let t2 = Instant::now();
+            let have = client.pjsip_transports().await.map_err(|e| e.to_string());
+            let missing: Vec<String> = match &have {
+                Ok(have) => needed
+                    .iter()
+                    .filter(|(n, _)| !have.iter().any(|(h, _)| h == *n))
+                    .map(|(n, users)| {
+                        format!(
+                            "{n} (used by {})",
+                            users.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    })
+                    .collect(),
+                Err(e) => vec![format!("cannot list them: {e}")],
+            };
+            if missing.is_empty() {
+                steps.done(
+                    "transports",
+                    t2,
+                    true,
+                    needed.keys().cloned().collect::<Vec<_>>().join(", "),
+                );
+            } else {
+                let has = have
+                    .map(|h| {
+                        h.into_iter()
+                            .map(|(n, p)| format!("{n} ({p})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                steps.done(
+                    "transports",
+                    t2,
+                    false,
+                    format!(
+                        "the PBX has no transport {}; it has: {}. add the transport to pjsip.conf (type = transport, protocol = tcp or tls) and reload res_pjsip (or restart Asterisk), or set those devices and trunks to a transport the PBX has",
+                        missing.join(", "),
+                        if has.is_empty() { "none".to_owned() } else { has }
+                    ),
+                );
+                let _ = client.logoff().await;
+                return Err(Failed::before("transports"));
+            }
+        }
         let t = Instant::now();
         let wanted = realtime_devices(rendered);
         let (_db_tunnel, rt) = match self.open_realtime(job).await {
@@ -1280,6 +1333,50 @@ impl Workspace {
                 Err(e) => {
                     steps.done("verify endpoints", t, false, e);
                     failed = Some("verify endpoints");
+                }
+            }
+        }
+        if failed.is_none() {
+            let want = rendered_mailboxes(rendered);
+            if !want.is_empty() {
+                let t = Instant::now();
+                match client.voicemail_boxes().await {
+                    Ok(have) => {
+                        let missing: Vec<String> = want
+                            .iter()
+                            .filter(|w| !have.contains(w))
+                            .map(|(c, b)| format!("{b}@{c}"))
+                            .collect();
+                        if missing.is_empty() {
+                            steps.done(
+                                "verify voicemail",
+                                t,
+                                true,
+                                format!("{} mailbox(es) loaded", want.len()),
+                            );
+                        } else {
+                            steps.done(
+                                "verify voicemail",
+                                t,
+                                false,
+                                format!(
+                                    "{} mailbox(es) not loaded by app_voicemail, e.g. {}",
+                                    missing.len(),
+                                    missing
+                                        .iter()
+                                        .take(5)
+                                        .cloned()
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            );
+                            failed = Some("verify voicemail");
+                        }
+                    }
+                    Err(e) => {
+                        steps.done("verify voicemail", t, false, e.to_string());
+                        failed = Some("verify voicemail");
+                    }
                 }
             }
         }

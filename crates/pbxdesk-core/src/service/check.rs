@@ -248,6 +248,7 @@ impl Workspace {
         };
         // The group Asterisk runs as: Some(None) when it runs as root, None when unknown.
         let mut run_group: Option<Option<String>> = None;
+        let mut transports = None;
         match (&pbx.ami_user, ami_secret) {
             (Some(user), Some(secret)) => match endpoint(pbx.ami_via, pbx.ami_port) {
                 Ok((_tunnel, addr)) => {
@@ -276,6 +277,7 @@ impl Workspace {
                                         .filter(|o| o.ok)
                                         .and_then(|o| o.lines.into_iter().next()),
                                 };
+                            transports = Some(client.pjsip_transports().await);
                             let _ = client.logoff().await;
                             out.push(line(
                                 "AMI",
@@ -312,6 +314,45 @@ impl Workspace {
             )),
         }
         out.push(file_access_line(&conn, &dir, run_group).await?);
+        // The transports the workspace's devices and trunks name must exist on the PBX.
+        if let Some(have) = transports {
+            let needed = self
+                .pbx_render(actor, name, false)
+                .await
+                .map(|r| pbxdesk_render::pbx::rendered_transports(&r))
+                .unwrap_or_default();
+            out.push(match have {
+                Err(e) => line(
+                    "transports",
+                    false,
+                    format!("cannot list them (`pjsip show transports`): {e}"),
+                    Some("give the AMI user the command class (write = command)"),
+                ),
+                Ok(have) => {
+                    let listed: Vec<String> =
+                        have.iter().map(|(n, p)| format!("{n} ({p})")).collect();
+                    let missing: Vec<String> = needed
+                        .iter()
+                        .filter(|(n, _)| !have.iter().any(|(h, _)| h == *n))
+                        .map(|(n, users)| format!("{n}, used by {}", users.iter().take(3).cloned().collect::<Vec<_>>().join(", ")))
+                        .collect();
+                    let detail = format!(
+                        "the PBX has {}",
+                        if listed.is_empty() { "no transport".to_owned() } else { listed.join(", ") }
+                    );
+                    if missing.is_empty() {
+                        line("transports", true, detail, None)
+                    } else {
+                        line(
+                            "transports",
+                            false,
+                            format!("{detail}; missing: {}", missing.join("; ")),
+                            Some("add the transport to pjsip.conf (type = transport, protocol = tcp or tls), or set those devices and trunks to a transport the PBX has"),
+                        )
+                    }
+                }
+            });
+        }
         match &pbx.db_user {
             Some(user) => {
                 match endpoint(pbx.db_via, pbx.db_port) {

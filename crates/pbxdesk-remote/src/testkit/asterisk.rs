@@ -261,6 +261,8 @@ pub struct FileObjects {
     pub registrations: Vec<(String, String, String)>,
     /// name, endpoint, match.
     pub identifies: Vec<(String, String, String)>,
+    /// name, protocol, bind.
+    pub transports: Vec<(String, String, String)>,
 }
 
 /// Reads pjsip.conf and its `#include`/`#tryinclude` globs as res_pjsip's config wizard does:
@@ -306,12 +308,87 @@ pub fn load_pjsip_files(etc: &Path) -> FileObjects {
                         .push((name, get("server_uri"), get("client_uri")))
                 }
                 Some("identify") => out.identifies.push((name, get("endpoint"), get("match"))),
+                Some("transport") => out.transports.push((name, get("protocol"), get("bind"))),
                 _ => {}
             }
         }
     }
     let mut out = FileObjects::default();
     file(etc, &etc.join("pjsip.conf"), &mut out, 0);
+    out
+}
+
+/// The mailboxes app_voicemail loads from voicemail.conf and its includes, as (context,
+/// mailbox, full name, e-mail): `NNN => pin,name,email,…` lines outside `[general]` and
+/// `[zonemessages]`.
+pub fn load_voicemail(etc: &Path) -> Vec<(String, String, String, String)> {
+    fn file(
+        etc: &Path,
+        path: &Path,
+        ctx: &mut String,
+        out: &mut Vec<(String, String, String, String)>,
+        depth: usize,
+    ) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let mut in_block = false;
+        for raw in text.lines() {
+            let line = strip_comment(raw, &mut in_block);
+            let t = line.trim();
+            if let Some(rest) = t
+                .strip_prefix("#include")
+                .or_else(|| t.strip_prefix("#tryinclude"))
+            {
+                if depth < 10 {
+                    for f in glob(etc, rest.trim().trim_matches('"')) {
+                        file(etc, &f, ctx, out, depth + 1);
+                    }
+                }
+            } else if let Some(rest) = t.strip_prefix('[') {
+                if let Some(end) = rest.find(']') {
+                    *ctx = rest[..end].to_owned();
+                }
+            } else if let Some((k, v)) = t.split_once("=>") {
+                if ctx.is_empty() || ctx == "general" || ctx == "zonemessages" {
+                    continue;
+                }
+                let f: Vec<&str> = v.split(',').map(str::trim).collect();
+                out.push((
+                    ctx.clone(),
+                    k.trim().to_owned(),
+                    f.get(1).copied().unwrap_or("").to_owned(),
+                    f.get(2).copied().unwrap_or("").to_owned(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    file(
+        etc,
+        &etc.join("voicemail.conf"),
+        &mut String::new(),
+        &mut out,
+        0,
+    );
+    out
+}
+
+/// `pjsip show transports` as cli/pjsip_show_transports.txt prints it.
+fn transports_cli(transports: &[(String, String, String)]) -> Vec<String> {
+    let mut out = vec![
+        String::new(),
+        "Transport:  <TransportId........>  <Type>  <cos>  <tos>  <BindAddress....................>".to_owned(),
+        "==========================================================================================".to_owned(),
+        String::new(),
+    ];
+    for (name, proto, bind) in transports {
+        out.push(format!(
+            "Transport:  {name:<25} {proto:<8} 0      0  {bind}"
+        ));
+    }
+    out.push(String::new());
+    out.push(format!("Objects found: {}", transports.len()));
     out
 }
 
@@ -408,6 +485,8 @@ struct State {
     sorcery: Option<String>,
     /// The config files' objects sorcery lets in, as of the last res_pjsip load.
     files: Mutex<FileObjects>,
+    /// The mailboxes app_voicemail loaded (at start and at its reload).
+    voicemail: Mutex<Vec<(String, String, String, String)>>,
 }
 
 impl State {
@@ -435,6 +514,8 @@ impl State {
             } else {
                 Vec::new()
             },
+            // Transports always come from pjsip.conf.
+            transports: all.transports,
         };
         *self.files.lock().unwrap() = loaded;
     }
@@ -468,6 +549,10 @@ impl State {
                 let ids = self.endpoint_ids().await;
                 *self.pjsip_loaded.lock().unwrap() = ids.into_iter().collect();
                 self.load_files();
+                true
+            }
+            "app_voicemail" => {
+                *self.voicemail.lock().unwrap() = load_voicemail(&self.etc);
                 true
             }
             _ => true,
@@ -555,6 +640,11 @@ async fn registrations_outbound(state: &State, id: &str) -> Vec<u8> {
 }
 
 impl AsteriskDouble {
+    /// `module reload MODULE`, as a technician would run it on the PBX.
+    pub async fn reload_module(&self, module: &str) -> bool {
+        self.state.reload(module).await
+    }
+
     /// The PJSIP file objects the double has loaded now (after sorcery's say).
     pub fn loaded_file_objects(&self) -> FileObjects {
         self.state.files.lock().unwrap().clone()
@@ -620,6 +710,7 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
         sorcery: std::fs::read_to_string(etc.join("sorcery.conf")).ok(),
         run_as: run_as.clone(),
         files: Mutex::new(FileObjects::default()),
+        voicemail: Mutex::new(load_voicemail(&etc)),
     });
     state.load_files();
     // The control socket: one command line per connection, its output, then close.
@@ -716,6 +807,20 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                                 // s11_core_idle_03.
                                 format!("Response: Success\r\nActionID: {id}\r\nAMIversion: 11.0.0\r\nAsteriskVersion: 22.10.1\r\nSystemName: \r\nCoreMaxCalls: 0\r\nCoreMaxLoadAvg: 0.000000\r\nCoreRunUser: {user}\r\nCoreRunGroup: {group}\r\nCoreMaxFilehandles: 0\r\nCoreRealTimeEnabled: Yes\r\nCoreCDRenabled: Yes\r\nCoreHTTPenabled: No\r\nSoundsSearchCustomDir: No\r\n\r\n").into_bytes()
                             }
+                            "VoicemailUsersList" => {
+                                seen.lock().unwrap().push("VoicemailUsersList".into());
+                                let boxes = state.voicemail.lock().unwrap().clone();
+                                if boxes.is_empty() {
+                                    reply(&id, true, "There are no voicemail users currently defined.", &[])
+                                } else {
+                                    let mut s = format!("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Voicemail user list will follow\r\n\r\n");
+                                    for (c, b, n, e) in &boxes {
+                                        s.push_str(&format!("Event: VoicemailUserEntry\r\nActionID: {id}\r\nVMContext: {c}\r\nVoiceMailbox: {b}\r\nFullname: {n}\r\nEmail: {e}\r\n\r\n"));
+                                    }
+                                    s.push_str(&format!("Event: VoicemailUserEntryComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\n\r\n", boxes.len()));
+                                    s.into_bytes()
+                                }
+                            }
                             "PJSIPShowEndpoint" => {
                                 let name = req.get("Endpoint").unwrap_or("").to_owned();
                                 seen.lock().unwrap().push(format!("PJSIPShowEndpoint:{name}"));
@@ -728,7 +833,10 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                             "Command" => {
                                 let cmd = req.get("Command").unwrap_or("").to_owned();
                                 seen.lock().unwrap().push(format!("Command:{cmd}"));
-                                if let Some(ctx) = cmd.strip_prefix("dialplan show ") {
+                                if cmd == "pjsip show transports" {
+                                    let t = state.files.lock().unwrap().transports.clone();
+                                    reply(&id, true, "Command output follows", &transports_cli(&t))
+                                } else if let Some(ctx) = cmd.strip_prefix("dialplan show ") {
                                     let (ok, lines) = dialplan_show(&plan.lock().unwrap(), ctx.trim());
                                     reply(&id, ok, "Command output follows", &lines)
                                 } else if cmd == "dialplan reload" {
