@@ -379,6 +379,32 @@ async fn tenant_admin_is_confined_to_its_tenants(h: &Harness) {
         .await
         .unwrap_err(),
     );
+    // Another tenant's number: "not found", as a number nobody has; never its tenant's name.
+    ws.did_add(
+        &me,
+        &NewDid {
+            tenant: "globex".into(),
+            number: "+41445550999".into(),
+            country: None,
+            label: None,
+            destination: "hangup".into(),
+            trunk: None,
+        },
+    )
+    .await
+    .unwrap();
+    let theirs = ws.did_remove(&ta, "+41445550999").await.unwrap_err();
+    let nobody = ws.did_remove(&ta, "+41445550998").await.unwrap_err();
+    assert_eq!(theirs.code(), ErrorCode::NotFound, "{theirs}");
+    assert_eq!(
+        theirs.to_string().replace("999", "998"),
+        nobody.to_string(),
+        "{theirs}"
+    );
+    assert!(ws
+        .did_update(&ta, "+41445550999", &DidPatch::default())
+        .await
+        .is_err());
     hidden(
         ws.audit_list(
             &ta,

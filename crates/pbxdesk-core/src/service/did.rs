@@ -178,11 +178,16 @@ impl Workspace {
     /// A DID by its number (any common form is accepted if it is already E.164).
     async fn did_by_number(&self, actor: &Actor, number: &str) -> Result<(Did, TenantKey)> {
         let n = E164::parse(number)?;
-        let rows: Vec<DidRow> = sqlx::query_as(&format!("{DID_SELECT} WHERE d.number = $1"))
+        let mut rows: Vec<DidRow> = sqlx::query_as(&format!("{DID_SELECT} WHERE d.number = $1"))
             .bind(n.as_str())
             .fetch_all(self.store.pool())
             .await
             .map_err(db_error)?;
+        // A tenant_admin sees its own tenants' numbers only: another tenant's is "not found",
+        // like one that does not exist (never "tenant globex not found").
+        if !actor.sees_all_tenants() {
+            rows.retain(|r| actor.tenant_ids().contains(&r.6));
+        }
         match rows.len() {
             0 => Err(Error::not_found("DID", n)),
             1 => {
