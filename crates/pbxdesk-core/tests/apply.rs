@@ -226,6 +226,18 @@ async fn drift_and_locks_are_respected() {
     writer.join().unwrap();
     assert!(e.to_string().contains("bob"), "{e}");
     assert!(product_files(&etc).is_empty());
+    // The same with the note created but still empty (its write not landed yet): held too.
+    // Read as a lock from 1970, it was broken as stale and two applies ran at once.
+    std::fs::write(etc.join(".pbxdesk-apply.lock/owner"), "").unwrap();
+    let note = etc.join(".pbxdesk-apply.lock/owner");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        std::fs::write(note, format!("carol {now_ms}")).unwrap();
+    });
+    let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
+    writer.join().unwrap();
+    assert!(e.to_string().contains("carol"), "{e}");
+    assert!(product_files(&etc).is_empty());
     // A lock left by a crashed apply long ago is broken.
     std::fs::write(etc.join(".pbxdesk-apply.lock/owner"), "ghost 1000").unwrap();
     let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();

@@ -394,7 +394,8 @@ impl Connection {
     }
 
     /// Writes a new file in a folder pbxdesk owns (a backup, the lock's owner note): SFTP only,
-    /// no rename, since nothing reads the file while it is written. Fsynced.
+    /// no rename. A reader may find it empty until the write lands (the lock's reader waits
+    /// for a complete note). Fsynced.
     pub fn write_new(&self, path: &str, bytes: &[u8]) -> Result<(), SshError> {
         let p = checked_path(path)?;
         let mut f = self

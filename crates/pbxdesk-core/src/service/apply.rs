@@ -276,13 +276,21 @@ fn take_lock(
             return Ok(Ok(broke.unwrap_or_else(|| "taken".into())));
         }
         // The holder writes its note right after creating the folder: a folder without one is
-        // being taken at this moment, unless it stays so (an apply that died in between).
+        // being taken at this moment, unless it stays so (an apply that died in between). A
+        // note is complete once it ends in its time: the file exists, empty, between its
+        // creation and its write, and read then it looked like a lock from 1970 and was broken
+        // as stale (two applies at once, found by the concurrent-apply test under load).
         let mut held = None;
         for _ in 0..50 {
             held = c
                 .read_file(&format!("{lock}/owner"))
                 .map_err(conflict)?
-                .map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+                .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+                .filter(|note| {
+                    note.rsplit(' ')
+                        .next()
+                        .is_some_and(|t| t.parse::<i64>().is_ok())
+                });
             if held.is_some() {
                 break;
             }
