@@ -353,7 +353,9 @@ async fn no_secret_reaches_the_logs_at_trace() {
         .with_writer(move || w.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global, not per thread: tracing caches each call site's interest process-wide, and with
+    // the other tests of this binary running beside it a thread-local subscriber missed events.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
     let canary = "Canary-Secret-7f3a";
     let db = fresh().await;
     let mut before = vec![device("acme-100", false), device("acme-101", true)];

@@ -6,7 +6,7 @@
 //! the realtime rows last (one transaction that either commits or leaves the old rows), so a
 //! failure before the commit needs only the files restored.
 
-use super::check::{blocking, target};
+use super::check::{blocking, read_text, target};
 use super::{Actor, Workspace};
 use crate::error::{Error, Result};
 use crate::model::Pbx;
@@ -911,13 +911,7 @@ impl Workspace {
             let mut core_backup: BTreeMap<String, Option<String>> = BTreeMap::new();
             for inc in &rendered.includes {
                 let path = format!("{dir}/{}", inc.file);
-                let text = blocking({
-                    let (c, p) = (conn.clone(), path.clone());
-                    move || c.read_file(&p)
-                })
-                .await?
-                .map_err(conflict)?
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
+                let text = read_text(&conn, &path).await?.map_err(conflict)?;
                 let Some(text) = text else {
                     if inc.file == "extensions.conf" {
                         return Err(Error::Conflict(format!("{path} does not exist: is {dir} the Asterisk config folder?")));
@@ -939,13 +933,7 @@ impl Workspace {
             let objects = sorcery::file_objects(&rendered);
             if !objects.is_empty() {
                 let path = format!("{dir}/sorcery.conf");
-                let text = blocking({
-                    let (c, p) = (conn.clone(), path.clone());
-                    move || c.read_file(&p)
-                })
-                .await?
-                .map_err(conflict)?
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
+                let text = read_text(&conn, &path).await?.map_err(conflict)?;
                 let gaps = sorcery::file_object_gaps(text.as_deref(), &objects);
                 if !gaps.is_empty() {
                     let types: Vec<&str> = gaps.iter().map(|g| g.object.as_str()).collect();

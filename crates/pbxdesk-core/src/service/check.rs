@@ -33,6 +33,19 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Store(format!("background task failed: {e}")))
 }
 
+/// A text file on the PBX (lossy UTF-8), None when it does not exist; SSH errors as they are.
+pub(super) async fn read_text(
+    conn: &std::sync::Arc<Connection>,
+    path: &str,
+) -> Result<std::result::Result<Option<String>, ssh::SshError>> {
+    let (c, p) = (conn.clone(), path.to_owned());
+    blocking(move || {
+        c.read_file(&p)
+            .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    })
+    .await
+}
+
 pub(super) fn target(pbx: &Pbx, ssh_secret: Option<SecretString>) -> Target {
     let auth = match pbx.ssh_auth {
         SshAuth::Key => Auth::KeyFile {
@@ -147,15 +160,10 @@ impl Workspace {
             ("pjsip.conf", "pjsip.d/pbxdesk"),
         ] {
             let path = format!("{dir}/{file}");
-            let text = blocking({
-                let (c, p) = (conn.clone(), path.clone());
-                move || c.read_file(&p)
-            })
-            .await?;
+            let text = read_text(&conn, &path).await?;
             let want = format!("#tryinclude {folder}/*.conf");
             match text {
-                Ok(Some(bytes)) => {
-                    let text = String::from_utf8_lossy(&bytes);
+                Ok(Some(text)) => {
                     let found = text.lines().any(|l| {
                         let l = l.trim();
                         (l.starts_with("#include") || l.starts_with("#tryinclude"))
@@ -179,14 +187,8 @@ impl Workspace {
         }
         // sorcery.conf decides whether the trunk files load at all (read at start only).
         let path = format!("{dir}/sorcery.conf");
-        let text = blocking({
-            let (c, p) = (conn.clone(), path.clone());
-            move || c.read_file(&p)
-        })
-        .await?;
-        match text {
+        match read_text(&conn, &path).await? {
             Ok(text) => {
-                let text = text.map(|b| String::from_utf8_lossy(&b).into_owned());
                 let gaps = sorcery::file_object_gaps(text.as_deref(), &sorcery::FILE_OBJECTS);
                 if gaps.is_empty() {
                     out.push(line(

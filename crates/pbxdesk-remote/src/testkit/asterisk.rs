@@ -265,14 +265,14 @@ pub struct FileObjects {
     pub transports: Vec<(String, String, String)>,
 }
 
-/// Reads pjsip.conf and its `#include`/`#tryinclude` globs as res_pjsip's config wizard does:
-/// each `[name]` section with its `type =`. A missing pjsip.conf has no objects.
-pub fn load_pjsip_files(etc: &Path) -> FileObjects {
-    fn file(etc: &Path, path: &Path, out: &mut FileObjects, depth: usize) {
+/// The lines of a config file and of what it `#include`s / `#tryinclude`s (globs, nested up
+/// to 10 deep), comments removed and trimmed, in the order Asterisk reads them (an include is
+/// textual). A missing file has no lines.
+fn config_lines(etc: &Path, name: &str) -> Vec<String> {
+    fn file(etc: &Path, path: &Path, out: &mut Vec<String>, depth: usize) {
         let Ok(text) = std::fs::read_to_string(path) else {
             return;
         };
-        let mut sections: Vec<(String, BTreeMap<String, String>)> = Vec::new();
         let mut in_block = false;
         for raw in text.lines() {
             let line = strip_comment(raw, &mut in_block);
@@ -286,91 +286,75 @@ pub fn load_pjsip_files(etc: &Path) -> FileObjects {
                         file(etc, &f, out, depth + 1);
                     }
                 }
-            } else if let Some(rest) = t.strip_prefix('[') {
-                if let Some(end) = rest.find(']') {
-                    sections.push((rest[..end].to_owned(), BTreeMap::new()));
-                }
-            } else if let Some((k, v)) = t.split_once('=') {
-                if let Some((_, kv)) = sections.last_mut() {
-                    kv.insert(
-                        k.trim().to_owned(),
-                        v.trim_start_matches('>').trim().to_owned(),
-                    );
-                }
-            }
-        }
-        for (name, kv) in sections {
-            let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
-            match kv.get("type").map(String::as_str) {
-                Some("endpoint") => out.endpoints.push(name),
-                Some("registration") => {
-                    out.registrations
-                        .push((name, get("server_uri"), get("client_uri")))
-                }
-                Some("identify") => out.identifies.push((name, get("endpoint"), get("match"))),
-                Some("transport") => out.transports.push((name, get("protocol"), get("bind"))),
-                _ => {}
-            }
-        }
-    }
-    let mut out = FileObjects::default();
-    file(etc, &etc.join("pjsip.conf"), &mut out, 0);
-    out
-}
-
-/// The mailboxes app_voicemail loads from voicemail.conf and its includes, as (context,
-/// mailbox, full name, e-mail): `NNN => pin,name,email,…` lines outside `[general]` and
-/// `[zonemessages]`.
-pub fn load_voicemail(etc: &Path) -> Vec<(String, String, String, String)> {
-    fn file(
-        etc: &Path,
-        path: &Path,
-        ctx: &mut String,
-        out: &mut Vec<(String, String, String, String)>,
-        depth: usize,
-    ) {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return;
-        };
-        let mut in_block = false;
-        for raw in text.lines() {
-            let line = strip_comment(raw, &mut in_block);
-            let t = line.trim();
-            if let Some(rest) = t
-                .strip_prefix("#include")
-                .or_else(|| t.strip_prefix("#tryinclude"))
-            {
-                if depth < 10 {
-                    for f in glob(etc, rest.trim().trim_matches('"')) {
-                        file(etc, &f, ctx, out, depth + 1);
-                    }
-                }
-            } else if let Some(rest) = t.strip_prefix('[') {
-                if let Some(end) = rest.find(']') {
-                    *ctx = rest[..end].to_owned();
-                }
-            } else if let Some((k, v)) = t.split_once("=>") {
-                if ctx.is_empty() || ctx == "general" || ctx == "zonemessages" {
-                    continue;
-                }
-                let f: Vec<&str> = v.split(',').map(str::trim).collect();
-                out.push((
-                    ctx.clone(),
-                    k.trim().to_owned(),
-                    f.get(1).copied().unwrap_or("").to_owned(),
-                    f.get(2).copied().unwrap_or("").to_owned(),
-                ));
+            } else if !t.is_empty() {
+                out.push(t.to_owned());
             }
         }
     }
     let mut out = Vec::new();
-    file(
-        etc,
-        &etc.join("voicemail.conf"),
-        &mut String::new(),
-        &mut out,
-        0,
-    );
+    file(etc, &etc.join(name), &mut out, 0);
+    out
+}
+
+/// Reads pjsip.conf and what it includes as res_pjsip's config wizard does: each `[name]`
+/// section with its `type =`. A missing pjsip.conf has no objects.
+pub fn load_pjsip_files(etc: &Path) -> FileObjects {
+    let mut sections: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    for t in config_lines(etc, "pjsip.conf") {
+        if let Some(rest) = t.strip_prefix('[') {
+            if let Some(end) = rest.find(']') {
+                sections.push((rest[..end].to_owned(), BTreeMap::new()));
+            }
+        } else if let Some((k, v)) = t.split_once('=') {
+            if let Some((_, kv)) = sections.last_mut() {
+                kv.insert(
+                    k.trim().to_owned(),
+                    v.trim_start_matches('>').trim().to_owned(),
+                );
+            }
+        }
+    }
+    let mut out = FileObjects::default();
+    for (name, kv) in sections {
+        let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
+        match kv.get("type").map(String::as_str) {
+            Some("endpoint") => out.endpoints.push(name),
+            Some("registration") => {
+                out.registrations
+                    .push((name, get("server_uri"), get("client_uri")))
+            }
+            Some("identify") => out.identifies.push((name, get("endpoint"), get("match"))),
+            Some("transport") => out.transports.push((name, get("protocol"), get("bind"))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The mailboxes app_voicemail loads from voicemail.conf and what it includes, as (context,
+/// mailbox, full name, e-mail): `NNN => pin,name,email,…` lines outside `[general]` and
+/// `[zonemessages]`.
+pub fn load_voicemail(etc: &Path) -> Vec<(String, String, String, String)> {
+    let mut ctx = String::new();
+    let mut out = Vec::new();
+    for t in config_lines(etc, "voicemail.conf") {
+        if let Some(rest) = t.strip_prefix('[') {
+            if let Some(end) = rest.find(']') {
+                ctx = rest[..end].to_owned();
+            }
+        } else if let Some((k, v)) = t.split_once("=>") {
+            if ctx.is_empty() || ctx == "general" || ctx == "zonemessages" {
+                continue;
+            }
+            let f: Vec<&str> = v.split(',').map(str::trim).collect();
+            out.push((
+                ctx.clone(),
+                k.trim().to_owned(),
+                f.get(1).copied().unwrap_or("").to_owned(),
+                f.get(2).copied().unwrap_or("").to_owned(),
+            ));
+        }
+    }
     out
 }
 

@@ -262,7 +262,9 @@ fn filter(allowed: &str, s: &str) -> String {
 }
 
 /// Asterisk's `substring()` (pbx_variables.c) with `sscanf("%d:%d")`'s defaults: offset 0,
-/// length INT_MAX; a length of 0 gives nothing; negative values count from the end.
+/// length INT_MAX; a length of 0 gives nothing; negative values count from the end. Written
+/// apart from the renderer's model of the same (`pbxdesk_render::pbx::dialable`) on purpose:
+/// the double is the oracle that model is tested against, so it shares no code with it.
 fn substring(v: &str, offset: i64, length: i64) -> String {
     let b = v.as_bytes();
     let lr = b.len() as i64;
