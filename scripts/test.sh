@@ -21,6 +21,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Rust: tests (SQLite and PostgreSQL), bindings check"
 cargo test --workspace --locked
 
+step "benches, quick mode (small sizes, one sample each: they must keep running; figures come from cargo bench)"
+PBXDESK_BENCH_QUICK=1 cargo test --workspace --benches --locked
+
 step "end-to-end: the real app under Xvfb over WebDriver"
 bash tests/e2e/run.sh
 

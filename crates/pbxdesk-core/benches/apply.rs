@@ -20,6 +20,12 @@ use pbxdesk_remote::ssh::Connection;
 use secrecy::SecretString;
 use std::time::{Duration, Instant};
 
+/// `PBXDESK_BENCH_QUICK=1` (what CI runs, in a debug build): one small PBX, one round, so the
+/// bench cannot break unnoticed. The figures are the full run's.
+fn quick() -> bool {
+    std::env::var_os("PBXDESK_BENCH_QUICK").is_some()
+}
+
 fn p50(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
     (
@@ -105,7 +111,8 @@ async fn run(users: u32) {
         "mysql://root@127.0.0.1:3306/pbxdesk_apply_bench{users}_{}",
         std::process::id()
     );
-    for round in 0..5u32 {
+    let rounds = if quick() { 1 } else { 5 };
+    for round in 0..rounds {
         let old = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
         ws.user_update(
             &me,
@@ -210,22 +217,25 @@ async fn run(users: u32) {
     let (f, fmax) = p50(floors);
     let (n, nmax) = p50(nothing);
     println!(
-        "| apply a change, {users} users | 5 | {a:.0} | {amax:.0} | ≤ {} ms |",
+        "| apply a change, {users} users | {rounds} | {a:.0} | {amax:.0} | ≤ {} ms |",
         if users <= 100 { 2000 } else { 5000 }
     );
-    println!("| floor: same upload over SFTP + same realtime sync + same reloads + same shows, {users} users | 5 | {f:.0} | {fmax:.0} | |");
+    println!("| floor: same upload over SFTP + same realtime sync + same reloads + same shows, {users} users | {rounds} | {f:.0} | {fmax:.0} | |");
     println!(
         "| ratio apply / floor, {users} users | | {:.2} | | ≤ 1.5 |",
         a / f
     );
-    println!("| apply with nothing changed, {users} users | 5 | {n:.0} | {nmax:.0} | ≤ 500 ms |");
+    println!(
+        "| apply with nothing changed, {users} users | {rounds} | {n:.0} | {nmax:.0} | ≤ 500 ms |"
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     println!("| what | samples | p50 ms | max ms | target |\n|---|---|---|---|---|");
-    for users in [100u32, 1000] {
+    let sizes: &[u32] = if quick() { &[20] } else { &[100, 1000] };
+    for &users in sizes {
         if only.as_deref().is_none_or(|o| o == users.to_string()) {
             run(users).await;
         }

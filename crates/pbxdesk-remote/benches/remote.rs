@@ -37,7 +37,14 @@ fn main() {
         "|---|---|---|".to_owned(),
     ];
 
-    let connect: Vec<Duration> = (0..20)
+    // `PBXDESK_BENCH_QUICK=1` (what CI runs, in a debug build): a few runs of small sizes, so the
+    // bench cannot break unnoticed. The figures are the full run's.
+    let quick = std::env::var_os("PBXDESK_BENCH_QUICK").is_some();
+    let runs = if quick { 2 } else { 20 };
+    let rounds = if quick { 1 } else { 5 };
+    let files_n = if quick { 10 } else { 100 };
+    let devices_n = if quick { 100 } else { 10_000 };
+    let connect: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();
             let c = Connection::open(&sshd.target("user_key", None), Some(&fp)).unwrap();
@@ -47,14 +54,14 @@ fn main() {
         })
         .collect();
     rows.push(format!(
-        "| SSH connect + key auth (pbxdesk, libssh2) | 20 | {:.1} |",
+        "| SSH connect + key auth (pbxdesk, libssh2) | {runs} | {:.1} |",
         median(connect)
     ));
 
     let known = sshd.etc().join("known_hosts");
     let key_line = std::fs::read_to_string(sshd.key_path("host_key.pub")).unwrap();
     std::fs::write(&known, format!("[127.0.0.1]:{} {key_line}", sshd.port)).unwrap();
-    let openssh: Vec<Duration> = (0..20)
+    let openssh: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();
             let ok = Command::new("ssh")
@@ -79,7 +86,7 @@ fn main() {
         })
         .collect();
     rows.push(format!(
-        "| OpenSSH `ssh -o BatchMode=yes host true` (reference) | 20 | {:.1} |",
+        "| OpenSSH `ssh -o BatchMode=yes host true` (reference) | {runs} | {:.1} |",
         median(openssh)
     ));
 
@@ -91,7 +98,7 @@ fn main() {
         .await;
         let ami_port: u16 = ami_addr.rsplit_once(':').unwrap().1.parse().unwrap();
         let mut first = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..runs {
             let t = Instant::now();
             let tunnel = Tunnel::open(
                 &sshd.target("user_key", None),
@@ -113,7 +120,7 @@ fn main() {
             first.push(t.elapsed());
         }
         rows.push(format!(
-            "| SSH connect + tunnel + AMI login + first answer (Ping) | 20 | {:.1} |",
+            "| SSH connect + tunnel + AMI login + first answer (Ping) | {runs} | {:.1} |",
             median(first)
         ));
     });
@@ -123,8 +130,8 @@ fn main() {
     conn.mkdir_p(dir.to_str().unwrap()).unwrap();
     let body = vec![b';'; 10 * 1024];
     let mut uploads = Vec::new();
-    for round in 0..5 {
-        let names: Vec<String> = (0..100)
+    for round in 0..rounds {
+        let names: Vec<String> = (0..files_n)
             .map(|i| {
                 dir.join(format!("f{i:03}.conf"))
                     .to_str()
@@ -142,7 +149,7 @@ fn main() {
         let _ = round;
     }
     rows.push(format!(
-        "| upload 100 files of 10 KB, each atomically (`write_files_atomic`) | 5 | {:.1} |",
+        "| upload {files_n} files of 10 KB, each atomically (`write_files_atomic`) | {rounds} | {:.1} |",
         median(uploads)
     ));
 
@@ -166,7 +173,7 @@ fn main() {
             .await
             .unwrap();
         let realtime = Realtime::connect(&url, None, "bench").await.unwrap();
-        let devices: Vec<Device> = (0..10_000)
+        let devices: Vec<Device> = (0..devices_n)
             .map(|i| Device {
                 id: format!("t{}-{}", i / 1000, 1000 + i % 1000),
                 username: format!("t{}-{}", i / 1000, 1000 + i % 1000),
@@ -187,20 +194,20 @@ fn main() {
         let t = Instant::now();
         let plan = realtime.sync(&devices, 1).await.unwrap();
         let full = t.elapsed();
-        assert_eq!(plan.add.len(), 10_000);
+        assert_eq!(plan.add.len(), devices_n);
         let mut nothing = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..rounds {
             let t = Instant::now();
             let plan = realtime.sync(&devices, 2).await.unwrap();
             nothing.push(t.elapsed());
             assert!(plan.is_empty());
         }
         rows.push(format!(
-            "| realtime sync of 10,000 devices to an empty database | 1 | {:.1} |",
+            "| realtime sync of {devices_n} devices to an empty database | 1 | {:.1} |",
             full.as_secs_f64() * 1e3
         ));
         rows.push(format!(
-            "| realtime sync of 10,000 devices, nothing changed | 5 | {:.1} |",
+            "| realtime sync of {devices_n} devices, nothing changed | {rounds} | {:.1} |",
             median(nothing)
         ));
         realtime.close().await;

@@ -9,11 +9,44 @@ use pbxdesk_render::snapshot::*;
 use pbxdesk_render::{diff, render_pbx, trace_from, trace_inbound};
 use std::time::{Duration, Instant};
 
-fn big() -> Snapshot {
+/// The PBX's size and the samples taken. `PBXDESK_BENCH_QUICK=1` (what CI runs, in a debug
+/// build): a small PBX and one sample each, so the bench cannot break unnoticed.
+struct Size {
+    tenants: u32,
+    users: u32,
+    samples: usize,
+    diffs: usize,
+    rediffs: usize,
+    traces: u32,
+}
+
+fn size() -> Size {
+    if std::env::var_os("PBXDESK_BENCH_QUICK").is_some() {
+        Size {
+            tenants: 3,
+            users: 40,
+            samples: 1,
+            diffs: 1,
+            rediffs: 1,
+            traces: 20,
+        }
+    } else {
+        Size {
+            tenants: 100,
+            users: 999,
+            samples: 7,
+            diffs: 15,
+            rediffs: 5,
+            traces: 2000,
+        }
+    }
+}
+
+fn big(z: &Size) -> Snapshot {
     let mut tenants = Vec::new();
-    for t in 0..100u32 {
+    for t in 0..z.tenants {
         let slug = format!("tenant-{t:03}");
-        let users = (0..999u32)
+        let users = (0..z.users)
             .map(|i| {
                 let ext = 1000 + i;
                 User {
@@ -36,7 +69,7 @@ fn big() -> Snapshot {
                 }
             })
             .collect();
-        let dids = (0..999u32)
+        let dids = (0..z.users)
             .map(|i| Did {
                 number: format!("+4143{:03}{:04}", t, i),
                 label: format!("Line {i}"),
@@ -131,8 +164,9 @@ fn p50(mut v: Vec<Duration>) -> (f64, f64) {
 fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let z = size();
     let t0 = Instant::now();
-    let s = big();
+    let s = big(&z);
     let rss_snapshot = proc_status("VmRSS:").unwrap_or(0);
     println!(
         "snapshot built in {:.0} ms; RSS with the snapshot: {} MiB",
@@ -165,18 +199,18 @@ fn main() {
     }
     if run("render") {
         let mut v = Vec::new();
-        for _ in 0..7 {
+        for _ in 0..z.samples {
             let t = Instant::now();
             let out = render_pbx(&s);
             v.push(t.elapsed());
             assert_eq!(out.files.len(), r.files.len());
         }
         let (a, b) = p50(v);
-        println!("| render 100 tenants × 999 users ({} files, {:.1} MB, {rows} realtime rows, {} findings) | 7 | {a:.1} | {b:.1} | ≤ 1000 ms |", r.files.len(), bytes as f64 / 1e6, r.findings.len());
+        println!("| render {} tenants × {} users ({} files, {:.1} MB, {rows} realtime rows, {} findings) | {} | {a:.1} | {b:.1} | ≤ 1000 ms |", z.tenants, z.users, r.files.len(), bytes as f64 / 1e6, r.findings.len(), z.samples);
         // The floor: writing the same bytes to disk (no fsync, like the render's output).
         let dir = std::env::temp_dir().join(format!("pbxdesk-bench-{}", std::process::id()));
         let mut w = Vec::new();
-        for _ in 0..7 {
+        for _ in 0..z.samples {
             let _ = std::fs::remove_dir_all(&dir);
             let t = Instant::now();
             for (path, text) in &r.files {
@@ -193,24 +227,25 @@ fn main() {
         }
         let _ = std::fs::remove_dir_all(&dir);
         let (wa, wb) = p50(w);
-        println!("| write the same files (and the rows as JSON) to disk | 7 | {wa:.1} | {wb:.1} | (floor) |");
+        println!("| write the same files (and the rows as JSON) to disk | {} | {wa:.1} | {wb:.1} | (floor) |", z.samples);
         println!("| ratio render / write | | {:.2} | | |", a / wa);
         println!("| peak RSS during a render (VmHWM; the snapshot alone: {} MiB) | 1 | {} MiB | | ≤ 500 MB |", rss_snapshot / 1024, peak / 1024);
     }
     if run("diff") {
         let mut changed = s.clone();
-        changed.tenants[42].users[500].name = "Renamed Person".into();
+        changed.tenants[(z.tenants / 2) as usize].users[(z.users / 2) as usize].name =
+            "Renamed Person".into();
         let new = render_pbx(&changed);
         let mut v = Vec::new();
         let mut total = Vec::new();
-        for _ in 0..15 {
+        for _ in 0..z.diffs {
             let t = Instant::now();
             let d = diff(Some(&r), &new);
             v.push(t.elapsed());
             assert_eq!(d.files.len(), 1, "one voicemail file");
             assert_eq!(d.rows_changed.len(), 1);
         }
-        for _ in 0..5 {
+        for _ in 0..z.rediffs {
             let t = Instant::now();
             let new = render_pbx(&changed);
             let d = diff(Some(&r), &new);
@@ -219,30 +254,35 @@ fn main() {
         }
         let (a, b) = p50(v);
         println!(
-            "| diff after one user changed (renders given) | 15 | {a:.1} | {b:.1} | ≤ 300 ms |"
+            "| diff after one user changed (renders given) | {} | {a:.1} | {b:.1} | ≤ 300 ms |",
+            z.diffs
         );
         let (a, b) = p50(total);
-        println!("| render + diff after one user changed | 5 | {a:.1} | {b:.1} | |");
+        println!(
+            "| render + diff after one user changed | {} | {a:.1} | {b:.1} | |",
+            z.rediffs
+        );
     }
     if run("trace") {
         let mut v = Vec::new();
-        for i in 0..2000u32 {
-            let n = format!("+4143{:03}{:04}", (i * 7) % 100, (i * 13) % 999);
+        for i in 0..z.traces {
+            let n = format!("+4143{:03}{:04}", (i * 7) % z.tenants, (i * 13) % z.users);
             let t = Instant::now();
             let tr = trace_inbound(&s, &n);
             v.push(t.elapsed());
             assert!(tr.tenant.is_some());
         }
         let (a, b) = p50(v);
-        println!("| trace an inbound number (DID → user → devices → voicemail) | 2000 | {a:.3} | {b:.3} | ≤ 1 ms |");
+        println!("| trace an inbound number (DID → user → devices → voicemail) | {} | {a:.3} | {b:.3} | ≤ 1 ms |", z.traces);
         let mut v = Vec::new();
-        for i in 0..2000u32 {
+        let last = format!("tenant-{:03}", z.tenants - 1);
+        for i in 0..z.traces {
             let t = Instant::now();
-            let tr = trace_from(&s, "tenant-099", 1000 + (i % 999), "0445551234");
+            let tr = trace_from(&s, &last, 1000 + (i % z.users), "0445551234");
             v.push(t.elapsed());
             assert!(tr.is_some());
         }
         let (a, b) = p50(v);
-        println!("| trace an outbound call (user → policy rule → trunks) | 2000 | {a:.3} | {b:.3} | ≤ 1 ms |");
+        println!("| trace an outbound call (user → policy rule → trunks) | {} | {a:.3} | {b:.3} | ≤ 1 ms |", z.traces);
     }
 }
