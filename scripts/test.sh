@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of pbxdesk: formatting and lints, the UI's tests, the Rust tests on SQLite and
-# PostgreSQL, and the end-to-end test of the real app in a real window (Xvfb + WebDriver).
+# PostgreSQL, the benchmarks in a quick mode, and the end-to-end test of the real app in a real
+# window (Xvfb + WebDriver).
 # The app binary is built once and shared by the Rust tests and the end-to-end run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
