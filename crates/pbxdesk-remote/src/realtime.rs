@@ -516,11 +516,17 @@ impl Realtime {
             .collect();
         for chunk in before.chunks(500) {
             for (i, table) in TABLES.iter().enumerate() {
-                let Some((_, first)) = chunk.first() else {
+                // An owned id with no row in this table (deleted by hand, or never written)
+                // has nothing to put back here; it must not become `INSERT … (id, ) VALUES`.
+                let present: Vec<&(&String, &[Columns; 3])> = chunk
+                    .iter()
+                    .filter(|(_, cols)| !cols[i].is_empty())
+                    .collect();
+                let Some((_, first)) = present.first() else {
                     continue;
                 };
                 let names: Vec<String> = first[i].keys().map(|n| format!("`{n}`")).collect();
-                let rows: Vec<String> = chunk
+                let rows: Vec<String> = present
                     .iter()
                     .map(|(id, cols)| {
                         let mut v = vec![hex_literal(id)];

@@ -397,3 +397,34 @@ async fn no_secret_reaches_the_logs_at_trace() {
         assert!(!text.contains(&needle), "{needle} in the logs:\n{text}");
     }
 }
+
+/// An owned device whose row is missing from one table (deleted by hand on the PBX): the undo
+/// script is still valid SQL and takes the rows back to exactly what they were (the missing row
+/// stays missing). It used to emit `INSERT INTO ps_auths (id, ) VALUES …`.
+#[tokio::test]
+async fn the_undo_script_handles_an_owned_id_missing_from_a_table() {
+    let db = fresh().await;
+    let before = vec![device("acme-100", false), device("acme-101", true)];
+    db.rt.sync(&before, 7).await.unwrap();
+    sqlx::query("DELETE FROM ps_auths WHERE id = 'acme-100'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM ps_aors")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let old = dump(&db).await;
+    let mut after = vec![device("acme-100", false), device("acme-102", false)];
+    after[0].allow = "ulaw".into();
+    let script = db.rt.undo_script(&after).await.unwrap();
+    assert!(!script.contains("(id, )"), "{script}");
+    db.rt.sync(&after, 8).await.unwrap();
+    db.rt.undo(&script).await.unwrap();
+    assert_eq!(
+        dump(&db).await,
+        old,
+        "exactly the rows before, the missing ones still missing"
+    );
+    db.drop_db().await;
+}
