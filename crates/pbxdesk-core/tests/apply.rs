@@ -980,3 +980,83 @@ async fn transports_exist_and_voicemail_is_verified_loaded() {
     assert_eq!(rep.failed.as_deref(), Some("verify voicemail"));
     assert_eq!(product_files(&etc), before, "exactly the old files");
 }
+
+/// Only the lock's owner removes it (issue 11's state-machine defects): a lock another apply
+/// holds by now (this one's was broken as stale while it ran) is left in place, and while the
+/// PBX's own rollback runs (the confirm window ran out) the laptop leaves the lock to it; the
+/// script releases it when it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_unlocks_and_never_during_the_pbxs_rollback() {
+    use pbx_double::wait_for_marker;
+    use std::sync::atomic::Ordering;
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "unlock").await;
+    let etc = pbx.sshd.etc();
+    let note = etc.join(".pbxdesk-apply.lock/owner");
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+
+    // A. While the apply waits on its reload, another apply takes the lock over.
+    rename_ada(ws, &me, "Ada Overtaken", Some(31)).await;
+    pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
+    let before = reloads(&pbx.ast);
+    let meddle = async {
+        while reloads(&pbx.ast) == before {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        std::fs::write(&note, "mallory 1790000000000").unwrap();
+        pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
+    };
+    let (rep, ()) = tokio::join!(ws.pbx_apply(&me, "demo-pbx", &opts), meddle);
+    let rep = rep.unwrap();
+    let unlock = rep.steps.iter().find(|s| s.step == "unlock").unwrap();
+    assert!(
+        !unlock.ok && unlock.detail.contains("mallory"),
+        "{unlock:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&note).unwrap(),
+        "mallory 1790000000000",
+        "another apply's lock stays"
+    );
+    std::fs::remove_file(&note).unwrap();
+    std::fs::remove_dir(etc.join(".pbxdesk-apply.lock")).unwrap();
+
+    // B. The confirm window runs out while the reload hangs: the PBX rolls back by itself and
+    //    the laptop does not remove the lock under it.
+    let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
+    rename_ada(ws, &me, "Ada Too Late", Some(33)).await;
+    let short = ApplyOptions {
+        confirm_seconds: Some(2),
+        ..opts.clone()
+    };
+    pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
+    let before = reloads(&pbx.ast);
+    let late = async {
+        while reloads(&pbx.ast) == before {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // Past the window: the PBX's timer takes over.
+        assert!(wait_for_marker(&etc, "rolled-back", 20).await);
+        pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
+    };
+    let (rep, ()) = tokio::join!(ws.pbx_apply(&me, "demo-pbx", &short), late);
+    let rep = rep.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::RolledBack, "{:?}", rep.steps);
+    let unlock = rep.steps.iter().find(|s| s.step == "unlock").unwrap();
+    assert!(
+        unlock.detail.contains("left to the PBX's own rollback"),
+        "{:?}",
+        rep.steps
+    );
+    assert_eq!(product_files(&etc), old_files, "exactly the old files");
+    assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
+    assert!(
+        !etc.join(".pbxdesk-apply.lock").exists(),
+        "released by the PBX"
+    );
+}

@@ -102,6 +102,9 @@ pub enum ApplyOutcome {
 struct Failed {
     step: String,
     touched: bool,
+    /// The PBX's own rollback took over (its timer won the race for `armed`): it restores the
+    /// PBX and releases the lock itself, so the laptop must leave the lock alone.
+    pbx_rolls_back: bool,
 }
 
 impl Failed {
@@ -109,6 +112,7 @@ impl Failed {
         Failed {
             step: step.into(),
             touched: false,
+            pbx_rolls_back: false,
         }
     }
 }
@@ -889,7 +893,7 @@ impl Workspace {
             .await??;
             steps.done("read the PBX", t, true, format!("{} pbxdesk file(s) on the PBX", on_pbx.len()));
             if on_pbx == rendered.files && same_rows {
-                return Ok((ApplyOutcome::NothingToDo, None));
+                return Ok((ApplyOutcome::NothingToDo, None, false));
             }
             // Drift: the PBX must hold what was last applied (or nothing of pbxdesk's yet).
             let expected_now = last.as_ref().map(|l| l.files.clone()).unwrap_or_default();
@@ -964,34 +968,60 @@ impl Workspace {
                 // Recorded before the lock is released, so the next apply sees it.
                 Ok(()) => {
                     self.pbx_mark_applied(actor, name, &rendered).await?;
-                    Ok((ApplyOutcome::Applied, None))
+                    Ok((ApplyOutcome::Applied, None, false))
                 }
-                Err(f) if f.touched => Ok((ApplyOutcome::RolledBack, Some(f.step))),
-                Err(f) => Ok((ApplyOutcome::Stopped, Some(f.step))),
+                Err(f) if f.touched => {
+                    Ok((ApplyOutcome::RolledBack, Some(f.step), f.pbx_rolls_back))
+                }
+                Err(f) => Ok((ApplyOutcome::Stopped, Some(f.step), false)),
             }
         }
         .await;
 
+        // Only the lock's owner removes it: not a lock another apply took since (this one's was
+        // broken as stale), and not while the PBX's own rollback runs (it releases the lock
+        // itself when done, if it is still this apply's).
         let t = Instant::now();
-        let unlocked = blocking({
-            let (c, lock) = (conn.clone(), lock.clone());
-            move || {
-                c.remove_file(&format!("{lock}/owner"))
-                    .and_then(|()| c.remove_dir(&lock))
+        let pbx_owns_lock = matches!(&under_lock, Ok((_, _, true)));
+        if pbx_owns_lock {
+            steps.done(
+                "unlock",
+                t,
+                true,
+                "left to the PBX's own rollback, which releases it when done",
+            );
+        } else {
+            let unlocked = blocking({
+                let (c, lock, owner) = (conn.clone(), lock.clone(), owner.clone());
+                move || -> std::result::Result<Option<String>, pbxdesk_remote::ssh::SshError> {
+                    let note = c
+                        .read_file(&format!("{lock}/owner"))?
+                        .map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+                    if note.as_deref() != Some(owner.trim()) {
+                        return Ok(note);
+                    }
+                    c.remove_file(&format!("{lock}/owner"))?;
+                    c.remove_dir(&lock)?;
+                    Ok(None)
+                }
+            })
+            .await?;
+            match unlocked {
+                Ok(None) => steps.done("unlock", t, true, ""),
+                Ok(Some(other)) => steps.done(
+                    "unlock",
+                    t,
+                    false,
+                    format!("not removed: the lock is no longer this apply's (held by {other})"),
+                ),
+                Err(e) => steps.done("unlock", t, false, e.to_string()),
             }
-        })
-        .await?;
-        steps.done(
-            "unlock",
-            t,
-            unlocked.is_ok(),
-            unlocked.err().map(|e| e.to_string()).unwrap_or_default(),
-        );
+        }
 
         if let Some(conn) = team_lock {
             Self::team_apply_unlock(conn, pbx.id).await;
         }
-        let (outcome, failed) = under_lock?;
+        let (outcome, failed, _) = under_lock?;
         if outcome == ApplyOutcome::NothingToDo {
             return Ok(report(
                 outcome,
@@ -1072,6 +1102,7 @@ impl Workspace {
                 .map_err(|e| Failed {
                     step: format!("internal error: {e}"),
                     touched: false,
+                    pbx_rolls_back: false,
                 })?;
                 match found {
                     Ok(Some(gid)) => FileAccess { gid: Some(gid) },
@@ -1218,6 +1249,7 @@ impl Workspace {
         .map_err(|e| Failed {
             step: format!("internal error: {e}"),
             touched: false,
+            pbx_rolls_back: false,
         })?;
         let base = match armed {
             Ok((n, base)) => {
@@ -1253,6 +1285,7 @@ impl Workspace {
         .map_err(|e| Failed {
             step: format!("internal error: {e}"),
             touched: true,
+            pbx_rolls_back: false,
         })?;
         match up {
             Ok(()) => steps.done(
@@ -1402,6 +1435,7 @@ impl Workspace {
             .map_err(|e| Failed {
                 step: format!("internal error: {e}"),
                 touched: true,
+                pbx_rolls_back: false,
             })?;
             match confirmed {
                 Ok(true) => {
@@ -1446,6 +1480,7 @@ impl Workspace {
                     return Err(Failed {
                         step: "confirm".into(),
                         touched: true,
+                        pbx_rolls_back: true,
                     });
                 }
                 Err(e) => {
@@ -1475,6 +1510,7 @@ impl Workspace {
         .map_err(|e| Failed {
             step: format!("internal error: {e}"),
             touched: true,
+            pbx_rolls_back: false,
         })?;
         if !matches!(claimed, Ok(true)) {
             steps.done(
@@ -1488,6 +1524,7 @@ impl Workspace {
             return Err(Failed {
                 step,
                 touched: true,
+                pbx_rolls_back: true,
             });
         }
         let restored = blocking({
@@ -1498,6 +1535,7 @@ impl Workspace {
         .map_err(|e| Failed {
             step: format!("internal error: {e}"),
             touched: true,
+            pbx_rolls_back: false,
         })?;
         let files_ok = restored.is_ok();
         steps.done(
@@ -1570,6 +1608,7 @@ impl Workspace {
         Err(Failed {
             step,
             touched: true,
+            pbx_rolls_back: false,
         })
     }
 
