@@ -694,11 +694,12 @@ async fn the_pbx_finishes_a_rollback_the_laptop_began() {
     }
     pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
     assert_ne!(product_files(&etc), old_files);
-    // It had claimed the rollback, then vanished.
+    // It held the armed rollback for the reload ("changing"), had claimed the rollback, then
+    // vanished.
     let (folder, names) = backups(&etc).last().unwrap().clone();
-    assert!(names.contains(&"armed".to_owned()), "{names:?}");
+    assert!(names.contains(&"changing".to_owned()), "{names:?}");
     let dir = etc.join("pbxdesk-backups").join(&folder);
-    std::fs::rename(dir.join("armed"), dir.join("laptop-rolling-back")).unwrap();
+    std::fs::rename(dir.join("changing"), dir.join("laptop-rolling-back")).unwrap();
     let path = format!(
         "{}:{}",
         pbx.sshd.bin().display(),
@@ -982,12 +983,11 @@ async fn transports_exist_and_voicemail_is_verified_loaded() {
 }
 
 /// Only the lock's owner removes it (issue 11's state-machine defects): a lock another apply
-/// holds by now (this one's was broken as stale while it ran) is left in place, and while the
-/// PBX's own rollback runs (the confirm window ran out) the laptop leaves the lock to it; the
-/// script releases it when it is done.
+/// holds by now (this one's was broken as stale while it ran) is left in place. (While the
+/// PBX's own rollback runs the laptop leaves the lock to it: see
+/// `nothing_changes_after_the_confirm_window_ran_out`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_owner_unlocks_and_never_during_the_pbxs_rollback() {
-    use pbx_double::wait_for_marker;
     use std::sync::atomic::Ordering;
     let h = harness::Harness::sqlite().await;
     let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
@@ -1025,38 +1025,151 @@ async fn only_the_owner_unlocks_and_never_during_the_pbxs_rollback() {
     );
     std::fs::remove_file(&note).unwrap();
     std::fs::remove_dir(etc.join(".pbxdesk-apply.lock")).unwrap();
+}
 
-    // B. The confirm window runs out while the reload hangs: the PBX rolls back by itself and
-    //    the laptop does not remove the lock under it.
-    let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
-    rename_ada(ws, &me, "Ada Too Late", Some(33)).await;
-    let short = ApplyOptions {
+/// The confirm window runs out while a slow upload is still going (issue 11's first defect):
+/// the PBX restores the files and runs the undo by itself, and the laptop must change nothing
+/// after that: no files swapped in after the PBX's restore, no new rows synced (old files with
+/// new rows). Every change is made while the apply holds the armed rollback, which the PBX's
+/// script waits for; once the script has it, the laptop's next change is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_changes_after_the_confirm_window_ran_out() {
+    use pbx_double::{wait_for_marker, SlowProxy};
+    use pbxdesk_core::model::{NewUser, PbxPatch};
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "window").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
         confirm_seconds: Some(2),
-        ..opts.clone()
+        ..Default::default()
     };
-    pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
-    let before = reloads(&pbx.ast);
-    let late = async {
-        while reloads(&pbx.ast) == before {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        // Past the window: the PBX's timer takes over.
-        assert!(wait_for_marker(&etc, "rolled-back", 20).await);
-        pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
-    };
-    let (rep, ()) = tokio::join!(ws.pbx_apply(&me, "demo-pbx", &short), late);
-    let rep = rep.unwrap();
+    ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    // A change big enough that a slow link makes its upload outlast the window.
+    for i in 0..40 {
+        ws.user_create(
+            &me,
+            &NewUser {
+                tenant: "acme-dental".into(),
+                name: format!("Slow User {i}"),
+                email: format!("slow{i}@acme-dental.example"),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
+    let backups_dir = etc.join("pbxdesk-backups");
+    let proxy = SlowProxy::start(
+        pbx.sshd.port,
+        std::time::Duration::from_millis(150),
+        move || {
+            std::fs::read_dir(&backups_dir)
+                .map(|rd| {
+                    rd.flatten().any(|e| {
+                        let p = e.path();
+                        p.join("armed").exists() || p.join("rolling-back").exists()
+                    })
+                })
+                .unwrap_or(false)
+        },
+    );
+    ws.pbx_update(
+        &me,
+        "demo-pbx",
+        &PbxPatch {
+            ssh_port: Some(proxy.port),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let fp = ws.pbx_probe_host_key(&me, "demo-pbx").await.unwrap();
+    ws.pbx_trust(&me, "demo-pbx", &fp).await.unwrap();
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(rep.outcome, ApplyOutcome::RolledBack, "{:?}", rep.steps);
-    let unlock = rep.steps.iter().find(|s| s.step == "unlock").unwrap();
     assert!(
-        unlock.detail.contains("left to the PBX's own rollback"),
+        rep.steps
+            .iter()
+            .any(|s| !s.ok && s.detail.contains("the PBX's own rollback has started")),
         "{:?}",
         rep.steps
     );
+    assert!(!rep
+        .steps
+        .iter()
+        .any(|s| s.step == "sync realtime rows" && s.ok));
+    // The PBX's rollback runs: the laptop leaves the lock to it, and it releases it when done.
+    let unlock = rep.steps.iter().find(|s| s.step == "unlock").unwrap();
+    assert!(
+        unlock.detail.contains("left to the PBX's own rollback"),
+        "{unlock:?}"
+    );
+    assert!(wait_for_marker(&etc, "rolled-back", 30).await);
     assert_eq!(product_files(&etc), old_files, "exactly the old files");
     assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
     assert!(
         !etc.join(".pbxdesk-apply.lock").exists(),
         "released by the PBX"
     );
+}
+
+/// The laptop vanishes while it holds the armed rollback for a change ("changing"): the PBX's
+/// script waits HOLD seconds for it to come back, then takes it over and rolls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pbx_takes_over_a_change_the_laptop_never_finished() {
+    use std::sync::atomic::Ordering;
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "changing").await;
+    let etc = pbx.sshd.etc();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
+    rename_ada(ws, &me, "Ada Held", Some(39)).await;
+    // The apply hangs in its reload, holding the armed rollback, and the laptop goes away.
+    pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
+    let before = reloads(&pbx.ast);
+    tokio::select! {
+        r = ws.pbx_apply(&me, "demo-pbx", &opts) => panic!("the apply ended: {r:?}"),
+        () = async {
+            while reloads(&pbx.ast) == before {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        } => {}
+    }
+    pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
+    let (folder, names) = backups(&etc).last().unwrap().clone();
+    assert!(
+        names.contains(&"changing".to_owned()),
+        "held during the reload: {names:?}"
+    );
+    let dir = etc.join("pbxdesk-backups").join(&folder);
+    let path = format!(
+        "{}:{}",
+        pbx.sshd.bin().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Window 0, HOLD 1 s: the script waits a second for the change, then takes it over.
+    let t = std::time::Instant::now();
+    let ok = std::process::Command::new("sh")
+        .arg(dir.join("rollback.sh"))
+        .args(["0", "1"])
+        .env("PATH", path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(1),
+        "it waited for the change"
+    );
+    let names = backups(&etc).last().unwrap().1.clone();
+    assert!(names.contains(&"rolled-back".to_owned()), "{names:?}");
+    assert_eq!(product_files(&etc), old_files, "exactly the old files");
+    assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
 }

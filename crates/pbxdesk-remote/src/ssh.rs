@@ -46,6 +46,9 @@ pub enum SshError {
         path: String,
         reason: String,
     },
+    /// A guarded change found its guard gone: the apply's armed rollback has started.
+    #[error("not done: the PBX's own rollback has started (the confirm window ran out)")]
+    NotArmed,
 }
 
 /// How to log in.
@@ -282,6 +285,27 @@ impl Connection {
     /// renames, no target file has changed and the temporary files are removed. (Should a rename
     /// itself fail, the files before it are already replaced: the apply's backup restores them.)
     pub fn write_files_atomic(&self, files: &[(&str, &[u8])]) -> Result<(), SshError> {
+        self.write_files_atomic_guarded(files, &[], None)
+    }
+
+    /// As `write_files_atomic`; with a guard `(armed, held)` the renames happen only if `armed`
+    /// can be renamed to `held` first, in the same remote command, and `held` goes back to
+    /// `armed` right after: the apply's armed rollback (which claims `armed` itself) can then
+    /// never run while the files are being swapped, and the files are never swapped after it
+    /// started. A guard that cannot be taken is [`SshError::NotArmed`]; nothing is renamed.
+    pub fn write_files_atomic_guarded(
+        &self,
+        files: &[(&str, &[u8])],
+        removes: &[&str],
+        guard: Option<(&str, &str)>,
+    ) -> Result<(), SshError> {
+        if let Some((a, h)) = guard {
+            checked_path(a)?;
+            checked_path(h)?;
+        }
+        for r in removes {
+            checked_path(r)?;
+        }
         let mut temps: Vec<(PathBuf, String)> = Vec::new();
         let result = (|| {
             for (path, bytes) in files {
@@ -336,16 +360,36 @@ impl Connection {
                         .map_err(|e| remote("keep owner and mode of", path, e))?;
                 }
             }
-            if temps.is_empty() {
+            if temps.is_empty() && removes.is_empty() {
                 return Ok(());
             }
-            let moves: Vec<String> = temps
+            let mut moves: Vec<String> = temps
                 .iter()
                 .map(|(tmp, dst)| {
                     format!("mv -f -- {} {}", quote(&tmp.to_string_lossy()), quote(dst))
                 })
                 .collect();
-            self.exec(&moves.join(" && "), "rename")
+            if !removes.is_empty() {
+                let list: Vec<String> = removes.iter().map(|r| quote(r)).collect();
+                moves.push(format!("rm -f -- {}", list.join(" ")));
+            }
+            match guard {
+                None => self.exec(&moves.join(" && "), "rename"),
+                Some((armed, held)) => {
+                    let (a, h) = (quote(armed), quote(held));
+                    let out = self.exec_output(
+                        &format!(
+                            "if mv -- {a} {h} 2>/dev/null; then {}; r=$?; mv -- {h} {a}; exit $r; else echo not-armed; fi",
+                            moves.join(" && ")
+                        ),
+                        "rename",
+                    )?;
+                    if out.trim() == "not-armed" {
+                        return Err(SshError::NotArmed);
+                    }
+                    Ok(())
+                }
+            }
         })();
         if result.is_err() {
             for (tmp, _) in &temps {
@@ -479,9 +523,14 @@ impl Connection {
     pub fn spawn_detached(
         &self,
         script: &str,
-        arg: u32,
+        args: &[u32],
         requires: &[&str],
     ) -> Result<Vec<String>, SshError> {
+        let arg = args
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
         checked_path(script)?;
         for c in requires {
             let ok = !c.is_empty()

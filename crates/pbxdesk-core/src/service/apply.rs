@@ -196,14 +196,37 @@ pub(crate) struct FileAccess {
 pub(crate) const GENERATED_DIR_MODE: u32 = 0o750;
 pub(crate) const GENERATED_FILE_MODE: u32 = 0o640;
 
+/// How long a change the laptop holds the armed rollback for may last before the PBX's script
+/// takes over (the laptop is then presumed gone mid-change): rollback.sh's HOLD. As long as the
+/// confirm window, within 5 to 60 s: a swap of files, a sync or a reload takes seconds, and a
+/// laptop that died in the middle of one delays the PBX's own rollback by at most this.
+fn hold_seconds(window: u32) -> u32 {
+    window.clamp(5, 60)
+}
+
+/// Takes the armed rollback for one change (`armed` -> `changing`); false when the PBX's own
+/// rollback has it already (the confirm window ran out): then nothing more may change.
+fn hold(c: &Connection, base: &str) -> std::result::Result<bool, pbxdesk_remote::ssh::SshError> {
+    c.rename(&format!("{base}/armed"), &format!("{base}/changing"))
+}
+
+/// Hands the armed rollback back after the change (`changing` -> `armed`).
+fn release(c: &Connection, base: &str) -> std::result::Result<bool, pbxdesk_remote::ssh::SshError> {
+    c.rename(&format!("{base}/changing"), &format!("{base}/armed"))
+}
+
 /// Writes `files` (relative path -> content; `None` removes) in one batch, then gives the
 /// generated folders and files their modes and Asterisk's group (before any reload reads them).
+/// With `armed` (the apply's backup folder), the files are swapped only while the armed
+/// rollback is held (see `write_files_atomic_guarded`); `Ok(false)`: the PBX's rollback has
+/// started, nothing was swapped.
 fn write_files(
     c: &Connection,
     dir: &str,
     files: &BTreeMap<String, Option<String>>,
     access: Option<FileAccess>,
-) -> Result<()> {
+    armed: Option<&str>,
+) -> Result<bool> {
     for sub in [DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR] {
         if files.iter().any(|(p, t)| t.is_some() && p.starts_with(sub)) {
             c.create_dir_all_mode(&format!("{dir}/{sub}"), GENERATED_DIR_MODE as i32)
@@ -225,8 +248,21 @@ fn write_files(
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice()))
         .collect();
-    if !refs.is_empty() {
-        c.write_files_atomic(&refs).map_err(conflict)?;
+    let removes: Vec<String> = files
+        .iter()
+        .filter(|(_, t)| t.is_none())
+        .map(|(p, _)| format!("{dir}/{p}"))
+        .collect();
+    let remove_refs: Vec<&str> = removes.iter().map(String::as_str).collect();
+    let guard = armed.map(|b| (format!("{b}/armed"), format!("{b}/changing")));
+    match c.write_files_atomic_guarded(
+        &refs,
+        &remove_refs,
+        guard.as_ref().map(|(a, h)| (a.as_str(), h.as_str())),
+    ) {
+        Ok(()) => {}
+        Err(pbxdesk_remote::ssh::SshError::NotArmed) => return Ok(false),
+        Err(e) => return Err(conflict(e)),
     }
     if let Some(a) = access {
         for (p, _) in &writes {
@@ -234,12 +270,7 @@ fn write_files(
                 .map_err(conflict)?;
         }
     }
-    for (p, t) in files {
-        if t.is_none() {
-            c.remove_file(&format!("{dir}/{p}")).map_err(conflict)?;
-        }
-    }
-    Ok(())
+    Ok(true)
 }
 
 /// The realtime rows of a render, as the sync takes them.
@@ -438,7 +469,11 @@ fn arm(
         needed.push("mysql");
     }
     let missing = c
-        .spawn_detached(&format!("{base}/rollback.sh"), window, &needed)
+        .spawn_detached(
+            &format!("{base}/rollback.sh"),
+            &[window, hold_seconds(window)],
+            &needed,
+        )
         .map_err(e)?;
     if !missing.is_empty() {
         let _ = c.remove_file(&format!("{base}/armed"));
@@ -480,7 +515,7 @@ fn restore_files(
             todo.insert(p.clone(), want.clone());
         }
     }
-    write_files(c, dir, &todo, None)?;
+    write_files(c, dir, &todo, None, None)?;
     Ok(todo.len())
 }
 
@@ -1278,8 +1313,8 @@ impl Workspace {
         let mut synced = false;
         let t = Instant::now();
         let up = blocking({
-            let (c, d, files) = (conn.clone(), dir.to_owned(), upload.clone());
-            move || write_files(&c, &d, &files, Some(access))
+            let (c, d, files, b) = (conn.clone(), dir.to_owned(), upload.clone(), base.clone());
+            move || write_files(&c, &d, &files, Some(access), Some(&b))
         })
         .await
         .map_err(|e| Failed {
@@ -1287,13 +1322,27 @@ impl Workspace {
             touched: true,
             pbx_rolls_back: false,
         })?;
+        // Every change from here on is made while this apply holds the armed rollback
+        // (`armed` -> `changing` -> `armed`): the PBX's own rollback never runs beside a change,
+        // and no change is made after it started (old files with new rows).
+        let too_late = "not done: the PBX's own rollback has started (the confirm window ran out)";
         match up {
-            Ok(()) => steps.done(
+            Ok(true) => steps.done(
                 "upload",
                 t,
                 true,
                 format!("{} file(s) written or removed atomically", upload.len()),
             ),
+            Ok(false) => {
+                steps.done("upload", t, false, too_late);
+                rt.close().await;
+                let _ = client.logoff().await;
+                return Err(Failed {
+                    step: "upload".into(),
+                    touched: true,
+                    pbx_rolls_back: true,
+                });
+            }
             Err(e) => {
                 steps.done("upload", t, false, e.to_string());
                 failed = Some("upload");
@@ -1303,7 +1352,45 @@ impl Workspace {
         // Realtime rows: one transaction, then read back.
         if failed.is_none() {
             let t = Instant::now();
-            match sync_rows(&rt, &wanted, self.now()).await {
+            match blocking({
+                let (c, b) = (conn.clone(), base.clone());
+                move || hold(&c, &b)
+            })
+            .await
+            {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    steps.done("sync realtime rows", t, false, too_late);
+                    rt.close().await;
+                    let _ = client.logoff().await;
+                    return Err(Failed {
+                        step: "sync realtime rows".into(),
+                        touched: true,
+                        pbx_rolls_back: true,
+                    });
+                }
+                Ok(Err(e)) => {
+                    steps.done("sync realtime rows", t, false, e.to_string());
+                    failed = Some("sync realtime rows");
+                }
+                Err(e) => {
+                    steps.done("sync realtime rows", t, false, e.to_string());
+                    failed = Some("sync realtime rows");
+                }
+            }
+        }
+        if failed.is_none() {
+            let t = Instant::now();
+            let synced_now = sync_rows(&rt, &wanted, self.now()).await;
+            let released = blocking({
+                let (c, b) = (conn.clone(), base.clone());
+                move || release(&c, &b)
+            })
+            .await;
+            if !matches!(released, Ok(Ok(true))) {
+                failed = Some("sync realtime rows");
+            }
+            match synced_now {
                 Ok(detail) => {
                     synced = true;
                     steps.done("sync realtime rows", t, true, detail);
@@ -1316,6 +1403,35 @@ impl Workspace {
             }
         }
 
+        if failed.is_none() && !modules.is_empty() {
+            let t = Instant::now();
+            let held = blocking({
+                let (c, b) = (conn.clone(), base.clone());
+                move || hold(&c, &b)
+            })
+            .await;
+            match held {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    steps.done("reload", t, false, too_late);
+                    rt.close().await;
+                    let _ = client.logoff().await;
+                    return Err(Failed {
+                        step: "reload".into(),
+                        touched: true,
+                        pbx_rolls_back: true,
+                    });
+                }
+                Ok(Err(e)) => {
+                    steps.done("reload", t, false, e.to_string());
+                    failed = Some("reload");
+                }
+                Err(e) => {
+                    steps.done("reload", t, false, e.to_string());
+                    failed = Some("reload");
+                }
+            }
+        }
         if failed.is_none() {
             let t = Instant::now();
             let mut err = None;
@@ -1323,6 +1439,16 @@ impl Workspace {
                 if let Err(e) = reload_with_retry(&client, m).await {
                     err = Some(format!("{m}: {e}"));
                     break;
+                }
+            }
+            if !modules.is_empty() {
+                let released = blocking({
+                    let (c, b) = (conn.clone(), base.clone());
+                    move || release(&c, &b)
+                })
+                .await;
+                if !matches!(released, Ok(Ok(true))) && err.is_none() {
+                    err = Some("could not hand the armed rollback back to the PBX".into());
                 }
             }
             match err {

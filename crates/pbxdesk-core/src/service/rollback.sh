@@ -1,21 +1,35 @@
 #!/bin/sh
 # pbxdesk: the armed rollback of one apply ("commit confirmed"). pbxdesk writes this file into
 # the apply's backup folder and starts it detached before it changes anything on the PBX:
-#   sh rollback.sh SECONDS   wait, then roll back unless the apply was confirmed meanwhile.
+#   sh rollback.sh SECONDS [HOLD]   wait, then roll back unless the apply was confirmed meanwhile.
 # Whoever renames "armed" first decides: this script (to "rolling-back"), or the laptop (to
 # "confirmed" once Asterisk runs the new configuration). A laptop that rolls back by itself
 # renames it to "laptop-rolling-back" and, when done, to "rolled-back": should it vanish half-way,
 # this script finds "laptop-rolling-back" still there and finishes the job (every step here can
 # run twice: it restores contents, not differences).
+# While the laptop makes one change (swaps the files, syncs the rows, reloads) it holds the
+# rollback: "armed" is renamed to "changing" and back. This script waits for it to come back,
+# and takes "changing" over only if it stays for HOLD seconds (default 60: the laptop is gone in
+# the middle of a change), so a rollback never runs beside a change.
 # The manifest was written by pbxdesk: "restore PATH", "remove PATH" (paths checked: letters,
 # digits, '.', '_', '-', '/', never ".."), "reload MODULE".
 set -u
 case "${1:-}" in '' | *[!0-9]*) exit 2 ;; esac
+hold=${2:-60}
+case "$hold" in '' | *[!0-9]*) exit 2 ;; esac
 d=$(cd "$(dirname "$0")" && pwd) || exit 1
 etc=$(cd "$d/../.." && pwd) || exit 1
 sleep "$1"
-mv "$d/armed" "$d/rolling-back" 2>/dev/null ||
-  mv "$d/laptop-rolling-back" "$d/rolling-back" 2>/dev/null || exit 0
+waited=0
+until mv "$d/armed" "$d/rolling-back" 2>/dev/null ||
+  mv "$d/laptop-rolling-back" "$d/rolling-back" 2>/dev/null; do
+  [ -e "$d/changing" ] || exit 0
+  if [ "$waited" -ge "$hold" ]; then
+    mv "$d/changing" "$d/rolling-back" 2>/dev/null && break
+  fi
+  sleep 1
+  waited=$((waited + 1))
+done
 log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$d/rollback.log"; }
 log "the apply was not confirmed within $1 s: rolling back"
 ok=1

@@ -272,6 +272,61 @@ impl CutProxy {
     }
 }
 
+/// A TCP proxy in front of the PBX's SSH port that, once `trigger` holds, delays every chunk
+/// from the laptop by `delay`: a slow link, so that an upload outlasts the confirm window.
+pub struct SlowProxy {
+    pub port: u16,
+}
+
+impl SlowProxy {
+    pub fn start(
+        to_port: u16,
+        delay: std::time::Duration,
+        trigger: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> SlowProxy {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let trigger = Arc::new(trigger);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to_port)) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream, upstream: bool| {
+                    let trigger = trigger.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if upstream && trigger() {
+                                std::thread::sleep(delay);
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                );
+                pipe(server, client, false);
+            }
+        });
+        SlowProxy { port }
+    }
+}
+
 /// A tiny filesystem mounted over a folder of the "PBX" (its files copied in), filled up so
 /// the next write fails with ENOSPC; unmounted (files copied back) on drop.
 pub struct FullDisk {
