@@ -28,6 +28,33 @@ pub struct Pbx {
     pub sshd: Sshd,
     pub ast: AsteriskDouble,
     pub db: MySqlPool,
+    /// The throwaway realtime database, dropped with the PBX.
+    pub db_name: String,
+}
+
+impl Drop for Pbx {
+    fn drop(&mut self) {
+        // Tests and benches leave no database behind: dropped from a runtime of its own on
+        // another thread (Drop cannot await), best effort.
+        let name = std::mem::take(&mut self.db_name);
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql").await {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// Reads the product's files from the "PBX" folder.
@@ -132,13 +159,18 @@ pub async fn setup_with_sorcery(
         ami_user: Some("pbx".into()),
         ami_secret: Some("pbx-secret-1".into()),
         db_user: Some("root".into()),
-        db_name: Some(name),
+        db_name: Some(name.clone()),
         ..Default::default()
     };
     ws.pbx_update(me, "demo-pbx", &profile).await.unwrap();
     let fp = ws.pbx_probe_host_key(me, "demo-pbx").await.unwrap();
     ws.pbx_trust(me, "demo-pbx", &fp).await.unwrap();
-    Pbx { sshd, ast, db }
+    Pbx {
+        sshd,
+        ast,
+        db,
+        db_name: name,
+    }
 }
 
 /// Each backup folder on the "PBX" (oldest first) with the names of its top-level entries.
