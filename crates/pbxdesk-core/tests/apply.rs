@@ -239,7 +239,20 @@ async fn drift_and_locks_are_respected() {
     assert!(e.to_string().contains("carol"), "{e}");
     assert!(product_files(&etc).is_empty());
     // A lock left by a crashed apply long ago is broken.
+    // Its age is the PBX's clock's (the note's modification time), not the time in the note:
+    // a lock written just now by a laptop whose clock is 20 minutes behind is held.
+    let skewed = etc.join(".pbxdesk-apply.lock/owner");
+    std::fs::write(&skewed, format!("skewed {}", now_ms - 20 * 60 * 1000)).unwrap();
+    let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
+    assert!(e.to_string().contains("skewed"), "a live lock is held: {e}");
+    assert!(product_files(&etc).is_empty());
     std::fs::write(etc.join(".pbxdesk-apply.lock/owner"), "ghost 1000").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(etc.join(".pbxdesk-apply.lock/owner"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(20 * 60))
+        .unwrap();
     let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
     assert!(

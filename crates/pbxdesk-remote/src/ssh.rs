@@ -641,6 +641,17 @@ impl Connection {
             .map_err(|e| remote("set mode and group of", path, e))
     }
 
+    /// A file's or folder's modification time (seconds since 1970, the PBX's clock), None when
+    /// it does not exist.
+    pub fn mtime(&self, path: &str) -> Result<Option<u64>, SshError> {
+        let p = checked_path(path)?;
+        match self.sftp.stat(&p) {
+            Ok(st) => Ok(st.mtime),
+            Err(e) if is_no_such_file(&e) => Ok(None),
+            Err(e) => Err(remote("stat", path, e)),
+        }
+    }
+
     /// A file's or folder's mode bits and group, None when it does not exist.
     pub fn stat_mode(&self, path: &str) -> Result<Option<(u32, Option<u32>)>, SshError> {
         let p = checked_path(path)?;

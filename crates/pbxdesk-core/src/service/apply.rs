@@ -331,13 +331,27 @@ fn take_lock(
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let noted = held.is_some();
         let held = held.unwrap_or_else(|| "(an apply that left no owner note) 0".into());
-        let since: i64 = held
-            .rsplit(' ')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if now - since <= i64::try_from(STALE_LOCK.as_millis()).unwrap_or(i64::MAX) {
+        // Staleness by the PBX's own clock (the note's, or the folder's, modification time
+        // against a file written now), never by comparing this laptop's clock with the
+        // holder's: two laptops 15 minutes apart would break each other's live lock.
+        let written = if noted {
+            c.mtime(&format!("{lock}/owner")).map_err(conflict)?
+        } else {
+            c.mtime(lock).map_err(conflict)?
+        };
+        let probe = format!("{lock}.clock-{:08x}", rand::random::<u32>());
+        c.write_new(&probe, b"").map_err(conflict)?;
+        let pbx_now = c.mtime(&probe).map_err(conflict)?;
+        let _ = c.remove_file(&probe);
+        let age = match (pbx_now, written) {
+            (Some(n), Some(w)) => n.saturating_sub(w),
+            // Gone meanwhile (released): try again.
+            (_, None) => 0,
+            (None, Some(_)) => 0,
+        };
+        if age <= STALE_LOCK.as_secs() {
             return Ok(Err(held));
         }
         let aside = format!("{lock}.stale-{now}-{:08x}", rand::random::<u32>());
