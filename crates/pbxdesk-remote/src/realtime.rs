@@ -41,6 +41,10 @@ pub enum RealtimeError {
     Invalid { field: &'static str, reason: String },
     #[error("realtime database error: {0}")]
     Db(String),
+    /// The COMMIT itself failed (the link dropped during it): the transaction may or may not
+    /// have been committed.
+    #[error("the realtime database's answer to COMMIT was lost ({0}): the rows may or may not have changed")]
+    CommitUnknown(String),
 }
 
 fn db(e: sqlx::Error) -> RealtimeError {
@@ -462,7 +466,9 @@ impl Realtime {
             );
             q.build().execute(&mut *tx).await.map_err(db)?;
         }
-        tx.commit().await.map_err(db)?;
+        tx.commit()
+            .await
+            .map_err(|e| RealtimeError::CommitUnknown(e.to_string()))?;
         Ok(plan)
     }
 

@@ -540,10 +540,13 @@ async fn sync_rows(
     wanted: &[Device],
     now: i64,
 ) -> std::result::Result<String, (String, bool)> {
-    let plan = rt
-        .sync(wanted, now)
-        .await
-        .map_err(|e| (e.to_string(), false))?;
+    // A sync that failed before its COMMIT changed nothing (the transaction is rolled back);
+    // one whose COMMIT got no answer may have committed: it counts as synced, so the rollback
+    // runs the undo, which is idempotent (it deletes the owned rows and puts the old ones back).
+    let plan = rt.sync(wanted, now).await.map_err(|e| {
+        let maybe = matches!(e, pbxdesk_remote::realtime::RealtimeError::CommitUnknown(_));
+        (e.to_string(), maybe)
+    })?;
     match rt.plan(wanted).await {
         Ok(p) if p.is_empty() => Ok(format!(
             "{} added, {} changed, {} removed, {} unchanged; the database now holds the render",
