@@ -108,6 +108,15 @@ struct Failed {
 }
 
 impl Failed {
+    /// The PBX's own rollback has the apply now: it restores and releases the lock itself.
+    fn left_to_pbx(step: &str) -> Failed {
+        Failed {
+            step: step.into(),
+            touched: true,
+            pbx_rolls_back: true,
+        }
+    }
+
     fn before(step: &str) -> Failed {
         Failed {
             step: step.into(),
@@ -213,6 +222,23 @@ fn hold(c: &Connection, base: &str) -> std::result::Result<bool, pbxdesk_remote:
 /// Hands the armed rollback back after the change (`changing` -> `armed`).
 fn release(c: &Connection, base: &str) -> std::result::Result<bool, pbxdesk_remote::ssh::SshError> {
     c.rename(&format!("{base}/changing"), &format!("{base}/armed"))
+}
+
+/// `hold` off the async runtime: `Ok(false)` when the PBX's rollback has it, `Err` when it
+/// could not be told (the connection).
+async fn hold_for_change(conn: &Arc<Connection>, base: &str) -> std::result::Result<bool, String> {
+    let (c, b) = (conn.clone(), base.to_owned());
+    match blocking(move || hold(&c, &b)).await {
+        Ok(Ok(held)) => Ok(held),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `release` off the async runtime; false when the hold could not be handed back.
+async fn release_after_change(conn: &Arc<Connection>, base: &str) -> bool {
+    let (c, b) = (conn.clone(), base.to_owned());
+    matches!(blocking(move || release(&c, &b)).await, Ok(Ok(true)))
 }
 
 /// Writes `files` (relative path -> content; `None` removes) in one batch, then gives the
@@ -1354,11 +1380,7 @@ impl Workspace {
                 steps.done("upload", t, false, too_late);
                 rt.close().await;
                 let _ = client.logoff().await;
-                return Err(Failed {
-                    step: "upload".into(),
-                    touched: true,
-                    pbx_rolls_back: true,
-                });
+                return Err(Failed::left_to_pbx("upload"));
             }
             Err(e) => {
                 steps.done("upload", t, false, e.to_string());
@@ -1369,29 +1391,16 @@ impl Workspace {
         // Realtime rows: one transaction, then read back.
         if failed.is_none() {
             let t = Instant::now();
-            match blocking({
-                let (c, b) = (conn.clone(), base.clone());
-                move || hold(&c, &b)
-            })
-            .await
-            {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => {
+            match hold_for_change(conn, &base).await {
+                Ok(true) => {}
+                Ok(false) => {
                     steps.done("sync realtime rows", t, false, too_late);
                     rt.close().await;
                     let _ = client.logoff().await;
-                    return Err(Failed {
-                        step: "sync realtime rows".into(),
-                        touched: true,
-                        pbx_rolls_back: true,
-                    });
-                }
-                Ok(Err(e)) => {
-                    steps.done("sync realtime rows", t, false, e.to_string());
-                    failed = Some("sync realtime rows");
+                    return Err(Failed::left_to_pbx("sync realtime rows"));
                 }
                 Err(e) => {
-                    steps.done("sync realtime rows", t, false, e.to_string());
+                    steps.done("sync realtime rows", t, false, e);
                     failed = Some("sync realtime rows");
                 }
             }
@@ -1399,12 +1408,7 @@ impl Workspace {
         if failed.is_none() {
             let t = Instant::now();
             let synced_now = sync_rows(&rt, &wanted, self.now()).await;
-            let released = blocking({
-                let (c, b) = (conn.clone(), base.clone());
-                move || release(&c, &b)
-            })
-            .await;
-            if !matches!(released, Ok(Ok(true))) {
+            if !release_after_change(conn, &base).await {
                 failed = Some("sync realtime rows");
             }
             match synced_now {
@@ -1422,29 +1426,16 @@ impl Workspace {
 
         if failed.is_none() && !modules.is_empty() {
             let t = Instant::now();
-            let held = blocking({
-                let (c, b) = (conn.clone(), base.clone());
-                move || hold(&c, &b)
-            })
-            .await;
-            match held {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => {
+            match hold_for_change(conn, &base).await {
+                Ok(true) => {}
+                Ok(false) => {
                     steps.done("reload", t, false, too_late);
                     rt.close().await;
                     let _ = client.logoff().await;
-                    return Err(Failed {
-                        step: "reload".into(),
-                        touched: true,
-                        pbx_rolls_back: true,
-                    });
-                }
-                Ok(Err(e)) => {
-                    steps.done("reload", t, false, e.to_string());
-                    failed = Some("reload");
+                    return Err(Failed::left_to_pbx("reload"));
                 }
                 Err(e) => {
-                    steps.done("reload", t, false, e.to_string());
+                    steps.done("reload", t, false, e);
                     failed = Some("reload");
                 }
             }
@@ -1458,15 +1449,9 @@ impl Workspace {
                     break;
                 }
             }
-            if !modules.is_empty() {
-                let released = blocking({
-                    let (c, b) = (conn.clone(), base.clone());
-                    move || release(&c, &b)
-                })
-                .await;
-                if !matches!(released, Ok(Ok(true))) && err.is_none() {
-                    err = Some("could not hand the armed rollback back to the PBX".into());
-                }
+            // Released whatever the reload did (the left operands run first).
+            if !modules.is_empty() && !release_after_change(conn, &base).await && err.is_none() {
+                err = Some("could not hand the armed rollback back to the PBX".into());
             }
             match err {
                 None => steps.done("reload", t, true, modules.join(", ")),
