@@ -682,7 +682,6 @@ async fn history_progress_and_rolling_back_the_last_apply() {
 /// the rollback: the old files, the old rows, the reloads, the lock released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pbx_finishes_a_rollback_the_laptop_began() {
-    use std::sync::atomic::Ordering;
     let h = harness::Harness::sqlite().await;
     let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
     let pbx = setup(ws, &me, "m").await;
@@ -695,17 +694,7 @@ async fn the_pbx_finishes_a_rollback_the_laptop_began() {
     let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
     rename_ada(ws, &me, "Ada Halfway", Some(37)).await;
     // The apply hangs in the reload (after upload and sync) and the laptop goes away.
-    pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
-    let before = reloads(&pbx.ast);
-    tokio::select! {
-        r = ws.pbx_apply(&me, "demo-pbx", &opts) => panic!("the apply ended: {r:?}"),
-        () = async {
-            while reloads(&pbx.ast) == before {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        } => {}
-    }
-    pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
+    pbx_double::apply_and_vanish_in_reload(ws, &me, &pbx, &opts).await;
     assert_ne!(product_files(&etc), old_files);
     // It held the armed rollback for the reload ("changing"), had claimed the rollback, then
     // vanished.
@@ -1133,7 +1122,6 @@ async fn nothing_changes_after_the_confirm_window_ran_out() {
 /// script waits HOLD seconds for it to come back, then takes it over and rolls back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pbx_takes_over_a_change_the_laptop_never_finished() {
-    use std::sync::atomic::Ordering;
     let h = harness::Harness::sqlite().await;
     let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
     let pbx = setup(ws, &me, "changing").await;
@@ -1146,17 +1134,7 @@ async fn the_pbx_takes_over_a_change_the_laptop_never_finished() {
     let (old_files, old_rows) = (product_files(&etc), endpoints(&pbx.db).await);
     rename_ada(ws, &me, "Ada Held", Some(39)).await;
     // The apply hangs in its reload, holding the armed rollback, and the laptop goes away.
-    pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
-    let before = reloads(&pbx.ast);
-    tokio::select! {
-        r = ws.pbx_apply(&me, "demo-pbx", &opts) => panic!("the apply ended: {r:?}"),
-        () = async {
-            while reloads(&pbx.ast) == before {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        } => {}
-    }
-    pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
+    pbx_double::apply_and_vanish_in_reload(ws, &me, &pbx, &opts).await;
     let (folder, names) = backups(&etc).last().unwrap().clone();
     assert!(
         names.contains(&"changing".to_owned()),

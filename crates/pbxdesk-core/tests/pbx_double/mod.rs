@@ -173,6 +173,28 @@ pub async fn setup_with_sorcery(
     }
 }
 
+/// Starts an apply that hangs in its reload (after the upload and the sync) and abandons it
+/// there, as a laptop that goes away mid-apply.
+pub async fn apply_and_vanish_in_reload(
+    ws: &Workspace,
+    me: &Actor,
+    pbx: &Pbx,
+    opts: &pbxdesk_core::service::ApplyOptions,
+) {
+    use std::sync::atomic::Ordering;
+    pbx.ast.hold_reloads.store(true, Ordering::SeqCst);
+    let before = reloads(&pbx.ast);
+    tokio::select! {
+        r = ws.pbx_apply(me, "demo-pbx", opts) => panic!("the apply ended: {r:?}"),
+        () = async {
+            while reloads(&pbx.ast) == before {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        } => {}
+    }
+    pbx.ast.hold_reloads.store(false, Ordering::SeqCst);
+}
+
 /// Each backup folder on the "PBX" (oldest first) with the names of its top-level entries.
 pub fn backups(etc: &Path) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = std::fs::read_dir(etc.join("pbxdesk-backups"))

@@ -186,12 +186,6 @@ impl Loader<'_> {
                         continue; // "Invalid priority/label"
                     }
                     let pat = pat.trim().to_owned();
-                    *self
-                        .plan
-                        .entry(ctx.clone())
-                        .or_default()
-                        .entry(pat.clone())
-                        .or_default() += 1;
                     self.add_priority(&ctx, &pat, prio.trim(), app);
                     self.last_exten = Some(pat);
                 }
@@ -203,12 +197,6 @@ impl Loader<'_> {
                         continue;
                     }
                     if let Some(pat) = self.last_exten.clone() {
-                        *self
-                            .plan
-                            .entry(ctx.clone())
-                            .or_default()
-                            .entry(pat.clone())
-                            .or_default() += 1;
                         self.add_priority(&ctx, &pat, prio.trim(), app);
                     }
                 }
@@ -220,7 +208,14 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
+    /// One priority of `ctx`/`pat`: counted for `dialplan show`, kept for the executor.
     fn add_priority(&mut self, ctx: &str, pat: &str, prio: &str, app: &str) {
+        *self
+            .plan
+            .entry(ctx.to_owned())
+            .or_default()
+            .entry(pat.to_owned())
+            .or_default() += 1;
         let c: &mut ContextDef = self.program.entry(ctx.to_owned()).or_default();
         let p = parse_priority(prio, app);
         match c.extensions.iter_mut().find(|(x, _)| x == pat) {
