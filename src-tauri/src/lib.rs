@@ -29,6 +29,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
+    /// Why an apply was refused (code `refused`): the app offers what fixes it.
+    pub refusal: Option<pbxdesk_core::Refusal>,
 }
 
 impl From<pbxdesk_core::Error> for ApiError {
@@ -37,10 +39,15 @@ impl From<pbxdesk_core::Error> for ApiError {
             pbxdesk_core::Error::Validation(v) => Some(v.field.clone()),
             _ => None,
         };
+        let refusal = match &e {
+            pbxdesk_core::Error::Refused(r) => Some(r.clone()),
+            _ => None,
+        };
         ApiError {
             code: e.code(),
             message: e.to_string(),
             field,
+            refusal,
         }
     }
 }
@@ -62,6 +69,7 @@ impl AppState {
             code: ErrorCode::Unauthenticated,
             message: "log in to the team workspace first".into(),
             field: None,
+            refusal: None,
         })
     }
 

@@ -18,7 +18,7 @@ import {
 } from "@mantine/core";
 import { Channel } from "@tauri-apps/api/core";
 import { useCallback, useEffect, useState } from "react";
-import { call } from "./api";
+import { ApiFailure, call } from "./api";
 import {
   type ApplyOutcome,
   type ApplyRecord,
@@ -26,6 +26,8 @@ import {
   type ApplySource,
   type ApplyStep,
   commands,
+  type Refusal,
+  type StepKind,
 } from "./bindings";
 import { DiffView } from "./DiffView";
 
@@ -61,12 +63,38 @@ function StepRows({ steps }: { steps: ApplyStep[] }) {
   );
 }
 
+/** The steps that check what Asterisk loaded. */
+const verifications: ReadonlySet<StepKind> = new Set<StepKind>([
+  "verify_dialplan",
+  "verify_endpoints",
+  "verify_voicemail",
+  "verify_trunks",
+]);
+
+/** The steps that reach AMI or the realtime database. */
+const connections: ReadonlySet<StepKind> = new Set<StepKind>(["connect_ami", "connect_database"]);
+
 function explain(r: ApplyReport): string | null {
+  const at = r.steps.find((s) => s.kind === r.failed)?.step ?? r.failed;
   switch (r.outcome) {
     case "rolled_back":
-      return `Failed at “${r.failed}”: the PBX was restored to what it ran before (see the steps).`;
+      return `Failed at “${at}”: the PBX was restored to what it ran before (see the steps).`;
     case "stopped":
-      return `Stopped at “${r.failed}” before anything on the PBX changed.`;
+      return r.failed && connections.has(r.failed)
+        ? `The PBX could not be reached at “${at}”; nothing on it changed.`
+        : `Stopped at “${at}” before anything on the PBX changed.`;
+    default:
+      return null;
+  }
+}
+
+/** A refusal's remedy, as a button that goes back to the review with the option set. */
+function remedy(r: Refusal | null): { label: string; option: "overwrite" | "includes" } | null {
+  switch (r?.kind) {
+    case "drift":
+      return { label: "Review again, replacing the hand-edited files", option: "overwrite" };
+    case "missing_include":
+      return { label: "Review again, adding pbxdesk's include lines", option: "includes" };
     default:
       return null;
   }
@@ -100,6 +128,7 @@ export function ApplyWizard({
   const [live, setLive] = useState<ApplyStep[]>([]);
   const [report, setReport] = useState<ApplyReport | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [refusal, setRefusal] = useState<Refusal | null>(null);
   const [what, setWhat] = useState<ApplySource>(source);
 
   useEffect(() => {
@@ -108,6 +137,7 @@ export function ApplyWizard({
       setLive([]);
       setReport(null);
       setError(null);
+      setRefusal(null);
       setWhat(source);
     }
   }, [opened, source]);
@@ -118,6 +148,7 @@ export function ApplyWizard({
     setLive([]);
     setReport(null);
     setError(null);
+    setRefusal(null);
     const progress = new Channel<ApplyStep>();
     progress.onmessage = (step) => setLive((s) => [...s, step]);
     try {
@@ -138,13 +169,14 @@ export function ApplyWizard({
       onApplied();
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
+      setRefusal(e instanceof ApiFailure ? e.refusal : null);
     } finally {
       setActive(2);
     }
   }
 
-  const verified = report?.steps.filter((s) => s.step.startsWith("verify") && s.ok) ?? [];
-  const drift = error?.includes("changed by hand") ?? false;
+  const verified = report?.steps.filter((s) => verifications.has(s.kind) && s.ok) ?? [];
+  const fix = remedy(refusal);
   return (
     <Modal
       opened={opened}
@@ -220,18 +252,20 @@ export function ApplyWizard({
             {error && (
               <Alert color="red" data-testid="apply-error">
                 {error}
-                {drift && (
+                {fix && (
                   <Group mt="xs">
                     <Button
                       size="xs"
                       color="red"
                       variant="light"
+                      data-testid="apply-remedy"
                       onClick={() => {
-                        setOverwrite(true);
+                        if (fix.option === "overwrite") setOverwrite(true);
+                        else setAddIncludes(true);
                         setActive(0);
                       }}
                     >
-                      Review again, replacing the hand-edited files
+                      {fix.label}
                     </Button>
                   </Group>
                 )}

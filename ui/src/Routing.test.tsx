@@ -136,7 +136,7 @@ describe("preview and call path", () => {
             outcome: "applied",
             summary: "1 file(s) changed, 7 unchanged",
             failed: null,
-            steps: [{ step: "confirm", ok: true, ms: 2, detail: "disarmed" }],
+            steps: [{ kind: "confirm", step: "confirm", ok: true, ms: 2, detail: "disarmed" }],
             log: null,
             diff: "--- a/voicemail.d/pbxdesk/tenant-acme.conf\n+++ b/voicemail.d/pbxdesk/tenant-acme.conf\n@@ -1 +1 @@\n-100 => ********,Ada\n+100 => ********,Ada King\n",
           },
@@ -161,6 +161,7 @@ describe("preview and call path", () => {
           summary: "back to the apply of 1789990000000 (Unix ms): 1 file(s) changed",
           steps: [
             {
+              kind: "verify_dialplan",
               step: "verify dialplan",
               ok: true,
               ms: 5,

@@ -1,15 +1,18 @@
 // The UI's one door to the backend: the generated bindings, with their typed error turned
 // into an exception that keeps the code and the field.
-import type { ApiError } from "./bindings";
+import type { ApiError, Refusal } from "./bindings";
 
 export class ApiFailure extends Error {
   readonly code: ApiError["code"];
   readonly field: string | null;
+  /** Why an apply was refused (code "refused"): the UI offers what fixes it. */
+  readonly refusal: Refusal | null;
 
   constructor(error: ApiError) {
     super(error.message);
     this.code = error.code;
     this.field = error.field ?? null;
+    this.refusal = error.refusal ?? null;
   }
 }
 

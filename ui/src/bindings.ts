@@ -65,6 +65,8 @@ export type ApiError_Deserialize = {
 	code: ErrorCode,
 	message: string,
 	field?: string | null,
+	/**  Why an apply was refused (code `refused`): the app offers what fixes it. */
+	refusal?: Refusal | null,
 };
 
 /**
@@ -75,6 +77,8 @@ export type ApiError_Serialize = {
 	code: ErrorCode,
 	message: string,
 	field: string | null,
+	/**  Why an apply was refused (code `refused`): the app offers what fixes it. */
+	refusal: Refusal | null,
 };
 
 export type AppInfo = AppInfo_Serialize | AppInfo_Deserialize;
@@ -194,8 +198,8 @@ export type ApplyReport_Deserialize = {
 	/**  The tenants, users, devices and DIDs the change touches. */
 	touched: Touched,
 	findings: Finding[],
-	/**  The step that failed, when rolled back. */
-	failed?: string | null,
+	/**  The step that failed, when stopped or rolled back. */
+	failed?: StepKind | null,
 };
 
 export type ApplyReport_Serialize = {
@@ -207,8 +211,8 @@ export type ApplyReport_Serialize = {
 	/**  The tenants, users, devices and DIDs the change touches. */
 	touched: Touched,
 	findings: Finding[],
-	/**  The step that failed, when rolled back. */
-	failed: string | null,
+	/**  The step that failed, when stopped or rolled back. */
+	failed: StepKind | null,
 };
 
 /**  What an apply takes to the PBX. */
@@ -222,6 +226,8 @@ export type ApplySource =
 "previous_apply";
 
 export type ApplyStep = {
+	kind: StepKind,
+	/**  The kind's name for people. */
 	step: string,
 	ok: boolean,
 	ms: number,
@@ -322,7 +328,11 @@ export type Diff = {
 	unchanged_files: number,
 };
 
-export type ErrorCode = "validation" | "not_found" | "conflict" | "forbidden" | "unauthenticated" | "key" | "busy" | "internal";
+export type ErrorCode = "validation" | "not_found" | "conflict" | "forbidden" | "unauthenticated" | "key" | "busy" | "internal" | 
+/**  An apply refused before it changed anything (see [`Refusal`]). */
+"refused" | 
+/**  The PBX cannot be reached. */
+"unreachable";
 
 export type FileChange = "added" | "removed" | "changed";
 
@@ -691,6 +701,27 @@ export type PolicyRule = {
 	trunks: string[],
 };
 
+/**  Why an apply will not start. Nothing on the PBX was changed. */
+export type Refusal = 
+/**  The render has errors (each as "entity: message"). */
+{ kind: "render_errors"; errors: string[] } | 
+/**  The PBX's SSH host key was never pinned. */
+{ kind: "untrusted"; pbx: string } | { kind: "no_earlier_apply"; pbx: string } | 
+/**  pbxdesk's generated files on the PBX differ from the last apply's. */
+{ kind: "drift"; files: string[] } | 
+/**  A core file lacks the line that reads pbxdesk's generated files. */
+{ kind: "missing_include"; file: string; line: string } | 
+/**  No extensions.conf in the profile's config folder. */
+{ kind: "no_dialplan"; file: string } | 
+/**  sorcery.conf keeps these PJSIP object types out of the config files (trunks would not load). */
+{ kind: "sorcery_unmapped"; types: string[]; fix: string } | 
+/**  Another apply holds the PBX's lock. */
+{ kind: "locked"; owner: string; since: number | null } | 
+/**  A teammate's apply to the PBX runs from the same team workspace. */
+{ kind: "team_locked"; pbx: string } | 
+/**  A database setting cannot go into the mysql option file the PBX's rollback uses. */
+{ kind: "db_setting"; field: string };
+
 /**  A device with its SIP password in clear: only from `device_reveal`, which is audited. */
 export type RevealedDevice = {
 	device: Device,
@@ -707,6 +738,22 @@ export type Severity = "error" | "warning";
 
 /**  How pbxdesk logs in over SSH. */
 export type SshAuth = "key" | "agent" | "password";
+
+/**
+ *  The steps of an apply, in the order they run (the rollback's last). Front ends switch on
+ *  these, never on a step's words.
+ */
+export type StepKind = "render" | 
+/**  A rollback the PBX ran by itself since the last apply, reported once. */
+"earlier_apply" | "read_pbx" | "lock" | "includes" | "connect_ami" | "file_access" | "transports" | "connect_database" | 
+/**  The backup and the armed rollback. */
+"backup" | "upload" | "sync" | "reload" | "verify_dialplan" | "verify_endpoints" | "verify_voicemail" | "verify_trunks" | "confirm" | 
+/**  The laptop takes the rollback over from the PBX's timer (or finds the PBX has it). */
+"roll_back" | "restore_files" | "restore_rows" | 
+/**  The old configuration reloaded and its dialplan verified. */
+"reload_old" | "unlock" | 
+/**  A step recorded by a version that did not type its steps (in the history). */
+"other";
 
 export type Tenant = Tenant_Serialize | Tenant_Deserialize;
 

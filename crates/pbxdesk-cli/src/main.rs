@@ -1,8 +1,9 @@
 //! `pbxdesk`: the command line over the same services as the desktop app.
 //!
-//! Exit codes: 0 ok, 1 internal failure, 2 usage, 3 validation, 4 not found, 5 conflict,
-//! 6 forbidden or not logged in, 7 workspace key, 8 busy (try again), 9 `pbx check` ran and a
-//! check failed.
+//! Exit codes: 0 ok, 1 internal failure, 2 usage, 3 validation, 4 not found, 5 conflict (an
+//! apply that stopped or rolled back), 6 forbidden or not logged in, 7 workspace key, 8 busy
+//! (try again), 9 `pbx check` ran and a check failed, 10 an apply refused before it changed
+//! anything (drift, a missing include line, the PBX locked, …), 11 the PBX cannot be reached.
 
 mod output;
 
@@ -694,6 +695,8 @@ fn exit_code(code: ErrorCode) -> u8 {
         ErrorCode::Key => 7,
         ErrorCode::Busy => 8,
         ErrorCode::Internal => 1,
+        ErrorCode::Refused => 10,
+        ErrorCode::Unreachable => 11,
     }
 }
 
@@ -1125,17 +1128,14 @@ async fn with_actor(
                 }))
             };
             let report = ws.pbx_apply_with(me, pbx, &opts, source, progress).await?;
-            if matches!(
-                report.outcome,
-                ApplyOutcome::RolledBack | ApplyOutcome::Stopped
-            ) {
+            if let Some(code) = report.failure_code() {
                 // The report is the output (one document with --json); the exit code says the
                 // configuration did not change.
-                FAILED_EXIT.store(exit_code(ErrorCode::Conflict), Ordering::Relaxed);
+                FAILED_EXIT.store(exit_code(code), Ordering::Relaxed);
                 if !json {
                     eprintln!(
                         "error: the apply failed at \"{}\"; {}",
-                        report.failed.clone().unwrap_or_default(),
+                        report.failed.map(|k| k.label()).unwrap_or_default(),
                         if report.outcome == ApplyOutcome::RolledBack {
                             "the PBX was restored to what it ran before"
                         } else {

@@ -6,7 +6,7 @@ use pbxdesk_core::model::{
     Trunk, User, UserSummary,
 };
 use pbxdesk_core::service::{ApplyRecord, ApplyReport, ApplyStep, PbxDiff};
-use pbxdesk_core::Error;
+use pbxdesk_core::{Error, Refusal};
 use pbxdesk_render::{Finding, Severity, Trace};
 use serde::Serialize;
 
@@ -48,17 +48,50 @@ pub fn print_ok(out: &dyn Show, json: bool) {
 }
 
 pub fn print_error(e: &Error, json: bool) {
+    let hint = match e {
+        Error::Refused(r) => refusal_hint(r),
+        _ => None,
+    };
     if json {
         let field = match e {
             Error::Validation(v) => Some(v.field.clone()),
             _ => None,
         };
-        let body = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "field": field } });
+        let refusal = match e {
+            Error::Refused(r) => Some(r),
+            _ => None,
+        };
+        let body = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "field": field, "refusal": refusal, "hint": hint } });
         out_line(&body.to_string());
     } else {
         use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "error: {e}");
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "error: {e}");
+        if let Some(h) = hint {
+            let _ = writeln!(err, "hint: {h}");
+        }
     }
+}
+
+/// What the technician can do about a refused apply, in the CLI's terms (the app words its own).
+pub fn refusal_hint(r: &Refusal) -> Option<String> {
+    Some(match r {
+        Refusal::Drift { .. } => {
+            "look at those files on the PBX, then apply with --overwrite-drift to replace them"
+                .into()
+        }
+        Refusal::MissingInclude { .. } => {
+            "apply with --add-includes to let pbxdesk add the line".into()
+        }
+        Refusal::Untrusted { pbx } => format!("check the key, then: pbxdesk pbx trust {pbx}"),
+        Refusal::Locked { .. } | Refusal::TeamLocked { .. } => "try again when it is done".into(),
+        Refusal::NoEarlierApply { .. } => "apply without --previous".into(),
+        Refusal::RenderErrors { .. } => {
+            "pbxdesk render --pbx NAME lists them with their fixes".into()
+        }
+        Refusal::NoDialplan { .. } => "pbxdesk pbx check NAME checks the config folder".into(),
+        Refusal::SorceryUnmapped { .. } | Refusal::DbSetting { .. } => return None,
+    })
 }
 
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -675,10 +708,8 @@ impl Human for ApplyReport {
                 st.detail
             ));
         }
-        if let Some(f) = &self.failed {
-            s.push_str(&format!(
-                "failed at: {f}; the files were restored and the old dialplan reloaded\n"
-            ));
+        if let Some(f) = self.failed {
+            s.push_str(&format!("failed at: {}\n", f.label()));
         }
         s
     }

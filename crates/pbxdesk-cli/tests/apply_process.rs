@@ -154,7 +154,7 @@ async fn a_killed_apply_is_rolled_back_by_the_pbx_and_two_processes_never_both_a
         .count();
     assert_eq!(applied, 1, "{outs:?}");
     assert!(
-        docs.iter().any(|(code, d)| (*code == Some(5)
+        docs.iter().any(|(code, d)| (*code == Some(10)
             && d["error"]["message"]
                 .as_str()
                 .is_some_and(|m| m.contains("another apply")))

@@ -512,10 +512,13 @@ fn apply_dry_run_previews_offline_and_an_untrusted_pbx_is_refused() {
         ws.json(&["diff", "--pbx", "demo-pbx"])["last_applied_at"],
         Value::Null
     );
-    // A real apply needs a trusted host key; nothing is contacted before.
-    let e = ws.fails(&["apply", "--pbx", "demo-pbx"], 5);
+    // A real apply needs a trusted host key; nothing is contacted before. A refusal has its
+    // own exit code and kind, and the CLI's hint names the command that fixes it.
+    let e = ws.fails(&["apply", "--pbx", "demo-pbx"], 10);
+    assert_eq!(e["error"]["code"], "refused", "{e}");
+    assert_eq!(e["error"]["refusal"]["kind"], "untrusted", "{e}");
     assert!(
-        e["error"]["message"]
+        e["error"]["hint"]
             .as_str()
             .unwrap()
             .contains("pbxdesk pbx trust demo-pbx"),
@@ -533,7 +536,7 @@ fn apply_dry_run_previews_offline_and_an_untrusted_pbx_is_refused() {
     // Nothing applied yet: there is no earlier apply to go back to.
     let e = ws.fails(
         &["apply", "--pbx", "demo-pbx", "--previous", "--dry-run"],
-        5,
+        10,
     );
     assert!(e.to_string().contains("no earlier apply"), "{e}");
     assert_eq!(

@@ -88,6 +88,59 @@ pub enum Error {
     /// A storage failure that is not the user's doing. The detail goes to the log, not to the UI.
     #[error("workspace storage failed: {0}")]
     Store(String),
+    /// A guarded operation (an apply) will not start, and why; nothing was changed. Each front
+    /// end words its own hint (the CLI names a flag, the app offers a button).
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The PBX (SSH, AMI or its database) cannot be reached; nothing was changed.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Why an apply will not start. Nothing on the PBX was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The render has errors (each as "entity: message").
+    #[error("the render has {} error(s); fix them first: {}", errors.len(), errors.join("; "))]
+    RenderErrors { errors: Vec<String> },
+    /// The PBX's SSH host key was never pinned.
+    #[error("the host key of {pbx} is not trusted yet")]
+    Untrusted { pbx: String },
+    #[error("{pbx} has no earlier apply on record to go back to")]
+    NoEarlierApply { pbx: String },
+    /// pbxdesk's generated files on the PBX differ from the last apply's.
+    #[error("the PBX was changed by hand since the last apply ({})", files.join(", "))]
+    Drift { files: Vec<String> },
+    /// A core file lacks the line that reads pbxdesk's generated files.
+    #[error("{file} on the PBX lacks the line `{line}`")]
+    MissingInclude { file: String, line: String },
+    /// No extensions.conf in the profile's config folder.
+    #[error("{file} does not exist on the PBX: is the profile's config folder Asterisk's?")]
+    NoDialplan { file: String },
+    /// sorcery.conf keeps these PJSIP object types out of the config files (trunks would not load).
+    #[error("sorcery.conf on the PBX maps {} to realtime only, so Asterisk would ignore the trunk files of this render; {fix}", types.join(", "))]
+    SorceryUnmapped { types: Vec<String>, fix: String },
+    /// Another apply holds the PBX's lock.
+    #[error("another apply to this PBX is running: {owner} since {since} (Unix ms)")]
+    Locked {
+        owner: String,
+        #[cfg_attr(feature = "specta", specta(type = f64))]
+        since: i64,
+    },
+    /// A teammate's apply to the PBX runs from the same team workspace.
+    #[error("another apply to {pbx} is running from this team's workspace")]
+    TeamLocked { pbx: String },
+    /// A database setting cannot go into the mysql option file the PBX's rollback uses.
+    #[error("the database setting {field} holds a line break; the PBX's rollback cannot use it")]
+    DbSetting { field: String },
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        Error::Refused(r)
+    }
 }
 
 impl Error {
@@ -109,6 +162,8 @@ impl Error {
             Error::Key(_) => ErrorCode::Key,
             Error::Busy => ErrorCode::Busy,
             Error::Store(_) => ErrorCode::Internal,
+            Error::Refused(_) => ErrorCode::Refused,
+            Error::Unreachable(_) => ErrorCode::Unreachable,
         }
     }
 }
@@ -131,6 +186,10 @@ pub enum ErrorCode {
     Key,
     Busy,
     Internal,
+    /// An apply refused before it changed anything (see [`Refusal`]).
+    Refused,
+    /// The PBX cannot be reached.
+    Unreachable,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,8 +13,8 @@ use pbx_double::{
     backups, endpoints, fixture, product_files, reloads, rename_ada, setup, setup_with_sorcery,
 };
 use pbxdesk_core::model::AuditQuery;
-use pbxdesk_core::service::{ApplyOptions, ApplyOutcome};
-use pbxdesk_core::ErrorCode;
+use pbxdesk_core::service::{ApplyOptions, ApplyOutcome, StepKind};
+use pbxdesk_core::{Error, ErrorCode, Refusal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() {
@@ -28,8 +28,11 @@ async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() 
         .pbx_apply(&me, "demo-pbx", &ApplyOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Conflict);
-    assert!(e.to_string().contains("--add-includes"), "{e}");
+    assert_eq!(e.code(), ErrorCode::Refused);
+    assert!(
+        matches!(&e, Error::Refused(Refusal::MissingInclude { file, .. }) if file == "extensions.conf"),
+        "{e}"
+    );
     assert!(
         product_files(&etc).is_empty(),
         "nothing written before consent"
@@ -146,7 +149,7 @@ async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() 
         "{:?}",
         failed.steps
     );
-    assert_eq!(failed.failed.as_deref(), Some("reload"));
+    assert_eq!(failed.failed.map(StepKind::label), Some("reload"));
     assert_eq!(product_files(&etc), old_files, "exactly the old files");
     assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
     assert!(!etc.join(".pbxdesk-apply.lock").exists());
@@ -269,7 +272,8 @@ async fn drift_and_locks_are_respected() {
     std::fs::write(&f, format!("{text}; hand edit\n")).unwrap();
     let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
     assert!(
-        e.to_string().contains("tenant-globex.conf") && e.to_string().contains("--overwrite-drift"),
+        matches!(&e, Error::Refused(Refusal::Drift { files })
+            if files == &vec!["extensions.d/pbxdesk/tenant-globex.conf".to_owned()]),
         "{e}"
     );
     let rep = ws
@@ -349,7 +353,10 @@ async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
         "{:?}",
         stopped.steps
     );
-    assert_eq!(stopped.failed.as_deref(), Some("connect realtime database"));
+    assert_eq!(
+        stopped.failed.map(StepKind::label),
+        Some("connect realtime database")
+    );
     assert!(!stopped.steps.iter().any(|s| s.step == "upload"));
     assert_eq!(product_files(&etc), old_files);
     sqlx::query("RENAME TABLE ps_aors_gone TO ps_aors")
@@ -370,7 +377,10 @@ async fn a_failed_realtime_transaction_and_a_concurrent_apply_leave_no_mix() {
         "{:?}",
         failed.steps
     );
-    assert_eq!(failed.failed.as_deref(), Some("sync realtime rows"));
+    assert_eq!(
+        failed.failed.map(StepKind::label),
+        Some("sync realtime rows")
+    );
     assert!(failed.steps.iter().any(|s| s.step == "upload" && s.ok));
     assert_eq!(product_files(&etc), old_files, "exactly the old files");
     assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
@@ -457,7 +467,12 @@ async fn a_cut_connection_a_full_disk_and_a_missing_context_end_in_the_old_state
     let cut = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert!(proxy.was_cut(), "{:?}", cut.steps);
     assert_eq!(cut.outcome, ApplyOutcome::RolledBack, "{:?}", cut.steps);
-    assert_eq!(cut.failed.as_deref(), Some("upload"), "{:?}", cut.steps);
+    assert_eq!(
+        cut.failed.map(StepKind::label),
+        Some("upload"),
+        "{:?}",
+        cut.steps
+    );
     assert!(
         cut.steps
             .iter()
@@ -478,7 +493,7 @@ async fn a_cut_connection_a_full_disk_and_a_missing_context_end_in_the_old_state
     let full = FullDisk::over(&etc.join("extensions.d/pbxdesk"));
     let disk = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(disk.outcome, ApplyOutcome::RolledBack, "{:?}", disk.steps);
-    assert_eq!(disk.failed.as_deref(), Some("upload"));
+    assert_eq!(disk.failed.map(StepKind::label), Some("upload"));
     let upload = disk.steps.iter().find(|s| s.step == "upload").unwrap();
     assert!(
         upload.detail.to_lowercase().contains("write")
@@ -513,7 +528,7 @@ async fn a_cut_connection_a_full_disk_and_a_missing_context_end_in_the_old_state
         "{:?}",
         missing.steps
     );
-    assert_eq!(missing.failed.as_deref(), Some("verify dialplan"));
+    assert_eq!(missing.failed.map(StepKind::label), Some("verify dialplan"));
     assert!(missing
         .steps
         .iter()
@@ -569,7 +584,10 @@ async fn on_a_team_workspace_a_teammates_apply_holds_the_pbx() {
         .unwrap();
     assert!(got);
     let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Conflict);
+    assert!(
+        matches!(&e, Error::Refused(Refusal::TeamLocked { pbx }) if pbx == "demo-pbx"),
+        "{e}"
+    );
     assert!(e.to_string().contains("this team's workspace"), "{e}");
     assert!(product_files(&etc).is_empty(), "the PBX was not touched");
     assert!(!etc.join(".pbxdesk-apply.lock").exists());
@@ -749,7 +767,7 @@ async fn trunks_must_be_loaded_not_only_uploaded() {
         ..Default::default()
     };
     let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+    assert_eq!(e.code(), ErrorCode::Refused, "{e}");
     let msg = e.to_string();
     for want in [
         "sorcery.conf",
@@ -772,7 +790,7 @@ async fn trunks_must_be_loaded_not_only_uploaded() {
     .unwrap();
     let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(rep.outcome, ApplyOutcome::RolledBack, "{:?}", rep.steps);
-    assert_eq!(rep.failed.as_deref(), Some("verify trunks"));
+    assert_eq!(rep.failed.map(StepKind::label), Some("verify trunks"));
     let step = rep
         .steps
         .iter()
@@ -887,7 +905,7 @@ async fn generated_files_are_readable_by_asterisks_group_only() {
     rename_ada(ws, &me, "Ada Lovelace", None).await;
     let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(
-        rep.failed.as_deref(),
+        rep.failed.map(StepKind::label),
         Some("file access"),
         "{:?}",
         rep.steps
@@ -929,7 +947,12 @@ async fn transports_exist_and_voicemail_is_verified_loaded() {
     .await
     .unwrap();
     let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
-    assert_eq!(rep.failed.as_deref(), Some("transports"), "{:?}", rep.steps);
+    assert_eq!(
+        rep.failed.map(StepKind::label),
+        Some("transports"),
+        "{:?}",
+        rep.steps
+    );
     let step = rep.steps.iter().find(|s| s.step == "transports").unwrap();
     assert!(
         step.detail.contains("transport-tls")
@@ -980,7 +1003,7 @@ async fn transports_exist_and_voicemail_is_verified_loaded() {
     rename_ada(ws, &me, "Ada Voicemail", None).await;
     let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
     assert_eq!(rep.outcome, ApplyOutcome::RolledBack, "{:?}", rep.steps);
-    assert_eq!(rep.failed.as_deref(), Some("verify voicemail"));
+    assert_eq!(rep.failed.map(StepKind::label), Some("verify voicemail"));
     assert_eq!(product_files(&etc), before, "exactly the old files");
 }
 
@@ -1163,4 +1186,137 @@ async fn the_pbx_takes_over_a_change_the_laptop_never_finished() {
     assert!(names.contains(&"rolled-back".to_owned()), "{names:?}");
     assert_eq!(product_files(&etc), old_files, "exactly the old files");
     assert_eq!(endpoints(&pbx.db).await, old_rows, "exactly the old rows");
+}
+
+/// A first apply of 100 tenants swaps hundreds of files in one go: the renames go through a
+/// script, not one command line (libssh2's packet and the kernel's argument limits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_apply_of_a_hundred_tenants_swaps_every_file() {
+    use pbxdesk_core::model::{NewTenant, NewUser};
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "hundred").await;
+    let etc = pbx.sshd.etc();
+    for t in 0..100 {
+        let slug = format!("a-long-customer-name-{t:03}");
+        ws.tenant_create(
+            &me,
+            &NewTenant {
+                name: format!("Tenant {t}"),
+                slug: Some(slug.clone()),
+                pbx: "demo-pbx".into(),
+                ext_range: "200-299".into(),
+                country: Some("CH".into()),
+            },
+        )
+        .await
+        .unwrap();
+        ws.user_create(
+            &me,
+            &NewUser {
+                tenant: slug,
+                name: format!("User {t}"),
+                email: format!("user{t}@example.com"),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // Emergency numbers must stay callable: every tenant may use the demo's Swiss trunk.
+    let mut tenants = vec!["acme-dental".to_owned()];
+    tenants.extend((0..100).map(|t| format!("a-long-customer-name-{t:03}")));
+    ws.trunk_update(
+        &me,
+        "demo-pbx",
+        "swisscom",
+        &pbxdesk_core::model::TrunkPatch {
+            tenants: Some(tenants),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let rendered = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
+    assert!(rendered.files.len() > 200, "{}", rendered.files.len());
+    assert_eq!(product_files(&etc), rendered.files);
+    // No rename script or temporary file is left in the generated folders.
+    for sub in [
+        "extensions.d/pbxdesk",
+        "voicemail.d/pbxdesk",
+        "pjsip.d/pbxdesk",
+    ] {
+        let Ok(dir) = std::fs::read_dir(etc.join(sub)) else {
+            continue;
+        };
+        let hidden: Vec<String> = dir
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(hidden.is_empty(), "{sub}: {hidden:?}");
+    }
+}
+
+/// A PBX out of reach is its own error (and exit code), not a conflict: SSH, then AMI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_pbx_is_its_own_error() {
+    use pbx_double::CutProxy;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let pbx = setup(ws, &me, "unreach").await;
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    // SSH: the key pinned through a proxy, which then drops every connection.
+    let down = std::sync::Arc::new(AtomicBool::new(false));
+    let proxy = CutProxy::start(pbx.sshd.port, 0, {
+        let down = down.clone();
+        move || down.load(Ordering::SeqCst)
+    });
+    let to = |port| pbxdesk_core::model::PbxPatch {
+        ssh_port: Some(port),
+        ..Default::default()
+    };
+    ws.pbx_update(&me, "demo-pbx", &to(proxy.port))
+        .await
+        .unwrap();
+    let fp = ws.pbx_probe_host_key(&me, "demo-pbx").await.unwrap();
+    ws.pbx_trust(&me, "demo-pbx", &fp).await.unwrap();
+    down.store(true, Ordering::SeqCst);
+    let e = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unreachable, "{e}");
+    assert!(product_files(&pbx.sshd.etc()).is_empty());
+
+    // AMI: SSH works, AMI's port is closed: stopped before any change, unreachable.
+    proxy.heal();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    ws.pbx_update(
+        &me,
+        "demo-pbx",
+        &pbxdesk_core::model::PbxPatch {
+            ami_port: Some(port),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Stopped, "{:?}", rep.steps);
+    assert_eq!(rep.failed, Some(StepKind::ConnectAmi));
+    assert_eq!(rep.failure_code(), Some(ErrorCode::Unreachable));
+    assert!(product_files(&pbx.sshd.etc()).is_empty());
+    assert!(
+        !pbx.sshd.etc().join(".pbxdesk-apply.lock").exists(),
+        "the lock is released"
+    );
 }

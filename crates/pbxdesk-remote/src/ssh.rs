@@ -373,14 +373,45 @@ impl Connection {
                 let list: Vec<String> = removes.iter().map(|r| quote(r)).collect();
                 moves.push(format!("rm -f -- {}", list.join(" ")));
             }
-            match guard {
-                None => self.exec(&moves.join(" && "), "rename"),
+            // The renames go into a script written over SFTP and run by one remote command: a
+            // command line of hundreds of renames (a first apply of 100 tenants) would pass
+            // libssh2's packet size and the kernel's limit on one argument (128 KiB).
+            let folder = temps
+                .first()
+                .and_then(|(t, _)| t.parent().map(Path::to_path_buf))
+                .or_else(|| Path::new(removes[0]).parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| PathBuf::from("/tmp"));
+            let script = folder.join(format!(".pbxdesk-swap-{:016x}.sh", rand::random::<u64>()));
+            let script_s = script.to_string_lossy().into_owned();
+            {
+                let mut f = self
+                    .sftp
+                    .open_mode(
+                        &script,
+                        ssh2::OpenFlags::WRITE
+                            | ssh2::OpenFlags::CREATE
+                            | ssh2::OpenFlags::EXCLUSIVE,
+                        0o600,
+                        ssh2::OpenType::File,
+                    )
+                    .map_err(|e| remote("create", &script_s, e))?;
+                temps.push((script.clone(), String::new()));
+                f.write_all(format!("{}\n", moves.join(" &&\n")).as_bytes())
+                    .map_err(|e| SshError::Remote {
+                        op: "write",
+                        path: script_s.clone(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            let run = format!("sh {0}; r=$?; rm -f -- {0}", quote(&script_s));
+            let ran = match guard {
+                None => self.exec(&format!("{run}; exit $r"), "rename"),
                 Some((armed, held)) => {
                     let (a, h) = (quote(armed), quote(held));
                     let out = self.exec_output(
                         &format!(
-                            "if mv -- {a} {h} 2>/dev/null; then {}; r=$?; mv -- {h} {a}; exit $r; else echo not-armed; fi",
-                            moves.join(" && ")
+                            "if mv -- {a} {h} 2>/dev/null; then {run}; mv -- {h} {a}; exit $r; else rm -f -- {}; echo not-armed; fi",
+                            quote(&script_s)
                         ),
                         "rename",
                     )?;
@@ -389,7 +420,9 @@ impl Connection {
                     }
                     Ok(())
                 }
-            }
+            };
+            // On a failure the script goes with the temporary files, below.
+            ran
         })();
         if result.is_err() {
             for (tmp, _) in &temps {

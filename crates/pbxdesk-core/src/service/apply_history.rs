@@ -36,6 +36,16 @@ fn text(v: &serde_json::Value, key: &str) -> String {
         .to_owned()
 }
 
+/// Steps recorded before steps had kinds get the kind `other`.
+fn with_kinds(mut steps: serde_json::Value) -> serde_json::Value {
+    if let Some(list) = steps.as_array_mut() {
+        for s in list.iter_mut().filter_map(|s| s.as_object_mut()) {
+            s.entry("kind").or_insert_with(|| "other".into());
+        }
+    }
+    steps
+}
+
 impl Workspace {
     /// The last `limit` applies to a PBX, newest first.
     pub async fn pbx_apply_history(
@@ -81,7 +91,7 @@ impl Workspace {
                             text(&v, "backup"),
                             if complete { "" } else { " INCOMPLETELY" }
                         ),
-                        failed: Some("confirm".into()),
+                        failed: Some(super::StepKind::Confirm.label().into()),
                         steps: Vec::new(),
                         diff: String::new(),
                         log: Some(text(&v, "log")),
@@ -89,7 +99,7 @@ impl Workspace {
                 }
                 let steps = v
                     .get("steps")
-                    .and_then(|s| serde_json::from_value(s.clone()).ok())
+                    .and_then(|s| serde_json::from_value(with_kinds(s.clone())).ok())
                     .unwrap_or_default();
                 let diff = v
                     .pointer("/diff/files")
@@ -108,7 +118,13 @@ impl Workspace {
                     actor: who,
                     outcome: text(&v, "outcome"),
                     summary: text(&v, "summary"),
-                    failed: v.get("failed").and_then(|f| f.as_str()).map(str::to_owned),
+                    // A step's kind (or, recorded by an older version, its name).
+                    failed: v.get("failed").and_then(|f| {
+                        serde_json::from_value::<super::StepKind>(f.clone())
+                            .map(|k| k.label().to_owned())
+                            .ok()
+                            .or_else(|| f.as_str().map(str::to_owned))
+                    }),
                     steps,
                     diff,
                     log: None,

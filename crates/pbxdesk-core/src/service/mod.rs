@@ -21,7 +21,7 @@ mod user;
 pub use access::Actor;
 pub use apply::{
     realtime_devices, ApplyOptions, ApplyOutcome, ApplyReport, ApplySource, ApplyStep, Progress,
-    CONFIRM_DEFAULT,
+    StepKind, CONFIRM_DEFAULT,
 };
 pub use apply_history::ApplyRecord;
 pub use policy::parse_rule;

@@ -11,6 +11,7 @@
 # rollback: "armed" is renamed to "changing" and back. This script waits for it to come back,
 # and takes "changing" over only if it stays for HOLD seconds (default 60: the laptop is gone in
 # the middle of a change), so a rollback never runs beside a change.
+# It only ever touches the apply that armed it: see the lock check below.
 # The manifest was written by pbxdesk: "restore PATH", "remove PATH" (paths checked: letters,
 # digits, '.', '_', '-', '/', never ".."), "reload MODULE".
 set -u
@@ -31,13 +32,24 @@ until mv "$d/armed" "$d/rolling-back" 2>/dev/null ||
   waited=$((waited + 1))
 done
 log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$d/rollback.log"; }
+# This rollback belongs to the apply whose lock note is in lock-owner (its id and time). If
+# that apply no longer holds the PBX's lock, it ended (it stopped before changing anything, and
+# its "armed" could not be removed), and another apply may be running: its backup must never be
+# restored over that one.
+if ! cmp -s "$d/lock-owner" "$etc/.pbxdesk-apply.lock/owner"; then
+  log "the apply that armed this rollback no longer holds the lock: nothing restored"
+  rm -f "$d/db.cnf" "$d/undo.sql"
+  mv "$d/rolling-back" "$d/abandoned"
+  exit 0
+fi
 log "the apply was not confirmed within $1 s: rolling back"
 ok=1
 while read -r op arg; do
   target="$etc/$arg"
-  # Temporary files of an upload cut short (the laptop could not remove them).
+  # Temporary files and the rename script of an upload cut short (the laptop could not remove them).
   case "$op" in restore | remove)
     rm -f "$(dirname "$target")/.$(basename "$target")".pbxdesk-*.tmp
+    rm -f "$(dirname "$target")"/.pbxdesk-swap-*.sh
     ;;
   esac
   case "$op" in
