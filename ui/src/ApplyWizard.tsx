@@ -88,6 +88,23 @@ function explain(r: ApplyReport): string | null {
   }
 }
 
+/** What the technician can do about a refusal, in the app's terms. */
+function advice(r: Refusal | null, pbx: string): string | null {
+  switch (r?.kind) {
+    case "untrusted":
+      return `Check the PBX's host key with its administrator, then trust it on the PBX screen (or: pbxdesk pbx trust ${pbx}).`;
+    case "locked":
+    case "team_locked":
+      return "Try again when the other apply is done.";
+    case "render_errors":
+      return "Fix the errors in the preview's findings first.";
+    case "no_dialplan":
+      return "Check the PBX on its screen: the config folder may not be Asterisk's.";
+    default:
+      return null;
+  }
+}
+
 /** A refusal's remedy, as a button that goes back to the review with the option set. */
 function remedy(r: Refusal | null): { label: string; option: "overwrite" | "includes" } | null {
   switch (r?.kind) {
@@ -177,6 +194,7 @@ export function ApplyWizard({
 
   const verified = report?.steps.filter((s) => verifications.has(s.kind) && s.ok) ?? [];
   const fix = remedy(refusal);
+  const said = advice(refusal, pbx);
   return (
     <Modal
       opened={opened}
@@ -252,6 +270,11 @@ export function ApplyWizard({
             {error && (
               <Alert color="red" data-testid="apply-error">
                 {error}
+                {said && (
+                  <Text size="sm" mt="xs" data-testid="apply-advice">
+                    {said}
+                  </Text>
+                )}
                 {fix && (
                   <Group mt="xs">
                     <Button

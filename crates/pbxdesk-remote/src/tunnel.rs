@@ -2,8 +2,10 @@
 //! 127.0.0.1 and are reached through the SSH connection, so neither is exposed on the network.
 //!
 //! A tunnel has its own SSH session (libssh2's non-blocking mode is per session, and the
-//! pump needs it while SFTP work elsewhere stays blocking). One thread accepts local
-//! connections on 127.0.0.1:<ephemeral> and moves bytes both ways for all of them.
+//! pump needs it while SFTP work elsewhere stays blocking), and that one session carries every
+//! forward it was opened with (AMI and MariaDB: one SSH handshake, not one each). One thread
+//! accepts local connections on 127.0.0.1:<ephemeral>, one port per forward, and moves bytes
+//! both ways for all of them.
 
 use crate::ssh::{self, SshError, Target};
 use std::io::{ErrorKind, Read, Write};
@@ -13,8 +15,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct Tunnel {
-    local_port: u16,
+    local_ports: Vec<u16>,
     stop: Arc<AtomicBool>,
+}
+
+/// One forward: connections to its local port reach `host:port` as seen from the PBX.
+struct Forward {
+    listener: TcpListener,
+    host: String,
+    port: u16,
 }
 
 impl Tunnel {
@@ -25,37 +34,56 @@ impl Tunnel {
         remote_host: &str,
         remote_port: u16,
     ) -> Result<Tunnel, SshError> {
-        let (session, socket) = ssh::open_session_watched(target, pinned)?;
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| SshError::Connect {
-            addr: "127.0.0.1:0".into(),
-            reason: e.to_string(),
-        })?;
-        let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        listener.set_nonblocking(true).ok();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, host) = (stop.clone(), remote_host.to_owned());
-        let keepalive = target.keepalive;
-        std::thread::spawn(move || {
-            pump(
-                session,
-                &socket,
-                listener,
-                &host,
-                remote_port,
-                &flag,
-                keepalive,
-            )
-        });
-        Ok(Tunnel { local_port, stop })
+        Self::open_all(target, pinned, &[(remote_host, remote_port)])
     }
 
-    /// The local address to connect to, e.g. "127.0.0.1:41234".
+    /// One SSH session forwarding a local port to each of `remotes` (in that order: see
+    /// [`Tunnel::local_addr_of`]).
+    pub fn open_all(
+        target: &Target,
+        pinned: Option<&str>,
+        remotes: &[(&str, u16)],
+    ) -> Result<Tunnel, SshError> {
+        let mut forwards = Vec::new();
+        for (host, port) in remotes {
+            let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| SshError::Connect {
+                addr: "127.0.0.1:0".into(),
+                reason: e.to_string(),
+            })?;
+            listener.set_nonblocking(true).ok();
+            forwards.push(Forward {
+                listener,
+                host: (*host).to_owned(),
+                port: *port,
+            });
+        }
+        let local_ports = forwards
+            .iter()
+            .map(|f| f.listener.local_addr().map(|a| a.port()).unwrap_or(0))
+            .collect();
+        let (session, socket) = ssh::open_session_watched(target, pinned)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let keepalive = target.keepalive;
+        std::thread::spawn(move || pump(session, &socket, &forwards, &flag, keepalive));
+        Ok(Tunnel { local_ports, stop })
+    }
+
+    /// The local address of the first forward, e.g. "127.0.0.1:41234".
     pub fn local_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.local_port)
+        self.local_addr_of(0)
+    }
+
+    /// The local address of forward `i` (as given to [`Tunnel::open_all`]).
+    pub fn local_addr_of(&self, i: usize) -> String {
+        format!(
+            "127.0.0.1:{}",
+            self.local_ports.get(i).copied().unwrap_or(0)
+        )
     }
 
     pub fn local_port(&self) -> u16 {
-        self.local_port
+        self.local_ports.first().copied().unwrap_or(0)
     }
 }
 
@@ -88,7 +116,7 @@ fn would_block(e: &std::io::Error) -> bool {
 fn wait(
     session: &ssh2::Session,
     socket: &TcpStream,
-    listener: &TcpListener,
+    forwards: &[Forward],
     links: &[Link],
     timeout: Duration,
 ) {
@@ -102,10 +130,10 @@ fn wait(
     {
         ssh_flags |= PollFlags::OUT;
     }
-    let mut fds = vec![
-        PollFd::new(socket, ssh_flags),
-        PollFd::new(listener, PollFlags::IN),
-    ];
+    let mut fds = vec![PollFd::new(socket, ssh_flags)];
+    for f in forwards {
+        fds.push(PollFd::new(&f.listener, PollFlags::IN));
+    }
     for l in links {
         let mut f = PollFlags::empty();
         if !l.local_eof && l.to_remote.len() < 1 << 20 {
@@ -126,9 +154,7 @@ fn wait(
 fn pump(
     session: ssh2::Session,
     socket: &TcpStream,
-    listener: TcpListener,
-    host: &str,
-    port: u16,
+    forwards: &[Forward],
     stop: &AtomicBool,
     keepalive: Duration,
 ) {
@@ -138,10 +164,13 @@ fn pump(
     let mut last_keepalive = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut progress = false;
-        if let Ok((local, _)) = listener.accept() {
+        for f in forwards {
+            let Ok((local, _)) = f.listener.accept() else {
+                continue;
+            };
             progress = true;
             let opened = loop {
-                match session.channel_direct_tcpip(host, port, None) {
+                match session.channel_direct_tcpip(&f.host, f.port, None) {
                     Ok(ch) => break Some(ch),
                     Err(e) if matches!(e.code(), ssh2::ErrorCode::Session(EAGAIN)) => {
                         std::thread::sleep(Duration::from_millis(1))
@@ -229,7 +258,7 @@ fn pump(
             wait(
                 &session,
                 socket,
-                &listener,
+                forwards,
                 &links,
                 Duration::from_millis(100),
             );

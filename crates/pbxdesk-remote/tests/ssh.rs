@@ -235,6 +235,47 @@ async fn the_realtime_database_is_reached_through_the_tunnel() {
     pool.close().await;
 }
 
+/// One SSH session carries both of the apply's forwards (AMI and MariaDB): both work at once.
+#[tokio::test]
+async fn one_tunnel_carries_several_forwards() {
+    use pbxdesk_remote::tunnel::Tunnel;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sshd = Sshd::start();
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = echo.accept().await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).await.unwrap();
+        s.write_all(&buf[..n]).await.unwrap();
+    });
+    let tunnel = Tunnel::open_all(
+        &sshd.target("user_key", None),
+        Some(&sshd.fingerprint()),
+        &[("127.0.0.1", 3306), ("127.0.0.1", echo_port)],
+    )
+    .unwrap();
+    assert_ne!(tunnel.local_addr_of(0), tunnel.local_addr_of(1));
+    let pool =
+        sqlx::mysql::MySqlPool::connect(&format!("mysql://root@{}/mysql", tunnel.local_addr_of(0)))
+            .await
+            .expect("MariaDB through the first forward");
+    let mut e = tokio::net::TcpStream::connect(tunnel.local_addr_of(1))
+        .await
+        .unwrap();
+    e.write_all(b"AMI?").await.unwrap();
+    let (one, back) = tokio::join!(
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&pool),
+        async {
+            let mut four = [0u8; 4];
+            e.read_exact(&mut four).await.map(|_| four)
+        }
+    );
+    assert_eq!(one.unwrap(), 1);
+    assert_eq!(&back.unwrap(), b"AMI?");
+    pool.close().await;
+}
+
 /// A file larger than MAX_READ_BYTES is refused, not read into memory whole.
 #[test]
 fn an_oversized_file_is_refused() {

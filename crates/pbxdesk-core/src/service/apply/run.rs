@@ -184,8 +184,8 @@ async fn change<S: Session>(
     }
 }
 
-/// Everything that must be reachable and true before the first change: AMI, the group
-/// Asterisk runs as, the transports the render names, the realtime database. `Some(step)`:
+/// Everything that must be reachable and true before the first change: AMI and the realtime
+/// database, the group Asterisk runs as, the transports the render names. `Some(step)`:
 /// the step that failed (nothing was changed).
 async fn prepare<S: Session>(
     s: &mut S,
@@ -194,11 +194,22 @@ async fn prepare<S: Session>(
     steps: &mut Steps,
 ) -> Option<StepKind> {
     let t = Instant::now();
-    if let Err(e) = s.connect_ami().await {
+    let (ami, db) = s.connect(&realtime_devices(job.new)).await;
+    if let Err(e) = ami {
         steps.done(StepKind::ConnectAmi, t, false, e);
         return Some(StepKind::ConnectAmi);
     }
     steps.done(StepKind::ConnectAmi, t, true, "");
+    if let Err(e) = db {
+        steps.done(StepKind::ConnectDatabase, t, false, e);
+        return Some(StepKind::ConnectDatabase);
+    }
+    steps.done(
+        StepKind::ConnectDatabase,
+        t,
+        true,
+        "reached with AMI, over the same SSH session; the rows' undo read",
+    );
     let t = Instant::now();
     let access = match s.run_group().await {
         Ok(RunGroup::Root) => Ok("folders 0750, files 0640 (Asterisk runs as root)".to_owned()),
@@ -227,17 +238,7 @@ async fn prepare<S: Session>(
             return Some(StepKind::Transports);
         }
     }
-    let t = Instant::now();
-    match s.connect_db(&realtime_devices(job.new)).await {
-        Ok(()) => {
-            steps.done(StepKind::ConnectDatabase, t, true, "");
-            None
-        }
-        Err(e) => {
-            steps.done(StepKind::ConnectDatabase, t, false, e);
-            Some(StepKind::ConnectDatabase)
-        }
-    }
+    None
 }
 
 /// Every transport the render names must exist on the PBX: a device or trunk set to

@@ -65,13 +65,13 @@ pub(crate) trait Session: Send {
     fn lock(&mut self) -> impl Future<Output = R<std::result::Result<String, Holder>>> + Send;
     /// Removes the lock if it is still this apply's; `Some(note)`: someone else's now.
     fn unlock(&mut self) -> impl Future<Output = R<Option<String>>> + Send;
-    fn connect_ami(&mut self) -> impl Future<Output = R<()>> + Send;
+    /// Reaches AMI and the realtime database (at once), and reads what the undo of syncing
+    /// `wanted` needs: (AMI, database).
+    fn connect(&mut self, wanted: &[Device]) -> impl Future<Output = (R<()>, R<()>)> + Send;
     /// The group Asterisk runs as; the uploads are given it.
     fn run_group(&mut self) -> impl Future<Output = R<RunGroup>> + Send;
     /// The transports the PBX has (name, protocol).
     fn transports(&mut self) -> impl Future<Output = R<Vec<(String, String)>>> + Send;
-    /// Reaches the realtime database and reads what the undo of syncing `wanted` needs.
-    fn connect_db(&mut self, wanted: &[Device]) -> impl Future<Output = R<()>> + Send;
     /// Backs up `restore` and arms the PBX's own rollback; the backup folder.
     fn arm(
         &mut self,
@@ -246,22 +246,40 @@ impl SshSession {
             .ok_or_else(|| "the rollback is not armed".into())
     }
 
-    /// Where to reach a PBX-side port: a tunnel's local address, or the PBX itself.
-    async fn reach(&mut self, via: crate::domain::Via, port: u16) -> R<String> {
-        match via {
-            crate::domain::Via::Direct => Ok(format!("{}:{port}", self.pbx.host)),
-            crate::domain::Via::Tunnel => {
-                let tg = target(&self.pbx, self.secrets.ssh.clone());
-                let pinned = self.pinned.clone();
-                let t = blocking(move || Tunnel::open(&tg, Some(&pinned), "127.0.0.1", port))
-                    .await
-                    .map_err(e)?
-                    .map_err(e)?;
-                let addr = t.local_addr();
-                self.tunnels.push(t);
-                Ok(addr)
+    /// Where AMI and the database are reached: through one tunnel (one SSH session carries
+    /// both forwards), or the PBX itself, as the profile says.
+    async fn reach(&mut self) -> R<(String, String)> {
+        use crate::domain::Via;
+        let p = &self.pbx;
+        let mut remotes = Vec::new();
+        for (via, port) in [(p.ami_via, p.ami_port), (p.db_via, p.db_port)] {
+            if via == Via::Tunnel {
+                remotes.push(port);
             }
         }
+        let mut local = Vec::new();
+        if !remotes.is_empty() {
+            let tg = target(p, self.secrets.ssh.clone());
+            let pinned = self.pinned.clone();
+            let n = remotes.len();
+            let t = blocking(move || {
+                let to: Vec<(&str, u16)> = remotes.iter().map(|r| ("127.0.0.1", *r)).collect();
+                Tunnel::open_all(&tg, Some(&pinned), &to)
+            })
+            .await
+            .map_err(e)?
+            .map_err(e)?;
+            local = (0..n).map(|i| t.local_addr_of(i)).collect();
+            self.tunnels.push(t);
+        }
+        let mut local = local.into_iter();
+        let mut addr = |via, port| match via {
+            Via::Direct => format!("{}:{port}", self.pbx.host),
+            Via::Tunnel => local.next().unwrap_or_default(),
+        };
+        let ami = addr(self.pbx.ami_via, self.pbx.ami_port);
+        let db = addr(self.pbx.db_via, self.pbx.db_port);
+        Ok((ami, db))
     }
 
     /// Takes the armed rollback for one change; false: the PBX's own rollback has it.
@@ -311,21 +329,21 @@ impl Session for SshSession {
         on_conn(&self.conn, move |c| side::unlock(c, &lock, &owner)).await
     }
 
-    async fn connect_ami(&mut self) -> R<()> {
-        let (Some(user), Some(secret)) = (self.pbx.ami_user.clone(), self.secrets.ami.clone())
-        else {
-            return Err("no AMI user or secret in the profile".into());
+    async fn connect(&mut self, wanted: &[Device]) -> (R<()>, R<()>) {
+        let (ami_addr, db_addr) = match self.reach().await {
+            Ok(a) => a,
+            Err(err) => return (Err(err.clone()), Err(err)),
         };
-        let addr = self.reach(self.pbx.ami_via, self.pbx.ami_port).await?;
-        let opts = ami::Options {
-            connect_timeout: Duration::from_millis(u64::from(self.pbx.connect_timeout_ms)),
-            action_timeout: Duration::from_millis(u64::from(self.pbx.command_timeout_ms)),
-        };
-        let client = ami::Client::connect(&addr, &user, &secret, false, opts)
-            .await
-            .map_err(e)?;
-        self.ami = Some(client);
-        Ok(())
+        let (ami, db) = tokio::join!(
+            connect_ami(&self.pbx, self.secrets.ami.clone(), &ami_addr),
+            connect_db(&self.pbx, self.secrets.db.as_ref(), &db_addr, wanted)
+        );
+        let ami = ami.map(|c| self.ami = Some(c));
+        let db = db.map(|(rt, undo)| {
+            self.rt = Some(rt);
+            self.undo = undo;
+        });
+        (ami, db)
     }
 
     async fn run_group(&mut self) -> R<RunGroup> {
@@ -352,26 +370,6 @@ impl Session for SshSession {
 
     async fn transports(&mut self) -> R<Vec<(String, String)>> {
         self.ami()?.pjsip_transports().await.map_err(e)
-    }
-
-    async fn connect_db(&mut self, wanted: &[Device]) -> R<()> {
-        let user = self
-            .pbx
-            .db_user
-            .clone()
-            .ok_or("no database user in the profile")?;
-        let addr = self.reach(self.pbx.db_via, self.pbx.db_port).await?;
-        let url = format!("mysql://{user}@{addr}/{}", self.pbx.db_name);
-        let rt = Realtime::connect(
-            &url,
-            self.secrets.db.as_ref(),
-            &format!("pbxdesk:{}", self.pbx.name),
-        )
-        .await
-        .map_err(e)?;
-        self.undo = rt.undo_script(wanted).await.map_err(e)?;
-        self.rt = Some(rt);
-        Ok(())
     }
 
     async fn arm(&mut self, restore: &Files, modules: &[&'static str]) -> R<(usize, String)> {
@@ -553,6 +551,44 @@ impl Session for SshSession {
             side::finish_rollback(c, &base, complete)
         })
         .await
+    }
+}
+
+async fn connect_ami(pbx: &Pbx, secret: Option<SecretString>, addr: &str) -> R<ami::Client> {
+    let (Some(user), Some(secret)) = (pbx.ami_user.clone(), secret) else {
+        return Err("no AMI user or secret in the profile".into());
+    };
+    let opts = ami::Options {
+        connect_timeout: Duration::from_millis(u64::from(pbx.connect_timeout_ms)),
+        action_timeout: Duration::from_millis(u64::from(pbx.command_timeout_ms)),
+    };
+    ami::Client::connect(addr, &user, &secret, false, opts)
+        .await
+        .map_err(e)
+}
+
+/// The realtime database, and the undo script of syncing `wanted` (read now, before anything
+/// changes).
+async fn connect_db(
+    pbx: &Pbx,
+    password: Option<&SecretString>,
+    addr: &str,
+    wanted: &[Device],
+) -> R<(Realtime, String)> {
+    let user = pbx
+        .db_user
+        .clone()
+        .ok_or("no database user in the profile")?;
+    let url = format!("mysql://{user}@{addr}/{}", pbx.db_name);
+    let rt = Realtime::connect(&url, password, &format!("pbxdesk:{}", pbx.name))
+        .await
+        .map_err(e)?;
+    match rt.undo_script(wanted).await {
+        Ok(undo) => Ok((rt, undo)),
+        Err(err) => {
+            rt.close().await;
+            Err(err.to_string())
+        }
     }
 }
 

@@ -91,17 +91,14 @@ impl Session for Fake {
     async fn unlock(&mut self) -> R<Option<String>> {
         self.call("unlock").map(|()| None)
     }
-    async fn connect_ami(&mut self) -> R<()> {
-        self.call("connect_ami")
+    async fn connect(&mut self, _wanted: &[Device]) -> (R<()>, R<()>) {
+        (self.call("connect_ami"), self.call("connect_db"))
     }
     async fn run_group(&mut self) -> R<RunGroup> {
         self.call("run_group").map(|()| RunGroup::Root)
     }
     async fn transports(&mut self) -> R<Vec<(String, String)>> {
         self.call("transports").map(|()| Vec::new())
-    }
-    async fn connect_db(&mut self, _wanted: &[Device]) -> R<()> {
-        self.call("connect_db")
     }
     async fn arm(&mut self, _restore: &Files, _modules: &[&'static str]) -> R<(usize, String)> {
         self.call("arm")?;
@@ -250,8 +247,8 @@ async fn an_apply_arms_before_it_changes_and_confirms_after_it_verified() {
             "lock",
             "read",
             "connect_ami",
-            "run_group",
             "connect_db",
+            "run_group",
             "arm",
             "upload",
             "sync",
@@ -271,8 +268,8 @@ async fn an_apply_arms_before_it_changes_and_confirms_after_it_verified() {
             ReadPbx,
             Includes,
             ConnectAmi,
-            FileAccess,
             ConnectDatabase,
+            FileAccess,
             Backup,
             Upload,
             Sync,
