@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +146,70 @@ pub struct Connection {
     session: Session,
     sftp: Sftp,
     stop_keepalive: Arc<AtomicBool>,
+    /// One shell on the PBX that runs every remote command in turn (see [`Shell`]).
+    shell: Mutex<Option<Shell>>,
+}
+
+/// A shell kept open on the PBX for the connection's remote commands. sshd starts a session
+/// for each `exec` (a process, the login shell), which takes ~100 ms before a command's first
+/// byte; one shell started when the connection opens (its start overlaps the SFTP work that
+/// follows) runs each command in a subshell in a few milliseconds. Each command's standard
+/// output, exit status and standard error come back framed by a random marker.
+struct Shell {
+    channel: ssh2::Channel,
+    marker: String,
+}
+
+impl Shell {
+    fn start(session: &Session) -> Result<Shell, ssh2::Error> {
+        let mut channel = session.channel_session()?;
+        // The login shell runs `exec sh`; its standard error file keeps each command's.
+        channel.exec("exec sh")?;
+        let marker = format!("pbxdesk-{:016x}", rand::random::<u64>());
+        let _ = channel.write_all(b"e=$(mktemp) || exit 1; trap 'rm -f \"$e\"' EXIT\n");
+        Ok(Shell { channel, marker })
+    }
+
+    /// Runs `command` in a subshell (an `exit` in it ends only the subshell; it reads nothing
+    /// from the shell's input): its output, exit status and error output.
+    fn run(&mut self, command: &str) -> std::io::Result<(String, i32, String)> {
+        let m = &self.marker;
+        let framed = format!(
+            "( {command}\n) </dev/null 2>\"$e\"; printf '\\n{m} %s\\n' $?; head -c {MAX_OUTPUT_BYTES} \"$e\"; printf '\\n{m}.\\n'\n"
+        );
+        self.channel.write_all(framed.as_bytes())?;
+        self.channel.flush()?;
+        let (status_at, end) = (format!("\n{m} "), format!("\n{m}.\n"));
+        let mut got: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = self.channel.read(&mut buf)?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the PBX's shell ended",
+                ));
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.len() > 2 * MAX_OUTPUT_BYTES as usize + 4096 {
+                return Err(std::io::Error::other("a remote command printed too much"));
+            }
+            if got.ends_with(end.as_bytes()) {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&got[..got.len() - end.len()]).into_owned();
+        let Some((out, rest)) = text.rsplit_once(status_at.as_str()) else {
+            return Err(std::io::Error::other(
+                "a remote command's answer was garbled",
+            ));
+        };
+        let (code, err) = rest.split_once('\n').unwrap_or((rest, ""));
+        let code = code.trim().parse().unwrap_or(-1);
+        let mut out = out.to_owned();
+        out.truncate(MAX_OUTPUT_BYTES as usize);
+        Ok((out, code, err.to_owned()))
+    }
 }
 
 impl Drop for Connection {
@@ -237,10 +301,13 @@ impl Connection {
                 }
             }
         });
+        // Started now: it comes up while the SFTP work that follows goes on.
+        let shell = Shell::start(&session).ok();
         Ok(Connection {
             session,
             sftp,
             stop_keepalive: stop,
+            shell: Mutex::new(shell),
         })
     }
 
@@ -720,31 +787,28 @@ impl Connection {
     }
 
     fn exec_output(&self, command: &str, op: &'static str) -> Result<String, SshError> {
-        let mut ch = self
-            .session
-            .channel_session()
-            .map_err(|e| remote(op, command, e))?;
-        ch.exec(command).map_err(|e| remote(op, command, e))?;
-        // What the fixed commands print is small; more is cut, never kept growing.
-        let mut err = Vec::new();
-        let _ = ch.stderr().take(MAX_OUTPUT_BYTES).read_to_end(&mut err);
-        let mut out = Vec::new();
-        let _ = (&mut ch).take(MAX_OUTPUT_BYTES).read_to_end(&mut out);
-        // The rest is read and dropped, so the command can finish and the channel close.
-        let _ = std::io::copy(&mut ch.stderr(), &mut std::io::sink());
-        let _ = std::io::copy(&mut ch, &mut std::io::sink());
-        let (err, out) = (
-            String::from_utf8_lossy(&err).into_owned(),
-            String::from_utf8_lossy(&out).into_owned(),
-        );
-        ch.wait_close().map_err(|e| remote(op, command, e))?;
-        match ch.exit_status().map_err(|e| remote(op, command, e))? {
-            0 => Ok(out),
-            code => Err(SshError::Remote {
-                op,
-                path: command.into(),
-                reason: format!("exit {code}: {}", err.trim()),
-            }),
+        let failed = |reason: String| SshError::Remote {
+            op,
+            path: command.chars().take(200).collect(),
+            reason,
+        };
+        let mut shell = self
+            .shell
+            .lock()
+            .map_err(|_| failed("the PBX's shell is unusable".into()))?;
+        if shell.is_none() {
+            *shell = Some(Shell::start(&self.session).map_err(|e| failed(e.to_string()))?);
+        }
+        let ran = shell.as_mut().map(|sh| sh.run(command));
+        match ran {
+            Some(Ok((out, 0, _))) => Ok(out),
+            Some(Ok((_, code, err))) => Err(failed(format!("exit {code}: {}", err.trim()))),
+            Some(Err(e)) => {
+                // A shell whose answer was lost is not used again.
+                *shell = None;
+                Err(failed(e.to_string()))
+            }
+            None => Err(failed("the PBX's shell is unusable".into())),
         }
     }
 }

@@ -254,6 +254,12 @@ fn pump(
             let _ = session.keepalive_send();
             last_keepalive = Instant::now();
         }
+        // sshd forwards with Nagle on (its socket is not "interactive" without a terminal): a
+        // reply split over two packets waits for our ACK of the first, which Linux delays up
+        // to 40 ms. Acknowledging at once keeps a MySQL round trip near a direct one (it was
+        // ~25 ms through the tunnel). TCP_QUICKACK does not stick: it is set on every pass.
+        #[cfg(target_os = "linux")]
+        let _ = rustix::net::sockopt::set_tcp_quickack(socket, true);
         if !progress {
             wait(
                 &session,

@@ -276,6 +276,34 @@ async fn one_tunnel_carries_several_forwards() {
     pool.close().await;
 }
 
+/// The connection's one remote shell runs command after command: failures (with their error
+/// output) leave it usable, and an `exit` in a command ends only that command.
+#[test]
+fn remote_commands_share_one_shell_and_survive_failures() {
+    let sshd = Sshd::start();
+    let c = Connection::open(&sshd.target("user_key", None), Some(&sshd.fingerprint())).unwrap();
+    assert_eq!(c.group_id("root").unwrap(), Some(0));
+    assert_eq!(c.group_id("no-such-group-here").unwrap(), None);
+    let file = sshd.etc().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    // mkdir -p over a file fails; its error output is in the error.
+    let e = c.mkdir_p(&format!("{}/below", file.display())).unwrap_err();
+    assert!(
+        e.to_string().contains("exit 1") && e.to_string().contains("a-file"),
+        "{e}"
+    );
+    // The guarded swap ends its command with `exit`: the shell goes on.
+    let target = sshd.etc().join("swapped.conf");
+    let t = target.to_str().unwrap();
+    for round in 0..3 {
+        let body = format!("round {round}");
+        c.write_files_atomic(&[(t, body.as_bytes())]).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), body);
+    }
+    assert!(c.disk_free_kib(sshd.etc().to_str().unwrap()).unwrap() > 0);
+    assert_eq!(c.group_id("root").unwrap(), Some(0));
+}
+
 /// A file larger than MAX_READ_BYTES is refused, not read into memory whole.
 #[test]
 fn an_oversized_file_is_refused() {

@@ -360,11 +360,18 @@ impl Workspace {
         let window = confirm_window(opts)?;
         let mut steps = Steps::new(progress);
         let pbx = self.pbx_show(actor, name).await?;
-        let p = self.prepare_apply(actor, &pbx, source, &mut steps).await?;
         if opts.dry_run {
+            let p = self.prepare_apply(actor, &pbx, source, &mut steps).await?;
             return Ok(p.report(&pbx, ApplyOutcome::DryRun, p.summary.clone(), steps, None));
         }
-        let mut session = self.open_session(actor, &pbx, window).await?;
+        // The SSH handshake goes on while the workspace is rendered (most of either is waiting
+        // or computing, not both); a refused render still wins over an unreachable PBX.
+        let (p, session) = tokio::join!(
+            self.prepare_apply(actor, &pbx, source, &mut steps),
+            self.open_session(actor, &pbx, window)
+        );
+        let p = p?;
+        let mut session = session?;
         let job = run::Job {
             last: p.last.as_ref(),
             new: &p.rendered,
