@@ -9,8 +9,8 @@ use pbxdesk_core::model::{
     TrunkPatch, User, UserPatch, UserSummary,
 };
 use pbxdesk_core::service::{
-    ApplyOptions, ApplyRecord, ApplyReport, ApplySource, ApplyStep, KeySource, Location,
-    OpenOptions, PbxDiff, Progress,
+    ApplyOptions, ApplyRecord, ApplyReport, ApplySource, ApplyStep, FleetLine, FleetProgress,
+    FleetReport, KeySource, Location, OpenOptions, PbxDiff, Progress,
 };
 use pbxdesk_core::{paths, Actor, ErrorCode, Workspace};
 use pbxdesk_render::Trace;
@@ -401,6 +401,36 @@ async fn pbx_apply(
         .await?)
 }
 
+/// The PBXs whose render differs from their last apply (offline).
+#[tauri::command]
+#[specta::specta]
+async fn pbx_pending(s: State<'_, AppState>) -> ApiResult<Vec<String>> {
+    Ok(s.ws.pbx_pending(&s.current_actor().await?).await?)
+}
+
+/// Applies every pending PBX, `parallel` at a time; each PBX's line goes to the window as its
+/// apply ends (the Fleet view).
+#[tauri::command]
+#[specta::specta]
+async fn pbx_apply_pending(
+    s: State<'_, AppState>,
+    options: ApplyOptions,
+    parallel: u32,
+    progress: tauri::ipc::Channel<FleetLine>,
+) -> ApiResult<FleetReport> {
+    let on: FleetProgress = std::sync::Arc::new(move |line: &FleetLine| {
+        let _ = progress.send(line.clone());
+    });
+    Ok(s.ws
+        .pbx_apply_pending(
+            &s.current_actor().await?,
+            &options,
+            usize::try_from(parallel).unwrap_or(usize::MAX),
+            Some(on),
+        )
+        .await?)
+}
+
 #[tauri::command]
 #[specta::specta]
 async fn pbx_apply_history(
@@ -441,6 +471,8 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         pbx_check,
         pbx_diff,
         pbx_apply,
+        pbx_pending,
+        pbx_apply_pending,
         pbx_apply_history,
         pbx_trace,
         did_list,

@@ -12,6 +12,7 @@ import {
 import { useCallback, useEffect, useState } from "react";
 import { call } from "./api";
 import { type AppInfo, commands, type Pbx, type Tenant } from "./bindings";
+import { FleetView } from "./FleetView";
 import { LoginScreen } from "./LoginScreen";
 import { NewPbxModal } from "./NewPbxModal";
 import { NewTenantModal } from "./NewTenantModal";
@@ -27,6 +28,7 @@ export function App() {
   const [pbxes, setPbxes] = useState<Pbx[]>([]);
   const [pbxView, setPbxView] = useState<string | null>(null);
   const [addingPbx, setAddingPbx] = useState(false);
+  const [fleet, setFleet] = useState(false);
 
   const reloadTenants = useCallback(async () => {
     try {
@@ -100,6 +102,18 @@ export function App() {
           </Button>
         </Group>
         <Stack gap={2} mb="md">
+          {pbxes.length > 1 && (
+            <NavLink
+              active={fleet}
+              label="Fleet"
+              description="apply every pending PBX"
+              onClick={() => {
+                setFleet(true);
+                setPbxView(null);
+              }}
+              data-testid="nav-fleet"
+            />
+          )}
           {pbxes.map((p) => (
             <NavLink
               key={p.name}
@@ -113,7 +127,10 @@ export function App() {
                   </Badge>
                 )
               }
-              onClick={() => setPbxView(p.name)}
+              onClick={() => {
+                setPbxView(p.name);
+                setFleet(false);
+              }}
               data-testid={`pbx-${p.name}`}
             />
           ))}
@@ -131,7 +148,7 @@ export function App() {
             {tenants.map((t) => (
               <NavLink
                 key={t.slug}
-                active={t.slug === selected && pbxView === null}
+                active={t.slug === selected && pbxView === null && !fleet}
                 label={t.name}
                 description={`${t.slug} · ${t.ext_range}`}
                 rightSection={
@@ -148,6 +165,7 @@ export function App() {
                 onClick={() => {
                   setSelected(t.slug);
                   setPbxView(null);
+                  setFleet(false);
                 }}
                 data-testid={`tenant-${t.slug}`}
               />
@@ -166,7 +184,9 @@ export function App() {
         </ScrollArea>
       </AppShell.Navbar>
       <AppShell.Main style={{ display: "flex", flexDirection: "column", height: "100vh" }}>
-        {pbxView ? (
+        {fleet ? (
+          <FleetView onApplied={reloadTenants} />
+        ) : pbxView ? (
           <PbxView
             key={pbxView}
             name={pbxView}

@@ -20,6 +20,13 @@ export const commands = {
 	pbxCheck: (name: string) => typedError<CheckLine_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_check", { name })),
 	pbxDiff: (name: string) => typedError<PbxDiff_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_diff", { name })),
 	pbxApply: (name: string, options: ApplyOptions_Deserialize, source: ApplySource, progress: Channel<ApplyStep>) => typedError<ApplyReport_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_apply", { name, options, source, progress })),
+	/**  The PBXs whose render differs from their last apply (offline). */
+	pbxPending: () => typedError<string[], ApiError_Serialize>(__TAURI_INVOKE("pbx_pending")),
+	/**
+	 *  Applies every pending PBX, `parallel` at a time; each PBX's line goes to the window as its
+	 *  apply ends (the Fleet view).
+	 */
+	pbxApplyPending: (options: ApplyOptions_Deserialize, parallel: number, progress: Channel<FleetLine_Deserialize>) => typedError<FleetReport_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_apply_pending", { options, parallel, progress })),
 	pbxApplyHistory: (name: string, limit: number) => typedError<ApplyRecord_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_apply_history", { name, limit })),
 	pbxTrace: (name: string, number: string, from: string | null) => typedError<Trace_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trace", { name, number, from })),
 	/**  The command list, generic over the runtime so tests and the app share it. */
@@ -354,6 +361,62 @@ export type Finding = {
 	entity: string,
 	message: string,
 	fix: string,
+};
+
+/**  One PBX of the fleet. */
+export type FleetLine = FleetLine_Serialize | FleetLine_Deserialize;
+
+/**  One PBX of the fleet. */
+export type FleetLine_Deserialize = {
+	pbx: string,
+	outcome: FleetOutcome,
+	/**  Why, in a line: the summary, the failed step and its detail, or the error. */
+	detail: string,
+	/**  The error code behind a failure (the CLI's exit code). */
+	code?: ErrorCode | null,
+	/**  The step that failed, when one did. */
+	failed?: StepKind | null,
+};
+
+/**  One PBX of the fleet. */
+export type FleetLine_Serialize = {
+	pbx: string,
+	outcome: FleetOutcome,
+	/**  Why, in a line: the summary, the failed step and its detail, or the error. */
+	detail: string,
+	/**  The error code behind a failure (the CLI's exit code). */
+	code: ErrorCode | null,
+	/**  The step that failed, when one did. */
+	failed: StepKind | null,
+};
+
+/**  How one PBX's apply ended, from the best to the worst. */
+export type FleetOutcome = "applied" | "nothing_to_do" | 
+/**  Refused before anything changed (drift, a missing include line, the PBX locked, …). */
+"refused" | 
+/**  SSH, AMI or the database out of reach; nothing changed. */
+"unreachable" | 
+/**  A step failed before anything on the PBX changed. */
+"stopped" | 
+/**  A step failed after the PBX changed; it was restored. */
+"rolled_back" | 
+/**  Anything else (the workspace, an internal error). */
+"failed";
+
+export type FleetReport = FleetReport_Serialize | FleetReport_Deserialize;
+
+export type FleetReport_Deserialize = {
+	/**  In the order of the PBX names. */
+	lines: FleetLine_Deserialize[],
+	/**  The worst line's code (`None`: every PBX applied or had nothing to do). */
+	worst?: ErrorCode | null,
+};
+
+export type FleetReport_Serialize = {
+	/**  In the order of the PBX names. */
+	lines: FleetLine_Serialize[],
+	/**  The worst line's code (`None`: every PBX applied or had nothing to do). */
+	worst: ErrorCode | null,
 };
 
 /**  One step of a call's path. */

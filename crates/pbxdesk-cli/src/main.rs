@@ -107,8 +107,19 @@ enum Command {
     /// Take the workspace to the PBX: render, validate, refuse drift, lock, back up, upload,
     /// reload, verify what Asterisk loaded, sync the realtime rows; restore on any failure.
     Apply {
-        #[arg(long)]
-        pbx: String,
+        #[arg(
+            long,
+            required_unless_present = "all_pending",
+            conflicts_with = "all_pending"
+        )]
+        pbx: Option<String>,
+        /// Apply every PBX whose render differs from its last apply, each guarded as one
+        /// apply; one line per PBX, and the exit code of the worst outcome.
+        #[arg(long, conflicts_with_all = ["previous", "dry_run"])]
+        all_pending: bool,
+        /// How many PBXs are applied at once with --all-pending (1 to 16).
+        #[arg(long, default_value_t = pbxdesk_core::service::FLEET_PARALLEL, requires = "all_pending")]
+        parallel: usize,
         /// Show what would change and touch nothing.
         #[arg(long)]
         dry_run: bool,
@@ -733,6 +744,71 @@ fn main() -> ExitCode {
     }
 }
 
+/// `apply --pbx`: each step printed as it ends; a failed apply's report is the output and its
+/// code the exit code.
+async fn apply_one(
+    ws: &Workspace,
+    me: &Actor,
+    pbx: &str,
+    opts: &ApplyOptions,
+    previous: bool,
+    json: bool,
+) -> Result<pbxdesk_core::service::ApplyReport, Error> {
+    let source = if previous {
+        ApplySource::PreviousApply
+    } else {
+        ApplySource::Workspace
+    };
+    // People see each step as it ends (an apply takes seconds); scripts get the report.
+    let progress: Option<Progress> = if json {
+        None
+    } else {
+        Some(std::sync::Arc::new(|st: &ApplyStep| {
+            eprintln!("{}", output::step_line(st))
+        }))
+    };
+    let report = ws.pbx_apply_with(me, pbx, opts, source, progress).await?;
+    if let Some(code) = report.failure_code() {
+        // The report is the output (one document with --json); the exit code says the
+        // configuration did not change.
+        FAILED_EXIT.store(exit_code(code), Ordering::Relaxed);
+        if !json {
+            eprintln!(
+                "error: the apply failed at \"{}\"; {}",
+                report.failed.map(|k| k.label()).unwrap_or_default(),
+                if report.outcome == ApplyOutcome::RolledBack {
+                    "the PBX was restored to what it ran before"
+                } else {
+                    "nothing on the PBX was changed"
+                }
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// `apply --all-pending`: each PBX's line as its apply ends; the exit code of the worst.
+async fn apply_fleet(
+    ws: &Workspace,
+    me: &Actor,
+    opts: &ApplyOptions,
+    parallel: usize,
+    json: bool,
+) -> Result<pbxdesk_core::service::FleetReport, Error> {
+    let progress: Option<pbxdesk_core::service::FleetProgress> = if json {
+        None
+    } else {
+        Some(std::sync::Arc::new(
+            |l: &pbxdesk_core::service::FleetLine| eprintln!("{}", output::fleet_line(l)),
+        ))
+    };
+    let report = ws.pbx_apply_pending(me, opts, parallel, progress).await?;
+    if let Some(code) = report.worst {
+        FAILED_EXIT.store(exit_code(code), Ordering::Relaxed);
+    }
+    Ok(report)
+}
+
 fn open_options(cli: &Cli) -> OpenOptions {
     let passphrase = std::env::var("PBXDESK_PASSPHRASE")
         .ok()
@@ -1102,6 +1178,8 @@ async fn with_actor(
         Command::History { pbx, limit } => Box::new(ws.pbx_apply_history(me, pbx, *limit).await?),
         Command::Apply {
             pbx,
+            all_pending,
+            parallel,
             dry_run,
             overwrite_drift,
             add_includes,
@@ -1114,37 +1192,12 @@ async fn with_actor(
                 add_includes: *add_includes,
                 confirm_seconds: Some(*confirm_seconds),
             };
-            let source = if *previous {
-                ApplySource::PreviousApply
-            } else {
-                ApplySource::Workspace
-            };
-            // People see each step as it ends (an apply takes seconds); scripts get the report.
-            let progress: Option<Progress> = if json {
-                None
-            } else {
-                Some(std::sync::Arc::new(|st: &ApplyStep| {
-                    eprintln!("{}", output::step_line(st))
-                }))
-            };
-            let report = ws.pbx_apply_with(me, pbx, &opts, source, progress).await?;
-            if let Some(code) = report.failure_code() {
-                // The report is the output (one document with --json); the exit code says the
-                // configuration did not change.
-                FAILED_EXIT.store(exit_code(code), Ordering::Relaxed);
-                if !json {
-                    eprintln!(
-                        "error: the apply failed at \"{}\"; {}",
-                        report.failed.map(|k| k.label()).unwrap_or_default(),
-                        if report.outcome == ApplyOutcome::RolledBack {
-                            "the PBX was restored to what it ran before"
-                        } else {
-                            "nothing on the PBX was changed"
-                        }
-                    );
+            match pbx {
+                Some(pbx) if !*all_pending => {
+                    Box::new(apply_one(ws, me, pbx, &opts, *previous, json).await?)
                 }
+                _ => Box::new(apply_fleet(ws, me, &opts, *parallel, json).await?),
             }
-            Box::new(report)
         }
         Command::Trace { pbx, number, from } => {
             Box::new(ws.pbx_trace(me, pbx, number, from.as_deref()).await?)

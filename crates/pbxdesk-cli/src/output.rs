@@ -5,7 +5,7 @@ use pbxdesk_core::model::{
     AuditEntry, CheckLine, Device, Did, Operator, Pbx, Policy, PolicyRule, RevealedDevice, Tenant,
     Trunk, User, UserSummary,
 };
-use pbxdesk_core::service::{ApplyRecord, ApplyReport, ApplyStep, PbxDiff};
+use pbxdesk_core::service::{ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, PbxDiff};
 use pbxdesk_core::{Error, Refusal};
 use pbxdesk_render::{Finding, Severity, Trace};
 use serde::Serialize;
@@ -675,6 +675,29 @@ pub fn step_line(st: &ApplyStep) -> String {
         st.ms,
         st.detail
     )
+}
+
+/// One PBX of a fleet apply as a line (also printed live, as each PBX ends).
+pub fn fleet_line(l: &FleetLine) -> String {
+    let outcome = serde_json::to_value(l.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("{:<24} {:<14} {}", l.pbx, outcome, l.detail)
+}
+
+impl Human for FleetReport {
+    fn human(&self) -> String {
+        if self.lines.is_empty() {
+            return "every PBX runs its render already\n".into();
+        }
+        let mut s = String::new();
+        for l in &self.lines {
+            s.push_str(&fleet_line(l));
+            s.push('\n');
+        }
+        s
+    }
 }
 
 impl Human for Vec<ApplyRecord> {

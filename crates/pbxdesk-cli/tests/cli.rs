@@ -524,6 +524,18 @@ fn apply_dry_run_previews_offline_and_an_untrusted_pbx_is_refused() {
             .contains("pbxdesk pbx trust demo-pbx"),
         "{e}"
     );
+    // The fleet: the demo PBX is pending (never applied) and refused (untrusted): one line,
+    // the exit code of the worst; --pbx and --all-pending exclude each other.
+    let f = ws.fails(&["apply", "--all-pending", "--parallel", "2"], 10);
+    assert_eq!(f["lines"][0]["pbx"], "demo-pbx", "{f}");
+    assert_eq!(f["lines"][0]["outcome"], "refused", "{f}");
+    assert_eq!(f["worst"], "refused", "{f}");
+    let out = ws
+        .cmd()
+        .args(["apply", "--all-pending", "--pbx", "demo-pbx"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     // A confirm window the PBX's rollback cannot keep is refused with the field and the range.
     for bad in ["1", "601"] {
         let e = ws.fails(&["apply", "--pbx", "demo-pbx", "--confirm-seconds", bad], 3);

@@ -11,6 +11,7 @@ mod pbx_double;
 
 use pbx_double::{
     backups, endpoints, fixture, product_files, reloads, rename_ada, setup, setup_with_sorcery,
+    small_pbx,
 };
 use pbxdesk_core::model::AuditQuery;
 use pbxdesk_core::service::{ApplyOptions, ApplyOutcome, StepKind};
@@ -1319,4 +1320,81 @@ async fn an_unreachable_pbx_is_its_own_error() {
         !pbx.sshd.etc().join(".pbxdesk-apply.lock").exists(),
         "the lock is released"
     );
+}
+
+/// `apply --all-pending`: every PBX whose render differs from its last apply, a few at a time,
+/// each guarded as one apply; one failing its reload is rolled back and changes nothing of the
+/// others; the next run finds only that one pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_applies_what_is_pending_and_a_failure_stays_its_own() {
+    use pbxdesk_core::service::FleetOutcome;
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let demo = setup(ws, &me, "fleet").await;
+    let b = small_pbx(ws, &me, "branch-b").await;
+    let c = small_pbx(ws, &me, "branch-c").await;
+    // Branch B's extensions.conf is broken by hand: its reload fails (capture s5).
+    let main_b = b.sshd.etc().join("extensions.conf");
+    let good = std::fs::read_to_string(&main_b).unwrap();
+    std::fs::write(&main_b, format!("{good}\n[broken\n")).unwrap();
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        ws.pbx_pending(&me).await.unwrap(),
+        ["branch-b", "branch-c", "demo-pbx"]
+    );
+    let e = ws.pbx_apply_pending(&me, &opts, 0, None).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Validation);
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let progress: pbxdesk_core::service::FleetProgress = {
+        let seen = seen.clone();
+        std::sync::Arc::new(move |l| seen.lock().unwrap().push(l.pbx.clone()))
+    };
+    let rep = ws
+        .pbx_apply_pending(&me, &opts, 2, Some(progress))
+        .await
+        .unwrap();
+    let outcomes: Vec<(&str, FleetOutcome)> = rep
+        .lines
+        .iter()
+        .map(|l| (l.pbx.as_str(), l.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("branch-b", FleetOutcome::RolledBack),
+            ("branch-c", FleetOutcome::Applied),
+            ("demo-pbx", FleetOutcome::Applied)
+        ],
+        "{rep:?}"
+    );
+    assert!(rep.lines[0].detail.contains("reload"), "{:?}", rep.lines[0]);
+    assert_eq!(rep.worst, Some(ErrorCode::Conflict));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "each line reported as it ended"
+    );
+    assert!(
+        product_files(&b.sshd.etc()).is_empty(),
+        "B is back to before"
+    );
+    for (pbx, name) in [(&c, "branch-c"), (&demo, "demo-pbx")] {
+        let rendered = ws.pbx_render(&me, name, true).await.unwrap();
+        assert_eq!(product_files(&pbx.sshd.etc()), rendered.files, "{name}");
+    }
+
+    // Mended: only B is pending, and the others are not touched again.
+    std::fs::write(&main_b, &good).unwrap();
+    let before = (reloads(&c.ast), reloads(&demo.ast));
+    assert_eq!(ws.pbx_pending(&me).await.unwrap(), ["branch-b"]);
+    let rep = ws.pbx_apply_pending(&me, &opts, 4, None).await.unwrap();
+    assert_eq!(rep.lines.len(), 1, "{rep:?}");
+    assert_eq!(rep.lines[0].outcome, FleetOutcome::Applied, "{rep:?}");
+    assert_eq!(rep.worst, None);
+    assert_eq!((reloads(&c.ast), reloads(&demo.ast)), before);
+    assert!(ws.pbx_pending(&me).await.unwrap().is_empty());
 }

@@ -9,6 +9,7 @@ mod audit;
 mod check;
 mod device;
 mod did;
+mod fleet;
 mod operator;
 mod pbx;
 mod policy;
@@ -24,6 +25,7 @@ pub use apply::{
     StepKind, CONFIRM_DEFAULT,
 };
 pub use apply_history::ApplyRecord;
+pub use fleet::{FleetLine, FleetOutcome, FleetProgress, FleetReport, FLEET_PARALLEL};
 pub use policy::parse_rule;
 pub use render::{masked, PbxDiff};
 

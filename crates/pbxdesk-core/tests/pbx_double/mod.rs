@@ -104,6 +104,18 @@ pub async fn setup_with_sorcery(
     tag: &str,
     sorcery: Option<&str>,
 ) -> Pbx {
+    demo::seed(ws, me).await.unwrap();
+    start_pbx(ws, me, "demo-pbx", tag, sorcery).await
+}
+
+/// Starts the doubles of one PBX and points the workspace's profile `name` at them (trusted).
+pub async fn start_pbx(
+    ws: &Workspace,
+    me: &Actor,
+    name: &str,
+    tag: &str,
+    sorcery: Option<&str>,
+) -> Pbx {
     let sshd = Sshd::start();
     let etc = sshd.etc();
     std::fs::create_dir_all(etc.join("extensions.d")).unwrap();
@@ -128,26 +140,24 @@ pub async fn setup_with_sorcery(
     }
     let ast = start_asterisk(etc.clone()).await;
     let ami_port: u16 = ast.addr.rsplit_once(':').unwrap().1.parse().unwrap();
-    let name = format!("pbxdesk_apply_{tag}_{}", std::process::id());
+    let db_name = format!("pbxdesk_apply_{tag}_{}", std::process::id());
     let admin = MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql")
         .await
         .expect("MariaDB is required");
     admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .execute(format!("DROP DATABASE IF EXISTS {db_name}").as_str())
         .await
         .unwrap();
     admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
+        .execute(format!("CREATE DATABASE {db_name}").as_str())
         .await
         .unwrap();
-    let url = format!("mysql://root@127.0.0.1:3306/{name}");
+    let url = format!("mysql://root@127.0.0.1:3306/{db_name}");
     let db = MySqlPool::connect(&url).await.unwrap();
     sqlx::raw_sql(ASTERISK22_SCHEMA).execute(&db).await.unwrap();
     // PJSIP reads its endpoints from this database, and `asterisk -rx` reaches the double.
     ast.use_realtime(&url).await;
     ast.install_cli(&sshd.bin());
-
-    demo::seed(ws, me).await.unwrap();
     let profile = PbxPatch {
         host: Some("127.0.0.1".into()),
         ssh_port: Some(sshd.port),
@@ -159,18 +169,66 @@ pub async fn setup_with_sorcery(
         ami_user: Some("pbx".into()),
         ami_secret: Some("pbx-secret-1".into()),
         db_user: Some("root".into()),
-        db_name: Some(name.clone()),
+        db_name: Some(db_name.clone()),
         ..Default::default()
     };
-    ws.pbx_update(me, "demo-pbx", &profile).await.unwrap();
-    let fp = ws.pbx_probe_host_key(me, "demo-pbx").await.unwrap();
-    ws.pbx_trust(me, "demo-pbx", &fp).await.unwrap();
+    ws.pbx_update(me, name, &profile).await.unwrap();
+    let fp = ws.pbx_probe_host_key(me, name).await.unwrap();
+    ws.pbx_trust(me, name, &fp).await.unwrap();
     Pbx {
         sshd,
         ast,
         db,
-        db_name: name,
+        db_name,
     }
+}
+
+/// Another customer's PBX `name` with its doubles: one Swiss tenant (slug `name`) of two
+/// users and a provider trunk it may use (emergency numbers must be callable).
+pub async fn small_pbx(ws: &Workspace, me: &Actor, name: &str) -> Pbx {
+    use pbxdesk_core::model::{NewPbx, NewTenant, NewTrunk, NewUser};
+    ws.pbx_add(me, &NewPbx::at(name, "127.0.0.1"))
+        .await
+        .unwrap();
+    let pbx = start_pbx(ws, me, name, &name.replace('-', "_"), None).await;
+    ws.tenant_create(
+        me,
+        &NewTenant {
+            name: format!("Customer {name}"),
+            slug: Some(name.into()),
+            pbx: name.into(),
+            ext_range: "100-199".into(),
+            country: Some("CH".into()),
+        },
+    )
+    .await
+    .unwrap();
+    for who in ["Ada", "Bob"] {
+        ws.user_create(
+            me,
+            &NewUser {
+                tenant: name.into(),
+                name: format!("{who} {name}"),
+                email: format!("{}@{name}.example", who.to_lowercase()),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    ws.trunk_add(
+        me,
+        &NewTrunk {
+            pbx: name.into(),
+            name: "carrier".into(),
+            host: "sip.carrier.example".into(),
+            tenants: vec![name.into()],
+            ..NewTrunk::default()
+        },
+    )
+    .await
+    .unwrap();
+    pbx
 }
 
 /// Starts an apply that hangs in its reload (after the upload and the sync) and abandons it
