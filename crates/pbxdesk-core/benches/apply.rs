@@ -2,7 +2,8 @@
 //! (OpenSSH on loopback, the capture-faithful Asterisk double, MariaDB): a change applied to a
 //! PBX with 100 and with 1,000 users, an apply with nothing changed, and the apply's time
 //! against the bare floor of the same work (the same bytes uploaded over SFTP, the same reload
-//! and the same `dialplan show` commands) measured in the same run.
+//! and the same `dialplan show` commands) measured in the same run; and a fleet of 8 PBXs, each
+//! with a change, applied with `--all-pending` 4 at a time and one at a time (`-- fleet`).
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests and benches fail loudly by design
 
@@ -230,6 +231,62 @@ async fn run(users: u32) {
     );
 }
 
+/// 8 PBXs (2 in quick mode), each changed, applied as a fleet: `parallel` at a time.
+async fn fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(OpenOptions::new(
+        Location::Sqlite(dir.path().join("ws.sqlite")),
+        KeySource::File(dir.path().join("ws.key")),
+    ))
+    .await
+    .unwrap();
+    let me = ws.local_owner().unwrap();
+    let n = if quick() { 2 } else { 8 };
+    let mut pbxes = Vec::new();
+    for i in 0..n {
+        pbxes.push(pbx_double::small_pbx(&ws, &me, &format!("fleet-{i}")).await);
+    }
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let first = ws.pbx_apply_pending(&me, &opts, 4, None).await.unwrap();
+    assert!(first.worst.is_none(), "{first:?}");
+    let rounds = if quick() { 1 } else { 3 };
+    for parallel in [4, 1] {
+        let mut times = Vec::new();
+        for round in 0..rounds {
+            for i in 0..n {
+                let ada = ws
+                    .user_resolve(&me, &format!("fleet-{i}/100"))
+                    .await
+                    .unwrap();
+                ws.user_update(
+                    &me,
+                    ada,
+                    &UserPatch {
+                        name: Some(format!("Ada {parallel} {round}")),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            let t = Instant::now();
+            let rep = ws
+                .pbx_apply_pending(&me, &opts, parallel, None)
+                .await
+                .unwrap();
+            times.push(t.elapsed());
+            assert_eq!(rep.lines.len(), n, "{rep:?}");
+            assert!(rep.worst.is_none(), "{rep:?}");
+        }
+        let (p, max) = p50(times);
+        println!("| fleet of {n} PBXs, each with a change, {parallel} at a time | {rounds} | {p:.0} | {max:.0} | |");
+    }
+    drop(pbxes);
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -239,5 +296,8 @@ async fn main() {
         if only.as_deref().is_none_or(|o| o == users.to_string()) {
             run(users).await;
         }
+    }
+    if only.as_deref().is_none_or(|o| o == "fleet") {
+        fleet().await;
     }
 }
