@@ -10,9 +10,9 @@ use pbxdesk_core::model::{
 };
 use pbxdesk_core::service::{
     ApplyOptions, ApplyRecord, ApplyReport, ApplySource, ApplyStep, FleetLine, FleetProgress,
-    FleetReport, KeySource, Location, OpenOptions, PbxDiff, Progress,
+    FleetReport, Location, OpenOptions, PbxDiff, Progress,
 };
-use pbxdesk_core::{paths, Actor, ErrorCode, Workspace};
+use pbxdesk_core::{Actor, ErrorCode, Workspace};
 use pbxdesk_render::Trace;
 use secrecy::SecretString;
 use serde::Serialize;
@@ -515,9 +515,7 @@ pub fn typescript() -> Typescript {
 /// log in). Otherwise PBXDESK_WORKSPACE or the OS data directory's SQLite file. `--demo` (or
 /// PBXDESK_DEMO=1) fills an empty laptop workspace with demo data.
 struct Startup {
-    location: Location,
-    key: KeySource,
-    label: String,
+    options: OpenOptions,
     demo: bool,
 }
 
@@ -526,39 +524,19 @@ impl Startup {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let demo = std::env::args().any(|a| a == "--demo")
             || var("PBXDESK_DEMO").is_some_and(|v| v == "1");
-        let key_file = var("PBXDESK_KEY_FILE").map(PathBuf::from);
-        let passphrase = var("PBXDESK_PASSPHRASE").map(SecretString::from);
-        let (location, default_key, label) = match var("PBXDESK_DATABASE_URL") {
-            Some(url) => (
-                Location::Postgres(SecretString::from(url)),
-                paths::default_team_key_file(),
-                "team workspace (PostgreSQL)".to_owned(),
-            ),
-            None => {
-                let path = var("PBXDESK_WORKSPACE")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(paths::default_workspace);
-                let key = paths::key_file_for(&path);
-                let label = path.display().to_string();
-                (Location::Sqlite(path), key, label)
-            }
-        };
-        let key = match (passphrase, key_file) {
-            (Some(p), _) => KeySource::Passphrase(p),
-            (None, Some(f)) => KeySource::File(f),
-            (None, None) => KeySource::File(default_key),
-        };
-        Startup {
-            location,
-            key,
-            label,
-            demo,
-        }
+        let options = OpenOptions::choose(
+            var("PBXDESK_DATABASE_URL").map(SecretString::from),
+            var("PBXDESK_WORKSPACE").map(PathBuf::from),
+            var("PBXDESK_KEY_FILE").map(PathBuf::from),
+            var("PBXDESK_PASSPHRASE").map(SecretString::from),
+        );
+        Startup { options, demo }
     }
 
     async fn open(self) -> pbxdesk_core::Result<AppState> {
-        let team = matches!(self.location, Location::Postgres(_));
-        let ws = Workspace::open(OpenOptions::new(self.location, self.key)).await?;
+        let team = matches!(self.options.location, Location::Postgres(_));
+        let label = self.options.label();
+        let ws = Workspace::open(self.options).await?;
         let actor = if team { None } else { Some(ws.local_owner()?) };
         if let (true, Some(owner)) = (self.demo, &actor) {
             pbxdesk_core::demo::seed(&ws, owner).await?;
@@ -566,7 +544,7 @@ impl Startup {
         Ok(AppState {
             ws,
             actor: RwLock::new(actor),
-            workspace_label: self.label,
+            workspace_label: label,
             team,
         })
     }

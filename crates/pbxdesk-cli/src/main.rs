@@ -8,7 +8,6 @@
 mod output;
 
 use clap::{Args, Parser, Subcommand};
-use output::RenderWritten;
 use output::{print_error, print_ok, Show};
 use pbxdesk_core::domain::{Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via};
 use pbxdesk_core::model::{
@@ -16,10 +15,9 @@ use pbxdesk_core::model::{
     PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch, UserPatch,
 };
 use pbxdesk_core::service::{
-    parse_rule, ApplyOptions, ApplyOutcome, ApplySource, ApplyStep, KeySource, Location,
-    OpenOptions, Progress,
+    parse_rule, ApplyOptions, ApplyOutcome, ApplySource, ApplyStep, OpenOptions, Progress,
 };
-use pbxdesk_core::{paths, Actor, Error, ErrorCode, ValidationError, Workspace};
+use pbxdesk_core::{Actor, Error, ErrorCode, Workspace};
 use secrecy::{ExposeSecret, SecretString};
 use std::io::Read;
 use std::path::PathBuf;
@@ -812,27 +810,14 @@ async fn apply_fleet(
 fn open_options(cli: &Cli) -> OpenOptions {
     let passphrase = std::env::var("PBXDESK_PASSPHRASE")
         .ok()
-        .filter(|p| !p.is_empty());
-    let (location, default_key) = match &cli.database_url {
-        Some(url) => (
-            Location::Postgres(SecretString::from(url.clone())),
-            paths::default_team_key_file(),
-        ),
-        None => {
-            let path = cli
-                .workspace
-                .clone()
-                .unwrap_or_else(paths::default_workspace);
-            let key = paths::key_file_for(&path);
-            (Location::Sqlite(path), key)
-        }
-    };
-    let key = match (passphrase, &cli.key_file) {
-        (Some(p), _) => KeySource::Passphrase(SecretString::from(p)),
-        (None, Some(f)) => KeySource::File(f.clone()),
-        (None, None) => KeySource::File(default_key),
-    };
-    OpenOptions::new(location, key)
+        .filter(|p| !p.is_empty())
+        .map(SecretString::from);
+    OpenOptions::choose(
+        cli.database_url.clone().map(SecretString::from),
+        cli.workspace.clone(),
+        cli.key_file.clone(),
+        passphrase,
+    )
 }
 
 fn read_secret_stdin(what: &str) -> Result<SecretString, Error> {
@@ -1170,10 +1155,7 @@ async fn with_actor(
             pbx,
             out,
             with_secrets,
-        } => {
-            let r = ws.pbx_render(me, pbx, *with_secrets).await?;
-            Box::new(write_render(&r, out)?)
-        }
+        } => Box::new(ws.pbx_render_to(me, pbx, *with_secrets, out).await?),
         Command::Diff { pbx } => Box::new(ws.pbx_diff(me, pbx).await?),
         Command::History { pbx, limit } => Box::new(ws.pbx_apply_history(me, pbx, *limit).await?),
         Command::Apply {
@@ -1341,113 +1323,15 @@ async fn policy(ws: &Workspace, me: &Actor, cmd: &PolicyCmd) -> Result<Box<dyn S
             policy,
             at,
             rule,
-        } => {
-            let current = ws.policy_show(me, tenant, policy).await?;
-            let mut list = current.rules.clone();
-            let at = at.unwrap_or(list.len() + 1);
-            if at == 0 || at > list.len() + 1 {
-                return Err(ValidationError::new(
-                    "at",
-                    &at.to_string(),
-                    format!("a position from 1 to {}", list.len() + 1),
-                )
-                .into());
-            }
-            list.insert(at - 1, parse_rule(rule)?);
-            let patch = PolicyPatch {
-                rules: Some(list),
-                expected_version: Some(current.version),
-            };
-            Box::new(ws.policy_update(me, tenant, policy, &patch).await?)
-        }
+        } => Box::new(
+            ws.policy_rule_insert(me, tenant, policy, *at, parse_rule(rule)?)
+                .await?,
+        ),
         PolicyCmd::RuleRemove {
             tenant,
             policy,
             position,
-        } => {
-            let current = ws.policy_show(me, tenant, policy).await?;
-            let mut list = current.rules.clone();
-            if *position == 0 || *position > list.len() {
-                return Err(ValidationError::new(
-                    "position",
-                    &position.to_string(),
-                    format!("a rule position from 1 to {}", list.len()),
-                )
-                .into());
-            }
-            list.remove(position - 1);
-            let patch = PolicyPatch {
-                rules: Some(list),
-                expected_version: Some(current.version),
-            };
-            Box::new(ws.policy_update(me, tenant, policy, &patch).await?)
-        }
+        } => Box::new(ws.policy_rule_remove(me, tenant, policy, *position).await?),
         PolicyCmd::Remove { tenant, name } => Box::new(ws.policy_remove(me, tenant, name).await?),
-    })
-}
-
-/// Marks a folder as one `render --out` wrote, so writing again may replace its files.
-const RENDER_MARK: &str = ".pbxdesk-render";
-
-/// Writes a render under `dir`: each file at its path relative to the Asterisk config folder
-/// (written to a temporary name, then renamed), the realtime rows as JSON. Files a previous
-/// render wrote there and this one no longer has are removed.
-fn write_render(
-    r: &pbxdesk_render::Rendered,
-    dir: &std::path::Path,
-) -> Result<RenderWritten, Error> {
-    let io = |what: &str, p: &std::path::Path, e: std::io::Error| {
-        Error::Store(format!("cannot {what} {}: {e}", p.display()))
-    };
-    if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .map_err(|e| io("read", dir, e))?
-            .next()
-            .is_none();
-        if !empty && !dir.join(RENDER_MARK).exists() {
-            return Err(Error::Conflict(format!(
-                "{} is not empty and was not written by `pbxdesk render`; choose an empty or new folder",
-                dir.display()
-            )));
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
-    std::fs::write(dir.join(RENDER_MARK), "written by pbxdesk render\n")
-        .map_err(|e| io("write", dir, e))?;
-    let mut files: Vec<(String, String)> = r.files.clone().into_iter().collect();
-    let rows =
-        serde_json::to_string_pretty(&r.realtime).map_err(|e| Error::Store(e.to_string()))?;
-    files.push(("realtime/ps_endpoints.json".into(), rows + "\n"));
-    for sub in [
-        pbxdesk_render::pbx::DIALPLAN_DIR,
-        pbxdesk_render::pbx::PJSIP_DIR,
-        pbxdesk_render::pbx::VOICEMAIL_DIR,
-    ] {
-        let d = dir.join(sub);
-        if let Ok(entries) = std::fs::read_dir(&d) {
-            for e in entries.flatten() {
-                let rel = format!("{sub}/{}", e.file_name().to_string_lossy());
-                if !r.files.contains_key(&rel) {
-                    std::fs::remove_file(e.path()).map_err(|err| io("remove", &e.path(), err))?;
-                }
-            }
-        }
-    }
-    for (rel, text) in &files {
-        let path = dir.join(rel);
-        let parent = path.parent().unwrap_or(dir);
-        std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
-        let tmp = path.with_extension("tmp~");
-        std::fs::write(&tmp, text).map_err(|e| io("write", &tmp, e))?;
-        // Owner-only: with --with-secrets these files hold passwords and PINs.
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(|e| io("protect", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))?;
-    }
-    Ok(RenderWritten {
-        out: dir.display().to_string(),
-        files: files.iter().map(|(p, _)| p.clone()).collect(),
-        realtime_rows: r.realtime.len(),
-        findings: r.findings.clone(),
     })
 }

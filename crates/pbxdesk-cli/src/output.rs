@@ -5,7 +5,9 @@ use pbxdesk_core::model::{
     AuditEntry, CheckLine, Device, Did, Operator, Pbx, Policy, PolicyRule, RevealedDevice, Tenant,
     Trunk, User, UserSummary,
 };
-use pbxdesk_core::service::{ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, PbxDiff};
+use pbxdesk_core::service::{
+    ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, PbxDiff, RenderWritten,
+};
 use pbxdesk_core::{Error, Refusal};
 use pbxdesk_render::{Finding, Severity, Trace};
 use serde::Serialize;
@@ -586,15 +588,6 @@ fn findings(list: &[Finding]) -> String {
         ));
     }
     s
-}
-
-/// What `render --out` wrote.
-#[derive(Serialize)]
-pub struct RenderWritten {
-    pub out: String,
-    pub files: Vec<String>,
-    pub realtime_rows: usize,
-    pub findings: Vec<Finding>,
 }
 
 impl Human for RenderWritten {

@@ -27,7 +27,7 @@ pub use apply::{
 pub use apply_history::ApplyRecord;
 pub use fleet::{FleetLine, FleetOutcome, FleetProgress, FleetReport, FLEET_PARALLEL};
 pub use policy::parse_rule;
-pub use render::{masked, PbxDiff};
+pub use render::{masked, PbxDiff, RenderWritten};
 
 use crate::error::{Error, Result, ValidationError};
 use crate::secret::{Cipher, Purpose, WorkspaceKey};
@@ -104,6 +104,43 @@ impl OpenOptions {
             key,
             quarantine: Self::DEFAULT_QUARANTINE,
             clock: Clock::System,
+        }
+    }
+
+    /// The one rule both front ends open a workspace by: a team workspace on PostgreSQL when a
+    /// database URL is given, else the SQLite file `workspace` (default: the OS data folder's);
+    /// the key from the passphrase, else `key_file`, else the default key file beside the
+    /// workspace (the data folder's team.key for PostgreSQL).
+    pub fn choose(
+        database_url: Option<SecretString>,
+        workspace: Option<std::path::PathBuf>,
+        key_file: Option<std::path::PathBuf>,
+        passphrase: Option<SecretString>,
+    ) -> Self {
+        let (location, default_key) = match database_url {
+            Some(url) => (
+                Location::Postgres(url),
+                crate::paths::default_team_key_file(),
+            ),
+            None => {
+                let path = workspace.unwrap_or_else(crate::paths::default_workspace);
+                let key = crate::paths::key_file_for(&path);
+                (Location::Sqlite(path), key)
+            }
+        };
+        let key = match (passphrase, key_file) {
+            (Some(p), _) => KeySource::Passphrase(p),
+            (None, Some(f)) => KeySource::File(f),
+            (None, None) => KeySource::File(default_key),
+        };
+        OpenOptions::new(location, key)
+    }
+
+    /// The workspace as people are shown it (never the database URL: it may hold a password).
+    pub fn label(&self) -> String {
+        match &self.location {
+            Location::Postgres(_) => "team workspace (PostgreSQL)".to_owned(),
+            Location::Sqlite(path) => path.display().to_string(),
         }
     }
 }

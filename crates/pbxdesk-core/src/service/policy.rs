@@ -372,6 +372,64 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Inserts `rule` at `at` (1-based; `None`: last) into a policy's rules, refused if the
+    /// policy changed meanwhile (the position was chosen on what the caller saw).
+    pub async fn policy_rule_insert(
+        &self,
+        actor: &Actor,
+        tenant: &str,
+        policy: &str,
+        at: Option<usize>,
+        rule: PolicyRule,
+    ) -> Result<Policy> {
+        let current = self.policy_show(actor, tenant, policy).await?;
+        let mut rules = current.rules.clone();
+        let at = at.unwrap_or(rules.len() + 1);
+        if at == 0 || at > rules.len() + 1 {
+            return Err(ValidationError::new(
+                "at",
+                &at.to_string(),
+                format!("a position from 1 to {}", rules.len() + 1),
+            )
+            .into());
+        }
+        rules.insert(at - 1, rule);
+        let patch = PolicyPatch {
+            rules: Some(rules),
+            expected_version: Some(current.version),
+        };
+        self.policy_update(actor, tenant, policy, &patch).await
+    }
+
+    /// Removes the rule at `position` (1-based) from a policy, refused if the policy changed
+    /// meanwhile.
+    pub async fn policy_rule_remove(
+        &self,
+        actor: &Actor,
+        tenant: &str,
+        policy: &str,
+        position: usize,
+    ) -> Result<Policy> {
+        let current = self.policy_show(actor, tenant, policy).await?;
+        let mut rules = current.rules.clone();
+        if position == 0 || position > rules.len() {
+            return Err(ValidationError::new(
+                "position",
+                &position.to_string(),
+                format!("a rule position from 1 to {}", rules.len()),
+            )
+            .into());
+        }
+        rules.remove(position - 1);
+        let patch = PolicyPatch {
+            rules: Some(rules),
+            expected_version: Some(current.version),
+        };
+        self.policy_update(actor, tenant, policy, &patch).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

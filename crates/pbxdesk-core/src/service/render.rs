@@ -470,3 +470,93 @@ pub fn masked(mut r: Rendered) -> Rendered {
     }
     r
 }
+
+/// Marks a folder as one `pbx_render_to` wrote, so writing again may replace its files.
+const RENDER_MARK: &str = ".pbxdesk-render";
+
+/// What `pbx_render_to` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct RenderWritten {
+    pub out: String,
+    /// Paths relative to `out`.
+    pub files: Vec<String>,
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub realtime_rows: usize,
+    pub findings: Vec<pbxdesk_render::Finding>,
+}
+
+impl Workspace {
+    /// Renders a PBX into a folder on this machine (offline: nothing is contacted): each file
+    /// at its path relative to the Asterisk config folder, written to a temporary name and
+    /// renamed, owner-only (with secrets they hold passwords and PINs); the realtime rows as
+    /// JSON. Files an earlier render wrote there that this one no longer has are removed; a
+    /// folder that holds anything else is refused.
+    pub async fn pbx_render_to(
+        &self,
+        actor: &Actor,
+        pbx: &str,
+        with_secrets: bool,
+        dir: &std::path::Path,
+    ) -> Result<RenderWritten> {
+        let r = self.pbx_render(actor, pbx, with_secrets).await?;
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || write_render(&r, &dir))
+            .await
+            .map_err(|e| Error::Store(format!("background task failed: {e}")))?
+    }
+}
+
+fn write_render(r: &Rendered, dir: &std::path::Path) -> Result<RenderWritten> {
+    use pbxdesk_render::pbx::{DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR};
+    let io = |what: &str, p: &std::path::Path, e: std::io::Error| {
+        Error::Store(format!("cannot {what} {}: {e}", p.display()))
+    };
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(|e| io("read", dir, e))?
+            .next()
+            .is_none();
+        if !empty && !dir.join(RENDER_MARK).exists() {
+            return Err(Error::Conflict(format!(
+                "{} is not empty and was not written by `pbxdesk render`; choose an empty or new folder",
+                dir.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+    std::fs::write(dir.join(RENDER_MARK), "written by pbxdesk render\n")
+        .map_err(|e| io("write", dir, e))?;
+    let mut files: Vec<(String, String)> = r.files.clone().into_iter().collect();
+    let rows =
+        serde_json::to_string_pretty(&r.realtime).map_err(|e| Error::Store(e.to_string()))?;
+    files.push(("realtime/ps_endpoints.json".into(), rows + "\n"));
+    for sub in [DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR] {
+        let d = dir.join(sub);
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            for e in entries.flatten() {
+                let rel = format!("{sub}/{}", e.file_name().to_string_lossy());
+                if !r.files.contains_key(&rel) {
+                    std::fs::remove_file(e.path()).map_err(|err| io("remove", &e.path(), err))?;
+                }
+            }
+        }
+    }
+    for (rel, text) in &files {
+        let path = dir.join(rel);
+        let parent = path.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+        let tmp = path.with_extension("tmp~");
+        std::fs::write(&tmp, text).map_err(|e| io("write", &tmp, e))?;
+        #[cfg(unix)]
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| io("protect", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))?;
+    }
+    Ok(RenderWritten {
+        out: dir.display().to_string(),
+        files: files.into_iter().map(|(p, _)| p).collect(),
+        realtime_rows: r.realtime.len(),
+        findings: r.findings.clone(),
+    })
+}

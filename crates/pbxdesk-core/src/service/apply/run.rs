@@ -595,9 +595,19 @@ async fn roll_back<S: Session>(
             Made::Reload => {}
         }
     }
+    complete &= reload_old(s, job, plan, steps).await;
+    let _ = s.finish_rollback(complete).await;
+    Ran::RolledBack {
+        failed,
+        left_to_pbx: false,
+    }
+}
+
+/// Reloads what the rollback put back and verifies the old dialplan is what Asterisk runs (a
+/// failed reload keeps the old dialplan loaded: that counts). Whether it is.
+async fn reload_old<S: Session>(s: &mut S, job: &Job<'_>, plan: &Plan, steps: &mut Steps) -> bool {
     let t = Instant::now();
     let reloaded = s.reload(&plan.modules, false).await.map(|_| ());
-    // What counts is what Asterisk runs now: a failed reload keeps the old dialplan loaded.
     let verified = match (job.last, reloaded) {
         (Some(l), r) => verify_contexts(s, &l.contexts).await.map(|n| {
             let mut d = format!("{n} context(s) of the last apply loaded");
@@ -609,18 +619,9 @@ async fn roll_back<S: Session>(
         (None, Ok(())) => Ok("reloaded".into()),
         (None, Err(e)) => Err(e),
     };
-    complete &= verified.is_ok();
-    steps.done(
-        StepKind::ReloadOld,
-        t,
-        verified.is_ok(),
-        verified.unwrap_or_else(|e| e),
-    );
-    let _ = s.finish_rollback(complete).await;
-    Ran::RolledBack {
-        failed,
-        left_to_pbx: false,
-    }
+    let ok = verified.is_ok();
+    steps.done(StepKind::ReloadOld, t, ok, verified.unwrap_or_else(|e| e));
+    ok
 }
 
 #[cfg(test)]
