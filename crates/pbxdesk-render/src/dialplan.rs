@@ -165,18 +165,22 @@ pub fn filtered(allowed: &str, expr: &str) -> String {
 /// The first piece of caller-controlled data in `s` that is not the direct argument of a
 /// `FILTER()` whose allowed characters cannot split an argument or a dial string.
 pub fn unfiltered_caller_data(s: &str) -> Option<String> {
-    for tok in CALLER_DATA {
-        for (i, _) in s.match_indices(tok) {
-            let before = &s[..i];
-            let ok = before.rfind("${FILTER(").is_some_and(|j| {
-                let allowed = &before[j + "${FILTER(".len()..];
-                allowed.strip_suffix(',').is_some_and(|a| {
-                    !a.is_empty() && a.bytes().all(|b| !b",(){}$&\\ ".contains(&b))
-                })
-            });
-            if !ok {
-                return Some(s[i..].chars().take(60).collect());
-            }
+    // Every token starts with `${`: one scan for those, then a prefix compare (the render
+    // checks every argument; a substring search per token was a sixth of its time).
+    for (i, _) in s.match_indices("${") {
+        let rest = &s[i..];
+        if !CALLER_DATA.iter().any(|tok| rest.starts_with(tok)) {
+            continue;
+        }
+        let before = &s[..i];
+        let ok = before.rfind("${FILTER(").is_some_and(|j| {
+            let allowed = &before[j + "${FILTER(".len()..];
+            allowed.strip_suffix(',').is_some_and(|a| {
+                !a.is_empty() && a.bytes().all(|b| !b",(){}$&\\ ".contains(&b))
+            })
+        });
+        if !ok {
+            return Some(rest.chars().take(60).collect());
         }
     }
     None
