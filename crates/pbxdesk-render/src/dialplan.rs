@@ -175,9 +175,9 @@ pub fn unfiltered_caller_data(s: &str) -> Option<String> {
         let before = &s[..i];
         let ok = before.rfind("${FILTER(").is_some_and(|j| {
             let allowed = &before[j + "${FILTER(".len()..];
-            allowed.strip_suffix(',').is_some_and(|a| {
-                !a.is_empty() && a.bytes().all(|b| !b",(){}$&\\ ".contains(&b))
-            })
+            allowed
+                .strip_suffix(',')
+                .is_some_and(|a| !a.is_empty() && a.bytes().all(|b| !b",(){}$&\\ ".contains(&b)))
         });
         if !ok {
             return Some(rest.chars().take(60).collect());

@@ -5,6 +5,7 @@ use super::{Actor, Workspace};
 use crate::domain::{DidDestination, E164};
 use crate::error::{Error, Result, ValidationError};
 use crate::store::db_error;
+use crate::store::snapshot as snapshot_rows;
 use pbxdesk_render::diff::{mask, MASK};
 use pbxdesk_render::snapshot::{self as snap, Destination, Snapshot};
 use pbxdesk_render::{Diff, Finding, Rendered, Trace};
@@ -36,33 +37,6 @@ fn destination(s: &str) -> Result<Destination> {
     })
 }
 
-type TenantRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
-type UserRow = (
-    i64,
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    Option<Vec<u8>>,
-    Option<String>,
-    i64,
-    Option<String>,
-);
-
-/// id, user_id, sip_username, sip_password (sealed), transport, codecs, nat.
-type SnapshotDeviceRow = (i64, i64, String, Vec<u8>, String, String, i64);
-
 impl Workspace {
     /// Loads one PBX's part of the workspace, secrets decrypted, for the renderer.
     pub async fn pbx_snapshot(&self, actor: &Actor, pbx: &str) -> Result<Snapshot> {
@@ -77,77 +51,56 @@ impl Workspace {
         // Read before a connection is held (trunk_list takes its own).
         let trunks = self.trunk_list(actor, Some(&pbx.name)).await?;
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
-        let tenants: Vec<TenantRow> = sqlx::query_as(
-            "SELECT id, slug, name, country, status, unknown_did, caller_id, default_policy FROM tenants WHERE pbx_id = $1",
-        )
-        .bind(pbx.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        let (tenants, users, devices) = snapshot_rows::load(&mut conn, pbx.id).await?;
         let mut by_id: BTreeMap<i64, snap::Tenant> = BTreeMap::new();
-        for (id, slug, name, country, status, unknown, caller_id, default_policy) in tenants {
+        for t in tenants {
             by_id.insert(
-                id,
+                t.id,
                 snap::Tenant {
-                    slug,
-                    name,
-                    country,
-                    active: status == "active",
-                    unknown_did: destination(&unknown)?,
-                    caller_id,
-                    default_policy,
+                    slug: t.slug,
+                    name: t.name,
+                    country: t.country,
+                    active: t.status == "active",
+                    unknown_did: destination(&t.unknown_did)?,
+                    caller_id: t.caller_id,
+                    default_policy: t.default_policy,
                     users: Vec::new(),
                     dids: Vec::new(),
                     policies: Vec::new(),
                 },
             );
         }
-        let users: Vec<UserRow> = sqlx::query_as(
-            "SELECT u.id, u.tenant_id, u.extension, u.display_name, u.email, u.status, CAST(u.voicemail_enabled AS INTEGER), \
-             u.voicemail_pin, u.outbound_caller_id, u.ring_seconds, u.policy \
-             FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.pbx_id = $1 AND u.status <> 'deleted'",
-        )
-        .bind(pbx.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        let devices: Vec<SnapshotDeviceRow> = sqlx::query_as(
-            "SELECT id, user_id, sip_username, sip_password, transport, codecs, CAST(nat AS INTEGER) FROM devices WHERE pbx_id = $1",
-        )
-        .bind(pbx.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
         let mut devices_of: BTreeMap<i64, Vec<snap::Device>> = BTreeMap::new();
-        for (id, user_id, username, sealed, transport, codecs, nat) in devices {
-            let password = self.unseal("devices", "sip_password", id, &sealed)?;
-            devices_of.entry(user_id).or_default().push(snap::Device {
-                username,
+        for d in devices {
+            let password = self.unseal("devices", "sip_password", d.id, &d.sip_password)?;
+            devices_of.entry(d.user_id).or_default().push(snap::Device {
+                username: d.sip_username,
                 password: password.expose_secret().to_owned(),
-                transport,
-                codecs: codecs.split(',').map(str::to_owned).collect(),
-                nat: nat != 0,
+                transport: d.transport,
+                codecs: d.codecs.split(',').map(str::to_owned).collect(),
+                nat: d.nat != 0,
             });
         }
-        for (id, tenant_id, ext, name, email, status, vm, pin, caller_id, ring, policy) in users {
-            let Some(t) = by_id.get_mut(&tenant_id) else {
+        for u in users {
+            let Some(t) = by_id.get_mut(&u.tenant_id) else {
                 continue;
             };
-            let pin = pin
-                .map(|p| self.unseal("users", "voicemail_pin", id, &p))
+            let pin = u
+                .voicemail_pin
+                .map(|p| self.unseal("users", "voicemail_pin", u.id, &p))
                 .transpose()?;
             t.users.push(snap::User {
-                extension: u32::try_from(ext)
+                extension: u32::try_from(u.extension)
                     .map_err(|_| Error::Store("extension on record is damaged".into()))?,
-                name,
-                email,
-                active: status == "active",
-                ring_seconds: u32::try_from(ring).unwrap_or(25),
-                voicemail: vm != 0,
+                name: u.display_name,
+                email: u.email,
+                active: u.status == "active",
+                ring_seconds: u32::try_from(u.ring_seconds).unwrap_or(25),
+                voicemail: u.voicemail_enabled != 0,
                 voicemail_pin: pin.map(|p| p.expose_secret().to_owned()),
-                caller_id,
-                policy,
-                devices: devices_of.remove(&id).unwrap_or_default(),
+                caller_id: u.outbound_caller_id,
+                policy: u.policy,
+                devices: devices_of.remove(&u.id).unwrap_or_default(),
             });
         }
         let dids: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(

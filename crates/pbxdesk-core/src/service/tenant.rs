@@ -5,29 +5,8 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::model::{NewTenant, Tenant, TenantPatch};
+use crate::store::tenants::{self, TenantKeyRow, TenantRow};
 use crate::store::{classify, db_error, DbFailure, WriteTx};
-
-const TENANT_SELECT: &str =
-    "SELECT t.id, p.name, t.name, t.slug, t.ext_first, t.ext_last, t.status, t.version, \
-     (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id AND u.status <> 'deleted'), \
-     t.country, t.unknown_did, t.caller_id, t.default_policy \
-     FROM tenants t JOIN pbxes p ON p.id = t.pbx_id";
-
-type TenantRow = (
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
 
 /// A validated tenant update.
 struct TenantChange {
@@ -37,24 +16,6 @@ struct TenantChange {
     unknown_did: Option<DidDestination>,
     caller_id: Option<Option<E164>>,
     default_policy: Option<Option<String>>,
-}
-
-fn tenant_from_row(r: TenantRow) -> Result<Tenant> {
-    Ok(Tenant {
-        id: r.0,
-        pbx: r.1,
-        name: r.2,
-        slug: r.3,
-        ext_range: format!("{}-{}", r.4, r.5),
-        status: TenantStatus::parse(&r.6)
-            .map_err(|_| Error::Store("unknown tenant status on record".into()))?,
-        version: r.7,
-        user_count: r.8,
-        country: r.9,
-        unknown_did: r.10,
-        caller_id: r.11,
-        default_policy: r.12,
-    })
 }
 
 impl Tenant {
@@ -126,13 +87,11 @@ impl Workspace {
     }
 
     pub async fn tenant_list(&self, actor: &Actor) -> Result<Vec<Tenant>> {
-        let rows: Vec<TenantRow> = sqlx::query_as(&format!("{TENANT_SELECT} ORDER BY t.slug"))
-            .fetch_all(self.store.pool())
-            .await
-            .map_err(db_error)?;
-        rows.into_iter()
-            .filter(|r| actor.sees_all_tenants() || actor.tenant_ids().contains(&r.0))
-            .map(tenant_from_row)
+        tenants::all(self.store.pool())
+            .await?
+            .into_iter()
+            .filter(|r| actor.sees_all_tenants() || actor.tenant_ids().contains(&r.id))
+            .map(TenantRow::into_tenant)
             .collect()
     }
 
@@ -142,27 +101,26 @@ impl Workspace {
 
     /// Resolves a slug and checks the actor may access that tenant.
     pub(crate) async fn tenant_by_slug(&self, actor: &Actor, slug: &str) -> Result<Tenant> {
-        let row: Option<TenantRow> = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.slug = $1"))
-            .bind(slug.trim())
-            .fetch_optional(self.store.pool())
-            .await
-            .map_err(db_error)?;
-        let tenant = tenant_from_row(row.ok_or_else(|| Error::not_found("tenant", slug))?)?;
+        let row = tenants::by_slug(self.store.pool(), slug.trim()).await?;
+        let tenant = row
+            .ok_or_else(|| Error::not_found("tenant", slug))?
+            .into_tenant()?;
         actor.require_tenant(tenant.id, Error::not_found("tenant", slug))?;
         Ok(tenant)
     }
 
     /// The light lookup behind every user and device call: one indexed read, access checked.
     pub(crate) async fn tenant_key(&self, actor: &Actor, slug: &str) -> Result<TenantKey> {
-        let row: Option<(i64, String, i64, i64, String, String)> = sqlx::query_as(
-            "SELECT id, slug, ext_first, ext_last, status, country FROM tenants WHERE slug = $1",
-        )
-        .bind(slug.trim())
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(db_error)?;
-        let (id, slug, first, last, status, country) =
-            row.ok_or_else(|| Error::not_found("tenant", slug))?;
+        let TenantKeyRow {
+            id,
+            slug,
+            ext_first: first,
+            ext_last: last,
+            status,
+            country,
+        } = tenants::key_by_slug(self.store.pool(), slug.trim())
+            .await?
+            .ok_or_else(|| Error::not_found("tenant", slug))?;
         actor.require_tenant(id, Error::not_found("tenant", &slug))?;
         let damaged = || Error::Store("tenant on record is damaged".into());
         let range = Extension::from_number(first)
@@ -179,12 +137,10 @@ impl Workspace {
     }
 
     pub(crate) async fn tenant_in_tx(&self, w: &mut WriteTx<'_>, id: i64) -> Result<Tenant> {
-        let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1"))
-            .bind(id)
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        tenant_from_row(row)
+        tenants::by_id(&mut *w.tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found("tenant", id))?
+            .into_tenant()
     }
 
     pub async fn tenant_update(

@@ -9,59 +9,13 @@ use crate::domain::{
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{NewDevice, NewUser, User, UserPatch, UserSummary};
 use crate::secret::{generate_pin, Purpose};
+use crate::store::users;
 use crate::store::{classify, db_error, Backend, DbFailure, WriteTx};
 use secrecy::ExposeSecret;
 use sqlx::AnyConnection;
 
-const USER_SELECT: &str = "SELECT u.id, t.slug, u.extension, u.display_name, u.email, u.role, u.status, \
-     u.outbound_caller_id, CAST(u.voicemail_enabled AS INTEGER), u.voicemail_pin, CAST(u.dnd AS INTEGER), u.forward_target, u.version, u.tenant_id, u.ring_seconds, u.policy \
-     FROM users u JOIN tenants t ON t.id = u.tenant_id";
-
-type UserRow = (
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    Option<Vec<u8>>,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-);
-
 fn damaged(what: &str) -> Error {
     Error::Store(format!("{what} on record is damaged"))
-}
-
-fn user_from_row(r: UserRow) -> Result<(User, i64)> {
-    Ok((
-        User {
-            id: r.0,
-            tenant: r.1,
-            extension: u32::try_from(r.2).map_err(|_| damaged("extension"))?,
-            display_name: r.3,
-            email: r.4,
-            role: UserRole::parse(&r.5).map_err(|_| damaged("user role"))?,
-            status: UserStatus::parse(&r.6).map_err(|_| damaged("user status"))?,
-            outbound_caller_id: r.7,
-            voicemail_enabled: r.8 != 0,
-            voicemail_pin_set: r.9.is_some(),
-            dnd: r.10 != 0,
-            forward_target: r.11,
-            ring_seconds: u32::try_from(r.14).map_err(|_| damaged("ring time"))?,
-            policy: r.15,
-            version: r.12,
-            devices: Vec::new(),
-        },
-        r.13,
-    ))
 }
 
 /// Validated fields of a new user.
@@ -343,25 +297,20 @@ impl Workspace {
     }
 
     pub(crate) async fn user_in_tx(&self, w: &mut WriteTx<'_>, id: i64) -> Result<User> {
-        let row: Option<UserRow> = sqlx::query_as(&format!("{USER_SELECT} WHERE u.id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        let (mut user, _) = user_from_row(row.ok_or_else(|| Error::not_found("user", id))?)?;
+        let (mut user, _) = users::by_id(&mut *w.tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))?
+            .into_user()?;
         user.devices = self.devices_of(&mut w.tx, id).await?;
         Ok(user)
     }
 
     /// A user by id, after checking the actor may see its tenant.
     pub async fn user_show(&self, actor: &Actor, id: i64) -> Result<User> {
-        let row: Option<UserRow> = sqlx::query_as(&format!("{USER_SELECT} WHERE u.id = $1"))
-            .bind(id)
-            .fetch_optional(self.store.pool())
-            .await
-            .map_err(db_error)?;
-        let (mut user, tenant_id) =
-            user_from_row(row.ok_or_else(|| Error::not_found("user", id))?)?;
+        let (mut user, tenant_id) = users::by_id(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))?
+            .into_user()?;
         actor.require_tenant(tenant_id, Error::not_found("user", id))?;
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
         user.devices = self.devices_of(&mut conn, id).await?;

@@ -2,6 +2,10 @@
 //! reached through sqlx's `Any` driver so every query is written once. Queries use `$N`
 //! placeholders, which both engines accept. Each engine has its own migrations folder.
 
+pub(crate) mod snapshot;
+pub(crate) mod tenants;
+pub(crate) mod users;
+
 use crate::error::{Error, Result};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
