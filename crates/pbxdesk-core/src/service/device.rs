@@ -8,29 +8,12 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::model::{Device, NewDevice, RevealedDevice};
 use crate::secret::{generate_sip_password, Purpose};
+use crate::store::devices::{self, DeviceRow};
 use crate::store::{classify, db_error, DbFailure, WriteTx};
 use secrecy::ExposeSecret;
 use sqlx::AnyConnection;
 
 const DEFAULT_CODECS: &[Codec] = &[Codec::Opus, Codec::G722, Codec::Ulaw, Codec::Alaw];
-
-type DeviceRow = (i64, i64, String, String, String, String, i64);
-
-fn device_from_row(r: DeviceRow) -> Result<Device> {
-    let damaged = |what: &str| Error::Store(format!("device {what} on record is damaged"));
-    Ok(Device {
-        id: r.0,
-        user_id: r.1,
-        label: r.2,
-        sip_username: r.3,
-        transport: Transport::parse(&r.4).map_err(|_| damaged("transport"))?,
-        codecs: parse_codecs(&r.5).map_err(|_| damaged("codecs"))?,
-        nat: r.6 != 0,
-    })
-}
-
-const DEVICE_SELECT: &str =
-    "SELECT id, user_id, label, sip_username, transport, codecs, CAST(nat AS INTEGER) FROM devices";
 
 impl Workspace {
     pub(crate) async fn devices_of(
@@ -38,13 +21,11 @@ impl Workspace {
         conn: &mut AnyConnection,
         user_id: i64,
     ) -> Result<Vec<Device>> {
-        let rows: Vec<DeviceRow> =
-            sqlx::query_as(&format!("{DEVICE_SELECT} WHERE user_id = $1 ORDER BY id"))
-                .bind(user_id)
-                .fetch_all(conn)
-                .await
-                .map_err(db_error)?;
-        rows.into_iter().map(device_from_row).collect()
+        devices::of_user(conn, user_id)
+            .await?
+            .into_iter()
+            .map(DeviceRow::into_device)
+            .collect()
     }
 
     /// Inserts a device with a fresh SIP password. Its username is the one asked for, or
@@ -213,12 +194,11 @@ impl Workspace {
         .map_err(db_error)?;
         let (tenant_id, _slug) = row.ok_or_else(|| Error::not_found("device", id))?;
         actor.require_tenant(tenant_id, Error::not_found("device", id))?;
-        let row: DeviceRow = sqlx::query_as(&format!("{DEVICE_SELECT} WHERE id = $1"))
-            .bind(id)
-            .fetch_one(self.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok((device_from_row(row)?, tenant_id))
+        let device = devices::by_id(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("device", id))?
+            .into_device()?;
+        Ok((device, tenant_id))
     }
 
     pub async fn device_remove(&self, actor: &Actor, id: i64) -> Result<Device> {

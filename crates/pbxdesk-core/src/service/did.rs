@@ -8,37 +8,9 @@ use super::{clearable, Actor, Workspace};
 use crate::domain::{DialingPlan, DidDestination, DisplayName, TrunkName, E164};
 use crate::error::{Error, Result};
 use crate::model::{Did, DidPatch, NewDid};
+use crate::store::dids::{self, DidRow};
 use crate::store::{classify, db_error, DbFailure};
 use sqlx::AnyConnection;
-
-const DID_SELECT: &str =
-    "SELECT d.id, t.slug, d.number, d.label, d.destination, d.version, d.tenant_id, d.trunk FROM dids d JOIN tenants t ON t.id = d.tenant_id";
-
-type DidRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    Option<String>,
-);
-
-fn did_from_row(r: DidRow) -> (Did, i64) {
-    (
-        Did {
-            id: r.0,
-            tenant: r.1,
-            number: r.2,
-            label: r.3,
-            destination: r.4,
-            trunk: r.7,
-            version: r.5,
-        },
-        r.6,
-    )
-}
 
 impl Workspace {
     /// A DID's trunk must be a trunk of the tenant's PBX.
@@ -165,37 +137,30 @@ impl Workspace {
 
     pub async fn did_list(&self, actor: &Actor, tenant: &str) -> Result<Vec<Did>> {
         let t = self.tenant_key(actor, tenant).await?;
-        let rows: Vec<DidRow> = sqlx::query_as(&format!(
-            "{DID_SELECT} WHERE d.tenant_id = $1 ORDER BY d.number"
-        ))
-        .bind(t.id)
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(db_error)?;
-        Ok(rows.into_iter().map(|r| did_from_row(r).0).collect())
+        Ok(dids::of_tenant(self.store.pool(), t.id)
+            .await?
+            .into_iter()
+            .map(DidRow::into_did)
+            .collect())
     }
 
     /// A DID by its number (any common form is accepted if it is already E.164).
     async fn did_by_number(&self, actor: &Actor, number: &str) -> Result<(Did, TenantKey)> {
         let n = E164::parse(number)?;
-        let mut rows: Vec<DidRow> = sqlx::query_as(&format!("{DID_SELECT} WHERE d.number = $1"))
-            .bind(n.as_str())
-            .fetch_all(self.store.pool())
-            .await
-            .map_err(db_error)?;
+        let mut rows = dids::by_number(self.store.pool(), n.as_str()).await?;
         // A tenant_admin sees its own tenants' numbers only: another tenant's is "not found",
         // like one that does not exist (never "tenant globex not found").
         if !actor.sees_all_tenants() {
-            rows.retain(|r| actor.tenant_ids().contains(&r.6));
+            rows.retain(|r| actor.tenant_ids().contains(&r.tenant_id));
         }
         match rows.len() {
             0 => Err(Error::not_found("DID", n)),
             1 => {
-                let (did, _) = did_from_row(
-                    rows.into_iter()
-                        .next()
-                        .ok_or_else(|| Error::not_found("DID", number))?,
-                );
+                let did = rows
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::not_found("DID", number))?
+                    .into_did();
                 let tenant = self.tenant_key(actor, &did.tenant).await?;
                 Ok((did, tenant))
             }
@@ -254,12 +219,10 @@ impl Workspace {
                 before.number
             )));
         }
-        let row: DidRow = sqlx::query_as(&format!("{DID_SELECT} WHERE d.id = $1"))
-            .bind(before.id)
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        let (after, _) = did_from_row(row);
+        let after = dids::by_id(&mut *w.tx, before.id)
+            .await?
+            .ok_or_else(|| Error::not_found("DID", before.id))?
+            .into_did();
         let c = Change {
             action: "did.update",
             entity_type: "did",

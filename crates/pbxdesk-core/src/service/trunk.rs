@@ -10,54 +10,9 @@ use crate::domain::{
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{NewTrunk, Trunk, TrunkPatch};
 use crate::secret::Purpose;
+use crate::store::trunks;
 use crate::store::{classify, db_error, DbFailure, WriteTx};
 use sqlx::AnyConnection;
-
-const TRUNK_SELECT: &str = "SELECT k.id, p.name, k.name, k.host, k.port, k.transport, CAST(k.register AS INTEGER), \
-     k.username, k.password, k.from_domain, k.from_user, k.codecs, CAST(k.enabled AS INTEGER), k.version, k.pbx_id \
-     FROM trunks k JOIN pbxes p ON p.id = k.pbx_id";
-
-type TrunkRow = (
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    i64,
-    Option<String>,
-    Option<Vec<u8>>,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    i64,
-);
-
-fn damaged(what: &str) -> Error {
-    Error::Store(format!("trunk {what} on record is damaged"))
-}
-
-fn trunk_from_row(r: TrunkRow) -> Result<Trunk> {
-    Ok(Trunk {
-        id: r.0,
-        pbx: r.1,
-        name: r.2,
-        host: r.3,
-        port: u16::try_from(r.4).map_err(|_| damaged("port"))?,
-        transport: Transport::parse(&r.5).map_err(|_| damaged("transport"))?,
-        register: r.6 != 0,
-        username: r.7,
-        password_set: r.8.is_some(),
-        from_domain: r.9,
-        from_user: r.10,
-        codecs: parse_codecs(&r.11).map_err(|_| damaged("codecs"))?,
-        enabled: r.12 != 0,
-        tenants: Vec::new(),
-        version: r.13,
-    })
-}
 
 /// A trunk password goes into pjsip.conf: besides the usual secret rules, nothing the config
 /// parser would read as syntax.
@@ -165,13 +120,10 @@ impl Workspace {
     }
 
     async fn trunk_in_tx(&self, conn: &mut AnyConnection, id: i64) -> Result<Trunk> {
-        let row: TrunkRow = sqlx::query_as(&format!("{TRUNK_SELECT} WHERE k.id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| Error::not_found("trunk", id))?;
-        let mut t = trunk_from_row(row)?;
+        let mut t = trunks::by_id(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::not_found("trunk", id))?
+            .into_trunk()?;
         t.tenants = sqlx::query_scalar("SELECT t.slug FROM trunk_tenants tt JOIN tenants t ON t.id = tt.tenant_id WHERE tt.trunk_id = $1 ORDER BY t.slug")
             .bind(id)
             .fetch_all(&mut *conn)

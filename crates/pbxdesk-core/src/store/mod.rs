@@ -2,8 +2,11 @@
 //! reached through sqlx's `Any` driver so every query is written once. Queries use `$N`
 //! placeholders, which both engines accept. Each engine has its own migrations folder.
 
+pub(crate) mod devices;
+pub(crate) mod dids;
 pub(crate) mod snapshot;
 pub(crate) mod tenants;
+pub(crate) mod trunks;
 pub(crate) mod users;
 
 use crate::error::{Error, Result};
