@@ -3,7 +3,8 @@
 //! PBX with 100 and with 1,000 users, an apply with nothing changed, and the apply's time
 //! against the bare floor of the same work (the same bytes uploaded over SFTP, the same reload
 //! and the same `dialplan show` commands) measured in the same run; and a fleet of 8 PBXs, each
-//! with a change, applied with `--all-pending` 4 at a time and one at a time (`-- fleet`).
+//! with a change, applied with `--all-pending` 4 at a time and one at a time (`-- fleet`); and
+//! a PBX of 100 tenants × 999 users, first apply and a one-user change (`-- scale`, minutes).
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests and benches fail loudly by design
 
@@ -231,6 +232,111 @@ async fn run(users: u32) {
     );
 }
 
+/// A PBX of 100 tenants × 999 users (the seed's maximum; 2 × 20 in quick mode): the first
+/// apply, then a change of one user (one tenant's files and one row).
+async fn scale() {
+    use pbxdesk_core::model::{NewPbx, NewTrunk};
+    let (tenants, users) = if quick() { (2u32, 20u32) } else { (100, 999) };
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(OpenOptions::new(
+        Location::Sqlite(dir.path().join("ws.sqlite")),
+        KeySource::File(dir.path().join("ws.key")),
+    ))
+    .await
+    .unwrap();
+    let me = ws.local_owner().unwrap();
+    ws.pbx_add(&me, &NewPbx::at("big", "127.0.0.1"))
+        .await
+        .unwrap();
+    let pbx = pbx_double::start_pbx(&ws, &me, "big", "scale", None).await;
+    let t = Instant::now();
+    let mut slugs = Vec::new();
+    for k in 0..tenants {
+        let slug = format!("customer-{k:03}");
+        ws.tenant_create(
+            &me,
+            &NewTenant {
+                name: format!("Customer {k}"),
+                slug: Some(slug.clone()),
+                pbx: "big".into(),
+                ext_range: "1000-1999".into(),
+                country: Some("CH".into()),
+            },
+        )
+        .await
+        .unwrap();
+        for i in 0..users {
+            ws.user_create(
+                &me,
+                &NewUser {
+                    tenant: slug.clone(),
+                    name: format!("Person {k}-{i}"),
+                    email: format!("p{i}@{slug}.example"),
+                    ..NewUser::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+        slugs.push(slug);
+    }
+    ws.trunk_add(
+        &me,
+        &NewTrunk {
+            pbx: "big".into(),
+            name: "carrier".into(),
+            host: "sip.carrier.example".into(),
+            tenants: slugs,
+            ..NewTrunk::default()
+        },
+    )
+    .await
+    .unwrap();
+    println!(
+        "filled {tenants} × {users} users in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let first = ws.pbx_apply(&me, "big", &opts).await.unwrap();
+    let first_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(first.outcome, ApplyOutcome::Applied, "{:?}", first.steps);
+    for s in &first.steps {
+        println!("    {:<28} {:>6} ms  {}", s.step, s.ms, s.detail);
+    }
+    let one = ws.user_resolve(&me, "customer-001/1005").await.unwrap();
+    ws.user_update(
+        &me,
+        one,
+        &UserPatch {
+            name: Some("Person Renamed".into()),
+            ring_seconds: Some(31),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let t = Instant::now();
+    let change = ws.pbx_apply(&me, "big", &opts).await.unwrap();
+    let change_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(change.outcome, ApplyOutcome::Applied, "{:?}", change.steps);
+    for s in &change.steps {
+        println!("    {:<28} {:>6} ms  {}", s.step, s.ms, s.detail);
+    }
+    let uploaded = change
+        .steps
+        .iter()
+        .find(|s| s.step == "upload")
+        .map(|s| s.detail.clone())
+        .unwrap_or_default();
+    println!("| first apply, {tenants} tenants × {users} users | 1 | {first_ms:.0} | | |");
+    println!("| one user changed, {tenants} × {users} ({uploaded}) | 1 | {change_ms:.0} | | |");
+    drop(pbx);
+}
+
 /// 8 PBXs (2 in quick mode), each changed, applied as a fleet: `parallel` at a time.
 async fn fleet() {
     let dir = tempfile::tempdir().unwrap();
@@ -299,5 +405,9 @@ async fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "fleet") {
         fleet().await;
+    }
+    // The full size takes minutes (filling 99,900 users through the services): on request.
+    if only.as_deref() == Some("scale") || (quick() && only.is_none()) {
+        scale().await;
     }
 }
