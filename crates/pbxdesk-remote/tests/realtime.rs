@@ -428,3 +428,27 @@ async fn the_undo_script_handles_an_owned_id_missing_from_a_table() {
     );
     db.drop_db().await;
 }
+
+/// A first apply of a 100 × 999 PBX touches 99,900 ids: more than one statement may hold
+/// placeholders (65,535). The undo script of such a sync is still made (it stopped the apply,
+/// found by the scale bench), and takes the rows back.
+#[tokio::test]
+async fn the_undo_script_of_a_sync_of_seventy_thousand_devices() {
+    let db = fresh().await;
+    let few = vec![device("big-1", false)];
+    db.rt.sync(&few, 1).await.unwrap();
+    let many: Vec<Device> = (0..70_000)
+        .map(|i| device(&format!("big-{i}"), false))
+        .collect();
+    let script = db.rt.undo_script(&many).await.unwrap();
+    db.rt.sync(&many, 2).await.unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM ps_endpoints").await, 70_000);
+    db.rt.undo(&script).await.unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM ps_endpoints").await, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pbxdesk_owned_endpoints")
+            .await,
+        1
+    );
+    db.drop_db().await;
+}
