@@ -208,7 +208,7 @@ async fn prepare<S: Session>(
         StepKind::ConnectDatabase,
         t,
         true,
-        "reached with AMI, over the same SSH session; the rows' undo read",
+        "reached at the same time as AMI; the rows' undo read",
     );
     let t = Instant::now();
     let access = match s.run_group().await {
