@@ -730,3 +730,27 @@ impl Human for ApplyReport {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_hint;
+    use pbxdesk_core::Refusal;
+
+    /// The CLI words a refusal's remedy with the flag that fixes it (the core says only why).
+    #[test]
+    fn refusals_name_the_flag_that_fixes_them() {
+        let drift = Refusal::Drift {
+            files: vec!["extensions.d/pbxdesk/tenant-globex.conf".into()],
+        };
+        assert!(refusal_hint(&drift).unwrap().contains("--overwrite-drift"));
+        let include = Refusal::MissingInclude {
+            file: "extensions.conf".into(),
+            line: "#tryinclude extensions.d/pbxdesk/*.conf".into(),
+        };
+        assert!(refusal_hint(&include).unwrap().contains("--add-includes"));
+        let untrusted = Refusal::Untrusted { pbx: "pbx1".into() };
+        assert!(refusal_hint(&untrusted)
+            .unwrap()
+            .contains("pbxdesk pbx trust pbx1"));
+    }
+}

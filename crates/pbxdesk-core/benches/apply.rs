@@ -36,7 +36,8 @@ fn p50(mut v: Vec<Duration>) -> (f64, f64) {
     )
 }
 
-async fn run(users: u32) {
+/// A fresh SQLite workspace in a temporary folder (kept alive by the returned guard).
+async fn temp_workspace() -> (tempfile::TempDir, Workspace) {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(OpenOptions::new(
         Location::Sqlite(dir.path().join("ws.sqlite")),
@@ -44,6 +45,11 @@ async fn run(users: u32) {
     ))
     .await
     .unwrap();
+    (dir, ws)
+}
+
+async fn run(users: u32) {
+    let (_dir, ws) = temp_workspace().await;
     let me = ws.local_owner().unwrap();
     let pbx = pbx_double::setup(&ws, &me, &format!("bench{users}")).await;
     // A tenant of `users` users on the demo PBX, with the demo trunk and a default policy.
@@ -237,13 +243,7 @@ async fn run(users: u32) {
 async fn scale() {
     use pbxdesk_core::model::{NewPbx, NewTrunk};
     let (tenants, users) = if quick() { (2u32, 20u32) } else { (100, 999) };
-    let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open(OpenOptions::new(
-        Location::Sqlite(dir.path().join("ws.sqlite")),
-        KeySource::File(dir.path().join("ws.key")),
-    ))
-    .await
-    .unwrap();
+    let (_dir, ws) = temp_workspace().await;
     let me = ws.local_owner().unwrap();
     ws.pbx_add(&me, &NewPbx::at("big", "127.0.0.1"))
         .await
@@ -339,13 +339,7 @@ async fn scale() {
 
 /// 8 PBXs (2 in quick mode), each changed, applied as a fleet: `parallel` at a time.
 async fn fleet() {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open(OpenOptions::new(
-        Location::Sqlite(dir.path().join("ws.sqlite")),
-        KeySource::File(dir.path().join("ws.key")),
-    ))
-    .await
-    .unwrap();
+    let (_dir, ws) = temp_workspace().await;
     let me = ws.local_owner().unwrap();
     let n = if quick() { 2 } else { 8 };
     let mut pbxes = Vec::new();
