@@ -165,7 +165,9 @@ try {
       await browser.$('[data-testid="apply-run"]').waitForClickable({ timeout: 10_000 });
       await browser.execute(() => document.querySelector('[data-testid="apply-add-includes"]')?.click());
       if (!(await browser.$('[data-testid="apply-add-includes"]').isSelected())) throw new Error("consent box not ticked");
-      await browser.$('[data-testid="apply-run"]').click();
+      // Clicked in the page, like the box: a native click at the foot of the tall diff was
+      // once lost (the wizard stayed on Review, screenshot in the artifacts).
+      await browser.execute(() => document.querySelector('[data-testid="apply-run"]')?.click());
       const report = await browser.$('[data-testid="apply-report"]');
       await report.waitForExist({ timeout: 120_000 });
       const said = await browser.execute(() => document.querySelector('[data-testid="apply-report"]')?.textContent ?? "");
