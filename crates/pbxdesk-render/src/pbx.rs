@@ -16,13 +16,12 @@
 //! contexts can never share a name. A device's context (`SLUG_cos_POLICY`) includes only its
 //! own tenant's contexts and pbxdesk's shared subroutines.
 
-use crate::dialplan::{
-    filtered, render, Arg, Context, ContextName, ExtPattern, Extension, RenderError, Step, DIALLED,
-};
+use crate::dialplan::{filtered, Part, RenderError, Steps, Writer, Written, DIALLED};
 use crate::pattern::Pattern;
 use crate::snapshot::{emergency_numbers, Destination, Snapshot, Tenant, Trunk, User};
 use crate::validate::{validate_pbx, validate_tenant, Finding};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -306,21 +305,20 @@ fn sorted_trunks(trunks: &[Trunk]) -> Vec<Trunk> {
     trunks
 }
 
-fn sorted_tenant(t: &Tenant) -> Tenant {
-    let mut t = t.clone();
-    t.users.sort_by_key(|u| u.extension);
-    for u in &mut t.users {
-        u.devices.sort_by(|a, b| a.username.cmp(&b.username));
+/// The tenant in the order the render writes it: the workspace loads snapshots in that order,
+/// so this is mostly a check and no copy.
+fn sorted_tenant(t: &Tenant) -> Cow<'_, Tenant> {
+    if t.is_in_render_order() {
+        return Cow::Borrowed(t);
     }
-    t.dids.sort_by(|a, b| a.number.cmp(&b.number));
-    // Rules keep their order: it is their meaning.
-    t.policies.sort_by(|a, b| a.name.cmp(&b.name));
-    t
+    let mut t = t.clone();
+    t.put_in_render_order();
+    Cow::Owned(t)
 }
 
 /// Everything one tenant contributes; tenants are independent, so they render in parallel.
-struct TenantOut {
-    tenant: Tenant,
+struct TenantOut<'a> {
+    tenant: Cow<'a, Tenant>,
     dialplan: String,
     contexts: Vec<(String, usize)>,
     skipped: Vec<RenderError>,
@@ -329,38 +327,48 @@ struct TenantOut {
     findings: Vec<Finding>,
 }
 
-fn render_tenant(pbx: &str, trunks: &[Trunk], t: &Tenant) -> TenantOut {
+fn render_tenant<'a>(pbx: &str, trunks: &[Trunk], t: &'a Tenant) -> TenantOut<'a> {
     let t = sorted_tenant(t);
-    let mut b = Builder::new();
-    tenant_file(trunks, &t, &mut b);
     let [h1, h2] = header(pbx, &format!("tenant {}", t.slug));
-    let dialplan = render(&[&h1, &h2], &b.contexts);
-    let contexts = b
-        .contexts
-        .iter()
-        .map(|c| (c.name.as_str().to_owned(), c.extensions.len()))
-        .collect();
-    let mut endpoints = Vec::new();
+    let mut w = Writer::new(&[&h1, &h2]);
+    // About what a user and a DID take, so the file is not copied as it grows.
+    w.reserve(4096 + 200 * t.users.len() + 128 * t.dids.len());
+    tenant_file(trunks, &t, &mut w);
+    let Written {
+        text: dialplan,
+        contexts,
+        skipped,
+    } = w.finish();
+    let mut endpoints: Vec<Endpoint> = Vec::new();
     let mut voicemail = None;
     if t.active {
         voicemail = Some(voicemail_file(pbx, &t));
         let n = Names(&t.slug);
+        let vm = n.vm();
+        // One device context per class, made once (this loop runs for every device of the PBX).
+        let mut cos: BTreeMap<Option<&str>, String> = BTreeMap::new();
+        endpoints.reserve(t.users.len());
         for u in t.users.iter().filter(|u| u.active) {
+            let policy = user_policy(&t, u);
+            let context = cos.entry(policy).or_insert_with(|| n.cos(policy));
             for d in &u.devices {
                 endpoints.push(Endpoint {
                     id: d.username.clone(),
                     username: d.username.clone(),
                     password: d.password.clone(),
-                    context: n.cos(user_policy(&t, u)),
+                    context: context.clone(),
                     transport: (d.transport != "udp").then(|| format!("transport-{}", d.transport)),
                     allow: d.codecs.join(","),
                     callerid: callerid(&u.name, u.extension),
-                    mailboxes: u.voicemail.then(|| format!("{}@{}", u.extension, n.vm())),
+                    mailboxes: u.voicemail.then(|| format!("{}@{vm}", u.extension)),
                     set_var: format!("PBXDESK_EXT={}", u.extension),
                     nat: d.nat,
                     max_contacts: 1,
                 });
             }
+        }
+        if !endpoints.is_sorted_by(|a, b| a.id <= b.id) {
+            endpoints.sort_by(|a, b| a.id.cmp(&b.id));
         }
     }
     let findings = validate_tenant(&t, trunks);
@@ -368,7 +376,7 @@ fn render_tenant(pbx: &str, trunks: &[Trunk], t: &Tenant) -> TenantOut {
         tenant: t,
         dialplan,
         contexts,
-        skipped: b.skipped,
+        skipped,
         voicemail,
         endpoints,
         findings,
@@ -376,7 +384,7 @@ fn render_tenant(pbx: &str, trunks: &[Trunk], t: &Tenant) -> TenantOut {
 }
 
 /// Renders every tenant, spread over the machine's cores; results come back in `order`.
-fn render_tenants(pbx: &str, trunks: &[Trunk], order: &[&Tenant]) -> Vec<TenantOut> {
+fn render_tenants<'a>(pbx: &str, trunks: &[Trunk], order: &[&'a Tenant]) -> Vec<TenantOut<'a>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, order.len().max(1));
@@ -415,317 +423,258 @@ fn render_tenants(pbx: &str, trunks: &[Trunk], order: &[&Tenant]) -> Vec<TenantO
         .collect()
 }
 
-/// Builds contexts, skipping (never writing) what the model refuses; validation reports why.
-struct Builder {
-    contexts: Vec<Context>,
-    skipped: Vec<RenderError>,
+fn goto<'e, 'w>(
+    e: &'e mut Steps<'w>,
+    ctx: &str,
+    ext: &str,
+) -> Result<&'e mut Steps<'w>, RenderError> {
+    e.step("Goto", &[ctx, ext, "1"])
 }
 
-impl Builder {
-    fn new() -> Self {
-        Builder {
-            contexts: Vec::new(),
-            skipped: Vec::new(),
-        }
-    }
-
-    fn context(&mut self, name: &str, includes: &[String]) -> Option<usize> {
-        let name = match ContextName::new(name) {
-            Ok(n) => n,
-            Err(e) => {
-                self.skipped.push(e);
-                return None;
-            }
-        };
-        let mut inc = Vec::new();
-        for i in includes {
-            match ContextName::new(i) {
-                Ok(n) => inc.push(n),
-                Err(e) => self.skipped.push(e),
-            }
-        }
-        self.contexts.push(Context {
-            name,
-            includes: inc,
-            extensions: Vec::new(),
+fn common(pbx: &str) -> Written {
+    let [h1, h2] = header(pbx, "shared subroutines");
+    let mut w = Writer::new(&[&h1, &h2]);
+    let answer_and = |w: &mut Writer, name: &str, sound: &'static str, log: &'static str| {
+        w.context(name, &[""; 0]);
+        w.exten("s", |e| {
+            e.own(None, "Log", &["NOTICE", log])?
+                .own(None, "Answer", &[])?
+                .own(None, "Wait", &["1"])?
+                .own(None, "Playback", &[sound])?
+                .own(None, "Hangup", &[])?;
+            Ok(())
         });
-        Some(self.contexts.len() - 1)
+    };
+    answer_and(
+        &mut w,
+        "pbxdesk_denied",
+        "cannot-complete-as-dialed",
+        "pbxdesk: call denied by the outbound policy",
+    );
+    // ARG1 number to send, ARG2 tenant slug (for its caller ID table), ARG3… trunk endpoints in
+    // order. The next trunk is tried only when this one could not take the call. Callers pass
+    // ARG1 filtered already (a ',' would have split it before this runs); it is filtered again
+    // here so that a Dial string can never be widened, whoever calls.
+    w.context("pbxdesk_dialout", &[""; 0]);
+    w.exten("s", |e| {
+        e.own(None, "Set", &["PBXDESK_NUM=${FILTER(0123456789*#+,${ARG1})}"])?
+            .own(None, "GosubIf", &["$[${DIALPLAN_EXISTS(${ARG2}_cid,${PBXDESK_EXT},1)}]?${ARG2}_cid,${PBXDESK_EXT},1:${ARG2}_cid,s,1"])?
+            .own(None, "Set", &["PBXDESK_I=3"])?
+            .own(Some("next"), "GotoIf", &["$[\"${ARG${PBXDESK_I}}\" = \"\"]?failed"])?
+            .own(None, "Dial", &["PJSIP/${PBXDESK_NUM}@${ARG${PBXDESK_I}}"])?
+            .own(None, "GotoIf", &["$[\"${DIALSTATUS}\" != \"CHANUNAVAIL\" & \"${DIALSTATUS}\" != \"CONGESTION\"]?done"])?
+            .own(None, "Set", &["PBXDESK_I=$[${PBXDESK_I} + 1]"])?
+            .own(None, "Goto", &["next"])?
+            .own(Some("failed"), "Goto", &["pbxdesk_failed", "s", "1"])?
+            .own(Some("done"), "Return", &[])?;
+        Ok(())
+    });
+    answer_and(
+        &mut w,
+        "pbxdesk_failed",
+        "all-circuits-busy-now",
+        "pbxdesk: no trunk could take the call",
+    );
+    // ARG1 tenant slug, ARG2 key (dnd, cfu, cfb, cfna), ARG3 value (empty clears). The caller's
+    // extension comes from its endpoint's set_var, never from anything the phone sends.
+    w.context("pbxdesk_feature", &[""; 0]);
+    w.exten("s", |e| {
+        e.own(
+            None,
+            "Set",
+            &["PBXDESK_ME=${FILTER(0123456789,${PBXDESK_EXT})}"],
+        )?
+        .own(None, "GotoIf", &["$[\"${PBXDESK_ME}\" = \"\"]?denied"])?
+        .own(None, "Answer", &[])?
+        .own(None, "GotoIf", &["$[\"${ARG3}\" = \"\"]?clear"])?
+        .own(
+            None,
+            "Set",
+            &["DB(pbxdesk/${ARG1}/${PBXDESK_ME}/${ARG2})=${ARG3}"],
+        )?
+        .own(None, "Playback", &["activated"])?
+        .own(None, "Hangup", &[])?
+        .own(
+            Some("clear"),
+            "Set",
+            &["PBXDESK_OLD=${DB_DELETE(pbxdesk/${ARG1}/${PBXDESK_ME}/${ARG2})}"],
+        )?
+        .own(None, "Playback", &["de-activated"])?
+        .own(None, "Hangup", &[])?
+        .own(Some("denied"), "Goto", &["pbxdesk_denied", "s", "1"])?;
+        Ok(())
+    });
+    answer_and(
+        &mut w,
+        "pbxdesk_nis",
+        "ss-noservice",
+        "pbxdesk: number not in service",
+    );
+    w.context("pbxdesk_nomatch", &[""; 0]);
+    for p in ["_X.", "_+X.", "_*X.", "_X"] {
+        w.exten(p, |e| {
+            e.own(None, "Goto", &["pbxdesk_nis", "s", "1"])?;
+            Ok(())
+        });
     }
-
-    /// Adds an extension whose steps are built by `steps`; any refusal skips the extension.
-    fn exten(
-        &mut self,
-        ctx: Option<usize>,
-        pattern: &str,
-        steps: impl FnOnce() -> Result<Vec<Step>, RenderError>,
-    ) {
-        let Some(ctx) = ctx else { return };
-        match ExtPattern::new(pattern).and_then(|p| Ok((p, steps()?))) {
-            Ok((pattern, steps)) => self.contexts[ctx]
-                .extensions
-                .push(Extension { pattern, steps }),
-            Err(e) => self.skipped.push(e),
-        }
-    }
-}
-
-fn step(app: &str, args: &[&str]) -> Result<Step, RenderError> {
-    Step::new(
-        app,
-        args.iter().map(|a| Arg::raw(a)).collect::<Result<_, _>>()?,
-    )
-}
-
-fn goto(ctx: &str, ext: &str) -> Result<Step, RenderError> {
-    step("Goto", &[ctx, ext, "1"])
-}
-
-fn common(pbx: &str) -> Result<String, RenderError> {
-    let own = |app: &str, args: &[&'static str]| {
-        Step::new(app, args.iter().map(|a| Arg::own(a)).collect())
-    };
-    let c = |name: &str, ext: &str, steps: Vec<Step>| -> Result<Context, RenderError> {
-        Ok(Context {
-            name: ContextName::new(name)?,
-            includes: vec![],
-            extensions: vec![Extension {
-                pattern: ExtPattern::new(ext)?,
-                steps,
-            }],
-        })
-    };
-    let answer_and = |sound: &'static str, log: &'static str| -> Result<Vec<Step>, RenderError> {
-        Ok(vec![
-            own("Log", &["NOTICE", log])?,
-            own("Answer", &[])?,
-            own("Wait", &["1"])?,
-            own("Playback", &[sound])?,
-            own("Hangup", &[])?,
-        ])
-    };
     // ARG1 AstDB family below pbxdesk/ (SLUG/EXT), ARG2 dial string (may be empty), ARG3 ring
     // seconds, ARG4 mailbox (may be empty), ARG5 the user's device context (forwards are
     // dialled with the user's own class of service). DND and forwards are read here, at call
     // time, from AstDB, so toggling them needs no apply. FILTER keeps a forward target to
     // dialable characters whoever wrote it.
-    let ring = vec![
-        own("Set", &["PBXDESK_FAM=pbxdesk/${ARG1}"])?,
-        own(
-            "GotoIf",
-            &["$[\"${FILTER(01,${DB(${PBXDESK_FAM}/dnd)})}\" = \"1\"]?busy"],
-        )?,
-        own(
-            "Set",
-            &["PBXDESK_FWD=${FILTER(0123456789*#+,${DB(${PBXDESK_FAM}/cfu)})}"],
-        )?,
-        own("GotoIf", &["$[\"${PBXDESK_FWD}\" != \"\"]?forward"])?,
-        own("GotoIf", &["$[\"${ARG2}\" = \"\"]?noanswer"])?,
-        own("Dial", &["${ARG2}", "${ARG3}"])?,
-        own("GotoIf", &["$[\"${DIALSTATUS}\" = \"BUSY\"]?busy"])?,
-        own(
-            "Set",
-            &["PBXDESK_FWD=${FILTER(0123456789*#+,${DB(${PBXDESK_FAM}/cfna)})}"],
-        )?
-        .labelled("noanswer")?,
-        own("GotoIf", &["$[\"${PBXDESK_FWD}\" != \"\"]?forward"])?,
-        own("GotoIf", &["$[\"${ARG4}\" = \"\"]?unavailable"])?,
-        own("VoiceMail", &["${ARG4}", "u"])?,
-        own("Return", &[])?,
-        own("Answer", &[])?.labelled("unavailable")?,
-        own("Playback", &["vm-nobodyavail"])?,
-        own("Return", &[])?,
-        own(
-            "Set",
-            &["PBXDESK_FWD=${FILTER(0123456789*#+,${DB(${PBXDESK_FAM}/cfb)})}"],
-        )?
-        .labelled("busy")?,
-        own("GotoIf", &["$[\"${PBXDESK_FWD}\" != \"\"]?forward"])?,
-        own("GotoIf", &["$[\"${ARG4}\" = \"\"]?busytone"])?,
-        own("VoiceMail", &["${ARG4}", "b"])?,
-        own("Return", &[])?,
-        own("Busy", &["10"])?.labelled("busytone")?,
-        own("Return", &[])?,
-        own("Dial", &["Local/${PBXDESK_FWD}@${ARG5}", "60"])?.labelled("forward")?,
-        own("Return", &[])?,
-    ];
-    // ARG1 tenant slug, ARG2 key (dnd, cfu, cfb, cfna), ARG3 value (empty clears). The caller's
-    // extension comes from its endpoint's set_var, never from anything the phone sends.
-    let feature = vec![
-        own("Set", &["PBXDESK_ME=${FILTER(0123456789,${PBXDESK_EXT})}"])?,
-        own("GotoIf", &["$[\"${PBXDESK_ME}\" = \"\"]?denied"])?,
-        own("Answer", &[])?,
-        own("GotoIf", &["$[\"${ARG3}\" = \"\"]?clear"])?,
-        own(
-            "Set",
-            &["DB(pbxdesk/${ARG1}/${PBXDESK_ME}/${ARG2})=${ARG3}"],
-        )?,
-        own("Playback", &["activated"])?,
-        own("Hangup", &[])?,
-        own(
-            "Set",
-            &["PBXDESK_OLD=${DB_DELETE(pbxdesk/${ARG1}/${PBXDESK_ME}/${ARG2})}"],
-        )?
-        .labelled("clear")?,
-        own("Playback", &["de-activated"])?,
-        own("Hangup", &[])?,
-        own("Goto", &["pbxdesk_denied", "s", "1"])?.labelled("denied")?,
-    ];
-    // ARG1 number to send, ARG2 tenant slug (for its caller ID table), ARG3… trunk endpoints in
-    // order. The next trunk is tried only when this one could not take the call. Callers pass
-    // ARG1 filtered already (a ',' would have split it before this runs); it is filtered again
-    // here so that a Dial string can never be widened, whoever calls.
-    let dialout = vec![
-        own("Set", &["PBXDESK_NUM=${FILTER(0123456789*#+,${ARG1})}"])?,
-        own("GosubIf", &["$[${DIALPLAN_EXISTS(${ARG2}_cid,${PBXDESK_EXT},1)}]?${ARG2}_cid,${PBXDESK_EXT},1:${ARG2}_cid,s,1"])?,
-        own("Set", &["PBXDESK_I=3"])?,
-        own("GotoIf", &["$[\"${ARG${PBXDESK_I}}\" = \"\"]?failed"])?.labelled("next")?,
-        own("Dial", &["PJSIP/${PBXDESK_NUM}@${ARG${PBXDESK_I}}"])?,
-        own("GotoIf", &["$[\"${DIALSTATUS}\" != \"CHANUNAVAIL\" & \"${DIALSTATUS}\" != \"CONGESTION\"]?done"])?,
-        own("Set", &["PBXDESK_I=$[${PBXDESK_I} + 1]"])?,
-        own("Goto", &["next"])?,
-        own("Goto", &["pbxdesk_failed", "s", "1"])?.labelled("failed")?,
-        own("Return", &[])?.labelled("done")?,
-    ];
-    let mut nomatch = Context {
-        name: ContextName::new("pbxdesk_nomatch")?,
-        includes: vec![],
-        extensions: vec![],
-    };
-    for p in ["_X.", "_+X.", "_*X.", "_X"] {
-        nomatch.extensions.push(Extension {
-            pattern: ExtPattern::new(p)?,
-            steps: vec![own("Goto", &["pbxdesk_nis", "s", "1"])?],
-        });
-    }
-    let contexts = vec![
-        c(
-            "pbxdesk_denied",
-            "s",
-            answer_and(
-                "cannot-complete-as-dialed",
-                "pbxdesk: call denied by the outbound policy",
-            )?,
-        )?,
-        c("pbxdesk_dialout", "s", dialout)?,
-        c(
-            "pbxdesk_failed",
-            "s",
-            answer_and(
-                "all-circuits-busy-now",
-                "pbxdesk: no trunk could take the call",
-            )?,
-        )?,
-        c("pbxdesk_feature", "s", feature)?,
-        c(
-            "pbxdesk_nis",
-            "s",
-            answer_and("ss-noservice", "pbxdesk: number not in service")?,
-        )?,
-        nomatch,
-        c("pbxdesk_ring", "s", ring)?,
-    ];
-    let [a, b] = header(pbx, "shared subroutines");
-    Ok(render(&[&a, &b], &contexts))
+    w.context("pbxdesk_ring", &[""; 0]);
+    w.exten("s", |e| {
+        e.own(None, "Set", &["PBXDESK_FAM=pbxdesk/${ARG1}"])?
+            .own(
+                None,
+                "GotoIf",
+                &["$[\"${FILTER(01,${DB(${PBXDESK_FAM}/dnd)})}\" = \"1\"]?busy"],
+            )?
+            .own(
+                None,
+                "Set",
+                &["PBXDESK_FWD=${FILTER(0123456789*#+,${DB(${PBXDESK_FAM}/cfu)})}"],
+            )?
+            .own(None, "GotoIf", &["$[\"${PBXDESK_FWD}\" != \"\"]?forward"])?
+            .own(None, "GotoIf", &["$[\"${ARG2}\" = \"\"]?noanswer"])?
+            .own(None, "Dial", &["${ARG2}", "${ARG3}"])?
+            .own(None, "GotoIf", &["$[\"${DIALSTATUS}\" = \"BUSY\"]?busy"])?
+            .own(
+                Some("noanswer"),
+                "Set",
+                &["PBXDESK_FWD=${FILTER(0123456789*#+,${DB(${PBXDESK_FAM}/cfna)})}"],
+            )?
+            .own(None, "GotoIf", &["$[\"${PBXDESK_FWD}\" != \"\"]?forward"])?
+            .own(None, "GotoIf", &["$[\"${ARG4}\" = \"\"]?unavailable"])?
+            .own(None, "VoiceMail", &["${ARG4}", "u"])?
+            .own(None, "Return", &[])?
+            .own(Some("unavailable"), "Answer", &[])?
+            .own(None, "Playback", &["vm-nobodyavail"])?
+            .own(None, "Return", &[])?
+            .own(
+                Some("busy"),
+                "Set",
+                &["PBXDESK_FWD=${FILTER(0123456789*#+,${DB(${PBXDESK_FAM}/cfb)})}"],
+            )?
+            .own(None, "GotoIf", &["$[\"${PBXDESK_FWD}\" != \"\"]?forward"])?
+            .own(None, "GotoIf", &["$[\"${ARG4}\" = \"\"]?busytone"])?
+            .own(None, "VoiceMail", &["${ARG4}", "b"])?
+            .own(None, "Return", &[])?
+            .own(Some("busytone"), "Busy", &["10"])?
+            .own(None, "Return", &[])?
+            .own(
+                Some("forward"),
+                "Dial",
+                &["Local/${PBXDESK_FWD}@${ARG5}", "60"],
+            )?
+            .own(None, "Return", &[])?;
+        Ok(())
+    });
+    w.finish()
 }
 
-fn destination_steps(t: &Tenant, n: &Names, d: &Destination) -> Result<Vec<Step>, RenderError> {
-    Ok(match d {
-        Destination::User(e) => vec![goto(&n.ctx("users"), &e.to_string())?],
-        Destination::Voicemail(e) => vec![
-            step("VoiceMail", &[&format!("{e}@{}", n.vm()), "u"])?,
-            step("Hangup", &[])?,
-        ],
+fn destination(e: &mut Steps, t: &Tenant, n: &Names, d: &Destination) -> Result<(), RenderError> {
+    match d {
+        Destination::User(ext) => {
+            let mut to = String::with_capacity(8);
+            let _ = write!(to, "{ext}");
+            goto(e, &n.ctx("users"), &to)?;
+        }
+        Destination::Voicemail(ext) => {
+            e.step("VoiceMail", &[&format!("{ext}@{}", n.vm()), "u"])?
+                .step("Hangup", &[])?;
+        }
         Destination::External(num) => match t.default_policy.as_deref() {
-            Some(p) => vec![goto(&n.out(p), num)?],
-            None => vec![goto("pbxdesk_nis", "s")?],
+            Some(p) => {
+                goto(e, &n.out(p), num)?;
+            }
+            None => {
+                goto(e, "pbxdesk_nis", "s")?;
+            }
         },
-        Destination::Hangup => vec![goto("pbxdesk_nis", "s")?],
-    })
+        Destination::Hangup => {
+            goto(e, "pbxdesk_nis", "s")?;
+        }
+    }
+    Ok(())
 }
 
-fn tenant_file(trunks: &[Trunk], t: &Tenant, b: &mut Builder) {
+fn tenant_file(trunks: &[Trunk], t: &Tenant, w: &mut Writer) {
     let n = Names(&t.slug);
+    let none: [&str; 0] = [];
     if !t.active {
         // A suspended tenant keeps its numbers (answered "not in service") and nothing else.
-        let dids = b.context(&n.ctx("dids"), &[]);
+        w.context(&n.ctx("dids"), &none);
         for d in &t.dids {
-            b.exten(dids, &d.number, || Ok(vec![goto("pbxdesk_nis", "s")?]));
+            w.exten(&d.number, |e| goto(e, "pbxdesk_nis", "s").map(|_| ()));
         }
-        let unknown = b.context(&n.ctx("unknown"), &[]);
-        b.exten(unknown, "s", || Ok(vec![goto("pbxdesk_nis", "s")?]));
+        w.context(&n.ctx("unknown"), &none);
+        w.exten("s", |e| goto(e, "pbxdesk_nis", "s").map(|_| ()));
         return;
     }
-    let users_by_ext: BTreeMap<u32, &User> = t.users.iter().map(|u| (u.extension, u)).collect();
+    let mut arg = String::new();
 
     // Caller ID table: one entry per user with their own, `s` for the tenant default.
-    let cid = b.context(&n.ctx("cid"), &[]);
-    b.exten(cid, "s", || {
-        Ok(vec![
-            match &t.caller_id {
-                Some(c) => step("Set", &[&format!("CALLERID(num)={c}")])?,
-                None => step("NoOp", &[])?,
-            },
-            step("Return", &[])?,
-        ])
+    w.context(&n.ctx("cid"), &none);
+    w.exten("s", |e| {
+        match &t.caller_id {
+            Some(c) => e.step("Set", &[&format!("CALLERID(num)={c}")])?,
+            None => e.step("NoOp", &[])?,
+        };
+        e.step("Return", &[])?;
+        Ok(())
     });
+    let mut ext = String::new();
     for u in t.users.iter().filter(|u| u.active) {
         if let Some(c) = &u.caller_id {
-            b.exten(cid, &u.extension.to_string(), || {
-                Ok(vec![
-                    step("Set", &[&format!("CALLERID(num)={c}")])?,
-                    step("Return", &[])?,
-                ])
+            ext.clear();
+            let _ = write!(ext, "{}", u.extension);
+            arg.clear();
+            let _ = write!(arg, "CALLERID(num)={c}");
+            w.exten(&ext, |e| {
+                e.step("Set", &[&arg])?.step("Return", &[])?;
+                Ok(())
             });
         }
     }
 
-    let dids = b.context(&n.ctx("dids"), &[]);
+    w.context(&n.ctx("dids"), &none);
     for d in &t.dids {
-        b.exten(dids, &d.number, || {
-            let mut v = vec![step("Set", &[&format!("__PBXDESK_DID={}", d.number)])?];
-            v.extend(destination_steps(t, &n, &d.destination)?);
-            Ok(v)
+        arg.clear();
+        let _ = write!(arg, "__PBXDESK_DID={}", d.number);
+        w.exten(&d.number, |e| {
+            e.step("Set", &[&arg])?;
+            destination(e, t, &n, &d.destination)
         });
     }
 
-    let emergency = b.context(&n.ctx("emergency"), &[]);
+    w.context(&n.ctx("emergency"), &none);
     let e_trunks: Vec<String> = emergency_trunks(t, trunks)
         .iter()
         .map(|k| trunk_endpoint(&k.name))
         .collect();
     for num in emergency_numbers(&t.country) {
-        b.exten(emergency, num, || {
+        w.exten(num, |e| {
             let exten = filtered(DIALLED, "${EXTEN}");
             let mut args = vec![exten.clone(), t.slug.clone()];
             args.extend(e_trunks.iter().cloned());
-            Ok(vec![
-                step(
-                    "Log",
-                    &[
-                        "WARNING",
-                        &format!("pbxdesk-emergency-call-{exten}-from-${{PBXDESK_EXT}}"),
-                    ],
-                )?,
-                step(
-                    "Gosub",
-                    &["pbxdesk_dialout", "s", &format!("1({})", args.join(","))],
-                )?,
-                step("Hangup", &[])?,
-            ])
+            e.step(
+                "Log",
+                &[
+                    "WARNING",
+                    &format!("pbxdesk-emergency-call-{exten}-from-${{PBXDESK_EXT}}"),
+                ],
+            )?
+            .step(
+                "Gosub",
+                &["pbxdesk_dialout", "s", &format!("1({})", args.join(","))],
+            )?
+            .step("Hangup", &[])?;
+            Ok(())
         });
     }
 
-    let features = b.context(&n.ctx("features"), &[]);
-    let feat = |key: &str, value: &str| {
-        step(
-            "Gosub",
-            &[
-                "pbxdesk_feature",
-                "s",
-                &format!("1({},{key},{value})", t.slug),
-            ],
-        )
-    };
+    w.context(&n.ctx("features"), &none);
     // A forward target is what the phone dialled after the code: filtered here, and again
     // when it is read back (ring), whoever wrote it.
     let target = filtered(DIALLED, "${EXTEN:3}");
@@ -739,81 +688,95 @@ fn tenant_file(trunks: &[Trunk], t: &Tenant, b: &mut Builder) {
         ("_*92X.", "cfna", target.as_str()),
         ("*93", "cfna", ""),
     ] {
-        b.exten(features, code, || {
-            Ok(vec![feat(key, value)?, step("Hangup", &[])?])
+        w.exten(code, |e| {
+            e.step(
+                "Gosub",
+                &[
+                    "pbxdesk_feature",
+                    "s",
+                    &format!("1({},{key},{value})", t.slug),
+                ],
+            )?
+            .step("Hangup", &[])?;
+            Ok(())
         });
     }
-    b.exten(features, "*97", || {
-        Ok(vec![
-            step(
-                "VoiceMailMain",
-                &[&format!(
-                    "${{FILTER(0123456789,${{PBXDESK_EXT}})}}@{}",
-                    n.vm()
-                )],
-            )?,
-            step("Hangup", &[])?,
-        ])
+    w.exten("*97", |e| {
+        e.step(
+            "VoiceMailMain",
+            &[&format!(
+                "${{FILTER(0123456789,${{PBXDESK_EXT}})}}@{}",
+                n.vm()
+            )],
+        )?
+        .step("Hangup", &[])?;
+        Ok(())
     });
-    b.exten(features, "*98", || {
-        Ok(vec![
-            step("VoiceMailMain", &[&format!("@{}", n.vm())])?,
-            step("Hangup", &[])?,
-        ])
+    w.exten("*98", |e| {
+        e.step("VoiceMailMain", &[&format!("@{}", n.vm())])?
+            .step("Hangup", &[])?;
+        Ok(())
     });
 
-    let users = b.context(&n.ctx("users"), &[]);
-    for u in users_by_ext.values() {
-        let ext = u.extension.to_string();
-        if !u.active {
-            b.exten(users, &ext, || Ok(vec![goto("pbxdesk_nis", "s")?]));
+    // The users, by extension (the tenant is sorted). One `1(…)` argument per user, built in
+    // a reused buffer: this loop runs for every user of the PBX.
+    w.context(&n.ctx("users"), &none);
+    let vm = n.vm();
+    let mut cos: BTreeMap<Option<&str>, String> = BTreeMap::new();
+    for (i, u) in t.users.iter().enumerate() {
+        // Of two users with one extension, the later one (validation reports the clash).
+        if t.users
+            .get(i + 1)
+            .is_some_and(|next| next.extension == u.extension)
+        {
             continue;
         }
-        b.exten(users, &ext, || {
-            let dial: Vec<String> = u
-                .devices
-                .iter()
-                .map(|d| format!("PJSIP/{}", d.username))
-                .collect();
-            let mailbox = if u.voicemail {
-                format!("{ext}@{}", n.vm())
-            } else {
-                String::new()
-            };
-            let args = [
-                format!("{}/{ext}", t.slug),
-                dial.join("&"),
-                u.ring_seconds.to_string(),
-                mailbox,
-                n.cos(user_policy(t, u)),
-            ];
-            Ok(vec![
-                step(
-                    "Gosub",
-                    &["pbxdesk_ring", "s", &format!("1({})", args.join(","))],
-                )?,
-                step("Hangup", &[])?,
-            ])
+        ext.clear();
+        let _ = write!(ext, "{}", u.extension);
+        if !u.active {
+            w.exten(&ext, |e| goto(e, "pbxdesk_nis", "s").map(|_| ()));
+            continue;
+        }
+        arg.clear();
+        let _ = write!(arg, "1({}/{ext},", t.slug);
+        for (i, d) in u.devices.iter().enumerate() {
+            if i > 0 {
+                arg.push('&');
+            }
+            let _ = write!(arg, "PJSIP/{}", d.username);
+        }
+        let _ = write!(arg, ",{},", u.ring_seconds);
+        if u.voicemail {
+            let _ = write!(arg, "{ext}@{vm}");
+        }
+        let policy = user_policy(t, u);
+        let context = cos.entry(policy).or_insert_with(|| n.cos(policy));
+        let _ = write!(arg, ",{context})");
+        w.exten(&ext, |e| {
+            e.step("Gosub", &["pbxdesk_ring", "s", &arg])?
+                .step("Hangup", &[])?;
+            Ok(())
         });
     }
 
-    let unknown = b.context(&n.ctx("unknown"), &[]);
-    b.exten(unknown, "s", || destination_steps(t, &n, &t.unknown_did));
+    w.context(&n.ctx("unknown"), &none);
+    w.exten("s", |e| destination(e, t, &n, &t.unknown_did));
 
     // Outbound: one context per rule, included in rule order (Asterisk tries a context's own
     // extensions by specificity, but includes in the order written: that is how "first rule
     // wins" is kept).
     for p in &t.policies {
         let rule_ctxs: Vec<String> = (1..=p.rules.len()).map(|i| n.rule(&p.name, i)).collect();
-        b.context(&n.out(&p.name), &rule_ctxs);
+        w.context(&n.out(&p.name), &rule_ctxs);
         for (i, r) in p.rules.iter().enumerate() {
-            let ctx = b.context(&rule_ctxs[i], &[]);
+            w.context(&rule_ctxs[i], &none);
             if Pattern::parse(&r.pattern).is_err() {
                 continue; // a finding says so
             }
-            b.exten(ctx, &r.pattern, || {
+            w.exten(&r.pattern, |e| {
                 if !r.allow {
-                    return Ok(vec![goto("pbxdesk_denied", "s")?]);
+                    goto(e, "pbxdesk_denied", "s")?;
+                    return Ok(());
                 }
                 let mut args = vec![transformed(r.strip, &r.prepend), t.slug.clone()];
                 args.extend(
@@ -821,13 +784,12 @@ fn tenant_file(trunks: &[Trunk], t: &Tenant, b: &mut Builder) {
                         .iter()
                         .map(|k| trunk_endpoint(&k.name)),
                 );
-                Ok(vec![
-                    step(
-                        "Gosub",
-                        &["pbxdesk_dialout", "s", &format!("1({})", args.join(","))],
-                    )?,
-                    step("Hangup", &[])?,
-                ])
+                e.step(
+                    "Gosub",
+                    &["pbxdesk_dialout", "s", &format!("1({})", args.join(","))],
+                )?
+                .step("Hangup", &[])?;
+                Ok(())
             });
         }
     }
@@ -843,7 +805,7 @@ fn tenant_file(trunks: &[Trunk], t: &Tenant, b: &mut Builder) {
             }
         }
         inc.push("pbxdesk_nomatch".into());
-        b.context(&n.cos(class), &inc);
+        w.context(&n.cos(class), &inc);
     }
 }
 
@@ -1072,14 +1034,22 @@ pub fn rendered_mailboxes(r: &Rendered) -> Vec<(String, String)> {
 /// `"Name" <EXT>` within the column's 40 characters; quotes, angle brackets and backslashes are
 /// dropped from the name (they would end it).
 pub fn callerid(name: &str, ext: u32) -> String {
-    let ext = ext.to_string();
-    let room = 40 - ext.len() - 5;
-    let name: String = name
+    let digits = ext.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let room = 40 - digits - 5;
+    let kept = name
         .chars()
         .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>' | '\\'))
-        .take(room)
-        .collect();
-    format!("\"{}\" <{ext}>", name.trim())
+        .take(room);
+    let mut out = String::with_capacity(name.len() + digits + 5);
+    out.push('"');
+    out.extend(kept);
+    // Trimmed as a whole: the name's own spaces at either end go.
+    let trimmed_end = out.trim_end().len();
+    out.truncate(trimmed_end);
+    let lead = out[1..].len() - out[1..].trim_start().len();
+    out.drain(1..1 + lead);
+    let _ = write!(out, "\" <{ext}>");
+    out
 }
 
 /// Renders one PBX. Pure: no clock, no I/O, no randomness.
@@ -1096,11 +1066,7 @@ pub fn render_pbx(snapshot: &Snapshot) -> Rendered {
         tenants.push(r.tenant);
         outs.push((r.dialplan, r.contexts, r.skipped, r.voicemail, r.endpoints));
     }
-    let s = Snapshot {
-        pbx: snapshot.pbx.clone(),
-        tenants,
-        trunks,
-    };
+    let pbx = snapshot.pbx.as_str();
     let mut out = Rendered {
         includes: vec![
             Include {
@@ -1119,90 +1085,66 @@ pub fn render_pbx(snapshot: &Snapshot) -> Rendered {
         ..Rendered::default()
     };
     let mut skipped = Vec::new();
-    let add_contexts = |out: &mut Rendered,
-                        skipped: &mut Vec<RenderError>,
-                        text: String,
-                        path: String,
-                        b: Builder| {
-        for c in &b.contexts {
-            out.contexts
-                .insert(c.name.as_str().to_owned(), c.extensions.len());
-        }
-        skipped.extend(b.skipped);
-        out.files.insert(path, text);
+    let mut add = |out: &mut Rendered, path: String, w: Written| {
+        out.contexts.extend(w.contexts);
+        skipped.extend(w.skipped);
+        out.files.insert(path, w.text);
     };
-
-    match common(&s.pbx) {
-        Ok(text) => {
-            out.files
-                .insert(format!("{DIALPLAN_DIR}/00-common.conf"), text);
-            for name in [
-                "pbxdesk_denied",
-                "pbxdesk_dialout",
-                "pbxdesk_failed",
-                "pbxdesk_feature",
-                "pbxdesk_nis",
-                "pbxdesk_ring",
-            ] {
-                out.contexts.insert(name.into(), 1);
-            }
-            out.contexts.insert("pbxdesk_nomatch".into(), 4);
-        }
-        Err(e) => skipped.push(e),
-    }
+    add(
+        &mut out,
+        format!("{DIALPLAN_DIR}/00-common.conf"),
+        common(pbx),
+    );
 
     // Inbound: the DID map, then one context per trunk.
-    let mut b = Builder::new();
-    let map = b.context("pbxdesk_dids", &[]);
-    for t in &s.tenants {
+    let [h1, h2] = header(pbx, "inbound numbers and trunk entry points");
+    let mut w = Writer::new(&[&h1, &h2]);
+    w.context("pbxdesk_dids", &[""; 0]);
+    for t in &tenants {
         let dids = Names(&t.slug).ctx("dids");
         for d in &t.dids {
             // Providers send the number with or without '+'.
             for form in [d.number.as_str(), d.number.trim_start_matches('+')] {
-                b.exten(map, form, || Ok(vec![goto(&dids, &d.number)?]));
+                w.exten(form, |e| goto(e, &dids, &d.number).map(|_| ()));
             }
         }
     }
-    for k in &s.trunks {
+    let unknown_exten = filtered(DIALLED, "${EXTEN}");
+    for k in &trunks {
         let ctx = trunk_context(&k.name);
         let unknown = format!("{ctx}_unknown");
-        b.context(&ctx, &["pbxdesk_dids".into(), unknown.clone()]);
-        let u = b.context(&unknown, &[]);
+        w.context(&ctx, &["pbxdesk_dids", unknown.as_str()]);
+        w.context(&unknown, &[""; 0]);
         // Unknown numbers: logged, then the tenant's default when the trunk serves one tenant.
         let only = match k.tenants.as_slice() {
-            [one] => s.tenants.iter().find(|t| &t.slug == one),
+            [one] => tenants.iter().find(|t| &t.slug == one),
             _ => None,
         };
+        let said = format!("pbxdesk: unknown number on trunk {}: ", k.name);
         for p in ["_X.", "_+X.", "s"] {
-            b.exten(u, p, || {
-                Ok(vec![
-                    Step::new(
-                        "Log",
-                        vec![
-                            Arg::raw("NOTICE")?,
-                            Arg::text(&format!("pbxdesk: unknown number on trunk {}: ", k.name))
-                                .then_raw(&filtered(DIALLED, "${EXTEN}"))?,
-                        ],
-                    )?,
-                    match only {
-                        Some(t) => goto(&Names(&t.slug).ctx("unknown"), "s")?,
-                        None => goto("pbxdesk_nis", "s")?,
-                    },
-                ])
+            w.exten(p, |e| {
+                e.parts(
+                    "Log",
+                    &[
+                        &[Part::Raw("NOTICE")],
+                        &[Part::Text(&said), Part::Raw(&unknown_exten)],
+                    ],
+                )?;
+                match only {
+                    Some(t) => goto(e, &Names(&t.slug).ctx("unknown"), "s")?,
+                    None => goto(e, "pbxdesk_nis", "s")?,
+                };
+                Ok(())
             });
         }
     }
-    let [h1, h2] = header(&s.pbx, "inbound numbers and trunk entry points");
-    let text = render(&[&h1, &h2], &b.contexts);
-    add_contexts(
+    add(
         &mut out,
-        &mut skipped,
-        text,
         format!("{DIALPLAN_DIR}/01-inbound.conf"),
-        b,
+        w.finish(),
     );
 
-    for (t, (dialplan, contexts, refused, voicemail, endpoints)) in s.tenants.iter().zip(outs) {
+    for (t, (dialplan, contexts, refused, voicemail, endpoints)) in tenants.iter().zip(outs) {
         out.files
             .insert(format!("{DIALPLAN_DIR}/tenant-{}.conf", t.slug), dialplan);
         out.contexts.extend(contexts);
@@ -1213,17 +1155,44 @@ pub fn render_pbx(snapshot: &Snapshot) -> Rendered {
         }
         out.realtime.extend(endpoints);
     }
-    for k in &s.trunks {
-        if let Some(text) = trunk_file(&s.pbx, k) {
+    for k in &trunks {
+        if let Some(text) = trunk_file(pbx, k) {
             out.files
                 .insert(format!("{PJSIP_DIR}/trunk-{}.conf", k.name), text);
         }
     }
-    out.realtime.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut findings = validate_pbx(&s, &skipped);
+    // Each tenant's rows come sorted; across tenants they usually are too (ids start with the
+    // slug), so this is mostly a check.
+    if !out.realtime.is_sorted_by(|a, b| a.id <= b.id) {
+        out.realtime.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    let mut findings = validate_pbx(
+        &tenants.iter().map(|t| &**t).collect::<Vec<_>>(),
+        &trunks,
+        &skipped,
+    );
     findings.extend(tenant_findings);
     findings.sort();
     findings.dedup();
     out.findings = findings;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::callerid;
+
+    #[test]
+    fn callerid_fits_the_column_and_cannot_end_the_name() {
+        assert_eq!(callerid("  Zoë Müller  ", 100), "\"Zoë Müller\" <100>");
+        assert_eq!(callerid("\"Boss\" <1>\\", 7), "\"Boss 1\" <7>");
+        assert_eq!(callerid("   ", 1000), "\"\" <1000>");
+        assert_eq!(callerid("a\r\nb", 0), "\"ab\" <0>");
+        let long = callerid(&"x".repeat(100), 12345);
+        assert_eq!(long.len(), 40);
+        assert!(long.ends_with("x\" <12345>"));
+        // Cut to the room first, then trimmed: the space at the cut goes.
+        let cut = callerid(&format!("{} yyy", "x".repeat(30)), 1234);
+        assert_eq!(cut, format!("\"{}\" <1234>", "x".repeat(30)));
+    }
 }

@@ -8,7 +8,7 @@ use super::{retry_busy, Actor, Workspace};
 use crate::domain::{parse_prepend, PolicyName, TrunkName};
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{NewPolicy, Policy, PolicyPatch, PolicyRule};
-use crate::store::{classify, db_error, DbFailure, WriteTx};
+use crate::store::{db_error, policies, tenants};
 use pbxdesk_render::pattern::Pattern;
 use sqlx::AnyConnection;
 
@@ -141,80 +141,28 @@ impl Workspace {
         Ok(())
     }
 
-    async fn write_rules(
-        &self,
-        w: &mut WriteTx<'_>,
-        policy_id: i64,
-        rules: &[PolicyRule],
-    ) -> Result<()> {
-        sqlx::query("DELETE FROM policy_rules WHERE policy_id = $1")
-            .bind(policy_id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        for (i, r) in rules.iter().enumerate() {
-            sqlx::query("INSERT INTO policy_rules (policy_id, position, pattern, allow, strip, prepend, trunks) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(policy_id)
-                .bind(i as i64 + 1)
-                .bind(&r.pattern)
-                .bind(r.allow)
-                .bind(i64::from(r.strip))
-                .bind(&r.prepend)
-                .bind(r.trunks.join(","))
-                .execute(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
-    }
-
     pub(crate) async fn policy_in_tx(&self, conn: &mut AnyConnection, id: i64) -> Result<Policy> {
-        let (tenant, name, version, default): (String, String, i64, Option<String>) = sqlx::query_as(
-            "SELECT t.slug, p.name, p.version, t.default_policy FROM policies p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| Error::not_found("policy", id))?;
-        let rows: Vec<(String, i64, i64, String, String)> = sqlx::query_as(
-            "SELECT pattern, CAST(allow AS INTEGER), strip, prepend, trunks FROM policy_rules WHERE policy_id = $1 ORDER BY position",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        let rules = rows
+        let head = policies::head(&mut *conn, id)
+            .await?
+            .ok_or_else(|| Error::not_found("policy", id))?;
+        let rules = policies::rules(&mut *conn, id)
+            .await?
             .into_iter()
-            .map(|(pattern, allow, strip, prepend, trunks)| PolicyRule {
-                pattern,
-                allow: allow != 0,
-                strip: u32::try_from(strip).unwrap_or(0),
-                prepend,
-                trunks: trunks
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            })
+            .map(policies::RuleRow::into_rule)
             .collect();
         Ok(Policy {
             id,
-            tenant,
-            is_default: default.as_deref() == Some(name.as_str()),
-            name,
+            tenant: head.tenant,
+            is_default: head.tenant_default.as_deref() == Some(head.name.as_str()),
+            name: head.name,
             rules,
-            version,
+            version: head.version,
         })
     }
 
     async fn policy_id(&self, tenant: &TenantKey, name: &str) -> Result<i64> {
-        sqlx::query_scalar("SELECT id FROM policies WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant.id)
-            .bind(name.trim())
-            .fetch_optional(self.store.pool())
-            .await
-            .map_err(db_error)?
+        policies::id_by_name(self.store.pool(), tenant.id, name.trim())
+            .await?
             .ok_or_else(|| Error::not_found("policy", format!("{}/{}", tenant.slug, name.trim())))
     }
 
@@ -226,25 +174,10 @@ impl Workspace {
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         self.check_rule_trunks(&mut w.tx, &tenant, &rules).await?;
-        let id: i64 = sqlx::query_scalar("INSERT INTO policies (tenant_id, name, version, created_at, updated_at) VALUES ($1, $2, 1, $3, $3) RETURNING id")
-            .bind(tenant.id)
-            .bind(name.as_str())
-            .bind(now)
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(|e| match classify(&e) {
-                DbFailure::UniqueViolation(_) => Error::Conflict(format!("tenant \"{}\" already has a policy named \"{name}\"", tenant.slug)),
-                _ => db_error(e),
-            })?;
-        self.write_rules(&mut w, id, &rules).await?;
+        let id = policies::insert(&mut w.tx, tenant.id, &tenant.slug, name.as_str(), now).await?;
+        policies::replace_rules(&mut w.tx, id, &rules).await?;
         if input.make_default {
-            sqlx::query("UPDATE tenants SET default_policy = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-                .bind(name.as_str())
-                .bind(now)
-                .bind(tenant.id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
+            tenants::set_default_policy(&mut w.tx, tenant.id, Some(name.as_str()), now).await?;
         }
         let p = self.policy_in_tx(&mut w.tx, id).await?;
         let c = Change {
@@ -260,12 +193,7 @@ impl Workspace {
 
     pub async fn policy_list(&self, actor: &Actor, tenant: &str) -> Result<Vec<Policy>> {
         let tenant = self.tenant_key(actor, tenant).await?;
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM policies WHERE tenant_id = $1 ORDER BY name")
-                .bind(tenant.id)
-                .fetch_all(self.store.pool())
-                .await
-                .map_err(db_error)?;
+        let ids = policies::ids_of_tenant(self.store.pool(), tenant.id).await?;
         let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
         let mut out = Vec::new();
         for id in ids {
@@ -305,14 +233,9 @@ impl Workspace {
             )?;
             if let Some(rules) = &rules {
                 self.check_rule_trunks(&mut w.tx, &tenant, rules).await?;
-                self.write_rules(&mut w, id, rules).await?;
+                policies::replace_rules(&mut w.tx, id, rules).await?;
             }
-            sqlx::query("UPDATE policies SET version = version + 1, updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
+            policies::touch(&mut w.tx, id, now).await?;
             let after = self.policy_in_tx(&mut w.tx, id).await?;
             let c = Change {
                 action: "policy.update",
@@ -338,28 +261,14 @@ impl Workspace {
         if before.is_default {
             return Err(Error::Conflict(format!("policy \"{}\" is the default of tenant \"{}\"; choose another default first (tenant update --default-policy)", before.name, tenant.slug)));
         }
-        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND policy = $2 AND status <> 'deleted'")
-            .bind(tenant.id)
-            .bind(&before.name)
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        let users = policies::users_following(&mut w.tx, tenant.id, &before.name).await?;
         if users > 0 {
             return Err(Error::Conflict(format!(
                 "{users} user(s) of tenant \"{}\" follow policy \"{}\"; give them another first",
                 tenant.slug, before.name
             )));
         }
-        sqlx::query("DELETE FROM policy_rules WHERE policy_id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("DELETE FROM policies WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        policies::delete(&mut w.tx, id).await?;
         let c = Change {
             action: "policy.remove",
             entity_type: "policy",

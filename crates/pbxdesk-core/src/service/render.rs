@@ -50,10 +50,12 @@ impl Workspace {
         let pbx = self.pbx_by_name(pbx).await?;
         // Read before a connection is held (trunk_list takes its own).
         let trunks = self.trunk_list(actor, Some(&pbx.name)).await?;
-        let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
-        let (tenants, users, devices) = snapshot_rows::load(&mut conn, pbx.id).await?;
+        let rows = {
+            let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
+            snapshot_rows::load(&mut conn, pbx.id).await?
+        };
         let mut by_id: BTreeMap<i64, snap::Tenant> = BTreeMap::new();
-        for t in tenants {
+        for t in rows.tenants {
             by_id.insert(
                 t.id,
                 snap::Tenant {
@@ -71,7 +73,7 @@ impl Workspace {
             );
         }
         let mut devices_of: BTreeMap<i64, Vec<snap::Device>> = BTreeMap::new();
-        for d in devices {
+        for d in rows.devices {
             let password = self.unseal("devices", "sip_password", d.id, &d.sip_password)?;
             devices_of.entry(d.user_id).or_default().push(snap::Device {
                 username: d.sip_username,
@@ -81,7 +83,7 @@ impl Workspace {
                 nat: d.nat != 0,
             });
         }
-        for u in users {
+        for u in rows.users {
             let Some(t) = by_id.get_mut(&u.tenant_id) else {
                 continue;
             };
@@ -103,68 +105,56 @@ impl Workspace {
                 devices: devices_of.remove(&u.id).unwrap_or_default(),
             });
         }
-        let dids: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT tenant_id, number, label, destination, trunk FROM dids WHERE pbx_id = $1",
-        )
-        .bind(pbx.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        for (tenant_id, number, label, dest, trunk) in dids {
-            if let Some(t) = by_id.get_mut(&tenant_id) {
+        for d in rows.dids {
+            if let Some(t) = by_id.get_mut(&d.tenant_id) {
                 t.dids.push(snap::Did {
-                    number,
-                    label,
-                    destination: destination(&dest)?,
-                    trunk,
+                    number: d.number,
+                    label: d.label,
+                    destination: destination(&d.destination)?,
+                    trunk: d.trunk,
                 });
             }
         }
-        let policies: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT p.id, p.tenant_id, p.name FROM policies p JOIN tenants t ON t.id = p.tenant_id WHERE t.pbx_id = $1 ORDER BY p.id",
-        )
-        .bind(pbx.id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        for (pid, tenant_id, name) in policies {
-            let rows: Vec<(String, i64, i64, String, String)> = sqlx::query_as(
-                "SELECT pattern, CAST(allow AS INTEGER), strip, prepend, trunks FROM policy_rules WHERE policy_id = $1 ORDER BY position",
-            )
-            .bind(pid)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-            if let Some(t) = by_id.get_mut(&tenant_id) {
+        // Rows come by policy, then rule position; a policy without rules has one row of NULLs.
+        let mut last_policy = None;
+        for r in rows.policies {
+            let Some(t) = by_id.get_mut(&r.tenant_id) else {
+                continue;
+            };
+            if last_policy != Some(r.policy_id) {
+                last_policy = Some(r.policy_id);
                 t.policies.push(snap::Policy {
-                    name,
-                    rules: rows
-                        .into_iter()
-                        .map(|(pattern, allow, strip, prepend, trunks)| snap::Rule {
-                            pattern,
-                            allow: allow != 0,
-                            strip: u32::try_from(strip).unwrap_or(0),
-                            prepend,
-                            trunks: trunks
-                                .split(',')
-                                .filter(|s| !s.is_empty())
-                                .map(str::to_owned)
-                                .collect(),
-                        })
-                        .collect(),
+                    name: r.name,
+                    rules: Vec::new(),
                 });
             }
+            let (Some(pattern), Some(policy)) = (r.pattern, t.policies.last_mut()) else {
+                continue;
+            };
+            policy.rules.push(snap::Rule {
+                pattern,
+                allow: r.allow.unwrap_or(0) != 0,
+                strip: u32::try_from(r.strip.unwrap_or(0)).unwrap_or(0),
+                prepend: r.prepend.unwrap_or_default(),
+                trunks: r
+                    .trunks
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            });
         }
+        let sealed: BTreeMap<i64, Vec<u8>> = rows
+            .trunk_secrets
+            .into_iter()
+            .filter_map(|k| Some((k.id, k.password?)))
+            .collect();
         let mut out_trunks = Vec::new();
         for k in trunks {
-            let sealed: Option<Vec<u8>> =
-                sqlx::query_scalar("SELECT password FROM trunks WHERE id = $1")
-                    .bind(k.id)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
             let password = sealed
-                .map(|s| self.unseal("trunks", "password", k.id, &s))
+                .get(&k.id)
+                .map(|s| self.unseal("trunks", "password", k.id, s))
                 .transpose()?;
             out_trunks.push(snap::Trunk {
                 name: k.name,
@@ -181,9 +171,14 @@ impl Workspace {
                 tenants: k.tenants,
             });
         }
+        let mut tenants: Vec<snap::Tenant> = by_id.into_values().collect();
+        // In the renderer's order, so it renders what it is given without a copy.
+        for t in &mut tenants {
+            t.put_in_render_order();
+        }
         Ok(Snapshot {
             pbx: pbx.name,
-            tenants: by_id.into_values().collect(),
+            tenants,
             trunks: out_trunks,
         })
     }

@@ -4,6 +4,7 @@
 
 pub(crate) mod devices;
 pub(crate) mod dids;
+pub(crate) mod policies;
 pub(crate) mod snapshot;
 pub(crate) mod tenants;
 pub(crate) mod trunks;

@@ -104,3 +104,22 @@ pub(crate) async fn key_by_slug<'e, E: Executor<'e, Database = Any>>(
     .await
     .map_err(db_error)
 }
+
+/// Sets (or clears) the tenant's default policy: a new version of the tenant.
+pub(crate) async fn set_default_policy(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    policy: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE tenants SET default_policy = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(policy)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
