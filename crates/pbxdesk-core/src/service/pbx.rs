@@ -2,80 +2,12 @@ use super::audit::{record, Change};
 use super::tenant::check_version;
 use super::{clearable, port, Actor, Workspace};
 use crate::domain::{
-    parse_account, parse_fingerprint, parse_secret, Host, LoginName, PbxName, RemotePath, SshAuth,
-    Via,
+    parse_account, parse_fingerprint, parse_secret, Host, LoginName, PbxName, RemotePath,
 };
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{NewPbx, Pbx, PbxPatch};
 use crate::secret::Purpose;
-use crate::store::{classify, db_error, DbFailure};
-use sqlx::AnyConnection;
-
-/// A sealed secret as stored, if any.
-type Sealed = Option<Vec<u8>>;
-
-const PBX_SELECT: &str = "SELECT id, name, host, ssh_port, ssh_user, ssh_auth, ssh_key_path, \
-     CASE WHEN ssh_secret IS NULL THEN 0 ELSE 1 END, host_key, config_dir, ami_via, ami_port, ami_user, \
-     CASE WHEN ami_secret IS NULL THEN 0 ELSE 1 END, db_via, db_port, db_name, db_user, \
-     CASE WHEN db_password IS NULL THEN 0 ELSE 1 END, connect_timeout_ms, command_timeout_ms, version FROM pbxes";
-
-fn pbx_from_row(r: &sqlx::any::AnyRow) -> Result<Pbx> {
-    use sqlx::Row;
-    let damaged = || Error::Store("PBX profile on record is damaged".into());
-    let get_i = |i: usize| -> Result<i64> { r.try_get::<i64, _>(i).map_err(|_| damaged()) };
-    let get_s = |i: usize| -> Result<String> { r.try_get::<String, _>(i).map_err(|_| damaged()) };
-    let get_o = |i: usize| -> Result<Option<String>> {
-        r.try_get::<Option<String>, _>(i).map_err(|_| damaged())
-    };
-    let port = |i: usize| -> Result<u16> { u16::try_from(get_i(i)?).map_err(|_| damaged()) };
-    let ms = |i: usize| -> Result<u32> { u32::try_from(get_i(i)?).map_err(|_| damaged()) };
-    Ok(Pbx {
-        id: get_i(0)?,
-        name: get_s(1)?,
-        host: get_s(2)?,
-        ssh_port: port(3)?,
-        ssh_user: get_s(4)?,
-        ssh_auth: SshAuth::parse(&get_s(5)?).map_err(|_| damaged())?,
-        ssh_key_path: get_o(6)?,
-        ssh_secret_set: get_i(7)? != 0,
-        host_key: get_o(8)?,
-        config_dir: get_s(9)?,
-        ami_via: Via::parse(&get_s(10)?).map_err(|_| damaged())?,
-        ami_port: port(11)?,
-        ami_user: get_o(12)?,
-        ami_secret_set: get_i(13)? != 0,
-        db_via: Via::parse(&get_s(14)?).map_err(|_| damaged())?,
-        db_port: port(15)?,
-        db_name: get_s(16)?,
-        db_user: get_o(17)?,
-        db_password_set: get_i(18)? != 0,
-        connect_timeout_ms: ms(19)?,
-        command_timeout_ms: ms(20)?,
-        version: get_i(21)?,
-    })
-}
-
-/// A validated profile change. `Some(None)` clears an optional field.
-struct ProfileChange {
-    host: Option<Host>,
-    ssh_port: Option<u16>,
-    ssh_user: Option<LoginName>,
-    ssh_auth: Option<SshAuth>,
-    ssh_key_path: Option<Option<String>>,
-    ssh_secret: Option<Option<Vec<u8>>>,
-    config_dir: Option<RemotePath>,
-    ami_via: Option<Via>,
-    ami_port: Option<u16>,
-    ami_user: Option<Option<String>>,
-    ami_secret: Option<Option<Vec<u8>>>,
-    db_via: Option<Via>,
-    db_port: Option<u16>,
-    db_name: Option<String>,
-    db_user: Option<Option<String>>,
-    db_password: Option<Option<Vec<u8>>>,
-    connect_timeout_ms: Option<u32>,
-    command_timeout_ms: Option<u32>,
-}
+use crate::store::pbxes::{self, ProfileChange};
 
 fn timeout(field: &str, t: Option<u32>) -> Result<Option<u32>, ValidationError> {
     match t {
@@ -174,24 +106,11 @@ impl Workspace {
         let change = self.validate_profile(&input.profile)?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO pbxes (name, host, ssh_port, ssh_user, created_at, updated_at) \
-             VALUES ($1, $2, 22, 'root', $3, $3) RETURNING id",
-        )
-        .bind(name.as_str())
-        .bind(change.host.as_ref().map(|h| h.as_str().to_owned()))
-        .bind(now)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(|e| match classify(&e) {
-            DbFailure::UniqueViolation(_) => {
-                Error::Conflict(format!("a PBX named \"{}\" already exists", name.as_str()))
-            }
-            _ => db_error(e),
-        })?;
-        apply_profile(&mut w.tx, id, &change, now).await?;
+        let host = change.host.as_ref().map(Host::as_str);
+        let id = pbxes::insert(&mut w.tx, name.as_str(), host, now).await?;
+        pbxes::update_profile(&mut w.tx, id, &change, now).await?;
         self.bind_row_secrets(&mut w.tx, "pbxes", id).await?;
-        let pbx = pbx_by_id(&mut w.tx, id).await?;
+        let pbx = pbxes::by_id(&mut *w.tx, id).await?;
         let c = Change {
             action: "pbx.add",
             entity_type: "pbx",
@@ -210,9 +129,9 @@ impl Workspace {
         let id = self.pbx_by_name(name).await?.id;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let before = pbx_by_id(&mut w.tx, id).await?;
+        let before = pbxes::by_id(&mut *w.tx, id).await?;
         check_version("PBX", &before.name, before.version, patch.expected_version)?;
-        apply_profile(&mut w.tx, id, &change, now).await?;
+        pbxes::update_profile(&mut w.tx, id, &change, now).await?;
         self.bind_row_secrets(&mut w.tx, "pbxes", id).await?;
         // A new host or port is another machine as far as SSH knows: trust it again.
         if change
@@ -221,13 +140,9 @@ impl Workspace {
             .is_some_and(|h| h.as_str() != before.host)
             || change.ssh_port.is_some_and(|p| p != before.ssh_port)
         {
-            sqlx::query("UPDATE pbxes SET host_key = NULL WHERE id = $1")
-                .bind(id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
+            pbxes::set_host_key(&mut w.tx, id, None, now).await?;
         }
-        let after = pbx_by_id(&mut w.tx, id).await?;
+        let after = pbxes::by_id(&mut *w.tx, id).await?;
         let c = Change {
             action: "pbx.update",
             entity_type: "pbx",
@@ -247,17 +162,9 @@ impl Workspace {
         let id = self.pbx_by_name(name).await?.id;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let before = pbx_by_id(&mut w.tx, id).await?;
-        sqlx::query(
-            "UPDATE pbxes SET host_key = $1, version = version + 1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(&fp)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
-        let after = pbx_by_id(&mut w.tx, id).await?;
+        let before = pbxes::by_id(&mut *w.tx, id).await?;
+        pbxes::set_host_key(&mut w.tx, id, Some(&fp), now).await?;
+        let after = pbxes::by_id(&mut *w.tx, id).await?;
         let c = Change {
             action: "pbx.trust",
             entity_type: "pbx",
@@ -276,21 +183,13 @@ impl Workspace {
         let pbx = self.pbx_by_name(name).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let tenants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE pbx_id = $1")
-            .bind(pbx.id)
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        let tenants = pbxes::tenant_count(&mut w.tx, pbx.id).await?;
         if tenants > 0 {
             return Err(Error::Conflict(format!(
                 "PBX \"{name}\" still has {tenants} tenant(s); move or remove them first"
             )));
         }
-        sqlx::query("DELETE FROM pbxes WHERE id = $1")
-            .bind(pbx.id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        pbxes::delete(&mut w.tx, pbx.id).await?;
         let c = Change {
             action: "pbx.remove",
             entity_type: "pbx",
@@ -315,135 +214,30 @@ impl Workspace {
     }
 
     pub async fn pbx_list(&self, actor: &Actor) -> Result<Vec<Pbx>> {
-        let rows = if actor.sees_all_tenants() {
-            sqlx::query(&format!("{PBX_SELECT} ORDER BY name")).fetch_all(self.store.pool()).await
+        if actor.sees_all_tenants() {
+            pbxes::all(self.store.pool()).await
         } else {
             // A tenant_admin sees only the PBXs its tenants are on.
-            let ids = actor.tenant_ids();
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "{PBX_SELECT} WHERE id IN (SELECT pbx_id FROM tenants WHERE id IN ({})) ORDER BY name",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.fetch_all(self.store.pool()).await
+            pbxes::of_tenants(self.store.pool(), actor.tenant_ids()).await
         }
-        .map_err(db_error)?;
-        rows.iter().map(pbx_from_row).collect()
     }
 
     pub(crate) async fn pbx_by_name(&self, name: &str) -> Result<Pbx> {
-        let row = sqlx::query(&format!("{PBX_SELECT} WHERE name = $1"))
-            .bind(name.trim())
-            .fetch_optional(self.store.pool())
-            .await
-            .map_err(db_error)?;
-        row.as_ref()
-            .map(pbx_from_row)
-            .transpose()?
+        pbxes::by_name(self.store.pool(), name.trim())
+            .await?
             .ok_or_else(|| Error::not_found("PBX", name))
     }
 
     /// The sealed secrets of a PBX's profile, opened (for connecting; never returned to a UI).
     pub(crate) async fn pbx_secrets(&self, id: i64) -> Result<[Option<secrecy::SecretString>; 3]> {
-        let (ssh, ami, db): (Sealed, Sealed, Sealed) =
-            sqlx::query_as("SELECT ssh_secret, ami_secret, db_password FROM pbxes WHERE id = $1")
-                .bind(id)
-                .fetch_one(self.store.pool())
-                .await
-                .map_err(db_error)?;
+        let sealed = pbxes::sealed_secrets(self.store.pool(), id).await?;
         let open = |column: &str, b: Option<Vec<u8>>| {
             b.map(|b| self.unseal("pbxes", column, id, &b)).transpose()
         };
         Ok([
-            open("ssh_secret", ssh)?,
-            open("ami_secret", ami)?,
-            open("db_password", db)?,
+            open("ssh_secret", sealed.ssh_secret)?,
+            open("ami_secret", sealed.ami_secret)?,
+            open("db_password", sealed.db_password)?,
         ])
     }
-}
-
-async fn pbx_by_id(conn: &mut AnyConnection, id: i64) -> Result<Pbx> {
-    let row = sqlx::query(&format!("{PBX_SELECT} WHERE id = $1"))
-        .bind(id)
-        .fetch_one(conn)
-        .await
-        .map_err(db_error)?;
-    pbx_from_row(&row)
-}
-
-/// Writes the given fields; untouched ones keep their value (COALESCE on a NULL parameter).
-async fn apply_profile(
-    conn: &mut AnyConnection,
-    id: i64,
-    c: &ProfileChange,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE pbxes SET host = COALESCE($1, host), ssh_port = COALESCE($2, ssh_port), ssh_user = COALESCE($3, ssh_user), \
-         ssh_auth = COALESCE($4, ssh_auth), config_dir = COALESCE($5, config_dir), ami_via = COALESCE($6, ami_via), \
-         ami_port = COALESCE($7, ami_port), db_via = COALESCE($8, db_via), db_port = COALESCE($9, db_port), \
-         db_name = COALESCE($10, db_name), connect_timeout_ms = COALESCE($11, connect_timeout_ms), \
-         command_timeout_ms = COALESCE($12, command_timeout_ms), version = version + 1, updated_at = $13 WHERE id = $14",
-    )
-    .bind(c.host.as_ref().map(|h| h.as_str().to_owned()))
-    .bind(c.ssh_port.map(i64::from))
-    .bind(c.ssh_user.as_ref().map(|u| u.as_str().to_owned()))
-    .bind(c.ssh_auth.map(|a| a.as_str()))
-    .bind(c.config_dir.as_ref().map(|d| d.as_str().to_owned()))
-    .bind(c.ami_via.map(|v| v.as_str()))
-    .bind(c.ami_port.map(i64::from))
-    .bind(c.db_via.map(|v| v.as_str()))
-    .bind(c.db_port.map(i64::from))
-    .bind(c.db_name.clone())
-    .bind(c.connect_timeout_ms.map(i64::from))
-    .bind(c.command_timeout_ms.map(i64::from))
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    // Clearable fields: set only those given (Some), to a value or to NULL.
-    for (column, value) in [
-        ("ssh_key_path", &c.ssh_key_path),
-        ("ami_user", &c.ami_user),
-        ("db_user", &c.db_user),
-    ] {
-        set_clearable(conn, id, column, value).await?;
-    }
-    for (column, value) in [
-        ("ssh_secret", &c.ssh_secret),
-        ("ami_secret", &c.ami_secret),
-        ("db_password", &c.db_password),
-    ] {
-        set_clearable(conn, id, column, value).await?;
-    }
-    Ok(())
-}
-
-/// Sets one clearable column when the change names it: `Some(None)` writes NULL.
-async fn set_clearable<T>(
-    conn: &mut AnyConnection,
-    id: i64,
-    column: &'static str,
-    value: &Option<Option<T>>,
-) -> Result<()>
-where
-    T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Clone + Send + 'static,
-{
-    if let Some(v) = value {
-        sqlx::query(&format!("UPDATE pbxes SET {column} = $1 WHERE id = $2"))
-            .bind(v.clone())
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    }
-    Ok(())
 }

@@ -4,8 +4,8 @@
 use super::{Actor, Workspace};
 use crate::domain::{DidDestination, E164};
 use crate::error::{Error, Result, ValidationError};
-use crate::store::db_error;
 use crate::store::snapshot as snapshot_rows;
+use crate::store::{db_error, renders};
 use pbxdesk_render::diff::{mask, MASK};
 use pbxdesk_render::snapshot::{self as snap, Destination, Snapshot};
 use pbxdesk_render::{Diff, Finding, Rendered, Trace};
@@ -35,6 +35,43 @@ fn destination(s: &str) -> Result<Destination> {
         DidDestination::External(n) => Destination::External(n.to_string()),
         DidDestination::Hangup => Destination::Hangup,
     })
+}
+
+/// `f` over every item, the items split over the machine's cores, in order; the first error
+/// wins. Opening 200,000 sealed secrets (a PBX of 100 × 999) took ~300 ms on one core.
+fn on_all_cores<T: Send, U: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<U> + Sync,
+) -> Result<Vec<U>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores == 1 || items.len() < 1024 {
+        return items.into_iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(cores);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(per).collect());
+    }
+    let f = &f;
+    let done: Vec<Result<Vec<U>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Result<Vec<U>>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Store("a worker thread failed".into())))
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    for part in done {
+        out.extend(part?);
+    }
+    Ok(out)
 }
 
 impl Workspace {
@@ -73,24 +110,34 @@ impl Workspace {
             );
         }
         let mut devices_of: BTreeMap<i64, Vec<snap::Device>> = BTreeMap::new();
-        for d in rows.devices {
+        let devices = on_all_cores(rows.devices, |d| {
             let password = self.unseal("devices", "sip_password", d.id, &d.sip_password)?;
-            devices_of.entry(d.user_id).or_default().push(snap::Device {
-                username: d.sip_username,
-                password: password.expose_secret().to_owned(),
-                transport: d.transport,
-                codecs: d.codecs.split(',').map(str::to_owned).collect(),
-                nat: d.nat != 0,
-            });
+            Ok((
+                d.user_id,
+                snap::Device {
+                    username: d.sip_username,
+                    password: password.expose_secret().to_owned(),
+                    transport: d.transport,
+                    codecs: d.codecs.split(',').map(str::to_owned).collect(),
+                    nat: d.nat != 0,
+                },
+            ))
+        })?;
+        for (user_id, d) in devices {
+            devices_of.entry(user_id).or_default().push(d);
         }
-        for u in rows.users {
+        let users = on_all_cores(rows.users, |u| {
+            let pin = u
+                .voicemail_pin
+                .as_ref()
+                .map(|p| self.unseal("users", "voicemail_pin", u.id, p))
+                .transpose()?;
+            Ok((u, pin))
+        })?;
+        for (u, pin) in users {
             let Some(t) = by_id.get_mut(&u.tenant_id) else {
                 continue;
             };
-            let pin = u
-                .voicemail_pin
-                .map(|p| self.unseal("users", "voicemail_pin", u.id, &p))
-                .transpose()?;
             t.users.push(snap::User {
                 extension: u32::try_from(u.extension)
                     .map_err(|_| Error::Store("extension on record is damaged".into()))?,
@@ -218,31 +265,24 @@ impl Workspace {
         &self,
         pbx_id: i64,
     ) -> Result<Option<(Rendered, i64, String)>> {
-        let row: Option<(Vec<u8>, i64, String)> =
-            sqlx::query_as("SELECT rendered, applied_at, actor FROM pbx_renders WHERE pbx_id = $1")
-                .bind(pbx_id)
-                .fetch_optional(self.store.pool())
-                .await
-                .map_err(db_error)?;
-        let Some((sealed, at, by)) = row else {
+        let Some(row) = renders::last(self.store.pool(), pbx_id).await? else {
             return Ok(None);
         };
-        let json = self.unseal("pbx_renders", "rendered", pbx_id, &sealed)?;
+        let json = self.unseal("pbx_renders", "rendered", pbx_id, &row.rendered)?;
         let r: Rendered = serde_json::from_str(json.expose_secret())
             .map_err(|_| Error::Store("the last applied render on record is damaged".into()))?;
-        Ok(Some((r, at, by)))
+        Ok(Some((r, row.applied_at, row.actor)))
     }
 
     /// The render applied before the last one, and when: what rolling back the last apply
     /// returns to.
     pub(crate) async fn previous_applied(&self, pbx_id: i64) -> Result<Option<(Rendered, i64)>> {
-        let row: Option<(Option<Vec<u8>>, Option<i64>)> =
-            sqlx::query_as("SELECT previous, previous_at FROM pbx_renders WHERE pbx_id = $1")
-                .bind(pbx_id)
-                .fetch_optional(self.store.pool())
-                .await
-                .map_err(db_error)?;
-        let Some((Some(sealed), Some(at))) = row else {
+        let row = renders::previous(self.store.pool(), pbx_id).await?;
+        let Some(renders::PreviousApplied {
+            previous: Some(sealed),
+            previous_at: Some(at),
+        }) = row
+        else {
             return Ok(None);
         };
         let json = self.unseal("pbx_renders", "previous", pbx_id, &sealed)?;
@@ -267,41 +307,30 @@ impl Workspace {
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         // The render it replaces becomes "previous": what a rollback of this apply goes back to.
-        let before: Option<(Vec<u8>, i64)> =
-            sqlx::query_as("SELECT rendered, applied_at FROM pbx_renders WHERE pbx_id = $1")
-                .bind(pbx.id)
-                .fetch_optional(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
-        sqlx::query("DELETE FROM pbx_renders WHERE pbx_id = $1")
-            .bind(pbx.id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        let before = renders::last(&mut *w.tx, pbx.id).await?;
         // Moved to "previous": sealed again for that column (a blob bound to "rendered" would
         // not open there, which is what stops an old render being replayed as previous).
-        let (prev, prev_at) = match before {
-            Some((b, at)) => {
-                let json = self.unseal("pbx_renders", "rendered", pbx.id, &b)?;
+        let (previous, previous_at) = match before {
+            Some(b) => {
+                let json = self.unseal("pbx_renders", "rendered", pbx.id, &b.rendered)?;
                 let again =
                     self.seal_for_row("pbx_renders", "previous", pbx.id, json.expose_secret())?;
-                (Some(again), Some(at))
+                (Some(again), Some(b.applied_at))
             }
             None => (None, None),
         };
-        sqlx::query(
-            "INSERT INTO pbx_renders (pbx_id, applied_at, actor, rendered, previous, previous_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        renders::replace(
+            &mut w.tx,
+            renders::Applied {
+                pbx_id: pbx.id,
+                applied_at: now,
+                actor: actor.name(),
+                rendered: sealed,
+                previous,
+                previous_at,
+            },
         )
-        .bind(pbx.id)
-        .bind(now)
-        .bind(actor.name())
-        .bind(sealed)
-        .bind(prev)
-        .bind(prev_at)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         w.commit().await?;
         Ok(())
     }
@@ -410,8 +439,12 @@ impl Workspace {
 
 /// A render with every secret replaced by the mask.
 pub fn masked(mut r: Rendered) -> Rendered {
+    use pbxdesk_render::pbx::{PJSIP_DIR, VOICEMAIL_DIR};
+    // Only trunk and voicemail files hold secrets; the dialplan (most of the bytes) has none.
     for (path, text) in r.files.iter_mut() {
-        *text = mask(path, text).0;
+        if path.starts_with(PJSIP_DIR) || path.starts_with(VOICEMAIL_DIR) {
+            *text = mask(path, text).0;
+        }
     }
     for e in &mut r.realtime {
         e.password = MASK.into();
@@ -475,10 +508,6 @@ fn write_render(r: &Rendered, dir: &std::path::Path) -> Result<RenderWritten> {
     std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
     std::fs::write(dir.join(RENDER_MARK), "written by pbxdesk render\n")
         .map_err(|e| io("write", dir, e))?;
-    let mut files: Vec<(String, String)> = r.files.clone().into_iter().collect();
-    let rows =
-        serde_json::to_string_pretty(&r.realtime).map_err(|e| Error::Store(e.to_string()))?;
-    files.push(("realtime/ps_endpoints.json".into(), rows + "\n"));
     for sub in [DIALPLAN_DIR, PJSIP_DIR, VOICEMAIL_DIR] {
         let d = dir.join(sub);
         if let Ok(entries) = std::fs::read_dir(&d) {
@@ -490,20 +519,37 @@ fn write_render(r: &Rendered, dir: &std::path::Path) -> Result<RenderWritten> {
             }
         }
     }
-    for (rel, text) in &files {
+    // Each file to a temporary name, owner-only, then renamed over the old one.
+    let put = |rel: &str, write: &dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()>| {
         let path = dir.join(rel);
         let parent = path.parent().unwrap_or(dir);
         std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
         let tmp = path.with_extension("tmp~");
-        std::fs::write(&tmp, text).map_err(|e| io("write", &tmp, e))?;
+        let file = std::fs::File::create(&tmp).map_err(|e| io("write", &tmp, e))?;
         #[cfg(unix)]
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(|e| io("protect", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))?;
+        let mut out = std::io::BufWriter::new(file);
+        write(&mut out)
+            .and_then(|()| std::io::Write::flush(&mut out))
+            .map_err(|e| io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))
+    };
+    let mut files = Vec::with_capacity(r.files.len() + 1);
+    for (rel, text) in &r.files {
+        put(rel, &|out| out.write_all(text.as_bytes()))?;
+        files.push(rel.clone());
     }
+    // The rows streamed as JSON (100,000 of them at the seed's maximum: no copy in memory).
+    let rows = "realtime/ps_endpoints.json";
+    put(rows, &|out| {
+        serde_json::to_writer_pretty(&mut *out, &r.realtime).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")
+    })?;
+    files.push(rows.to_owned());
     Ok(RenderWritten {
         out: dir.display().to_string(),
-        files: files.into_iter().map(|(p, _)| p).collect(),
+        files,
         realtime_rows: r.realtime.len(),
         findings: r.findings.clone(),
     })

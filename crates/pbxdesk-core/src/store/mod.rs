@@ -4,7 +4,9 @@
 
 pub(crate) mod devices;
 pub(crate) mod dids;
+pub(crate) mod pbxes;
 pub(crate) mod policies;
+pub(crate) mod renders;
 pub(crate) mod snapshot;
 pub(crate) mod tenants;
 pub(crate) mod trunks;
