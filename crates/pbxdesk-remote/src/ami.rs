@@ -471,6 +471,11 @@ impl Client {
         Ok(client)
     }
 
+    /// Resolves when the connection is gone (closed by the PBX, cut, or a protocol error).
+    pub async fn closed(&self) {
+        self.requests.closed().await;
+    }
+
     /// Events not tied to an action (only with `events = true` at login).
     pub fn events(&self) -> broadcast::Receiver<Message> {
         let first = self.first_events.lock().ok().and_then(|mut f| f.take());

@@ -8,3 +8,4 @@ pub mod ssh;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tunnel;
+pub mod watch;

@@ -142,7 +142,7 @@ pub enum Change {
     NewContact(String),
     Registration(String),
     Call(String),
-    /// The events of a (re)load (`FullyBooted`, a reload): read the full state again.
+    /// A reload: read the full state again.
     Reread,
 }
 
@@ -333,7 +333,9 @@ impl LiveState {
                 let c = self.channels.remove(m.get("Uniqueid")?)?;
                 Some(Change::Call(c.linkedid))
             }
-            "FullyBooted" | "Reload" => Some(Change::Reread),
+            // A reload may add or drop endpoints and registrations. (FullyBooted is sent to every
+            // new events-on session, right after the read that follows login: nothing new.)
+            "Reload" => Some(Change::Reread),
             _ => None,
         }
     }

@@ -203,6 +203,9 @@ pub struct Behaviour {
     pub delay: Duration,
     /// Close the socket after sending this many bytes of a list response.
     pub drop_list_after: Option<usize>,
+    /// Bytes sent to every logged-in connection as they come (events, e.g. a slice of a
+    /// captured `.received_stream.raw`); an empty message closes the connections.
+    pub events: Option<tokio::sync::broadcast::Sender<Vec<u8>>>,
 }
 
 /// Starts the double on a loopback port; returns its address and the actions it received.
@@ -227,10 +230,31 @@ pub async fn start_ami(b: Behaviour) -> (String, Arc<Mutex<Vec<String>>>) {
                 .unwrap();
                 let mut parser = Parser::default();
                 let mut buf = vec![0u8; 4096];
+                let mut injected = b.events.as_ref().map(|tx| tx.subscribe());
+                let mut logged_in = false;
                 loop {
-                    let n = match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
+                    let n = tokio::select! {
+                        n = sock.read(&mut buf) => match n {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        },
+                        bytes = async {
+                            match injected.as_mut() {
+                                Some(rx) => rx.recv().await,
+                                None => std::future::pending().await,
+                            }
+                        }, if logged_in => {
+                            match bytes {
+                                Ok(bytes) if bytes.is_empty() => return,
+                                Ok(bytes) => {
+                                    if sock.write_all(&bytes).await.is_err() {
+                                        return;
+                                    }
+                                    continue;
+                                }
+                                Err(_) => return,
+                            }
+                        }
                     };
                     parser.push(&buf[..n]);
                     while let Some(req) = parser.next_message().unwrap() {
@@ -245,6 +269,14 @@ pub async fn start_ami(b: Behaviour) -> (String, Arc<Mutex<Vec<String>>>) {
                                     .unwrap();
                             sock.write_all(&with_id(&r, "b1", &id)).await.unwrap();
                             return;
+                        }
+                        if action == "Login" {
+                            // s1_01: the answer, whichever Events the login asked for.
+                            let r =
+                                std::fs::read(fixtures().join("s1_01_login.response.raw")).unwrap();
+                            sock.write_all(&with_login_id(&r, &id)).await.unwrap();
+                            logged_in = true;
+                            continue;
                         }
                         let wanted: Vec<(String, String)> = req
                             .headers()
@@ -277,6 +309,19 @@ pub async fn start_ami(b: Behaviour) -> (String, Arc<Mutex<Vec<String>>>) {
         }
     });
     (addr, seen)
+}
+
+/// The captured login answer with its ActionID replaced by `to`.
+fn with_login_id(bytes: &[u8], to: &str) -> Vec<u8> {
+    let mut p = Parser::default();
+    p.push(bytes);
+    let from = p
+        .next_message()
+        .ok()
+        .flatten()
+        .and_then(|m| m.get("ActionID").map(str::to_owned))
+        .unwrap_or_default();
+    with_id(bytes, &from, to)
 }
 
 fn same(a: &[(String, String)], b: &[(String, String)]) -> bool {

@@ -1,0 +1,167 @@
+//! Watching one PBX: one AMI connection with events on, the full state read after every
+//! (re)connect (events may have been lost while away), then kept by the events, published to
+//! whoever looks (the app, `--watch`) through a `tokio::sync::watch` channel.
+//!
+//! Event-driven where Asterisk sends events (contacts, device states, registrations, channels);
+//! a new contact's details (user agent, source) and a reload re-read their list. Falling
+//! behind (the event channel lagged in a storm) re-reads everything instead of guessing.
+
+use crate::ami::{Action, AmiError, Client, Message};
+use crate::live::{Change, LiveState};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::watch;
+
+/// What the watcher publishes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Live {
+    pub state: LiveState,
+    /// Whether the AMI connection is up (while it is not, `state` is the last known).
+    pub connected: bool,
+    /// Why the last connection attempt failed or the connection ended.
+    pub last_error: Option<String>,
+    /// Full reads of the state so far (the first, then one per reconnect, reload or lag).
+    pub rereads: u64,
+    /// Events applied so far.
+    pub events: u64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+async fn list(c: &Client, action: &str) -> Result<Vec<Message>, AmiError> {
+    let reply = c.send(&Action::new(action)?).await?;
+    Ok(reply.events)
+}
+
+/// Reads the whole state: endpoints, contacts, outbound registrations, channels.
+async fn reread(c: &Client, out: &watch::Sender<Live>) -> Result<(), AmiError> {
+    let endpoints = list(c, "PJSIPShowEndpoints").await?;
+    let contacts = list(c, "PJSIPShowContacts").await?;
+    let registrations = list(c, "PJSIPShowRegistrationsOutbound").await?;
+    let channels = list(c, "CoreShowChannels").await?;
+    let now = now_ms();
+    out.send_modify(|l| {
+        let mut s = LiveState::default();
+        s.load_endpoints(&endpoints);
+        s.load_contacts(&contacts, now);
+        s.load_registrations(&registrations, now);
+        s.load_channels(&channels, now);
+        l.state = s;
+        l.connected = true;
+        l.last_error = None;
+        l.rereads += 1;
+    });
+    Ok(())
+}
+
+/// The most events applied in one batch (one notification to the watchers).
+const BATCH: usize = 512;
+
+/// One connection's life: read everything, then follow the events until it ends. Events that
+/// are already waiting are applied as one batch, and the lists a batch calls for are read once
+/// after it: a storm of new contacts costs one `PJSIPShowContacts`, not one each.
+async fn follow(c: &Client, out: &watch::Sender<Live>) -> AmiError {
+    let mut events = c.events();
+    if let Err(e) = reread(c, out).await {
+        return e;
+    }
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let first = tokio::select! {
+            m = events.recv() => m,
+            () = c.closed() => return AmiError::ConnectionLost,
+        };
+        let mut lagged = false;
+        match first {
+            Ok(m) => batch.push(m),
+            Err(RecvError::Lagged(_)) => lagged = true,
+            Err(RecvError::Closed) => return AmiError::ConnectionLost,
+        }
+        while batch.len() < BATCH {
+            match events.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(TryRecvError::Lagged(_)) => lagged = true,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        let (mut contacts, mut all) = (false, lagged);
+        out.send_if_modified(|l| {
+            let now = now_ms();
+            let mut changed = false;
+            for m in batch.drain(..) {
+                l.events += 1;
+                match l.state.apply(&m, now) {
+                    Some(Change::NewContact(_)) => {
+                        contacts = true;
+                        changed = true;
+                    }
+                    Some(Change::Reread) => all = true,
+                    Some(_) => changed = true,
+                    None => {}
+                }
+            }
+            changed
+        });
+        // Fell behind (the channel dropped events) or Asterisk reloaded: read it all again.
+        let again = if all {
+            reread(c, out).await
+        } else if contacts {
+            list(c, "PJSIPShowContacts").await.map(|contacts| {
+                let now = now_ms();
+                out.send_modify(|l| l.state.load_contacts(&contacts, now));
+            })
+        } else {
+            Ok(())
+        };
+        if let Err(e) = again {
+            return e;
+        }
+    }
+}
+
+/// Watches a PBX until the returned receiver and every clone of it are dropped. `connect`
+/// makes one logged-in connection with events on (through the tunnel, as the caller decides);
+/// a failed or lost connection is tried again after `backoff`, doubling up to 30 s, and the
+/// state is read in full once it is back.
+pub fn spawn<F, Fut>(connect: F, backoff: Duration) -> watch::Receiver<Live>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Client, AmiError>> + Send,
+{
+    let (tx, rx) = watch::channel(Live::default());
+    tokio::spawn(async move {
+        let mut wait = backoff;
+        loop {
+            let ended = tokio::select! {
+                c = connect() => match c {
+                    Ok(c) => {
+                        wait = backoff;
+                        let e = tokio::select! {
+                            e = follow(&c, &tx) => e,
+                            () = tx.closed() => return,
+                        };
+                        e.to_string()
+                    }
+                    Err(e) => e.to_string(),
+                },
+                () = tx.closed() => return,
+            };
+            tracing::info!(error = %ended, "watching the PBX: connection ended; trying again");
+            tx.send_modify(|l| {
+                l.connected = false;
+                l.last_error = Some(ended);
+            });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = tx.closed() => return,
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+    });
+    rx
+}
