@@ -204,6 +204,15 @@ enum PbxCmd {
     Check {
         name: String,
     },
+    /// What the PBX is doing now, over AMI: phones and their contacts, trunk registrations,
+    /// calls. Exits 11 when the PBX cannot be reached.
+    Status {
+        name: String,
+        /// Keep watching: a line (a JSON line with --json) each time something changes, until
+        /// interrupted; reconnects by itself.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 /// The connection profile. Secrets never come from the command line (other users can read
@@ -950,6 +959,35 @@ async fn with_actor(
                 FAILED_EXIT.store(CHECK_FAILED_EXIT, Ordering::Relaxed);
             }
             Box::new(lines)
+        }
+        Command::Pbx(PbxCmd::Status { name, watch }) => {
+            let mut rx = ws.pbx_watch(me, name).await?;
+            // The first connection's outcome: the state, or why it failed.
+            let first = rx
+                .wait_for(|l| l.connected || l.last_error.is_some())
+                .await
+                .map(|l| l.clone())
+                .map_err(|_| Error::Store("the watcher stopped".into()))?;
+            if !first.connected && !*watch {
+                return Err(Error::Unreachable(format!(
+                    "PBX \"{name}\": {}",
+                    first.last_error.unwrap_or_default()
+                )));
+            }
+            if !*watch {
+                return Ok(Box::new(first));
+            }
+            loop {
+                let now = rx.borrow_and_update().clone();
+                if json {
+                    println!("{}", serde_json::to_string(&now).unwrap_or_default());
+                } else {
+                    println!("{}", output::live_line(&now));
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::Store("the watcher stopped".into()));
+                }
+            }
         }
         Command::Pbx(PbxCmd::List) => Box::new(ws.pbx_list(me).await?),
         Command::Tenant(cmd) => match cmd {

@@ -6,7 +6,7 @@ use pbxdesk_core::model::{
     Trunk, User, UserSummary,
 };
 use pbxdesk_core::service::{
-    ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, PbxDiff, RenderWritten,
+    ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, Live, PbxDiff, RenderWritten,
 };
 use pbxdesk_core::{Error, Refusal};
 use pbxdesk_render::{Finding, Severity, Trace};
@@ -731,10 +731,120 @@ impl Human for ApplyReport {
     }
 }
 
+/// One line for `pbx status --watch`: the PBX's state in figures.
+pub fn live_line(l: &Live) -> String {
+    let s = &l.state;
+    let registered = s.endpoints.values().filter(|e| e.registered()).count();
+    let up = s
+        .registrations
+        .values()
+        .filter(|r| r.status == "Registered")
+        .count();
+    let calls: std::collections::BTreeSet<&str> =
+        s.channels.values().map(|c| c.linkedid.as_str()).collect();
+    let link = if l.connected {
+        "connected".to_owned()
+    } else {
+        format!(
+            "NOT CONNECTED ({}), last known",
+            l.last_error.as_deref().unwrap_or("connecting")
+        )
+    };
+    format!(
+        "{link}: {registered}/{} endpoint(s) registered, {up}/{} registration(s) up, {} call(s)",
+        s.endpoints.len(),
+        s.registrations.len(),
+        calls.len()
+    )
+}
+
+impl Human for Live {
+    fn human(&self) -> String {
+        let s = &self.state;
+        let mut rows = Vec::new();
+        for (name, e) in &s.endpoints {
+            let state = e
+                .device_state
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:?}"));
+            if e.contacts.is_empty() {
+                rows.push(vec![
+                    name.clone(),
+                    state.clone(),
+                    "-".into(),
+                    "not registered".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
+            }
+            for c in &e.contacts {
+                rows.push(vec![
+                    name.clone(),
+                    state.clone(),
+                    c.uri.clone(),
+                    format!("{:?}", c.state),
+                    c.rtt_us
+                        .map_or_else(String::new, |u| format!("{:.1}", u as f64 / 1000.0)),
+                    c.user_agent.clone().unwrap_or_default(),
+                    c.source.clone().unwrap_or_default(),
+                ]);
+            }
+        }
+        let registrations = s
+            .registrations
+            .values()
+            .map(|r| vec![r.name.clone(), r.status.clone(), r.server_uri.clone()])
+            .collect();
+        let calls = s
+            .channels
+            .values()
+            .map(|c| {
+                vec![
+                    c.linkedid.clone(),
+                    c.channel.clone(),
+                    c.caller.clone(),
+                    c.connected.clone(),
+                    c.state.clone(),
+                ]
+            })
+            .collect();
+        format!(
+            "{}\n{}\n{}\n{}",
+            live_line(self),
+            table(
+                &["endpoint", "state", "contact", "status", "rtt ms", "agent", "from"],
+                rows
+            ),
+            table(&["registration", "status", "server"], registrations),
+            table(&["call", "channel", "caller", "to", "state"], calls),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::refusal_hint;
+    use super::{live_line, refusal_hint, Human};
+    use pbxdesk_core::service::Live;
     use pbxdesk_core::Refusal;
+
+    /// The watch line says when the state is only the last known one, and counts what is up.
+    #[test]
+    fn the_status_line_counts_and_says_when_it_is_stale() {
+        let mut l = Live::default();
+        l.state
+            .endpoints
+            .insert("acme-100".into(), Default::default());
+        l.last_error = Some("connection refused".into());
+        let line = live_line(&l);
+        assert!(
+            line.starts_with("NOT CONNECTED (connection refused)"),
+            "{line}"
+        );
+        assert!(line.contains("0/1 endpoint(s) registered"), "{line}");
+        l.connected = true;
+        assert!(live_line(&l).starts_with("connected: "));
+        assert!(l.human().contains("not registered"));
+    }
 
     /// The CLI words a refusal's remedy with the flag that fixes it (the core says only why).
     #[test]

@@ -621,3 +621,44 @@ fn pbx_check_exits_non_zero_when_a_check_fails() {
     assert_eq!(out.status.code(), Some(9));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL"));
 }
+
+#[test]
+fn pbx_status_is_refused_untrusted_and_exits_11_when_the_pbx_is_out_of_reach() {
+    let ws = Ws::new();
+    ws.json(&["demo", "seed"]);
+    // An untrusted host key: refused before anything is contacted, with the remedy.
+    let e = ws.fails(&["pbx", "status", "demo-pbx"], 10);
+    assert_eq!(e["error"]["refusal"]["kind"], "untrusted", "{e}");
+    assert!(e["error"]["hint"].as_str().unwrap().contains("pbx trust"));
+    // A port nothing listens on, a pinned key, an AMI user: unreachable, exit 11.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let mut c = ws.cmd();
+    c.args([
+        "--json",
+        "pbx",
+        "update",
+        "demo-pbx",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--ami-user",
+        "pbx",
+        "--ami-secret-stdin",
+        "--connect-timeout-ms",
+        "2000",
+    ])
+    .write_stdin("pbx-secret-1\n");
+    assert!(c.output().unwrap().status.success());
+    ws.json(&[
+        "pbx",
+        "trust",
+        "demo-pbx",
+        "--fingerprint",
+        "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+    ]);
+    let e = ws.fails(&["pbx", "status", "demo-pbx"], 11);
+    assert_eq!(e["error"]["code"], "unreachable", "{e}");
+}

@@ -97,6 +97,7 @@ fn main() {
                     Options::default(),
                 )
                 .await
+                .map(|c| (c, ()))
             }
         };
         let mut rx = spawn(connect, Duration::from_millis(50));

@@ -125,13 +125,14 @@ async fn follow(c: &Client, out: &watch::Sender<Live>) -> AmiError {
 }
 
 /// Watches a PBX until the returned receiver and every clone of it are dropped. `connect`
-/// makes one logged-in connection with events on (through the tunnel, as the caller decides);
-/// a failed or lost connection is tried again after `backoff`, doubling up to 30 s, and the
-/// state is read in full once it is back.
-pub fn spawn<F, Fut>(connect: F, backoff: Duration) -> watch::Receiver<Live>
+/// makes one logged-in connection with events on, with whatever must live as long as it (the
+/// SSH tunnel it goes through, say; `()` when direct); a failed or lost connection is tried
+/// again after `backoff`, doubling up to 30 s, and the state is read in full once it is back.
+pub fn spawn<F, Fut, G>(connect: F, backoff: Duration) -> watch::Receiver<Live>
 where
     F: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Client, AmiError>> + Send,
+    Fut: Future<Output = Result<(Client, G), AmiError>> + Send,
+    G: Send + 'static,
 {
     let (tx, rx) = watch::channel(Live::default());
     tokio::spawn(async move {
@@ -139,7 +140,7 @@ where
         loop {
             let ended = tokio::select! {
                 c = connect() => match c {
-                    Ok(c) => {
+                    Ok((c, _guard)) => {
                         wait = backoff;
                         let e = tokio::select! {
                             e = follow(&c, &tx) => e,

@@ -64,6 +64,7 @@ async fn the_watcher_reads_follows_and_reconnects() {
                 Options::default(),
             )
             .await
+            .map(|c| (c, ()))
         }
     };
     let mut rx = spawn(connect, Duration::from_millis(50));
@@ -148,6 +149,7 @@ async fn an_unreachable_pbx_is_reported_and_retried() {
                 Options::default(),
             )
             .await
+            .map(|c| (c, ()))
         }
     };
     let mut rx = spawn(connect, Duration::from_millis(20));

@@ -10,6 +10,7 @@ mod check;
 mod device;
 mod did;
 mod fleet;
+mod live;
 mod operator;
 mod pbx;
 mod policy;
@@ -26,6 +27,7 @@ pub use apply::{
 };
 pub use apply_history::ApplyRecord;
 pub use fleet::{FleetLine, FleetOutcome, FleetProgress, FleetReport, FLEET_PARALLEL};
+pub use pbxdesk_remote::watch::Live;
 pub use policy::parse_rule;
 pub use render::{masked, PbxDiff, RenderWritten};
 

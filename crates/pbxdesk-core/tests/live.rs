@@ -1,0 +1,137 @@
+//! Watching a live PBX end to end: the profile's SSH tunnel to a real OpenSSH server on
+//! loopback, and through it the AMI double (answering the lists with the s10, s17 and s11
+//! captures, then sending s9's captured events). Asterisk cannot run here; the double replays
+//! its bytes.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+mod harness;
+
+use pbxdesk_core::domain::{Role, SshAuth};
+use pbxdesk_core::model::{NewPbx, NewTenant, PbxPatch};
+use pbxdesk_core::ErrorCode;
+use pbxdesk_remote::live::{ContactState, DeviceState};
+use pbxdesk_remote::testkit::{fixtures, start_ami, whoami, Behaviour, Sshd};
+use secrecy::SecretString;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pbx_is_watched_through_its_tunnel() {
+    let h = harness::Harness::sqlite().await;
+    let ws = &h.ws;
+    let me = ws.local_owner().unwrap();
+    let sshd = Sshd::start();
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let (ami_addr, _) = start_ami(Behaviour {
+        sessions: vec!["s10", "s17", "s11"],
+        events: Some(events.clone()),
+        ..Default::default()
+    })
+    .await;
+    let ami_port: u16 = ami_addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    ws.pbx_add(
+        &me,
+        &NewPbx {
+            name: "pbx1".into(),
+            profile: PbxPatch {
+                host: Some("127.0.0.1".into()),
+                ssh_port: Some(sshd.port),
+                ssh_user: Some(whoami()),
+                ssh_auth: Some(SshAuth::Key),
+                ssh_key_path: Some(sshd.key_path("user_key").display().to_string()),
+                ami_port: Some(ami_port),
+                ami_user: Some("pbx".into()),
+                ami_secret: Some("pbx-secret-1".into()),
+                ..Default::default()
+            },
+        },
+    )
+    .await
+    .unwrap();
+
+    // Nothing is contacted with an untrusted host key.
+    let e = ws.pbx_watch(&me, "pbx1").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Refused, "{e}");
+    ws.pbx_trust(&me, "pbx1", &sshd.fingerprint())
+        .await
+        .unwrap();
+
+    let mut rx = ws.pbx_watch(&me, "pbx1").await.unwrap();
+    let wait = |rx: &mut tokio::sync::watch::Receiver<pbxdesk_remote::watch::Live>,
+                ok: fn(&pbxdesk_remote::watch::Live) -> bool| {
+        let mut rx = rx.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(15), async {
+                rx.wait_for(ok).await.map(|l| l.clone()).unwrap()
+            })
+            .await
+            .unwrap_or_else(|_| panic!("not within 15 s: {:?}", *rx.borrow()))
+        }
+    };
+    let l = wait(&mut rx, |l| l.connected).await;
+    assert!(l.state.endpoints["acme-1001"].registered());
+    assert_eq!(l.state.registrations["trunk-ok"].status, "Registered");
+
+    // s9's events through the tunnel: the phone ends killed.
+    let mut bytes =
+        std::fs::read(fixtures().join("s9_events_phone_lifecycle.received_stream.raw")).unwrap();
+    let eol = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
+    bytes.drain(..eol + 2);
+    let mut p = pbxdesk_remote::ami::Parser::default();
+    p.push(&bytes);
+    let mut evs = Vec::new();
+    while let Some(m) = p.next_message().unwrap() {
+        if m.is_event() {
+            for (k, v) in m.headers() {
+                evs.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+            }
+            evs.extend_from_slice(b"\r\n");
+        }
+    }
+    events.send(evs).unwrap();
+    let l = wait(&mut rx, |l| {
+        l.state.endpoints.get("acme-1000").is_some_and(|e| {
+            e.device_state == Some(DeviceState::Unavailable)
+                && e.contacts
+                    .first()
+                    .is_some_and(|c| c.state == ContactState::Unreachable && c.user_agent.is_some())
+        }) && l.events > 20
+    })
+    .await;
+    assert!(!l.state.endpoints["acme-1000"].registered());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_who_sees_every_tenant_may_watch_a_pbx() {
+    let h = harness::Harness::sqlite().await;
+    let ws = &h.ws;
+    let me = ws.local_owner().unwrap();
+    ws.pbx_add(&me, &NewPbx::at("pbx1", "127.0.0.1"))
+        .await
+        .unwrap();
+    ws.tenant_create(
+        &me,
+        &NewTenant {
+            name: "Acme".into(),
+            slug: Some("acme".into()),
+            pbx: "pbx1".into(),
+            ext_range: "100-199".into(),
+            country: None,
+        },
+    )
+    .await
+    .unwrap();
+    let pw = SecretString::from("acme admin password 1");
+    ws.operator_add(
+        Some(&me),
+        "acme-admin",
+        Role::TenantAdmin,
+        &["acme".into()],
+        &pw,
+    )
+    .await
+    .unwrap();
+    let admin = ws.login("acme-admin", &pw).await.unwrap();
+    let e = ws.pbx_watch(&admin, "pbx1").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
+}
