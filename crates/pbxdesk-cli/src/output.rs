@@ -808,8 +808,27 @@ impl Human for Live {
                 ]
             })
             .collect();
+        let h = &s.health;
+        let db = match &h.realtime_db {
+            Some(d) if d.connected() => format!("connected ({}/{})", d.active, d.max),
+            Some(d) => format!(
+                "NOT connected (last failure {})",
+                d.last_fail.as_deref().unwrap_or("unknown")
+            ),
+            None => "unknown".into(),
+        };
+        let health = format!(
+            "Asterisk {}, up {}, started {}, last reload {}; realtime database: {db}",
+            h.version.as_deref().unwrap_or("?"),
+            h.uptime_s.map_or_else(
+                || "?".to_owned(),
+                |s| format!("{}h{:02}m", s / 3600, s / 60 % 60)
+            ),
+            h.started.as_deref().unwrap_or("?"),
+            h.last_reload.as_deref().unwrap_or("?"),
+        );
         format!(
-            "{}\n{}\n{}\n{}",
+            "{}\n{health}\n{}\n{}\n{}",
             live_line(self),
             table(
                 &["endpoint", "state", "contact", "status", "rtt ms", "agent", "from"],

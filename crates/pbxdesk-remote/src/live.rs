@@ -146,12 +146,108 @@ pub enum Change {
     Reread,
 }
 
+/// How the PBX itself is: polled, since Asterisk sends no event for any of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `AsteriskVersion` of CoreSettings.
+    pub version: Option<String>,
+    /// `CoreStartupDate CoreStartupTime` / `CoreReloadDate CoreReloadTime` of CoreStatus, in
+    /// the PBX's local time as Asterisk prints it.
+    pub started: Option<String>,
+    pub last_reload: Option<String>,
+    pub uptime_s: Option<u64>,
+    /// `CoreCurrentCalls` counts channels, not calls (s13: 2 for one call).
+    pub channels: Option<u64>,
+    /// Asterisk's own connection to the realtime database (`odbc show`).
+    pub realtime_db: Option<OdbcStatus>,
+    /// Unix ms of the poll.
+    pub checked_at: i64,
+}
+
+/// One DSN of `odbc show`. The count can be stale: right after the database went away it still
+/// said 1 active connection (s18_health_06); only a failed query drops it to 0 and adds
+/// `Last fail connection attempt` (s18_11), which stays after the database is back (s18_12,
+/// with connections again).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OdbcStatus {
+    pub name: String,
+    pub dsn: String,
+    pub active: u32,
+    pub max: u32,
+    pub last_fail: Option<String>,
+}
+
+impl OdbcStatus {
+    /// Whether Asterisk holds a connection to its database.
+    pub fn connected(&self) -> bool {
+        self.active > 0
+    }
+}
+
+impl Health {
+    /// Fills what CoreStatus and CoreSettings answer (s11_core_idle_02/03).
+    pub fn read_core(&mut self, status: Option<&Message>, settings: Option<&Message>) {
+        let at = |m: &Message, d: &str, t: &str| match (m.get(d), m.get(t)) {
+            (Some(d), Some(t)) if !d.is_empty() => Some(format!("{d} {t}")),
+            _ => None,
+        };
+        if let Some(m) = status {
+            self.started = at(m, "CoreStartupDate", "CoreStartupTime");
+            self.last_reload = at(m, "CoreReloadDate", "CoreReloadTime");
+            self.channels = number(m.get("CoreCurrentCalls"));
+        }
+        if let Some(m) = settings {
+            self.version = m.get("AsteriskVersion").map(str::to_owned);
+        }
+    }
+}
+
+/// `core show uptime seconds`: `System uptime: 74` (s18_health_02).
+pub fn parse_uptime(lines: &[String]) -> Option<u64> {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("System uptime:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `odbc show`: the first DSN's settings (s18_health_04, _11).
+pub fn parse_odbc_show(lines: &[String]) -> Option<OdbcStatus> {
+    let mut out: Option<OdbcStatus> = None;
+    for l in lines.iter().map(|l| l.trim()) {
+        if let Some(name) = l.strip_prefix("Name:") {
+            if out.is_some() {
+                break; // the next DSN
+            }
+            out = Some(OdbcStatus {
+                name: name.trim().to_owned(),
+                ..OdbcStatus::default()
+            });
+            continue;
+        }
+        let Some(o) = out.as_mut() else { continue };
+        if let Some(d) = l.strip_prefix("DSN:") {
+            o.dsn = d.trim().to_owned();
+        } else if let Some(rest) = l.strip_prefix("Number of active connections:") {
+            // "1 (out of 5)"
+            let mut it = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty());
+            o.active = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            o.max = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        } else if let Some(t) = l.strip_prefix("Last fail connection attempt:") {
+            o.last_fail = Some(t.trim().to_owned());
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LiveState {
     pub endpoints: BTreeMap<String, Endpoint>,
     pub registrations: BTreeMap<String, Registration>,
     /// By Uniqueid.
     pub channels: BTreeMap<String, Channel>,
+    pub health: Health,
 }
 
 /// `PJSIP/acme-1000` (a device) or `PJSIP/acme-1001-00000000` (a channel) → `acme-1000`.

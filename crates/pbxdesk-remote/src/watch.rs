@@ -7,7 +7,7 @@
 //! behind (the event channel lagged in a storm) re-reads everything instead of guessing.
 
 use crate::ami::{Action, AmiError, Client, Message};
-use crate::live::{Change, LiveState};
+use crate::live::{parse_odbc_show, parse_uptime, Change, Health, LiveState};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -38,12 +38,34 @@ async fn list(c: &Client, action: &str) -> Result<Vec<Message>, AmiError> {
     Ok(reply.events)
 }
 
-/// Reads the whole state: endpoints, contacts, outbound registrations, channels.
+/// How often the PBX's health is polled: Asterisk sends no event for its uptime, reloads
+/// (beyond the `Reload` event), channel count or database connection.
+pub const HEALTH_EVERY: Duration = Duration::from_secs(30);
+
+/// The PBX's health. Each part is optional: an AMI user without the `command` class still
+/// gets CoreStatus and CoreSettings, and a failed part never ends the connection.
+async fn read_health(c: &Client) -> Health {
+    let mut h = Health::default();
+    let status = c.core_status().await.ok();
+    let settings = c.core_settings().await.ok();
+    h.read_core(status.as_ref(), settings.as_ref());
+    if let Ok(o) = c.command("core show uptime seconds").await {
+        h.uptime_s = o.ok.then(|| parse_uptime(&o.lines)).flatten();
+    }
+    if let Ok(o) = c.command("odbc show").await {
+        h.realtime_db = o.ok.then(|| parse_odbc_show(&o.lines)).flatten();
+    }
+    h.checked_at = now_ms();
+    h
+}
+
+/// Reads the whole state: endpoints, contacts, outbound registrations, channels, health.
 async fn reread(c: &Client, out: &watch::Sender<Live>) -> Result<(), AmiError> {
     let endpoints = list(c, "PJSIPShowEndpoints").await?;
     let contacts = list(c, "PJSIPShowContacts").await?;
     let registrations = list(c, "PJSIPShowRegistrationsOutbound").await?;
     let channels = list(c, "CoreShowChannels").await?;
+    let health = read_health(c).await;
     let now = now_ms();
     out.send_modify(|l| {
         let mut s = LiveState::default();
@@ -51,6 +73,7 @@ async fn reread(c: &Client, out: &watch::Sender<Live>) -> Result<(), AmiError> {
         s.load_contacts(&contacts, now);
         s.load_registrations(&registrations, now);
         s.load_channels(&channels, now);
+        s.health = health;
         l.state = s;
         l.connected = true;
         l.last_error = None;
@@ -71,10 +94,17 @@ async fn follow(c: &Client, out: &watch::Sender<Live>) -> AmiError {
         return e;
     }
     let mut batch = Vec::with_capacity(BATCH);
+    let mut health = tokio::time::interval(HEALTH_EVERY);
+    health.reset(); // just read with the rest
     loop {
         let first = tokio::select! {
             m = events.recv() => m,
             () = c.closed() => return AmiError::ConnectionLost,
+            _ = health.tick() => {
+                let h = read_health(c).await;
+                out.send_modify(|l| l.state.health = h);
+                continue;
+            }
         };
         let mut lagged = false;
         match first {

@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
 
 use pbxdesk_remote::ami::{Message, Parser};
-use pbxdesk_remote::live::{Change, ContactState, DeviceState, LiveState};
+use pbxdesk_remote::live::{
+    parse_odbc_show, parse_uptime, Change, ContactState, DeviceState, Health, LiveState,
+};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -255,4 +257,49 @@ fn a_call_from_start_to_hangup() {
     assert_eq!(linked[0], linked[1], "one call");
     assert_eq!(listed.call(linked[0]).len(), 2);
     assert!(listed.channels.values().all(|c| c.bridge.is_some()));
+}
+
+/// The `Output:` lines of a captured Command answer.
+fn output_lines(name: &str) -> Vec<String> {
+    messages(name)[0].all("Output").map(str::to_owned).collect()
+}
+
+/// s11 and s13: CoreStatus and CoreSettings; s18: uptime, and `odbc show` with the database
+/// up, just gone (stale: still one connection), after a failed query, and back.
+#[test]
+fn health_from_core_status_uptime_and_odbc() {
+    let mut h = Health::default();
+    let status = messages("s11_core_idle_02_corestatus.response.raw");
+    let settings = messages("s11_core_idle_03_coresettings.response.raw");
+    h.read_core(status.first(), settings.first());
+    assert_eq!(h.version.as_deref(), Some("22.10.1"));
+    assert_eq!(h.started.as_deref(), Some("2026-12-01 20:41:12"));
+    assert_eq!(h.last_reload.as_deref(), Some("2026-12-01 20:43:48"));
+    assert_eq!(h.channels, Some(0));
+    let during_call = messages("s13_core_call_03_corestatus.response.raw");
+    h.read_core(during_call.first(), None);
+    assert_eq!(h.channels, Some(2), "one call, two channels");
+
+    assert_eq!(
+        parse_uptime(&output_lines("s18_health_02_command.response.raw")),
+        Some(74)
+    );
+    let up = parse_odbc_show(&output_lines("s18_health_04_command.response.raw")).unwrap();
+    assert_eq!(
+        (up.name.as_str(), up.dsn.as_str()),
+        ("asterisk", "asterisk-rt")
+    );
+    assert_eq!((up.active, up.max, up.last_fail.as_deref()), (1, 5, None));
+    assert!(up.connected());
+    // Just after the database went away the count is stale: still connected.
+    let stale = parse_odbc_show(&output_lines("s18_health_06_command.response.raw")).unwrap();
+    assert!(stale.connected());
+    // After a failed query: none, and when it failed.
+    let down = parse_odbc_show(&output_lines("s18_health_11_command.response.raw")).unwrap();
+    assert!(!down.connected());
+    assert_eq!(down.last_fail.as_deref(), Some("2026-12-01 20:50:40"));
+    // Back: connected again, the failure's time kept.
+    let back = parse_odbc_show(&output_lines("s18_health_14_command.response.raw")).unwrap();
+    assert!(back.connected(), "{back:?}");
+    assert!(back.last_fail.is_some());
 }

@@ -48,7 +48,7 @@ async fn wait_for(rx: &mut Receiver<Live>, what: &str, ok: impl Fn(&Live) -> boo
 async fn the_watcher_reads_follows_and_reconnects() {
     let (events, _) = tokio::sync::broadcast::channel(64);
     let (addr, seen) = start_ami(Behaviour {
-        sessions: vec!["s10", "s17", "s11"],
+        sessions: vec!["s10", "s17", "s11", "s18"],
         events: Some(events.clone()),
         ..Behaviour::default()
     })
@@ -79,6 +79,14 @@ async fn the_watcher_reads_follows_and_reconnects() {
     assert_eq!(l.state.registrations["trunk-ok"].status, "Registered");
     assert_eq!(l.state.registrations["trunk-dead"].status, "Rejected");
     assert!(l.state.channels.is_empty());
+    // Health, polled (no event tells it): CoreSettings, CoreStatus, uptime, `odbc show`.
+    let h = &l.state.health;
+    assert_eq!(h.version.as_deref(), Some("22.10.1"));
+    assert_eq!(h.uptime_s, Some(74));
+    assert!(
+        h.realtime_db.as_ref().is_some_and(|d| d.connected()),
+        "{h:?}"
+    );
 
     // s9's events, as Asterisk sent them: the phone's life ends killed.
     let s9 = captured_events("s9_events_phone_lifecycle.received_stream.raw");
