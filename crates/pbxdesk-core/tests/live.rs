@@ -11,7 +11,7 @@ use pbxdesk_core::domain::{Role, SshAuth};
 use pbxdesk_core::model::{NewPbx, NewTenant, PbxPatch};
 use pbxdesk_core::ErrorCode;
 use pbxdesk_remote::live::{ContactState, DeviceState};
-use pbxdesk_remote::testkit::{fixtures, start_ami, whoami, Behaviour, Sshd};
+use pbxdesk_remote::testkit::{captured_events, start_ami, whoami, Behaviour, Sshd};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -73,22 +73,11 @@ async fn a_pbx_is_watched_through_its_tunnel() {
     assert_eq!(l.state.registrations["trunk-ok"].status, "Registered");
 
     // s9's events through the tunnel: the phone ends killed.
-    let mut bytes =
-        std::fs::read(fixtures().join("s9_events_phone_lifecycle.received_stream.raw")).unwrap();
-    let eol = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
-    bytes.drain(..eol + 2);
-    let mut p = pbxdesk_remote::ami::Parser::default();
-    p.push(&bytes);
-    let mut evs = Vec::new();
-    while let Some(m) = p.next_message().unwrap() {
-        if m.is_event() {
-            for (k, v) in m.headers() {
-                evs.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-            }
-            evs.extend_from_slice(b"\r\n");
-        }
-    }
-    events.send(evs).unwrap();
+    events
+        .send(captured_events(
+            "s9_events_phone_lifecycle.received_stream.raw",
+        ))
+        .unwrap();
     let l = wait(&mut rx, |l| {
         l.state.endpoints.get("acme-1000").is_some_and(|e| {
             e.device_state == Some(DeviceState::Unavailable)

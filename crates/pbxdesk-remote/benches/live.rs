@@ -10,11 +10,10 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // benches fail loudly by design
 
-use pbxdesk_remote::ami::{Client, Options, Parser};
+use pbxdesk_remote::ami::Parser;
 use pbxdesk_remote::live::LiveState;
-use pbxdesk_remote::testkit::{start_ami, Behaviour};
+use pbxdesk_remote::testkit::{ami_connector, start_ami, Behaviour};
 use pbxdesk_remote::watch::spawn;
-use secrecy::SecretString;
 use std::time::{Duration, Instant};
 
 fn rss_kib() -> u64 {
@@ -86,21 +85,7 @@ fn main() {
             ..Behaviour::default()
         })
         .await;
-        let connect = move || {
-            let addr = addr.clone();
-            async move {
-                Client::connect(
-                    &addr,
-                    "pbx",
-                    &SecretString::from("pbx-secret-1"),
-                    true,
-                    Options::default(),
-                )
-                .await
-                .map(|c| (c, ()))
-            }
-        };
-        let mut rx = spawn(connect, Duration::from_millis(50));
+        let mut rx = spawn(ami_connector(addr), Duration::from_millis(50));
         rx.wait_for(|l| l.connected).await.unwrap();
 
         // One event at a time: socket → parser → state → published.

@@ -311,6 +311,55 @@ pub async fn start_ami(b: Behaviour) -> (String, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
+/// The event messages of a captured events-on stream (`*.received_stream.raw`), as bytes to
+/// send again through [`Behaviour::events`]: the banner and the capture's own answers left out.
+pub fn captured_events(name: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(fixtures().join(name)).unwrap();
+    if bytes.starts_with(b"Asterisk Call Manager/") {
+        let eol = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
+        bytes.drain(..eol + 2);
+    }
+    let mut p = Parser::default();
+    p.push(&bytes);
+    let mut out = Vec::new();
+    while let Some(m) = p.next_message().unwrap() {
+        if !m.is_event() {
+            continue;
+        }
+        for (k, v) in m.headers() {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A logged-in connection to the double, with nothing to keep alive beside it.
+pub type Connecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<(crate::ami::Client, ()), crate::ami::AmiError>>
+            + Send,
+    >,
+>;
+
+/// What `watch::spawn` needs to reach the double at `addr` directly, events on.
+pub fn ami_connector(addr: String) -> impl Fn() -> Connecting + Send + 'static {
+    move || {
+        let addr = addr.clone();
+        Box::pin(async move {
+            crate::ami::Client::connect(
+                &addr,
+                "pbx",
+                &secrecy::SecretString::from("pbx-secret-1"),
+                true,
+                crate::ami::Options::default(),
+            )
+            .await
+            .map(|c| (c, ()))
+        })
+    }
+}
+
 /// The captured login answer with its ActionID replaced by `to`.
 fn with_login_id(bytes: &[u8], to: &str) -> Vec<u8> {
     let mut p = Parser::default();

@@ -5,33 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
 
-use pbxdesk_remote::ami::{Client, Options, Parser};
+use pbxdesk_remote::ami::Parser;
 use pbxdesk_remote::live::{ContactState, DeviceState};
-use pbxdesk_remote::testkit::{fixtures, start_ami, Behaviour};
+use pbxdesk_remote::testkit::{ami_connector, captured_events, start_ami, Behaviour};
 use pbxdesk_remote::watch::{spawn, Live};
-use secrecy::SecretString;
 use std::time::Duration;
 use tokio::sync::watch::Receiver;
-
-/// The event messages of a captured stream, as bytes to send again.
-fn captured_events(name: &str) -> Vec<u8> {
-    let mut bytes = std::fs::read(fixtures().join(name)).unwrap();
-    let eol = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
-    bytes.drain(..eol + 2); // the banner line
-    let mut p = Parser::default();
-    p.push(&bytes);
-    let mut out = Vec::new();
-    while let Some(m) = p.next_message().unwrap() {
-        if !m.is_event() {
-            continue; // the capture's own login answer
-        }
-        for (k, v) in m.headers() {
-            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-        }
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 async fn wait_for(rx: &mut Receiver<Live>, what: &str, ok: impl Fn(&Live) -> bool) -> Live {
     let got = tokio::time::timeout(Duration::from_secs(10), async {
@@ -53,21 +32,7 @@ async fn the_watcher_reads_follows_and_reconnects() {
         ..Behaviour::default()
     })
     .await;
-    let connect = move || {
-        let addr = addr.clone();
-        async move {
-            Client::connect(
-                &addr,
-                "pbx",
-                &SecretString::from("pbx-secret-1"),
-                true,
-                Options::default(),
-            )
-            .await
-            .map(|c| (c, ()))
-        }
-    };
-    let mut rx = spawn(connect, Duration::from_millis(50));
+    let mut rx = spawn(ami_connector(addr), Duration::from_millis(50));
 
     // Connected: the lists read in full.
     let l = wait_for(&mut rx, "the first read", |l| l.connected && l.rereads == 1).await;
@@ -146,21 +111,7 @@ async fn an_unreachable_pbx_is_reported_and_retried() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     drop(l);
-    let connect = move || {
-        let addr = addr.clone();
-        async move {
-            Client::connect(
-                &addr,
-                "pbx",
-                &SecretString::from("pbx-secret-1"),
-                true,
-                Options::default(),
-            )
-            .await
-            .map(|c| (c, ()))
-        }
-    };
-    let mut rx = spawn(connect, Duration::from_millis(20));
+    let mut rx = spawn(ami_connector(addr), Duration::from_millis(20));
     let l = wait_for(&mut rx, "the failure", |l| l.last_error.is_some()).await;
     assert!(!l.connected);
     assert_eq!(l.rereads, 0);
