@@ -311,9 +311,9 @@ pub async fn start_ami(b: Behaviour) -> (String, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
-/// The event messages of a captured events-on stream (`*.received_stream.raw`), as bytes to
-/// send again through [`Behaviour::events`]: the banner and the capture's own answers left out.
-pub fn captured_events(name: &str) -> Vec<u8> {
+/// Every message of a captured file (a response, or a whole events-on stream without its
+/// banner line).
+pub fn captured_messages(name: &str) -> Vec<crate::ami::Message> {
     let mut bytes = std::fs::read(fixtures().join(name)).unwrap();
     if bytes.starts_with(b"Asterisk Call Manager/") {
         let eol = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
@@ -321,11 +321,14 @@ pub fn captured_events(name: &str) -> Vec<u8> {
     }
     let mut p = Parser::default();
     p.push(&bytes);
+    std::iter::from_fn(|| p.next_message().unwrap()).collect()
+}
+
+/// The event messages of a captured events-on stream (`*.received_stream.raw`), as bytes to
+/// send again through [`Behaviour::events`]: the capture's own answers left out.
+pub fn captured_events(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Some(m) = p.next_message().unwrap() {
-        if !m.is_event() {
-            continue;
-        }
+    for m in captured_messages(name).iter().filter(|m| m.is_event()) {
         for (k, v) in m.headers() {
             out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
         }

@@ -4,32 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
 
-use pbxdesk_remote::ami::{Message, Parser};
+use pbxdesk_remote::ami::Message;
 use pbxdesk_remote::live::{
     parse_odbc_show, parse_uptime, Change, ContactState, DeviceState, Health, LiveState,
 };
+use pbxdesk_remote::testkit::captured_messages;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/asterisk22/ami/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-/// Every message of a capture; a session's stream starts with the banner line.
+/// Every message of a capture.
 fn messages(name: &str) -> Vec<Message> {
-    let mut bytes = fixture(name);
-    if bytes.starts_with(b"Asterisk Call Manager/") {
-        let eol = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
-        bytes.drain(..eol + 2);
-    }
-    let mut p = Parser::default();
-    p.push(&bytes);
-    let mut out = Vec::new();
-    while let Some(m) = p.next_message().unwrap() {
-        out.push(m);
-    }
+    let out = captured_messages(name);
     assert!(!out.is_empty(), "{name} parsed to nothing");
     out
 }
