@@ -39,7 +39,7 @@ impl Workspace {
             return Err(ValidationError::new(
                 "ami_user",
                 pbx.ami_user.as_deref().unwrap_or(""),
-                "an AMI user and secret in the PBX's profile (pbx update --ami-user --ami-secret)",
+                "an AMI user and secret in the PBX's profile",
             )
             .into());
         };
