@@ -23,7 +23,9 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
   const [name, setName] = useState("");
   const [email, setEmail] = useState("");
   const [callerId, setCallerId] = useState("");
-  const [forward, setForward] = useState("");
+  const [forwardAlways, setForwardAlways] = useState("");
+  const [forwardBusy, setForwardBusy] = useState("");
+  const [forwardNoAnswer, setForwardNoAnswer] = useState("");
   const [dnd, setDnd] = useState(false);
   const [voicemail, setVoicemail] = useState(true);
   const [ringSeconds, setRingSeconds] = useState(25);
@@ -36,7 +38,9 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
     setName(user.display_name);
     setEmail(user.email);
     setCallerId(user.outbound_caller_id ?? "");
-    setForward(user.forward_target ?? "");
+    setForwardAlways(user.forward_always ?? "");
+    setForwardBusy(user.forward_busy ?? "");
+    setForwardNoAnswer(user.forward_no_answer ?? "");
     setDnd(user.dnd);
     setVoicemail(user.voicemail_enabled);
     setRingSeconds(user.ring_seconds);
@@ -61,7 +65,9 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
           voicemail_enabled: voicemail,
           voicemail_pin: null,
           dnd,
-          forward_target: forward,
+          forward_always: forwardAlways,
+          forward_busy: forwardBusy,
+          forward_no_answer: forwardNoAnswer,
           ring_seconds: ringSeconds,
           policy,
           // Refused if someone else changed the user since this dialog opened.
@@ -104,13 +110,33 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
             onChange={(e) => setCallerId(e.currentTarget.value)}
             error={errors.outbound_caller_id}
           />
-          <TextInput
-            label="Forward calls to"
-            description="An extension or an E.164 number; empty for none"
-            value={forward}
-            onChange={(e) => setForward(e.currentTarget.value)}
-            error={errors.forward_target}
-          />
+          <Group grow align="flex-start">
+            <TextInput
+              label="Forward always"
+              description="An extension or +E.164; empty for none"
+              value={forwardAlways}
+              onChange={(e) => setForwardAlways(e.currentTarget.value)}
+              error={errors.forward_always}
+            />
+            <TextInput
+              label="Forward when busy"
+              value={forwardBusy}
+              onChange={(e) => setForwardBusy(e.currentTarget.value)}
+              error={errors.forward_busy}
+            />
+            <TextInput
+              label="Forward on no answer"
+              value={forwardNoAnswer}
+              onChange={(e) => setForwardNoAnswer(e.currentTarget.value)}
+              error={errors.forward_no_answer}
+            />
+          </Group>
+          {user.features_pending && (
+            <Alert color="yellow" data-testid="features-pending">
+              DND and forwards are not on the PBX yet: it could not be reached. They are written at
+              its next connection or apply.
+            </Alert>
+          )}
           <Group grow>
             <NumberInput
               label="Ring time (seconds)"

@@ -811,6 +811,8 @@ export type StepKind = "render" |
 "earlier_apply" | "read_pbx" | "lock" | "includes" | "connect_ami" | "file_access" | "transports" | "connect_database" | 
 /**  The backup and the armed rollback. */
 "backup" | "upload" | "sync" | "reload" | "verify_dialplan" | "verify_endpoints" | "verify_voicemail" | "verify_trunks" | "confirm" | 
+/**  The users' DND and forwards written to AstDB (after the confirm: never rolled back). */
+"features" | 
 /**  The laptop takes the rollback over from the PBX's timer (or finds the PBX has it). */
 "roll_back" | "restore_files" | "restore_rows" | 
 /**  The old configuration reloaded and its dialplan verified. */
@@ -1025,7 +1027,9 @@ export type UserPatch_Deserialize = {
 	voicemail_enabled?: boolean | null,
 	voicemail_pin?: string | null,
 	dnd?: boolean | null,
-	forward_target?: string | null,
+	forward_always?: string | null,
+	forward_busy?: string | null,
+	forward_no_answer?: string | null,
 	ring_seconds?: number | null,
 	/**  Empty clears (the tenant's default applies). */
 	policy?: string | null,
@@ -1044,7 +1048,9 @@ export type UserPatch_Serialize = {
 	voicemail_enabled: boolean | null,
 	voicemail_pin: string | null,
 	dnd: boolean | null,
-	forward_target: string | null,
+	forward_always: string | null,
+	forward_busy: string | null,
+	forward_no_answer: string | null,
 	ring_seconds: number | null,
 	/**  Empty clears (the tenant's default applies). */
 	policy: string | null,
@@ -1080,7 +1086,17 @@ export type User_Deserialize = {
 	/**  Whether a PIN is stored; the PIN itself is never returned here. */
 	voicemail_pin_set: boolean,
 	dnd: boolean,
-	forward_target?: string | null,
+	/**  Forward every call (before ringing). */
+	forward_always?: string | null,
+	/**  Forward when the user is busy (or on DND). */
+	forward_busy?: string | null,
+	/**  Forward when nobody answers within the ring time. */
+	forward_no_answer?: string | null,
+	/**
+	 *  DND or a forward changed here is not yet known to be on the PBX (it could not be
+	 *  reached): it is pushed at the next connection or apply.
+	 */
+	features_pending: boolean,
 	/**  How long all devices ring before voicemail or busy. */
 	ring_seconds: number,
 	/**  The user's own outbound policy (class of service); the tenant's default when absent. */
@@ -1102,7 +1118,17 @@ export type User_Serialize = {
 	/**  Whether a PIN is stored; the PIN itself is never returned here. */
 	voicemail_pin_set: boolean,
 	dnd: boolean,
-	forward_target: string | null,
+	/**  Forward every call (before ringing). */
+	forward_always: string | null,
+	/**  Forward when the user is busy (or on DND). */
+	forward_busy: string | null,
+	/**  Forward when nobody answers within the ring time. */
+	forward_no_answer: string | null,
+	/**
+	 *  DND or a forward changed here is not yet known to be on the PBX (it could not be
+	 *  reached): it is pushed at the next connection or apply.
+	 */
+	features_pending: boolean,
 	/**  How long all devices ring before voicemail or busy. */
 	ring_seconds: number,
 	/**  The user's own outbound policy (class of service); the tenant's default when absent. */

@@ -439,9 +439,17 @@ struct UserPatchArgs {
     voicemail_pin_stdin: bool,
     #[arg(long)]
     dnd: Option<bool>,
-    /// An extension or an E.164 number; an empty value clears it.
+    /// Forward every call to an extension or an E.164 number; an empty value clears it.
+    /// DND and forwards reach the PBX at once (no apply); when it cannot be reached the user
+    /// shows them as pending until the next connection or apply.
+    #[arg(long, visible_alias = "forward-to")]
+    forward_always: Option<String>,
+    /// Forward when busy (or on DND); an empty value clears it.
     #[arg(long)]
-    forward_to: Option<String>,
+    forward_busy: Option<String>,
+    /// Forward when nobody answers within the ring time; an empty value clears it.
+    #[arg(long)]
+    forward_no_answer: Option<String>,
     /// How long the user's devices ring, 5 to 300 seconds.
     #[arg(long)]
     ring_seconds: Option<u32>,
@@ -1093,7 +1101,9 @@ async fn with_actor(
                     voicemail_enabled: patch.voicemail,
                     voicemail_pin: pin,
                     dnd: patch.dnd,
-                    forward_target: patch.forward_to.clone(),
+                    forward_always: patch.forward_always.clone(),
+                    forward_busy: patch.forward_busy.clone(),
+                    forward_no_answer: patch.forward_no_answer.clone(),
                     ring_seconds: patch.ring_seconds,
                     policy: patch.policy.clone(),
                     expected_version: patch.expected_version,

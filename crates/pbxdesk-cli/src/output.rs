@@ -281,7 +281,17 @@ impl Human for User {
                 },
             ),
             ("dnd", if self.dnd { "on".into() } else { "off".into() }),
-            ("forward to", opt(&self.forward_target)),
+            ("forward always", opt(&self.forward_always)),
+            ("forward busy", opt(&self.forward_busy)),
+            ("forward no answer", opt(&self.forward_no_answer)),
+            (
+                "on the PBX",
+                if self.features_pending {
+                    "pending: DND and forwards reach the PBX at its next connection or apply".into()
+                } else {
+                    "up to date".into()
+                },
+            ),
             ("ring time", format!("{} s", self.ring_seconds)),
             ("policy", opt(&self.policy)),
             ("version", self.version.to_string()),

@@ -711,16 +711,17 @@ impl ForwardTarget {
     pub const RULE: &'static str =
         "an extension (2 to 6 digits) or an E.164 number like +41445551234";
 
-    pub fn parse(s: &str) -> Parsed<Self> {
+    /// `field` names the forward in an error (`forward_always`, `forward_busy`, …).
+    pub fn parse(field: &str, s: &str) -> Parsed<Self> {
         let t = s.trim();
         if t.starts_with('+') {
             E164::parse(t)
                 .map(ForwardTarget::External)
-                .map_err(|_| ValidationError::new("forward_target", s, Self::RULE))
+                .map_err(|_| ValidationError::new(field, s, Self::RULE))
         } else {
             Extension::parse(t)
                 .map(ForwardTarget::Extension)
-                .map_err(|_| ValidationError::new("forward_target", s, Self::RULE))
+                .map_err(|_| ValidationError::new(field, s, Self::RULE))
         }
     }
 }
@@ -1099,9 +1100,9 @@ mod tests {
         assert_eq!(Role::parse("auditor").unwrap(), Role::Auditor);
         let e = Role::parse("root").unwrap_err();
         assert!(e.rule.contains("msp_admin"));
-        assert!(ForwardTarget::parse("+41445551234").is_ok());
-        assert!(ForwardTarget::parse("1001").is_ok());
-        assert!(ForwardTarget::parse("1001;x").is_err());
+        assert!(ForwardTarget::parse("forward_always", "+41445551234").is_ok());
+        assert!(ForwardTarget::parse("forward_always", "1001").is_ok());
+        assert!(ForwardTarget::parse("forward_always", "1001;x").is_err());
     }
 
     #[test]
@@ -1126,7 +1127,7 @@ mod tests {
             #[test]
             fn parsers_never_panic_and_identifiers_stay_clean(s in any::<String>()) {
                 let _ = DisplayName::parse("name", &s);
-                let _ = ForwardTarget::parse(&s);
+                let _ = ForwardTarget::parse("forward_always", &s);
                 let _ = ExtRange::parse(&s);
                 for ok in [
                     Slug::parse(&s).map(|v| v.0),

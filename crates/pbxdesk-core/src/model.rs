@@ -192,7 +192,15 @@ pub struct User {
     /// Whether a PIN is stored; the PIN itself is never returned here.
     pub voicemail_pin_set: bool,
     pub dnd: bool,
-    pub forward_target: Option<String>,
+    /// Forward every call (before ringing).
+    pub forward_always: Option<String>,
+    /// Forward when the user is busy (or on DND).
+    pub forward_busy: Option<String>,
+    /// Forward when nobody answers within the ring time.
+    pub forward_no_answer: Option<String>,
+    /// DND or a forward changed here is not yet known to be on the PBX (it could not be
+    /// reached): it is pushed at the next connection or apply.
+    pub features_pending: bool,
     /// How long all devices ring before voicemail or busy.
     pub ring_seconds: u32,
     /// The user's own outbound policy (class of service); the tenant's default when absent.
@@ -229,7 +237,9 @@ pub struct UserPatch {
     pub voicemail_enabled: Option<bool>,
     pub voicemail_pin: Option<String>,
     pub dnd: Option<bool>,
-    pub forward_target: Option<String>,
+    pub forward_always: Option<String>,
+    pub forward_busy: Option<String>,
+    pub forward_no_answer: Option<String>,
     pub ring_seconds: Option<u32>,
     /// Empty clears (the tenant's default applies).
     pub policy: Option<String>,
@@ -464,7 +474,7 @@ pub struct PolicyPatch {
 
 // Debug never prints the plaintext secrets these carry (a `{:?}` in a log line is enough to
 // leak them).
-pbxdesk_render::debug_redacted!(UserPatch { name, email, role, outbound_caller_id, voicemail_enabled, dnd, forward_target, ring_seconds, policy, expected_version } secret { voicemail_pin });
+pbxdesk_render::debug_redacted!(UserPatch { name, email, role, outbound_caller_id, voicemail_enabled, dnd, forward_always, forward_busy, forward_no_answer, ring_seconds, policy, expected_version } secret { voicemail_pin });
 pbxdesk_render::debug_redacted!(NewTrunk { pbx, name, host, port, transport, register, username, from_domain, from_user, codecs, enabled, tenants } secret { password });
 pbxdesk_render::debug_redacted!(TrunkPatch { host, port, transport, register, username, from_domain, from_user, codecs, enabled, tenants, expected_version } secret { password });
 pbxdesk_render::debug_redacted!(RevealedDevice { device } secret { sip_password });

@@ -598,6 +598,13 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Deletes a family and everything under it.
+    pub async fn db_del_tree(&self, family: &str) -> Result<(), AmiError> {
+        self.expect_success(&Action::new("DBDelTree")?.header("Family", family)?)
+            .await
+            .map(|_| ())
+    }
+
     /// The PJSIP endpoints Asterisk knows (`EndpointList` events); none is not an error.
     pub async fn pjsip_endpoints(&self) -> Result<Vec<Message>, AmiError> {
         let reply = self.send(&Action::new("PJSIPShowEndpoints")?).await?;

@@ -2,6 +2,7 @@
 //! about Tauri; callers pass validated values in and get typed results out.
 
 pub mod ami;
+pub mod astdb;
 pub mod live;
 pub mod realtime;
 pub mod ssh;

@@ -7,6 +7,7 @@
 //! behind (the event channel lagged in a storm) re-reads everything instead of guessing.
 
 use crate::ami::{Action, AmiError, Client, Message};
+use crate::astdb;
 use crate::live::{parse_odbc_show, parse_uptime, Change, Health, LiveState};
 use std::future::Future;
 use std::time::Duration;
@@ -82,17 +83,42 @@ async fn reread(c: &Client, out: &watch::Sender<Live>) -> Result<(), AmiError> {
     Ok(())
 }
 
+/// What the owner of a watcher does where only it knows how: AstDB sends no event (s15), so
+/// the owner reads the users' features after every full read and when pbxdesk's feature codes
+/// say a phone changed them.
+pub trait Hooks: Send + Sync + 'static {
+    /// After every full read (a connect, a reload, a lag): AstDB may have changed unseen.
+    fn after_reread(&self, c: &Client) -> impl Future<Output = ()> + Send;
+    /// A phone changed these users' features (tenant slug, extension), each named once.
+    fn features_changed(
+        &self,
+        c: &Client,
+        users: &[(String, u32)],
+    ) -> impl Future<Output = ()> + Send;
+    /// The connection ended (lost, or the watch stopped): a client kept from it is dead.
+    fn ended(&self);
+}
+
+/// No hooks.
+impl Hooks for () {
+    async fn after_reread(&self, _: &Client) {}
+    async fn features_changed(&self, _: &Client, _: &[(String, u32)]) {}
+    fn ended(&self) {}
+}
+
 /// The most events applied in one batch (one notification to the watchers).
 const BATCH: usize = 512;
 
 /// One connection's life: read everything, then follow the events until it ends. Events that
 /// are already waiting are applied as one batch, and the lists a batch calls for are read once
 /// after it: a storm of new contacts costs one `PJSIPShowContacts`, not one each.
-async fn follow(c: &Client, out: &watch::Sender<Live>) -> AmiError {
+async fn follow(c: &Client, out: &watch::Sender<Live>, hooks: &impl Hooks) -> AmiError {
     let mut events = c.events();
     if let Err(e) = reread(c, out).await {
         return e;
     }
+    hooks.after_reread(c).await;
+    let mut features: Vec<(String, u32)> = Vec::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut health = tokio::time::interval(HEALTH_EVERY);
     health.reset(); // just read with the rest
@@ -125,6 +151,12 @@ async fn follow(c: &Client, out: &watch::Sender<Live>) -> AmiError {
             let mut changed = false;
             for m in batch.drain(..) {
                 l.events += 1;
+                if let Some(u) = astdb::feature_event(&m) {
+                    if !features.contains(&u) {
+                        features.push(u);
+                    }
+                    continue;
+                }
                 match l.state.apply(&m, now) {
                     Some(Change::NewContact(_)) => {
                         contacts = true;
@@ -138,8 +170,16 @@ async fn follow(c: &Client, out: &watch::Sender<Live>) -> AmiError {
             changed
         });
         // Fell behind (the channel dropped events) or Asterisk reloaded: read it all again.
+        if !features.is_empty() {
+            hooks.features_changed(c, &features).await;
+            features.clear();
+        }
         let again = if all {
-            reread(c, out).await
+            let r = reread(c, out).await;
+            if r.is_ok() {
+                hooks.after_reread(c).await;
+            }
+            r
         } else if contacts {
             list(c, "PJSIPShowContacts").await.map(|contacts| {
                 let now = now_ms();
@@ -164,6 +204,17 @@ where
     Fut: Future<Output = Result<(Client, G), AmiError>> + Send,
     G: Send + 'static,
 {
+    spawn_with(connect, backoff, ())
+}
+
+/// [`spawn`] with the owner's [`Hooks`].
+pub fn spawn_with<F, Fut, G, H>(connect: F, backoff: Duration, hooks: H) -> watch::Receiver<Live>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(Client, G), AmiError>> + Send,
+    G: Send + 'static,
+    H: Hooks,
+{
     let (tx, rx) = watch::channel(Live::default());
     tokio::spawn(async move {
         let mut wait = backoff;
@@ -173,9 +224,13 @@ where
                     Ok((c, _guard)) => {
                         wait = backoff;
                         let e = tokio::select! {
-                            e = follow(&c, &tx) => e,
-                            () = tx.closed() => return,
+                            e = follow(&c, &tx, &hooks) => e,
+                            () = tx.closed() => {
+                                hooks.ended();
+                                return;
+                            }
                         };
+                        hooks.ended();
                         e.to_string()
                     }
                     Err(e) => e.to_string(),

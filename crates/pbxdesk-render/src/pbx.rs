@@ -476,7 +476,9 @@ fn common(pbx: &str) -> Written {
         "pbxdesk: no trunk could take the call",
     );
     // ARG1 tenant slug, ARG2 key (dnd, cfu, cfb, cfna), ARG3 value (empty clears). The caller's
-    // extension comes from its endpoint's set_var, never from anything the phone sends.
+    // extension comes from its endpoint's set_var, never from anything the phone sends. AstDB
+    // sends no event when it changes (s15), so a UserEvent tells a watching pbxdesk which
+    // user's features to read back (the value is not in it: it is read from AstDB).
     w.context("pbxdesk_feature", &[""; 0]);
     w.exten("s", |e| {
         e.own(
@@ -492,6 +494,7 @@ fn common(pbx: &str) -> Written {
             "Set",
             &["DB(pbxdesk/${ARG1}/${PBXDESK_ME}/${ARG2})=${ARG3}"],
         )?
+        .own(None, "UserEvent", FEATURE_EVENT)?
         .own(None, "Playback", &["activated"])?
         .own(None, "Hangup", &[])?
         .own(
@@ -499,6 +502,7 @@ fn common(pbx: &str) -> Written {
             "Set",
             &["PBXDESK_OLD=${DB_DELETE(pbxdesk/${ARG1}/${PBXDESK_ME}/${ARG2})}"],
         )?
+        .own(None, "UserEvent", FEATURE_EVENT)?
         .own(None, "Playback", &["de-activated"])?
         .own(None, "Hangup", &[])?
         .own(Some("denied"), "Goto", &["pbxdesk_denied", "s", "1"])?;
@@ -572,6 +576,14 @@ fn common(pbx: &str) -> Written {
     });
     w.finish()
 }
+
+/// The feature codes' `UserEvent` (`pbxdesk_remote::astdb::FEATURE_EVENT` reads it).
+const FEATURE_EVENT: &[&str] = &[
+    "PbxdeskFeature",
+    "Tenant: ${ARG1}",
+    "Extension: ${PBXDESK_ME}",
+    "Key: ${ARG2}",
+];
 
 fn destination(e: &mut Steps, t: &Tenant, n: &Names, d: &Destination) -> Result<(), RenderError> {
     match d {

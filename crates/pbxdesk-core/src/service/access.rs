@@ -42,6 +42,15 @@ impl Actor {
         }
     }
 
+    /// The actor recorded for a change made on a phone (feature codes): `phone:TENANT/EXT`.
+    pub(crate) fn phone(tenant: &str, extension: i64) -> Self {
+        Actor {
+            name: format!("phone:{tenant}/{extension}"),
+            role: Role::Auditor,
+            tenant_ids: Vec::new(),
+        }
+    }
+
     pub(crate) fn tenant_ids(&self) -> &[i64] {
         &self.tenant_ids
     }

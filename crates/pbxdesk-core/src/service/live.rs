@@ -1,36 +1,71 @@
 //! The live PBX: what it is doing, watched over AMI with events on, through the PBX's tunnel
 //! as its profile says. The watching itself is `pbxdesk_remote::watch`; this is who may watch
-//! and how the connection is made.
+//! and how the connection is made. While a PBX is watched, its connection also carries the
+//! users' DND and forwards both ways (`features.rs`).
 
 use super::check::target;
 use super::{Actor, Workspace};
 use crate::domain::Via;
 use crate::error::{Error, Refusal, Result, ValidationError};
-use pbxdesk_remote::ami::{self, AmiError};
+use crate::model::Pbx;
+use pbxdesk_remote::ami::{self, AmiError, Client};
 use pbxdesk_remote::tunnel::Tunnel;
-use pbxdesk_remote::watch::{self, Live};
+use pbxdesk_remote::watch::{self, Hooks, Live};
+use secrecy::SecretString;
 use std::time::Duration;
 
 /// The first wait before reconnecting (doubling up to 30 s).
 const BACKOFF: Duration = Duration::from_millis(500);
 
+/// What connecting to a PBX's AMI takes, from its profile (secrets opened for the connection).
+#[derive(Clone)]
+pub(crate) struct AmiReach {
+    pub pbx: Pbx,
+    pinned: String,
+    ssh: Option<SecretString>,
+    user: String,
+    secret: SecretString,
+    opts: ami::Options,
+}
+
+impl AmiReach {
+    /// One logged-in connection, through the SSH tunnel when the profile says so; the tunnel
+    /// must live as long as the connection.
+    pub(crate) async fn connect(&self, events: bool) -> Result<(Client, Option<Tunnel>), AmiError> {
+        let pbx = &self.pbx;
+        let (tunnel, addr) = match pbx.ami_via {
+            Via::Direct => (None, format!("{}:{}", pbx.host, pbx.ami_port)),
+            Via::Tunnel => {
+                let (tg, pinned, port) = (
+                    target(pbx, self.ssh.clone()),
+                    self.pinned.clone(),
+                    pbx.ami_port,
+                );
+                let failed = |reason: String| AmiError::Connect {
+                    addr: pbx.host.clone(),
+                    reason,
+                };
+                let t = tokio::task::spawn_blocking(move || {
+                    Tunnel::open(&tg, Some(&pinned), "127.0.0.1", port)
+                })
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| failed(e.to_string()))?;
+                let addr = t.local_addr();
+                (Some(t), addr)
+            }
+        };
+        let client =
+            ami::Client::connect(&addr, &self.user, &self.secret, events, self.opts.clone())
+                .await?;
+        Ok((client, tunnel))
+    }
+}
+
 impl Workspace {
-    /// Starts watching a PBX; the state arrives on the receiver and is kept until every clone
-    /// of it is dropped. The whole PBX is watched, so only an operator who sees every tenant
-    /// may (a tenant's own view is a filter over it, still to come).
-    pub async fn pbx_watch(
-        &self,
-        actor: &Actor,
-        pbx: &str,
-    ) -> Result<tokio::sync::watch::Receiver<Live>> {
-        if !actor.sees_all_tenants() {
-            return Err(Error::Forbidden(format!(
-                "operator \"{}\" ({}) may not watch a whole PBX (it holds other tenants)",
-                actor.name(),
-                actor.role()
-            )));
-        }
-        let pbx = self.pbx_by_name(pbx).await?;
+    /// How to reach a PBX's AMI: refused while its host key is not trusted, and a validation
+    /// error when the profile has no AMI user.
+    pub(crate) async fn ami_reach(&self, pbx: Pbx) -> Result<AmiReach> {
         let pinned = pbx.host_key.clone().ok_or_else(|| Refusal::Untrusted {
             pbx: pbx.name.clone(),
         })?;
@@ -47,42 +82,69 @@ impl Workspace {
             connect_timeout: Duration::from_millis(u64::from(pbx.connect_timeout_ms)),
             action_timeout: Duration::from_millis(u64::from(pbx.command_timeout_ms)),
         };
-        let connect = move || {
-            let (pbx, pinned, ssh, user, secret, opts) = (
-                pbx.clone(),
-                pinned.clone(),
-                ssh.clone(),
-                user.clone(),
-                secret.clone(),
-                opts.clone(),
-            );
-            async move {
-                let (tunnel, addr) = match pbx.ami_via {
-                    Via::Direct => (None, format!("{}:{}", pbx.host, pbx.ami_port)),
-                    Via::Tunnel => {
-                        let tg = target(&pbx, ssh);
-                        let port = pbx.ami_port;
-                        let t = tokio::task::spawn_blocking(move || {
-                            Tunnel::open(&tg, Some(&pinned), "127.0.0.1", port)
-                        })
-                        .await
-                        .map_err(|e| AmiError::Connect {
-                            addr: pbx.host.clone(),
-                            reason: e.to_string(),
-                        })?
-                        .map_err(|e| AmiError::Connect {
-                            addr: pbx.host.clone(),
-                            reason: e.to_string(),
-                        })?;
-                        let addr = t.local_addr();
-                        (Some(t), addr)
-                    }
-                };
-                let client = ami::Client::connect(&addr, &user, &secret, true, opts).await?;
-                // The tunnel lives as long as the connection through it.
-                Ok((client, tunnel))
-            }
+        Ok(AmiReach {
+            pbx,
+            pinned,
+            ssh,
+            user,
+            secret,
+            opts,
+        })
+    }
+
+    /// Starts watching a PBX; the state arrives on the receiver and is kept until every clone
+    /// of it is dropped. The whole PBX is watched, so only an operator who sees every tenant
+    /// may (a tenant's own view is a filter over it, still to come). While it runs, the
+    /// users' DND and forwards are pushed and read back over its connection.
+    pub async fn pbx_watch(
+        &self,
+        actor: &Actor,
+        pbx: &str,
+    ) -> Result<tokio::sync::watch::Receiver<Live>> {
+        if !actor.sees_all_tenants() {
+            return Err(Error::Forbidden(format!(
+                "operator \"{}\" ({}) may not watch a whole PBX (it holds other tenants)",
+                actor.name(),
+                actor.role()
+            )));
+        }
+        let pbx = self.pbx_by_name(pbx).await?;
+        let reach = self.ami_reach(pbx).await?;
+        let hooks = FeatureHooks {
+            ws: self.clone(),
+            pbx_id: reach.pbx.id,
         };
-        Ok(watch::spawn(connect, BACKOFF))
+        let connect = move || {
+            let reach = reach.clone();
+            async move { reach.connect(true).await }
+        };
+        Ok(watch::spawn_with(connect, BACKOFF, hooks))
+    }
+}
+
+/// The watcher's connection carries the users' features: everything is brought level after
+/// each full read, a feature code's event reads its user back, and a change made here while
+/// it is up goes out over it.
+struct FeatureHooks {
+    ws: Workspace,
+    pbx_id: i64,
+}
+
+impl Hooks for FeatureHooks {
+    async fn after_reread(&self, c: &Client) {
+        self.ws.live_clients().insert(self.pbx_id, c.clone());
+        if let Err(e) = self.ws.features_sync(self.pbx_id, c).await {
+            tracing::warn!(error = %e, "the users' DND and forwards could not be brought level with the PBX");
+        }
+    }
+
+    async fn features_changed(&self, c: &Client, users: &[(String, u32)]) {
+        if let Err(e) = self.ws.features_read_back(self.pbx_id, c, users).await {
+            tracing::warn!(error = %e, "a change made on a phone could not be read back");
+        }
+    }
+
+    fn ended(&self) {
+        self.ws.live_clients().remove(&self.pbx_id);
     }
 }

@@ -9,6 +9,7 @@ mod audit;
 mod check;
 mod device;
 mod did;
+mod features;
 mod fleet;
 mod live;
 mod operator;
@@ -26,6 +27,7 @@ pub use apply::{
     StepKind, CONFIRM_DEFAULT,
 };
 pub use apply_history::ApplyRecord;
+pub use features::FeatureSync;
 pub use fleet::{FleetLine, FleetOutcome, FleetProgress, FleetReport, FLEET_PARALLEL};
 pub use pbxdesk_remote::watch::Live;
 pub use policy::parse_rule;
@@ -147,13 +149,27 @@ impl OpenOptions {
     }
 }
 
-/// An open workspace: the store, the key, the clock.
+/// An open workspace: the store, the key, the clock. A clone is the same workspace (what a
+/// PBX watcher keeps to record what phones change).
+#[derive(Debug, Clone)]
+pub struct Workspace(Arc<WorkspaceInner>);
+
 #[derive(Debug)]
-pub struct Workspace {
+pub struct WorkspaceInner {
     store: Store,
     cipher: Cipher,
     clock: Clock,
     quarantine: Duration,
+    /// The AMI connection of each PBX watched now, by PBX id: a change of a user's features
+    /// goes out over it at once.
+    live: std::sync::Mutex<std::collections::HashMap<i64, pbxdesk_remote::ami::Client>>,
+}
+
+impl std::ops::Deref for Workspace {
+    type Target = WorkspaceInner;
+    fn deref(&self) -> &WorkspaceInner {
+        &self.0
+    }
 }
 
 const KEY_CHECK: &str = "pbxdesk workspace key check";
@@ -198,12 +214,13 @@ impl Workspace {
             ));
         }
         sealed::bind_all_once(&store, &cipher).await?;
-        Ok(Workspace {
+        Ok(Workspace(Arc::new(WorkspaceInner {
             store,
             cipher,
             clock: opts.clock,
             quarantine: opts.quarantine,
-        })
+            live: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })))
     }
 
     pub fn backend(&self) -> Backend {
@@ -220,6 +237,16 @@ impl Workspace {
 
     fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    fn live_clients(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, pbxdesk_remote::ami::Client>>
+    {
+        // A panic while holding it leaves a map that is still whole.
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

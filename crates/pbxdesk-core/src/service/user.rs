@@ -97,8 +97,8 @@ impl Workspace {
             .seal(Purpose::VoicemailPin, generate_pin().expose_secret())?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (tenant_id, display_name, email, role, status, extension, outbound_caller_id, \
-             voicemail_enabled, voicemail_pin, dnd, forward_target, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, NULL, 1, $10, $10) RETURNING id",
+             voicemail_enabled, voicemail_pin, dnd, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, 1, $10, $10) RETURNING id",
         )
         .bind(tenant.id)
         .bind(d.name.as_str())
@@ -386,18 +386,15 @@ impl Workspace {
             .as_deref()
             .map(|s| optional_e164(Some(s), "outbound_caller_id"))
             .transpose()?;
-        let forward = patch
-            .forward_target
-            .as_deref()
-            .map(|s| {
-                let t = s.trim();
-                if t.is_empty() {
-                    Ok(None)
-                } else {
-                    ForwardTarget::parse(t).map(Some)
-                }
-            })
-            .transpose()?;
+        // Each forward: `None` leaves it, `Some(None)` clears it.
+        let forwards = [
+            ("forward_always", &patch.forward_always),
+            ("forward_busy", &patch.forward_busy),
+            ("forward_no_answer", &patch.forward_no_answer),
+        ]
+        .map(|(field, v)| clearable(v.as_deref(), |s| ForwardTarget::parse(field, s)));
+        let [always, busy, no_answer] = forwards;
+        let forwards = [always?, busy?, no_answer?];
         let pin = patch
             .voicemail_pin
             .as_deref()
@@ -417,14 +414,16 @@ impl Workspace {
             }
         }
         let policy = clearable(patch.policy.as_deref(), PolicyName::parse)?;
-        retry_busy(|| async {
+        let after = retry_busy(|| async {
             let current = self.user_show(actor, id).await?;
             if current.status == UserStatus::Deleted {
                 return Err(Error::Conflict(format!("user {id} is deleted")));
             }
-            if let Some(Some(ForwardTarget::Extension(e))) = &forward {
-                if e.get() == current.extension {
-                    return Err(ValidationError::new("forward_target", &e.to_string(), "a user cannot forward to their own extension").into());
+            for (field, f) in ["forward_always", "forward_busy", "forward_no_answer"].iter().zip(&forwards) {
+                if let Some(Some(ForwardTarget::Extension(e))) = f {
+                    if e.get() == current.extension {
+                        return Err(ValidationError::new(field, &e.to_string(), "a user cannot forward to their own extension").into());
+                    }
                 }
             }
             let now = self.now();
@@ -433,8 +432,9 @@ impl Workspace {
             check_version("user", &format!("{}/{}", before.tenant, before.extension), before.version, patch.expected_version)?;
             let result = sqlx::query(
                 "UPDATE users SET display_name = $1, email = $2, role = $3, outbound_caller_id = $4, \
-                 voicemail_enabled = $5, dnd = $6, forward_target = $7, version = version + 1, updated_at = $8 \
-                 WHERE id = $9 AND version = $10",
+                 voicemail_enabled = $5, dnd = $6, forward_always = $7, forward_busy = $8, \
+                 forward_no_answer = $9, version = version + 1, updated_at = $10 \
+                 WHERE id = $11 AND version = $12",
             )
             .bind(name.as_ref().map_or(before.display_name.clone(), |n| n.as_str().to_owned()))
             .bind(email.as_ref().map_or(before.email.clone(), |e| e.as_str().to_owned()))
@@ -445,10 +445,9 @@ impl Workspace {
             })
             .bind(patch.voicemail_enabled.unwrap_or(before.voicemail_enabled))
             .bind(patch.dnd.unwrap_or(before.dnd))
-            .bind(match &forward {
-                Some(f) => f.as_ref().map(ToString::to_string),
-                None => before.forward_target.clone(),
-            })
+            .bind(forward_or(&forwards[0], &before.forward_always))
+            .bind(forward_or(&forwards[1], &before.forward_busy))
+            .bind(forward_or(&forwards[2], &before.forward_no_answer))
             .bind(now)
             .bind(id)
             .bind(before.version)
@@ -503,7 +502,13 @@ impl Workspace {
             w.commit().await?;
             Ok(after)
         })
-        .await
+        .await?;
+        // DND and forwards take effect on the PBX at once, without an apply; when it cannot
+        // be reached they stay pending (shown) for the next connection or apply.
+        if after.features_pending && self.features_push(id).await? {
+            return self.user_show(actor, id).await;
+        }
+        Ok(after)
     }
 
     /// Suspends or resumes a user (devices stay, but are not rendered while suspended).
@@ -620,5 +625,13 @@ fn optional_e164(s: Option<&str>, field: &str) -> Result<Option<E164>, Validatio
     match s.map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => E164::parse(t).map(Some).map_err(|e| e.for_field(field)),
+    }
+}
+
+/// A forward as patched (`Some`: set or cleared) or as it was.
+fn forward_or(patched: &Option<Option<ForwardTarget>>, before: &Option<String>) -> Option<String> {
+    match patched {
+        Some(f) => f.as_ref().map(ToString::to_string),
+        None => before.clone(),
     }
 }

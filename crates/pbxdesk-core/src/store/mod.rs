@@ -4,6 +4,7 @@
 
 pub(crate) mod devices;
 pub(crate) mod dids;
+pub(crate) mod features;
 pub(crate) mod pbxes;
 pub(crate) mod policies;
 pub(crate) mod renders;

@@ -20,7 +20,10 @@ pub(crate) struct UserRow {
     pub voicemail_enabled: i64,
     pub voicemail_pin: Option<Vec<u8>>,
     pub dnd: i64,
-    pub forward_target: Option<String>,
+    pub forward_always: Option<String>,
+    pub forward_busy: Option<String>,
+    pub forward_no_answer: Option<String>,
+    pub features_pending: i64,
     pub version: i64,
     pub tenant_id: i64,
     pub ring_seconds: i64,
@@ -32,9 +35,15 @@ const SELECT: &str = "SELECT u.id AS id, t.slug AS tenant, u.extension AS extens
      u.display_name AS display_name, u.email AS email, u.role AS role, u.status AS status, \
      u.outbound_caller_id AS outbound_caller_id, \
      CAST(u.voicemail_enabled AS INTEGER) AS voicemail_enabled, u.voicemail_pin AS voicemail_pin, \
-     CAST(u.dnd AS INTEGER) AS dnd, u.forward_target AS forward_target, u.version AS version, \
+     CAST(u.dnd AS INTEGER) AS dnd, u.forward_always AS forward_always, \
+     u.forward_busy AS forward_busy, u.forward_no_answer AS forward_no_answer, \
+     CAST(CASE WHEN COALESCE(CAST(f.dnd AS INTEGER), 0) = CAST(u.dnd AS INTEGER) \
+       AND f.always IS NOT DISTINCT FROM u.forward_always AND f.busy IS NOT DISTINCT FROM u.forward_busy \
+       AND f.no_answer IS NOT DISTINCT FROM u.forward_no_answer THEN 0 ELSE 1 END AS INTEGER) AS features_pending, \
+     u.version AS version, \
      u.tenant_id AS tenant_id, u.ring_seconds AS ring_seconds, u.policy AS policy \
-     FROM users u JOIN tenants t ON t.id = u.tenant_id";
+     FROM users u JOIN tenants t ON t.id = u.tenant_id \
+     LEFT JOIN user_features_on_pbx f ON f.user_id = u.id";
 
 fn damaged(what: &str) -> Error {
     Error::Store(format!("{what} on record is damaged"))
@@ -56,7 +65,10 @@ impl UserRow {
                 voicemail_enabled: self.voicemail_enabled != 0,
                 voicemail_pin_set: self.voicemail_pin.is_some(),
                 dnd: self.dnd != 0,
-                forward_target: self.forward_target,
+                forward_always: self.forward_always,
+                forward_busy: self.forward_busy,
+                forward_no_answer: self.forward_no_answer,
+                features_pending: self.features_pending != 0,
                 ring_seconds: u32::try_from(self.ring_seconds).map_err(|_| damaged("ring time"))?,
                 policy: self.policy,
                 version: self.version,

@@ -466,6 +466,12 @@ struct State {
     files: Mutex<FileObjects>,
     /// The mailboxes app_voicemail loaded (at start and at its reload).
     voicemail: Mutex<Vec<(String, String, String, String)>>,
+    /// The dialplan with every priority, as of the last load, for calls run through it.
+    program: Mutex<Program>,
+    /// AstDB: `family/key` -> value.
+    astdb: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Events for the connections logged in with events on.
+    events: tokio::sync::broadcast::Sender<Vec<u8>>,
 }
 
 impl State {
@@ -513,12 +519,14 @@ impl State {
     /// `module reload <module>`: true when the module reloaded.
     async fn reload(&self, module: &str) -> bool {
         match module {
-            "pbx_config" => match load_dialplan(&self.etc) {
-                Ok(mut p) => {
+            "pbx_config" => match load(&self.etc) {
+                Ok((mut p, mut program)) => {
                     if let Some(ctx) = self.drop_next.lock().unwrap().take() {
                         p.remove(&ctx);
+                        program.remove(&ctx);
                     }
                     *self.dialplan.lock().unwrap() = p;
+                    *self.program.lock().unwrap() = program;
                     true
                 }
                 // s5_reload_broken_main_03: the old dialplan stays.
@@ -618,7 +626,120 @@ async fn registrations_outbound(state: &State, id: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// The AstDB actions, answered in the shapes of s14_astdb_selfservice and s1_07..11.
+fn astdb_action(
+    db: &Mutex<BTreeMap<String, String>>,
+    action: &str,
+    req: &crate::ami::Message,
+    id: &str,
+) -> Vec<u8> {
+    let fam = req.get("Family").unwrap_or("").to_owned();
+    let key = req.get("Key").unwrap_or("").to_owned();
+    let path = format!("{fam}/{key}");
+    let mut db = db.lock().unwrap();
+    let gone = || reply(id, false, "Database entry not found", &[]);
+    match action {
+        "DBPut" => {
+            db.insert(path, req.get("Val").unwrap_or("").to_owned());
+            reply(id, true, "Updated database successfully", &[])
+        }
+        "DBGet" => match db.get(&path) {
+            None => gone(),
+            Some(v) => format!(
+                "Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Result will follow\r\n\r\n\
+                 Event: DBGetResponse\r\nFamily: {fam}\r\nKey: {key}\r\nVal: {v}\r\nActionID: {id}\r\n\r\n\
+                 Event: DBGetComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 1\r\n\r\n"
+            )
+            .into_bytes(),
+        },
+        "DBGetTree" => {
+            let prefix = format!("{fam}/");
+            let mut s = format!("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Result will follow\r\n\r\n");
+            let mut n = 0;
+            for (k, v) in db.iter().filter(|(k, _)| fam.is_empty() || k.starts_with(&prefix)) {
+                n += 1;
+                s.push_str(&format!("Event: DBGetTreeResponse\r\nKey: /{k}\r\nVal: {v}\r\nActionID: {id}\r\n\r\n"));
+            }
+            s.push_str(&format!("Event: DBGetTreeComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {n}\r\n\r\n"));
+            s.into_bytes()
+        }
+        "DBDel" => match db.remove(&path) {
+            None => gone(),
+            Some(_) => reply(id, true, "Key deleted successfully", &[]),
+        },
+        _ => {
+            let prefix = format!("{fam}/");
+            let before = db.len();
+            db.retain(|k, _| !k.starts_with(&prefix));
+            if db.len() == before {
+                gone()
+            } else {
+                reply(id, true, "Key tree deleted successfully", &[])
+            }
+        }
+    }
+}
+
 impl AsteriskDouble {
+    /// AstDB as the double holds it now (`family/key` -> value).
+    pub fn astdb(&self) -> BTreeMap<String, String> {
+        self.state.astdb.lock().unwrap().clone()
+    }
+
+    /// Empties AstDB, as a rebuilt PBX has it.
+    pub fn wipe_astdb(&self) {
+        self.state.astdb.lock().unwrap().clear();
+    }
+
+    /// A phone dials `dialled`: the call runs through the loaded dialplan from the endpoint's
+    /// realtime context with its `set_var`, reading and writing AstDB; each `UserEvent` it
+    /// sends goes to the connections with events on, as Asterisk sends it (class `user`).
+    pub async fn dial(
+        &self,
+        device: &str,
+        dialled: &str,
+    ) -> Result<super::dialplan::Outcome, String> {
+        let pool = self
+            .state
+            .realtime
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or("no realtime database")?;
+        let (context, set_var): (String, Option<String>) =
+            sqlx::query_as("SELECT context, set_var FROM ps_endpoints WHERE id = ?")
+                .bind(device)
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| format!("endpoint {device}: {e}"))?;
+        let vars: Vec<(String, String)> = set_var
+            .unwrap_or_default()
+            .split(';')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let program = self.state.program.lock().unwrap().clone();
+        let mut x = super::dialplan::Executor::new(&program);
+        x.db = self.state.astdb.lock().unwrap().clone();
+        let out = x.call(&context, dialled, &vars)?;
+        *self.state.astdb.lock().unwrap() = x.db;
+        for args in &out.user_events {
+            let mut s = format!(
+                "Event: UserEvent\r\nPrivilege: user,all\r\nChannel: PJSIP/{device}-00000001\r\nContext: {context}\r\nExten: {dialled}\r\nUserEvent: {}\r\n",
+                args.first().map(String::as_str).unwrap_or("")
+            );
+            for a in args.iter().skip(1) {
+                if let Some((k, v)) = a.split_once(':') {
+                    s.push_str(&format!("{}: {}\r\n", k.trim(), v.trim()));
+                }
+            }
+            s.push_str("\r\n");
+            let _ = self.state.events.send(s.into_bytes());
+        }
+        Ok(out)
+    }
+
     /// `module reload MODULE`, as a technician would run it on the PBX.
     pub async fn reload_module(&self, module: &str) -> bool {
         self.state.reload(module).await
@@ -678,6 +799,7 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
     let hold = Arc::new(AtomicBool::new(false));
     let drop_next = Arc::new(Mutex::new(None));
     let run_as = Arc::new(Mutex::new((String::new(), String::new())));
+    let astdb = Arc::new(Mutex::new(BTreeMap::new()));
     let state = Arc::new(State {
         drop_next: drop_next.clone(),
         etc: etc.clone(),
@@ -690,6 +812,9 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
         run_as: run_as.clone(),
         files: Mutex::new(FileObjects::default()),
         voicemail: Mutex::new(load_voicemail(&etc)),
+        program: Mutex::new(load_program(&etc).unwrap_or_default()),
+        astdb: astdb.clone(),
+        events: tokio::sync::broadcast::channel(1024).0,
     });
     state.load_files();
     // The control socket: one command line per connection, its output, then close.
@@ -744,10 +869,27 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                 }
                 let mut parser = Parser::default();
                 let mut buf = vec![0u8; 8192];
+                // Subscribed at a login with events on.
+                let mut events: Option<tokio::sync::broadcast::Receiver<Vec<u8>>> = None;
                 loop {
-                    let n = match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
+                    let n = tokio::select! {
+                        r = sock.read(&mut buf) => match r {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        },
+                        ev = async {
+                            match events.as_mut() {
+                                Some(rx) => rx.recv().await,
+                                None => std::future::pending().await,
+                            }
+                        } => {
+                            if let Ok(bytes) = ev {
+                                if sock.write_all(&bytes).await.is_err() {
+                                    return;
+                                }
+                            }
+                            continue;
+                        }
                     };
                     parser.push(&buf[..n]);
                     while let Ok(Some(req)) = parser.next_message() {
@@ -760,6 +902,9 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                                     // s2_badlogin_01, then the socket closes.
                                     let _ = sock.write_all(&reply(&id, false, "Authentication failed", &[])).await;
                                     return;
+                                }
+                                if !req.get("Events").is_some_and(|e| e.eq_ignore_ascii_case("off")) {
+                                    events = Some(state.events.subscribe());
                                 }
                                 reply(&id, true, "Authentication accepted", &[])
                             }
@@ -826,6 +971,10 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                                 } else {
                                     reply(&id, false, "Command output follows", &[format!("No such command '{cmd}' (type 'core show help {cmd}' for other possible commands)")])
                                 }
+                            }
+                            "DBPut" | "DBGet" | "DBGetTree" | "DBDel" | "DBDelTree" => {
+                                seen.lock().unwrap().push(action.clone());
+                                astdb_action(&state.astdb, &action, &req, &id)
                             }
                             "Logoff" => {
                                 let _ = sock.write_all(format!("Response: Goodbye\r\nActionID: {id}\r\nMessage: Thanks for all the fish.\r\n\r\n").as_bytes()).await;

@@ -86,6 +86,8 @@ pub struct Outcome {
     pub voicemail: Vec<String>,
     /// No extension matched the dialled string at the start.
     pub no_match: bool,
+    /// Each `UserEvent(name,Key: value,…)` sent, its arguments split.
+    pub user_events: Vec<Vec<String>>,
 }
 
 /// What a Dial answers (DIALSTATUS), given what it reached.
@@ -658,6 +660,7 @@ impl<'a> Executor<'a> {
             match p.app.as_str() {
                 "NoOp" | "Log" | "Answer" | "Wait" | "Playback" | "Busy" | "VoiceMailMain" => {}
                 "Hangup" => return Ok(()),
+                "UserEvent" => out.user_events.push(split_args(&data, false)),
                 "VoiceMail" => {
                     out.voicemail.push(split_args(&data, true).remove(0));
                     return Ok(());

@@ -75,6 +75,8 @@ pub enum StepKind {
     VerifyVoicemail,
     VerifyTrunks,
     Confirm,
+    /// The users' DND and forwards written to AstDB (after the confirm: never rolled back).
+    Features,
     /// The laptop takes the rollback over from the PBX's timer (or finds the PBX has it).
     RollBack,
     RestoreFiles,
@@ -108,6 +110,7 @@ impl StepKind {
             StepKind::VerifyVoicemail => "verify voicemail",
             StepKind::VerifyTrunks => "verify trunks",
             StepKind::Confirm => "confirm",
+            StepKind::Features => "DND and forwards",
             StepKind::RollBack => "roll back",
             StepKind::RestoreFiles => "restore files",
             StepKind::RestoreRows => "restore realtime rows",
@@ -381,6 +384,9 @@ impl Workspace {
         let ran = self
             .apply_on(actor, &pbx, &mut session, &job, &mut steps)
             .await;
+        if matches!(ran, Ok(Ran::Applied | Ran::NothingToDo)) {
+            self.apply_features(&pbx, &session, &mut steps).await;
+        }
         session.close().await;
         let (outcome, failed) = match ran? {
             Ran::NothingToDo => {
@@ -398,6 +404,20 @@ impl Workspace {
         let rep = p.report(&pbx, outcome, p.summary.clone(), steps, failed);
         self.record_on_pbx(actor, &pbx, "pbx.apply", &rep).await?;
         Ok(rep)
+    }
+
+    /// After a good apply, the users' DND and forwards on the PBX brought level with the
+    /// workspace (a rebuilt PBX gets them back). Its failure changes nothing applied: they stay
+    /// pending and the next connection writes them.
+    async fn apply_features(&self, pbx: &Pbx, session: &SshSession, steps: &mut Steps) {
+        let Some(c) = session.ami_client() else {
+            return;
+        };
+        let t = Instant::now();
+        match self.features_sync(pbx.id, c).await {
+            Ok(done) => steps.done(StepKind::Features, t, true, done.summary()),
+            Err(e) => steps.done(StepKind::Features, t, false, e.to_string()),
+        }
     }
 
     /// Renders (or takes the previous apply's render), validates and summarizes the change.

@@ -228,6 +228,11 @@ impl SshSession {
         format!("{}/{}", self.pbx.config_dir, side::LOCK_DIR)
     }
 
+    /// The AMI connection, when the apply made one.
+    pub(crate) fn ami_client(&self) -> Option<&ami::Client> {
+        self.ami.as_ref()
+    }
+
     fn ami(&self) -> R<&ami::Client> {
         self.ami
             .as_ref()

@@ -1,0 +1,99 @@
+//! `cargo bench -p pbxdesk-core --bench features`: DND set through the service until AstDB
+//! holds it, against the test PBX (OpenSSH on loopback, the Asterisk double, MariaDB) through
+//! the SSH tunnel: over a connection of its own (the CLI: SSH handshake, tunnel, AMI login,
+//! read, write, logoff) and over the watcher's connection (the app while it watches the PBX).
+//! Each sample toggles DND and ends when the double's AstDB holds the new value.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // benches fail loudly by design
+
+#[path = "../tests/pbx_double/mod.rs"]
+mod pbx_double;
+
+use pbxdesk_core::model::UserPatch;
+use pbxdesk_core::service::{ApplyOptions, ApplyOutcome, KeySource, Location, OpenOptions};
+use pbxdesk_core::Workspace;
+use std::time::{Duration, Instant};
+
+/// `PBXDESK_BENCH_QUICK=1` (what CI runs, in a debug build): a few samples, so the bench
+/// cannot break unnoticed. The figures are the full run's.
+fn quick() -> bool {
+    std::env::var_os("PBXDESK_BENCH_QUICK").is_some()
+}
+
+fn summary(mut v: Vec<Duration>) -> String {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} samples)",
+        ms(v[v.len() / 2]),
+        ms(v[v.len() * 95 / 100]),
+        ms(v[v.len() - 1]),
+        v.len()
+    )
+}
+
+async fn toggle(
+    ws: &Workspace,
+    me: &pbxdesk_core::Actor,
+    pbx: &pbx_double::Pbx,
+    id: i64,
+    n: usize,
+) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let on = i % 2 == 0;
+        let t = Instant::now();
+        let u = ws
+            .user_update(
+                me,
+                id,
+                &UserPatch {
+                    dnd: Some(on),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let held = pbx.ast.astdb().contains_key("pbxdesk/acme-dental/100/dnd");
+        out.push(t.elapsed());
+        assert!(!u.features_pending && held == on, "sample {i}: not written");
+    }
+    out
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(OpenOptions::new(
+        Location::Sqlite(dir.path().join("ws.sqlite")),
+        KeySource::File(dir.path().join("ws.key")),
+    ))
+    .await
+    .unwrap();
+    let me = ws.local_owner().unwrap();
+    let pbx = pbx_double::setup(&ws, &me, "benchfeatures").await;
+    let opts = ApplyOptions {
+        add_includes: true,
+        ..Default::default()
+    };
+    let rep = ws.pbx_apply(&me, "demo-pbx", &opts).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied);
+    let ada = ws.user_resolve(&me, "acme-dental/100").await.unwrap();
+    let n = if quick() { 4 } else { 100 };
+
+    let own = toggle(&ws, &me, &pbx, ada, n).await;
+    println!(
+        "DND to AstDB, a connection of its own through the tunnel: {}",
+        summary(own)
+    );
+
+    let mut live = ws.pbx_watch(&me, "demo-pbx").await.unwrap();
+    live.wait_for(|l| l.connected).await.unwrap();
+    // The watcher's first full pass has run once its state is published.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let watched = toggle(&ws, &me, &pbx, ada, n).await;
+    println!(
+        "DND to AstDB, over the watcher's connection: {}",
+        summary(watched)
+    );
+}
