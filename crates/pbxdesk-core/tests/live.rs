@@ -8,7 +8,7 @@
 mod harness;
 
 use pbxdesk_core::domain::{Role, SshAuth};
-use pbxdesk_core::model::{NewPbx, NewTenant, PbxPatch};
+use pbxdesk_core::model::{NewPbx, NewTenant, NewUser, PbxPatch};
 use pbxdesk_core::ErrorCode;
 use pbxdesk_remote::live::{ContactState, DeviceState};
 use pbxdesk_remote::testkit::{captured_events, start_ami, whoami, Behaviour, Sshd};
@@ -91,36 +91,118 @@ async fn a_pbx_is_watched_through_its_tunnel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_who_sees_every_tenant_may_watch_a_pbx() {
+async fn a_tenant_admin_sees_only_its_own_devices_and_calls() {
     let h = harness::Harness::sqlite().await;
     let ws = &h.ws;
     let me = ws.local_owner().unwrap();
-    ws.pbx_add(&me, &NewPbx::at("pbx1", "127.0.0.1"))
+    let sshd = Sshd::start();
+    let (ami_addr, _) = start_ami(Behaviour {
+        sessions: vec!["s10", "s17", "s13"],
+        ..Default::default()
+    })
+    .await;
+    let ami_port: u16 = ami_addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    for name in ["pbx1", "pbx2"] {
+        ws.pbx_add(
+            &me,
+            &NewPbx {
+                name: name.into(),
+                profile: PbxPatch {
+                    host: Some("127.0.0.1".into()),
+                    ssh_port: Some(sshd.port),
+                    ssh_user: Some(whoami()),
+                    ssh_auth: Some(SshAuth::Key),
+                    ssh_key_path: Some(sshd.key_path("user_key").display().to_string()),
+                    ami_port: Some(ami_port),
+                    ami_user: Some("pbx".into()),
+                    ami_secret: Some("pbx-secret-1".into()),
+                    ..Default::default()
+                },
+            },
+        )
         .await
         .unwrap();
-    ws.tenant_create(
-        &me,
-        &NewTenant {
-            name: "Acme".into(),
-            slug: Some("acme".into()),
-            pbx: "pbx1".into(),
-            ext_range: "100-199".into(),
-            country: None,
-        },
-    )
-    .await
-    .unwrap();
-    let pw = SecretString::from("acme admin password 1");
-    ws.operator_add(
-        Some(&me),
-        "acme-admin",
-        Role::TenantAdmin,
-        &["acme".into()],
-        &pw,
-    )
-    .await
-    .unwrap();
-    let admin = ws.login("acme-admin", &pw).await.unwrap();
-    let e = ws.pbx_watch(&admin, "pbx1").await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Forbidden, "{e}");
+        ws.pbx_trust(&me, name, &sshd.fingerprint()).await.unwrap();
+    }
+    for (slug, pbx, range) in [
+        ("acme", "pbx1", "1000-1099"),
+        ("globex", "pbx1", "2000-2099"),
+        ("initech", "pbx2", "100-199"),
+    ] {
+        ws.tenant_create(
+            &me,
+            &NewTenant {
+                name: slug.into(),
+                slug: Some(slug.into()),
+                pbx: pbx.into(),
+                ext_range: range.into(),
+                country: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // acme's user has the device the captures call acme-1001 (s10 registered, s13 in a call).
+    let u = ws
+        .user_create(
+            &me,
+            &NewUser {
+                tenant: "acme".into(),
+                name: "Ada".into(),
+                email: "ada@acme.example".into(),
+                extension: Some("1001".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let devices: Vec<String> = u.devices.iter().map(|d| d.sip_username.clone()).collect();
+    assert_eq!(
+        devices,
+        ["acme-1001"],
+        "the first device is named tenant-extension"
+    );
+    let mut admins = Vec::new();
+    for (name, tenant) in [
+        ("acme-admin", "acme"),
+        ("globex-admin", "globex"),
+        ("initech-admin", "initech"),
+    ] {
+        let pw = SecretString::from(format!("{name} password 1"));
+        ws.operator_add(Some(&me), name, Role::TenantAdmin, &[tenant.into()], &pw)
+            .await
+            .unwrap();
+        admins.push(ws.login(name, &pw).await.unwrap());
+    }
+    let [acme, globex, initech] = <[_; 3]>::try_from(admins).unwrap();
+    async fn connected(
+        mut rx: tokio::sync::watch::Receiver<pbxdesk_remote::watch::Live>,
+    ) -> pbxdesk_remote::watch::Live {
+        tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|l| l.connected))
+            .await
+            .unwrap()
+            .unwrap()
+            .clone()
+    }
+    let all = connected(ws.pbx_watch(&me, "pbx1").await.unwrap()).await;
+    assert!(
+        all.state.endpoints.len() > 1,
+        "{:?}",
+        all.state.endpoints.keys()
+    );
+    let l = connected(ws.pbx_watch(&acme, "pbx1").await.unwrap()).await;
+    assert_eq!(l.state.endpoints.keys().collect::<Vec<_>>(), ["acme-1001"]);
+    assert!(l.state.endpoints["acme-1001"].registered());
+    assert!(l.state.registrations.is_empty(), "no trunk of its own");
+    assert!(l.state.health.realtime_db.is_none());
+    // The other tenant on the same PBX sees none of it.
+    let l = connected(ws.pbx_watch(&globex, "pbx1").await.unwrap()).await;
+    assert!(
+        l.state.endpoints.is_empty() && l.state.channels.is_empty(),
+        "{:?}",
+        l.state
+    );
+    // A PBX none of its tenants is on does not exist for it.
+    let e = ws.pbx_watch(&initech, "pbx1").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
 }

@@ -266,6 +266,45 @@ fn number(v: Option<&str>) -> Option<u64> {
 }
 
 impl LiveState {
+    /// Only what `endpoints` (devices and trunk endpoints, which also name their outbound
+    /// registrations) may see: their endpoints and registrations, their calls' channels (with
+    /// the other legs of those calls, a trunk's among them), and of the health what is not
+    /// another's (the channel count becomes theirs; Asterisk's database connection is left out).
+    pub fn only(&self, endpoints: &std::collections::BTreeSet<String>) -> LiveState {
+        let calls: std::collections::BTreeSet<&str> = self
+            .channels
+            .values()
+            .filter(|c| c.endpoint.as_ref().is_some_and(|e| endpoints.contains(e)))
+            .map(|c| c.linkedid.as_str())
+            .collect();
+        let channels: BTreeMap<String, Channel> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| calls.contains(c.linkedid.as_str()))
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        LiveState {
+            endpoints: self
+                .endpoints
+                .iter()
+                .filter(|(k, _)| endpoints.contains(*k))
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect(),
+            registrations: self
+                .registrations
+                .iter()
+                .filter(|(k, _)| endpoints.contains(*k))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect(),
+            health: Health {
+                channels: Some(channels.len() as u64),
+                realtime_db: None,
+                ..self.health.clone()
+            },
+            channels,
+        }
+    }
+
     /// The contacts as `PJSIPShowContacts` lists them (`ContactList` events): they replace
     /// every endpoint's contacts.
     pub fn load_contacts(&mut self, list: &[Message], now: i64) {

@@ -286,3 +286,30 @@ fn health_from_core_status_uptime_and_odbc() {
     assert!(back.connected(), "{back:?}");
     assert!(back.last_fail.is_some());
 }
+
+#[test]
+fn a_tenants_view_holds_only_its_own() {
+    // s10 lists several phones; s13 a call between acme-1001 and acme-1002 (one linkedid).
+    let mut s = LiveState::default();
+    s.load_endpoints(&messages(
+        "s10_pjsip_registered_04_pjsipshowendpoints.response.raw",
+    ));
+    s.load_channels(
+        &messages("s13_core_call_02_coreshowchannels.response.raw"),
+        0,
+    );
+    s.health.channels = Some(7);
+    let all: Vec<String> = s.endpoints.keys().cloned().collect();
+    assert!(all.len() > 1, "{all:?}");
+    let mine: std::collections::BTreeSet<String> = ["acme-1001".to_owned()].into();
+    let v = s.only(&mine);
+    assert_eq!(v.endpoints.keys().collect::<Vec<_>>(), ["acme-1001"]);
+    // Its call, with the other leg, and the count of its own channels only.
+    assert_eq!(v.channels.len(), 2);
+    assert_eq!(v.health.channels, Some(2));
+    assert!(v.health.realtime_db.is_none());
+    let none: std::collections::BTreeSet<String> = ["globex-2000".to_owned()].into();
+    let v = s.only(&none);
+    assert!(v.endpoints.is_empty() && v.channels.is_empty(), "{v:?}");
+    assert_eq!(v.health.channels, Some(0));
+}

@@ -93,22 +93,34 @@ impl Workspace {
     }
 
     /// Starts watching a PBX; the state arrives on the receiver and is kept until every clone
-    /// of it is dropped. The whole PBX is watched, so only an operator who sees every tenant
-    /// may (a tenant's own view is a filter over it, still to come). While it runs, the
-    /// users' DND and forwards are pushed and read back over its connection.
+    /// of it is dropped. An operator who sees every tenant sees the whole PBX; a tenant_admin
+    /// only its tenants' devices, the trunks they may use and their calls (`LiveState::only`;
+    /// a PBX none of its tenants is on is "not found"; its devices as of the start). Auditors
+    /// see, as they see everything, and change nothing. While it runs, the users' DND and
+    /// forwards are pushed and read back over its connection.
     pub async fn pbx_watch(
         &self,
         actor: &Actor,
         pbx: &str,
     ) -> Result<tokio::sync::watch::Receiver<Live>> {
-        if !actor.sees_all_tenants() {
-            return Err(Error::Forbidden(format!(
-                "operator \"{}\" ({}) may not watch a whole PBX (it holds other tenants)",
-                actor.name(),
-                actor.role()
-            )));
-        }
         let pbx = self.pbx_by_name(pbx).await?;
+        let mine = if actor.sees_all_tenants() {
+            None
+        } else {
+            let ours =
+                crate::store::pbxes::of_tenants(self.store.pool(), actor.tenant_ids()).await?;
+            if !ours.iter().any(|p| p.id == pbx.id) {
+                return Err(Error::not_found("PBX", &pbx.name));
+            }
+            Some(
+                crate::store::devices::endpoints_of_tenants(
+                    self.store.pool(),
+                    pbx.id,
+                    actor.tenant_ids(),
+                )
+                .await?,
+            )
+        };
         let reach = self.ami_reach(pbx).await?;
         let hooks = FeatureHooks {
             ws: self.clone(),
@@ -118,8 +130,43 @@ impl Workspace {
             let reach = reach.clone();
             async move { reach.connect(true).await }
         };
-        Ok(watch::spawn_with(connect, BACKOFF, hooks))
+        let all = watch::spawn_with(connect, BACKOFF, hooks);
+        let Some(mine) = mine else {
+            return Ok(all);
+        };
+        Ok(filtered(all, mine))
     }
+}
+
+/// A view of a watcher holding only `endpoints`; the watcher stops with the view.
+fn filtered(
+    mut all: tokio::sync::watch::Receiver<Live>,
+    endpoints: std::collections::BTreeSet<String>,
+) -> tokio::sync::watch::Receiver<Live> {
+    let only = move |l: &Live| Live {
+        state: l.state.only(&endpoints),
+        ..l.clone()
+    };
+    let (tx, rx) = tokio::sync::watch::channel(only(&all.borrow()));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = all.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let view = only(&all.borrow_and_update());
+                    tx.send_if_modified(|v| {
+                        let differs = *v != view;
+                        *v = view;
+                        differs
+                    });
+                }
+                () = tx.closed() => return,
+            }
+        }
+    });
+    rx
 }
 
 /// The watcher's connection carries the users' features: everything is brought level after

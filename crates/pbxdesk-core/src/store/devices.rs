@@ -57,3 +57,34 @@ pub(crate) async fn by_id<'e, E: Executor<'e, Database = Any>>(
         .await
         .map_err(db_error)
 }
+
+/// The PJSIP endpoints these tenants may see on a PBX: their devices, and the endpoints of the
+/// trunks they may use (`pbxdesk-trunk-NAME`, which also names the trunk's registration).
+pub(crate) async fn endpoints_of_tenants<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    pbx_id: i64,
+    tenant_ids: &[i64],
+) -> Result<std::collections::BTreeSet<String>> {
+    if tenant_ids.is_empty() {
+        return Ok(std::collections::BTreeSet::new());
+    }
+    let marks: Vec<String> = (2..=tenant_ids.len() + 1)
+        .map(|i| format!("${i}"))
+        .collect();
+    let marks = marks.join(", ");
+    let sql = format!(
+        "SELECT d.sip_username FROM devices d JOIN users u ON u.id = d.user_id \
+         JOIN tenants t ON t.id = u.tenant_id WHERE t.pbx_id = $1 AND u.tenant_id IN ({marks}) \
+         UNION SELECT 'pbxdesk-trunk-' || k.name FROM trunks k \
+         JOIN trunk_tenants tt ON tt.trunk_id = k.id WHERE k.pbx_id = $1 AND tt.tenant_id IN ({marks})"
+    );
+    let mut q = sqlx::query_scalar::<_, String>(&sql).bind(pbx_id);
+    for id in tenant_ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(e)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .collect())
+}
