@@ -85,7 +85,7 @@ fn main() {
             ..Behaviour::default()
         })
         .await;
-        let mut rx = spawn(ami_connector(addr), Duration::from_millis(50));
+        let mut rx = spawn(ami_connector(addr.clone()), Duration::from_millis(50));
         rx.wait_for(|l| l.connected).await.unwrap();
 
         // One event at a time: socket → parser → state → published.
@@ -139,5 +139,26 @@ fn main() {
             behind.as_secs_f64() * 1e3
         );
         assert!(!fell_behind, "the watcher fell behind the storm");
+
+        // A dropped connection: from the drop to the state read in full again, with the
+        // product's first backoff (500 ms); a PBX away longer is tried every MAX_BACKOFF.
+        let mut back = Vec::new();
+        let mut rx = spawn(ami_connector(addr.clone()), Duration::from_millis(500));
+        rx.wait_for(|l| l.connected).await.unwrap();
+        for _ in 0..if quick { 2 } else { 20 } {
+            let before = rx.borrow().rereads;
+            let t = Instant::now();
+            events.send(Vec::new()).unwrap(); // the double closes every connection
+            rx.wait_for(|l| l.connected && l.rereads > before).await.unwrap();
+            back.push(t.elapsed());
+        }
+        back.sort();
+        println!(
+            "| a dropped AMI connection to the state read in full again (PBX back at once; first backoff 500 ms, then at most every {} s) | {} | {:.0} ms | {:.0} ms | within 5 s of the PBX being back |",
+            pbxdesk_remote::watch::MAX_BACKOFF.as_secs(),
+            back.len(),
+            back[back.len() / 2].as_secs_f64() * 1e3,
+            back[back.len() - 1].as_secs_f64() * 1e3
+        );
     });
 }

@@ -39,6 +39,11 @@ async fn list(c: &Client, action: &str) -> Result<Vec<Message>, AmiError> {
     Ok(reply.events)
 }
 
+/// The longest wait between two connection attempts: a PBX that comes back is seen within it,
+/// so its state is complete again within 5 s (an attempt through the tunnel is one SSH
+/// handshake, cheap at this rate).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
 /// How often the PBX's health is polled: Asterisk sends no event for its uptime, reloads
 /// (beyond the `Reload` event), channel count or database connection.
 pub const HEALTH_EVERY: Duration = Duration::from_secs(30);
@@ -197,7 +202,8 @@ async fn follow(c: &Client, out: &watch::Sender<Live>, hooks: &impl Hooks) -> Am
 /// Watches a PBX until the returned receiver and every clone of it are dropped. `connect`
 /// makes one logged-in connection with events on, with whatever must live as long as it (the
 /// SSH tunnel it goes through, say; `()` when direct); a failed or lost connection is tried
-/// again after `backoff`, doubling up to 30 s, and the state is read in full once it is back.
+/// again after `backoff`, doubling up to [`MAX_BACKOFF`], and the state is read in full once it
+/// is back.
 pub fn spawn<F, Fut, G>(connect: F, backoff: Duration) -> watch::Receiver<Live>
 where
     F: Fn() -> Fut + Send + 'static,
@@ -246,7 +252,7 @@ where
                 () = tokio::time::sleep(wait) => {}
                 () = tx.closed() => return,
             }
-            wait = (wait * 2).min(Duration::from_secs(30));
+            wait = (wait * 2).min(MAX_BACKOFF);
         }
     });
     rx

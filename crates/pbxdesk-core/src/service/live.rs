@@ -14,7 +14,7 @@ use pbxdesk_remote::watch::{self, Hooks, Live};
 use secrecy::SecretString;
 use std::time::Duration;
 
-/// The first wait before reconnecting (doubling up to 30 s).
+/// The first wait before reconnecting (doubling up to `watch::MAX_BACKOFF`, 4 s).
 const BACKOFF: Duration = Duration::from_millis(500);
 
 /// What connecting to a PBX's AMI takes, from its profile (secrets opened for the connection).
