@@ -85,6 +85,15 @@ enum Command {
     /// Outbound policies (classes of service): ordered rules of a tenant.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// What a PBX is doing now (the same as `pbx status NAME`): health, trunks, devices,
+    /// calls. Exits 11 when the PBX cannot be reached.
+    Status {
+        #[arg(long)]
+        pbx: String,
+        /// Keep watching: a line (a JSON line with --json) each time something changes.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Write a PBX's configuration, as it would be applied, into a folder (offline).
     Render {
         #[arg(long)]
@@ -968,7 +977,7 @@ async fn with_actor(
             }
             Box::new(lines)
         }
-        Command::Pbx(PbxCmd::Status { name, watch }) => {
+        Command::Pbx(PbxCmd::Status { name, watch }) | Command::Status { pbx: name, watch } => {
             let mut rx = ws.pbx_watch(me, name).await?;
             // The first connection's outcome: the state, or why it failed.
             let first = rx

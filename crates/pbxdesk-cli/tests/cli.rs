@@ -661,4 +661,35 @@ fn pbx_status_is_refused_untrusted_and_exits_11_when_the_pbx_is_out_of_reach() {
     ]);
     let e = ws.fails(&["pbx", "status", "demo-pbx"], 11);
     assert_eq!(e["error"]["code"], "unreachable", "{e}");
+    // `status --pbx` is the same command.
+    let e = ws.fails(&["status", "--pbx", "demo-pbx"], 11);
+    assert_eq!(e["error"]["code"], "unreachable", "{e}");
+    // DND and forwards set while the PBX is out of reach: kept, and shown pending.
+    let u = ws.json(&[
+        "user",
+        "update",
+        "acme-dental/100",
+        "--dnd",
+        "true",
+        "--forward-busy",
+        "+41445551234",
+        "--forward-no-answer",
+        "101",
+    ]);
+    assert_eq!(u["dnd"], true, "{u}");
+    assert_eq!(u["forward_busy"], "+41445551234");
+    assert_eq!(u["forward_no_answer"], "101");
+    assert_eq!(u["features_pending"], true, "{u}");
+    // A target that is neither an extension nor E.164 is refused, naming its field.
+    let e = ws.fails(
+        &[
+            "user",
+            "update",
+            "acme-dental/100",
+            "--forward-always",
+            "91&PJSIP/x",
+        ],
+        3,
+    );
+    assert_eq!(e["error"]["field"], "forward_always", "{e}");
 }
