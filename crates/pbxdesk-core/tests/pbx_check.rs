@@ -106,6 +106,13 @@ async fn check_reports_each_part_with_a_fix() {
         find(&lines, "AMI").detail.contains("Asterisk 22.10.1"),
         "{lines:?}"
     );
+    // The replayed captures have no DBGetTree of `pbxdesk` (s1 read `pbx`): the line says the
+    // AMI user cannot reach AstDB, and which classes it needs.
+    let astdb = find(&lines, "AstDB (DND and forwards)");
+    assert!(
+        !astdb.ok && astdb.fix.as_deref().unwrap().contains("write = system"),
+        "{astdb:?}"
+    );
     // The replayed captures have no `pjsip show transports` over AMI: the line says it
     // cannot list them, and how to fix it.
     let transports = find(&lines, "transports");

@@ -280,6 +280,13 @@ impl Workspace {
                                         .and_then(|o| o.lines.into_iter().next()),
                                 };
                             transports = Some(client.pjsip_transports().await);
+                            // DND and forwards live in AstDB: DBGetTree/DBPut need the
+                            // `system` write class (manager_show_command_DBPut.txt).
+                            let astdb = pbxdesk_remote::astdb::read_tree(
+                                &client,
+                                pbxdesk_remote::astdb::ROOT,
+                            )
+                            .await;
                             let _ = client.logoff().await;
                             out.push(line(
                                 "AMI",
@@ -290,6 +297,20 @@ impl Workspace {
                                 ),
                                 None,
                             ));
+                            out.push(match astdb {
+                                Ok(t) => line(
+                                    "AstDB (DND and forwards)",
+                                    true,
+                                    format!("readable; {} user(s) with features set", t.users.len()),
+                                    None,
+                                ),
+                                Err(e) => line(
+                                    "AstDB (DND and forwards)",
+                                    false,
+                                    e.to_string(),
+                                    Some("give the AMI user `write = system` in manager.conf (DBGetTree and DBPut need it) and `read = user` for the feature codes' events; until then DND and forwards wait for the PBX"),
+                                ),
+                            });
                         }
                         Err(e) => out.push(line(
                             "AMI",
