@@ -27,7 +27,10 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
     let pbx = setup(ws, &me, "features").await;
     // The check says the AMI user reaches AstDB (the double answers DBGetTree as s14 does).
     let lines = ws.pbx_check(&me, "demo-pbx").await.unwrap();
-    let astdb = lines.iter().find(|l| l.item == "AstDB (DND and forwards)").unwrap();
+    let astdb = lines
+        .iter()
+        .find(|l| l.item == "AstDB (DND and forwards)")
+        .unwrap();
     assert!(astdb.ok, "{astdb:?}");
     let rep = ws.pbx_apply(&me, "demo-pbx", &consent()).await.unwrap();
     assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
