@@ -12,10 +12,7 @@
 mod pbx_double;
 
 use pbxdesk_core::model::{NewPolicy, NewTenant, NewUser, TrunkPatch, UserPatch};
-use pbxdesk_core::service::{
-    parse_rule, realtime_devices, ApplyOptions, ApplyOutcome, KeySource, Location, OpenOptions,
-};
-use pbxdesk_core::Workspace;
+use pbxdesk_core::service::{parse_rule, realtime_devices, ApplyOptions, ApplyOutcome};
 use pbxdesk_remote::ami::{Client, Options};
 use pbxdesk_remote::realtime::Realtime;
 use pbxdesk_remote::ssh::Connection;
@@ -36,20 +33,8 @@ fn p50(mut v: Vec<Duration>) -> (f64, f64) {
     )
 }
 
-/// A fresh SQLite workspace in a temporary folder (kept alive by the returned guard).
-async fn temp_workspace() -> (tempfile::TempDir, Workspace) {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open(OpenOptions::new(
-        Location::Sqlite(dir.path().join("ws.sqlite")),
-        KeySource::File(dir.path().join("ws.key")),
-    ))
-    .await
-    .unwrap();
-    (dir, ws)
-}
-
 async fn run(users: u32) {
-    let (_dir, ws) = temp_workspace().await;
+    let (_dir, ws) = pbx_double::temp_workspace().await;
     let me = ws.local_owner().unwrap();
     let pbx = pbx_double::setup(&ws, &me, &format!("bench{users}")).await;
     // A tenant of `users` users on the demo PBX, with the demo trunk and a default policy.
@@ -243,7 +228,7 @@ async fn run(users: u32) {
 async fn scale() {
     use pbxdesk_core::model::{NewPbx, NewTrunk};
     let (tenants, users) = if quick() { (2u32, 20u32) } else { (100, 999) };
-    let (_dir, ws) = temp_workspace().await;
+    let (_dir, ws) = pbx_double::temp_workspace().await;
     let me = ws.local_owner().unwrap();
     ws.pbx_add(&me, &NewPbx::at("big", "127.0.0.1"))
         .await
@@ -339,7 +324,7 @@ async fn scale() {
 
 /// 8 PBXs (2 in quick mode), each changed, applied as a fleet: `parallel` at a time.
 async fn fleet() {
-    let (_dir, ws) = temp_workspace().await;
+    let (_dir, ws) = pbx_double::temp_workspace().await;
     let me = ws.local_owner().unwrap();
     let n = if quick() { 2 } else { 8 };
     let mut pbxes = Vec::new();

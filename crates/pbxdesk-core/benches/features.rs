@@ -10,7 +10,7 @@
 mod pbx_double;
 
 use pbxdesk_core::model::UserPatch;
-use pbxdesk_core::service::{ApplyOptions, ApplyOutcome, KeySource, Location, OpenOptions};
+use pbxdesk_core::service::{ApplyOptions, ApplyOutcome};
 use pbxdesk_core::Workspace;
 use std::time::{Duration, Instant};
 
@@ -63,13 +63,7 @@ async fn toggle(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open(OpenOptions::new(
-        Location::Sqlite(dir.path().join("ws.sqlite")),
-        KeySource::File(dir.path().join("ws.key")),
-    ))
-    .await
-    .unwrap();
+    let (_dir, ws) = pbx_double::temp_workspace().await;
     let me = ws.local_owner().unwrap();
     let pbx = pbx_double::setup(&ws, &me, "benchfeatures").await;
     let opts = ApplyOptions {

@@ -15,6 +15,24 @@ use pbxdesk_remote::testkit::{captured_events, start_ami, whoami, Behaviour, Ssh
 use secrecy::SecretString;
 use std::time::Duration;
 
+/// A PBX profile reaching the AMI double through the test sshd's tunnel.
+fn through(sshd: &Sshd, name: &str, ami_port: u16) -> NewPbx {
+    NewPbx {
+        name: name.into(),
+        profile: PbxPatch {
+            host: Some("127.0.0.1".into()),
+            ssh_port: Some(sshd.port),
+            ssh_user: Some(whoami()),
+            ssh_auth: Some(SshAuth::Key),
+            ssh_key_path: Some(sshd.key_path("user_key").display().to_string()),
+            ami_port: Some(ami_port),
+            ami_user: Some("pbx".into()),
+            ami_secret: Some("pbx-secret-1".into()),
+            ..Default::default()
+        },
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pbx_is_watched_through_its_tunnel() {
     let h = harness::Harness::sqlite().await;
@@ -29,25 +47,9 @@ async fn a_pbx_is_watched_through_its_tunnel() {
     })
     .await;
     let ami_port: u16 = ami_addr.rsplit_once(':').unwrap().1.parse().unwrap();
-    ws.pbx_add(
-        &me,
-        &NewPbx {
-            name: "pbx1".into(),
-            profile: PbxPatch {
-                host: Some("127.0.0.1".into()),
-                ssh_port: Some(sshd.port),
-                ssh_user: Some(whoami()),
-                ssh_auth: Some(SshAuth::Key),
-                ssh_key_path: Some(sshd.key_path("user_key").display().to_string()),
-                ami_port: Some(ami_port),
-                ami_user: Some("pbx".into()),
-                ami_secret: Some("pbx-secret-1".into()),
-                ..Default::default()
-            },
-        },
-    )
-    .await
-    .unwrap();
+    ws.pbx_add(&me, &through(&sshd, "pbx1", ami_port))
+        .await
+        .unwrap();
 
     // Nothing is contacted with an untrusted host key.
     let e = ws.pbx_watch(&me, "pbx1").await.unwrap_err();
@@ -103,25 +105,9 @@ async fn a_tenant_admin_sees_only_its_own_devices_and_calls() {
     .await;
     let ami_port: u16 = ami_addr.rsplit_once(':').unwrap().1.parse().unwrap();
     for name in ["pbx1", "pbx2"] {
-        ws.pbx_add(
-            &me,
-            &NewPbx {
-                name: name.into(),
-                profile: PbxPatch {
-                    host: Some("127.0.0.1".into()),
-                    ssh_port: Some(sshd.port),
-                    ssh_user: Some(whoami()),
-                    ssh_auth: Some(SshAuth::Key),
-                    ssh_key_path: Some(sshd.key_path("user_key").display().to_string()),
-                    ami_port: Some(ami_port),
-                    ami_user: Some("pbx".into()),
-                    ami_secret: Some("pbx-secret-1".into()),
-                    ..Default::default()
-                },
-            },
-        )
-        .await
-        .unwrap();
+        ws.pbx_add(&me, &through(&sshd, name, ami_port))
+            .await
+            .unwrap();
         ws.pbx_trust(&me, name, &sshd.fingerprint()).await.unwrap();
     }
     for (slug, pbx, range) in [

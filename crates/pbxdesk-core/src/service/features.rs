@@ -151,7 +151,7 @@ impl Workspace {
             let rows: Vec<FeatureRow> = all
                 .iter()
                 .filter(|r| r.tenant == *slug && r.extension == i64::from(*ext))
-                .map(clone_row)
+                .cloned()
                 .collect();
             if rows.is_empty() {
                 continue; // not a user of this workspace: nothing to take
@@ -278,25 +278,6 @@ impl Workspace {
             .await
             .map_err(unreachable)?;
         rows::set_known(self.store.pool(), r.user_id, &want, self.now()).await
-    }
-}
-
-fn clone_row(r: &FeatureRow) -> FeatureRow {
-    FeatureRow {
-        user_id: r.user_id,
-        tenant_id: r.tenant_id,
-        pbx_id: r.pbx_id,
-        tenant: r.tenant.clone(),
-        extension: r.extension,
-        dnd: r.dnd,
-        forward_always: r.forward_always.clone(),
-        forward_busy: r.forward_busy.clone(),
-        forward_no_answer: r.forward_no_answer.clone(),
-        known: r.known,
-        known_dnd: r.known_dnd,
-        known_always: r.known_always.clone(),
-        known_busy: r.known_busy.clone(),
-        known_no_answer: r.known_no_answer.clone(),
     }
 }
 

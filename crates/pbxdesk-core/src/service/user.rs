@@ -505,8 +505,15 @@ impl Workspace {
         .await?;
         // DND and forwards take effect on the PBX at once, without an apply; when it cannot
         // be reached they stay pending (shown) for the next connection or apply.
-        if after.features_pending && self.features_push(id).await? {
-            return self.user_show(actor, id).await;
+        // The change is saved whatever happens here: a failed push leaves it pending.
+        if after.features_pending {
+            match self.features_push(id).await {
+                Ok(true) => return self.user_show(actor, id).await,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "DND and forwards could not be pushed; they stay pending");
+                }
+            }
         }
         Ok(after)
     }

@@ -6,7 +6,7 @@ use crate::error::Result;
 use pbxdesk_remote::astdb::Features;
 use sqlx::{Any, Executor};
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct FeatureRow {
     pub user_id: i64,
     pub tenant_id: i64,

@@ -14,6 +14,18 @@ use sqlx::{Executor, MySqlPool};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A fresh SQLite workspace in a temporary folder (kept alive by the returned guard).
+pub async fn temp_workspace() -> (tempfile::TempDir, Workspace) {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(pbxdesk_core::service::OpenOptions::new(
+        pbxdesk_core::service::Location::Sqlite(dir.path().join("ws.sqlite")),
+        pbxdesk_core::service::KeySource::File(dir.path().join("ws.key")),
+    ))
+    .await
+    .unwrap();
+    (dir, ws)
+}
+
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(
         // Also compiled into the CLI's tests: the path works from either crate.
