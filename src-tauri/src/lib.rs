@@ -10,17 +10,21 @@ use pbxdesk_core::model::{
 };
 use pbxdesk_core::service::{
     ApplyOptions, ApplyRecord, ApplyReport, ApplySource, ApplyStep, FleetLine, FleetProgress,
-    FleetReport, Location, OpenOptions, PbxDiff, Progress,
+    FleetReport, Live, Location, OpenOptions, PbxDiff, Progress,
 };
 use pbxdesk_core::{Actor, ErrorCode, Workspace};
 use pbxdesk_render::Trace;
 use secrecy::SecretString;
 use serde::Serialize;
 use specta_typescript::Typescript;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tauri::ipc::Channel;
 use tauri::{Manager, Runtime, State};
 use tauri_specta::{collect_commands, Builder};
-use tokio::sync::RwLock;
+use tokio::sync::{oneshot, RwLock};
 
 /// The one error shape the UI sees: a code to branch on, a message for the person, and the
 /// input field it concerns (for showing the error next to that field).
@@ -54,6 +58,9 @@ impl From<pbxdesk_core::Error> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// The shortest time between two live updates of one view.
+const LIVE_EVERY: Duration = Duration::from_millis(200);
+
 pub struct AppState {
     ws: Workspace,
     /// The logged-in operator: the local owner on a laptop's own workspace, nobody until a
@@ -61,6 +68,9 @@ pub struct AppState {
     actor: RwLock<Option<Actor>>,
     workspace_label: String,
     team: bool,
+    /// The live views open in the window, by id: dropping one's sender ends it.
+    views: tokio::sync::Mutex<HashMap<u32, oneshot::Sender<()>>>,
+    next_view: AtomicU32,
 }
 
 impl AppState {
@@ -71,6 +81,38 @@ impl AppState {
             field: None,
             refusal: None,
         })
+    }
+
+    /// Sends a watched state to the window now and after each change, at most every
+    /// `LIVE_EVERY` (a storm of events is one update), until `live_unwatch`, a log-in or
+    /// log-out, or the window stops taking them. The view's id.
+    async fn open_view(
+        &self,
+        mut rx: tokio::sync::watch::Receiver<Live>,
+        to: Channel<Live>,
+    ) -> u32 {
+        let id = self.next_view.fetch_add(1, Ordering::Relaxed);
+        let (stop_tx, mut stop) = oneshot::channel::<()>();
+        self.views.lock().await.insert(id, stop_tx);
+        tauri::async_runtime::spawn(async move {
+            loop {
+                let now = rx.borrow_and_update().clone();
+                if to.send(now).is_err() {
+                    return;
+                }
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    _ = &mut stop => return,
+                }
+                tokio::time::sleep(LIVE_EVERY).await;
+            }
+        });
+        id
+    }
+
+    /// Ends every live view (whose state the operator logging out or in may not see).
+    async fn close_views(&self) {
+        self.views.lock().await.clear();
     }
 
     async fn info(&self) -> AppInfo {
@@ -108,6 +150,7 @@ async fn app_info(s: State<'_, AppState>) -> ApiResult<AppInfo> {
 #[specta::specta]
 async fn login(s: State<'_, AppState>, username: String, password: String) -> ApiResult<AppInfo> {
     let actor = s.ws.login(&username, &SecretString::from(password)).await?;
+    s.close_views().await;
     *s.actor.write().await = Some(actor);
     Ok(s.info().await)
 }
@@ -116,6 +159,7 @@ async fn login(s: State<'_, AppState>, username: String, password: String) -> Ap
 #[specta::specta]
 async fn logout(s: State<'_, AppState>) -> ApiResult<AppInfo> {
     if s.team {
+        s.close_views().await;
         *s.actor.write().await = None;
     }
     Ok(s.info().await)
@@ -456,6 +500,45 @@ async fn pbx_trace(
         .await?)
 }
 
+/// Watches a PBX (the dashboard): its state goes to `updates` at once and after each change.
+/// The view's id, for `live_unwatch`.
+#[tauri::command]
+#[specta::specta]
+async fn pbx_watch(s: State<'_, AppState>, name: String, updates: Channel<Live>) -> ApiResult<u32> {
+    let rx = s.ws.pbx_watch(&s.current_actor().await?, &name).await?;
+    Ok(s.open_view(rx, updates).await)
+}
+
+/// Watches one tenant's devices, trunks and calls (the status dots of its users list).
+#[tauri::command]
+#[specta::specta]
+async fn tenant_watch(
+    s: State<'_, AppState>,
+    tenant: String,
+    updates: Channel<Live>,
+) -> ApiResult<u32> {
+    let rx =
+        s.ws.tenant_watch(&s.current_actor().await?, &tenant)
+            .await?;
+    Ok(s.open_view(rx, updates).await)
+}
+
+/// Ends a live view; the PBX's watcher stops with its last view.
+#[tauri::command]
+#[specta::specta]
+async fn live_unwatch(s: State<'_, AppState>, id: u32) -> ApiResult<()> {
+    s.views.lock().await.remove(&id);
+    Ok(())
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn device_list_of_tenant(s: State<'_, AppState>, tenant: String) -> ApiResult<Vec<Device>> {
+    Ok(s.ws
+        .device_list_of_tenant(&s.current_actor().await?, &tenant)
+        .await?)
+}
+
 pub fn specta_builder<R: Runtime>() -> Builder<R> {
     Builder::<R>::new().commands(collect_commands![
         app_info,
@@ -475,6 +558,9 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         pbx_apply_pending,
         pbx_apply_history,
         pbx_trace,
+        pbx_watch,
+        tenant_watch,
+        live_unwatch,
         did_list,
         did_add,
         did_update,
@@ -499,6 +585,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         user_delete,
         device_add,
         device_remove,
+        device_list_of_tenant,
         device_reveal,
     ])
 }
@@ -546,6 +633,8 @@ impl Startup {
             actor: RwLock::new(actor),
             workspace_label: label,
             team,
+            views: tokio::sync::Mutex::new(HashMap::new()),
+            next_view: AtomicU32::new(1),
         })
     }
 }

@@ -31,6 +31,12 @@ const browser = await remote({
   capabilities: { "tauri:options": { application: env.E2E_APP } },
 });
 
+// The PBX test double of the apply tests (sshd on loopback, the Asterisk double, MariaDB); it
+// points the demo PBX at itself and pins its host key. Started by the apply check, it lives until
+// the end and takes what a phone does on its standard input (it has no SIP stack).
+let double = null;
+const phone = (line) => double.stdin.write(`${line}\n`);
+
 try {
   await check("creates a user and shows the assigned extension", async () => {
     const heading = await browser.$("h2=Acme Dental");
@@ -145,10 +151,8 @@ try {
   });
 
   await check("Apply takes the workspace to a PBX: each step live, verified from Asterisk, in the history", async () => {
-    // The PBX test double of the apply tests (sshd on loopback, the Asterisk double, MariaDB);
-    // it points the demo PBX at itself and pins its host key.
-    const double = spawn(env.E2E_PBX_DOUBLE, [], { stdio: ["pipe", "pipe", "inherit"] });
-    try {
+    double = spawn(env.E2E_PBX_DOUBLE, [], { stdio: ["pipe", "pipe", "inherit"] });
+    {
       const etc = await new Promise((resolve, reject) => {
         let out = "";
         double.stdout.on("data", (d) => {
@@ -199,11 +203,84 @@ try {
         execFileSync(env.E2E_CLI, ["--workspace", env.PBXDESK_WORKSPACE, "--json", "history", "--pbx", "demo-pbx"]).toString(),
       );
       assertEqual(hist[0]?.outcome, "applied", "the last apply in the history");
-    } finally {
-      double.stdin.end();
     }
   });
+
+  await check("a phone registering, going silent: its dot on the users list and the PBX dashboard follow, live", async () => {
+    if (!double) throw new Error("the PBX double did not start (see the apply check)");
+    const dot = (endpoint) =>
+      browser.execute(
+        (e) => document.querySelector(`[data-testid="device-dot"][data-endpoint="${e}"]`)?.getAttribute("data-status") ?? "(none)",
+        endpoint,
+      );
+    const until = async (what, fn, timeout = 15_000) => {
+      const end = Date.now() + timeout;
+      let last;
+      while (Date.now() < end) {
+        last = await fn();
+        if (last === what) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`expected ${what}, still ${last} after ${timeout} ms`);
+    };
+    await browser.$('[data-testid="tenant-acme-dental"]').click();
+    await browser.$("h2=Acme Dental").waitForDisplayed({ timeout: 10_000 });
+    // Watched now: applied, known to the PBX, no phone registered yet.
+    await until("offline", () => dot("acme-dental-101"), 30_000);
+    phone("register acme-dental-101 5070");
+    const t0 = Date.now();
+    await until("registered", () => dot("acme-dental-101"));
+    console.log(`  the dot turned green ${Date.now() - t0} ms after the phone registered`);
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/live-users.png`);
+    // The user dialog shows where it registered from and what it is, and follows it.
+    await browser.execute(() => {
+      const row = [...document.querySelectorAll('[data-testid="user-row"]')].find(
+        (r) => r.querySelector('[data-testid="user-ext"]')?.textContent === "101",
+      );
+      [...(row?.querySelectorAll("button") ?? [])].find((b) => b.textContent === "Edit")?.click();
+    });
+    const detail = await browser.$('[data-testid="device-live"][data-endpoint="acme-dental-101"]');
+    await detail.waitForExist({ timeout: 10_000 });
+    await browser.waitUntil(
+      async () =>
+        (await browser.execute(() => document.querySelector('[data-testid="device-live"]')?.textContent ?? "")).includes(
+          "pbxdesk-e2e-phone/1.0",
+        ),
+      { timeout: 10_000, timeoutMsg: "the dialog does not show the phone's user agent" },
+    );
+    phone("silence acme-dental-101");
+    await until("unreachable", () =>
+      browser.execute(() => document.querySelector('[data-testid="device-live"] [data-testid="device-dot"]')?.getAttribute("data-status") ?? "(none)"),
+    );
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/live-user-dialog.png`);
+    await browser.keys("Escape");
+    // The dashboard: connected, its health, the phones, the last apply.
+    await browser.$('[data-testid="pbx-demo-pbx"]').click();
+    await browser.$("h2=demo-pbx").waitForDisplayed({ timeout: 10_000 });
+    const text = (id) => browser.execute((i) => document.querySelector(`[data-testid="${i}"]`)?.textContent ?? "", id);
+    await browser.waitUntil(async () => (await text("live-connection")).includes("connected") && !(await text("live-connection")).includes("not connected"), {
+      timeout: 15_000,
+      timeoutMsg: "the dashboard is not connected",
+    });
+    const health = await text("live-health");
+    if (!health.includes("Asterisk 22.10.1") || !health.includes("Realtime database: connected (1/5)")) {
+      throw new Error(`health: ${health}`);
+    }
+    const phones = await text("live-registrations");
+    if (!phones.includes("unreachable: acme-dental-101")) throw new Error(`phones: ${phones}`);
+    await browser.waitUntil(async () => (await text("live-last-apply")).includes("applied"), {
+      timeout: 10_000,
+      timeoutMsg: `last apply: ${await text("live-last-apply")}`,
+    });
+    phone("unregister acme-dental-101");
+    await browser.waitUntil(async () => !(await text("live-registrations")).includes("unreachable:"), {
+      timeout: 10_000,
+      timeoutMsg: "the unregistered phone is still listed as unreachable",
+    });
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/live-dashboard.png`);
+  });
 } finally {
+  double?.stdin.end();
   await browser.deleteSession();
 }
 

@@ -117,6 +117,13 @@ function fakeBackend() {
         u.version += 1;
         return u;
       }
+      case "device_list_of_tenant":
+        return users.flatMap((u) => u.devices);
+      // The live view opens; no PBX state arrives in these tests.
+      case "tenant_watch":
+        return 1;
+      case "live_unwatch":
+        return null;
       default:
         throw { code: "internal", message: `unexpected command ${cmd}`, field: null };
     }
@@ -198,7 +205,12 @@ describe("a team workspace", () => {
         case "pbx_list":
           return [];
         case "user_list":
+        case "device_list_of_tenant":
           return [];
+        case "tenant_watch":
+          return 1;
+        case "live_unwatch":
+          return null;
         default:
           throw { code: "internal", message: `unexpected command ${cmd}`, field: null };
       }

@@ -11,15 +11,18 @@ import {
 } from "@mantine/core";
 import { useEffect, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
-import { commands, type User } from "./bindings";
+import { commands, type Live, type User } from "./bindings";
+import { DeviceLiveDetail } from "./LiveStatus";
 
 interface Props {
   user: User | null;
+  /** The tenant's live state, for each device's registration. */
+  live?: Live | null;
   onClose: () => void;
   onSaved: (u: User) => void;
 }
 
-export function EditUserModal({ user, onClose, onSaved }: Props) {
+export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
   const [name, setName] = useState("");
   const [email, setEmail] = useState("");
   const [callerId, setCallerId] = useState("");
@@ -173,6 +176,7 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
                 <Table.Th>SIP username</Table.Th>
                 <Table.Th>Transport</Table.Th>
                 <Table.Th>Codecs</Table.Th>
+                <Table.Th>Now</Table.Th>
               </Table.Tr>
             </Table.Thead>
             <Table.Tbody>
@@ -184,6 +188,9 @@ export function EditUserModal({ user, onClose, onSaved }: Props) {
                   </Table.Td>
                   <Table.Td>{d.transport}</Table.Td>
                   <Table.Td>{d.codecs.join(", ")}</Table.Td>
+                  <Table.Td>
+                    <DeviceLiveDetail endpoint={d.sip_username} live={live} />
+                  </Table.Td>
                 </Table.Tr>
               ))}
             </Table.Tbody>

@@ -20,6 +20,7 @@ import { useEffect, useState } from "react";
 import { HistoryPanel } from "./ApplyWizard";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import { type CheckLine, commands, type Pbx } from "./bindings";
+import { LivePanel } from "./LiveStatus";
 import { CallPathPanel, PreviewPanel } from "./Preview";
 import { TrunkPanel } from "./RoutingViews";
 
@@ -179,9 +180,39 @@ export function PbxView({ name, onChanged, onRemoved }: Props) {
           </Button>
         </Group>
       </Group>
-      <Tabs defaultValue="profile" keepMounted={false}>
+      {errors._form && <Alert color="red">{errors._form}</Alert>}
+      {lines && (
+        <Paper withBorder p="sm" data-testid="check-result">
+          <Stack gap={6}>
+            {lines.map((l) => (
+              <div key={l.item}>
+                <Group gap="xs">
+                  <Badge color={l.ok ? "green" : "red"} w={56}>
+                    {l.ok ? "ok" : "fail"}
+                  </Badge>
+                  <Text fw={600} size="sm">
+                    {l.item}
+                  </Text>
+                  <Text size="sm">{l.detail}</Text>
+                </Group>
+                {l.fix && (
+                  <Text size="sm" c="dimmed" ml={64}>
+                    Fix: {l.fix}
+                  </Text>
+                )}
+              </div>
+            ))}
+          </Stack>
+        </Paper>
+      )}
+      <Tabs defaultValue="live" keepMounted={false}>
         <Tabs.List>
-          <Tabs.Tab value="profile">Connection</Tabs.Tab>
+          <Tabs.Tab value="live" data-testid="tab-live">
+            Live
+          </Tabs.Tab>
+          <Tabs.Tab value="profile" data-testid="tab-profile">
+            Connection
+          </Tabs.Tab>
           <Tabs.Tab value="trunks" data-testid="tab-trunks">
             Trunks
           </Tabs.Tab>
@@ -195,6 +226,9 @@ export function PbxView({ name, onChanged, onRemoved }: Props) {
             History
           </Tabs.Tab>
         </Tabs.List>
+        <Tabs.Panel value="live" pt="sm">
+          <LivePanel pbx={name} />
+        </Tabs.Panel>
         <Tabs.Panel value="trunks" pt="sm">
           <TrunkPanel pbx={name} />
         </Tabs.Panel>
@@ -209,31 +243,6 @@ export function PbxView({ name, onChanged, onRemoved }: Props) {
         </Tabs.Panel>
         <Tabs.Panel value="profile" pt="sm">
           <Stack>
-            {errors._form && <Alert color="red">{errors._form}</Alert>}
-            {lines && (
-              <Paper withBorder p="sm" data-testid="check-result">
-                <Stack gap={6}>
-                  {lines.map((l) => (
-                    <div key={l.item}>
-                      <Group gap="xs">
-                        <Badge color={l.ok ? "green" : "red"} w={56}>
-                          {l.ok ? "ok" : "fail"}
-                        </Badge>
-                        <Text fw={600} size="sm">
-                          {l.item}
-                        </Text>
-                        <Text size="sm">{l.detail}</Text>
-                      </Group>
-                      {l.fix && (
-                        <Text size="sm" c="dimmed" ml={64}>
-                          Fix: {l.fix}
-                        </Text>
-                      )}
-                    </div>
-                  ))}
-                </Stack>
-              </Paper>
-            )}
             <Paper withBorder p="sm">
               <SimpleGrid cols={3}>
                 <TextInput

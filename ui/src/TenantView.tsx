@@ -5,6 +5,7 @@ import { call } from "./api";
 import { commands, type Tenant, type User, type UserSummary } from "./bindings";
 import { EditTenantModal } from "./EditTenantModal";
 import { EditUserModal } from "./EditUserModal";
+import { useLive } from "./live";
 import { NewUserForm } from "./NewUserForm";
 import { DidPanel, PolicyPanel } from "./RoutingViews";
 import { UserTable } from "./UserTable";
@@ -16,6 +17,7 @@ interface Props {
 
 export function TenantView({ tenant, onTenantChanged }: Props) {
   const [users, setUsers] = useState<UserSummary[] | null>(null);
+  const [endpoints, setEndpoints] = useState<Map<number, string[]>>(new Map());
   const [error, setError] = useState<string | null>(null);
   const [editing, setEditing] = useState<User | null>(null);
   const [deleting, setDeleting] = useState<UserSummary | null>(null);
@@ -23,7 +25,14 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
 
   const reload = useCallback(async () => {
     try {
-      setUsers(await call(commands.userList(tenant.slug)));
+      const [list, devices] = await Promise.all([
+        call(commands.userList(tenant.slug)),
+        call(commands.deviceListOfTenant(tenant.slug)),
+      ]);
+      const by = new Map<number, string[]>();
+      for (const d of devices) by.set(d.user_id, [...(by.get(d.user_id) ?? []), d.sip_username]);
+      setUsers(list);
+      setEndpoints(by);
       setError(null);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
@@ -33,6 +42,10 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
   useEffect(() => {
     reload();
   }, [reload]);
+
+  // The tenant's view holds the devices it had when it opened: opened again when they change.
+  const deviceSet = [...endpoints.values()].flat().sort().join(",");
+  const { live, error: liveError } = useLive("tenant", users ? tenant.slug : null, deviceSet);
 
   async function act(what: string, op: () => Promise<unknown>) {
     try {
@@ -113,6 +126,9 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           {users && (
             <UserTable
               users={users}
+              endpoints={endpoints}
+              live={live}
+              liveWhy={liveError}
               onEdit={async (u) => {
                 try {
                   setEditing(await call(commands.userShow(u.id)));
@@ -153,6 +169,7 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
       />
       <EditUserModal
         user={editing}
+        live={live}
         onClose={() => setEditing(null)}
         onSaved={() => {
           setEditing(null);

@@ -1,10 +1,17 @@
 import { Badge, Button, Group, Paper, Text, TextInput, VisuallyHidden } from "@mantine/core";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useMemo, useRef, useState } from "react";
-import type { UserSummary } from "./bindings";
+import type { Live, UserSummary } from "./bindings";
+import { DeviceDot } from "./LiveStatus";
 
 interface Props {
   users: UserSummary[];
+  /** Each user's devices (SIP usernames, the PBX's endpoints), by user id, when known. */
+  endpoints?: Map<number, string[]>;
+  /** The tenant's live state, for a status dot per device. */
+  live?: Live | null;
+  /** Why there is no live state, when there is none. */
+  liveWhy?: string | null;
   onEdit: (u: UserSummary) => void;
   onToggleSuspend: (u: UserSummary) => void;
   onDelete: (u: UserSummary) => void;
@@ -15,7 +22,15 @@ const COLUMNS = "90px minmax(160px, 2fr) minmax(180px, 2fr) 90px 100px 70px 230p
 const ELLIPSIS = { overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" } as const;
 
 /** Virtualized: only the rows in view are in the DOM, so 10,000 users scroll smoothly. */
-export function UserTable({ users, onEdit, onToggleSuspend, onDelete }: Props) {
+export function UserTable({
+  users,
+  endpoints,
+  live = null,
+  liveWhy = null,
+  onEdit,
+  onToggleSuspend,
+  onDelete,
+}: Props) {
   const [filter, setFilter] = useState("");
   const shown = useMemo(() => {
     const f = filter.trim().toLowerCase();
@@ -77,7 +92,7 @@ export function UserTable({ users, onEdit, onToggleSuspend, onDelete }: Props) {
               <th>E-mail</th>
               <th>Role</th>
               <th>Status</th>
-              <th>Devices</th>
+              <th>Phones</th>
               <th>
                 <VisuallyHidden>Actions</VisuallyHidden>
               </th>
@@ -120,7 +135,13 @@ export function UserTable({ users, onEdit, onToggleSuspend, onDelete }: Props) {
                       {u.status}
                     </Badge>
                   </td>
-                  <td>{u.device_count}</td>
+                  <td data-testid="user-phones">
+                    {endpoints?.has(u.id)
+                      ? endpoints
+                          .get(u.id)
+                          ?.map((e) => <DeviceDot key={e} endpoint={e} live={live} why={liveWhy} />)
+                      : u.device_count}
+                  </td>
                   <td>
                     <Group gap={4} wrap="nowrap">
                       <Button size="compact-xs" variant="default" onClick={() => onEdit(u)}>

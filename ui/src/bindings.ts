@@ -29,6 +29,15 @@ export const commands = {
 	pbxApplyPending: (options: ApplyOptions_Deserialize, parallel: number, progress: Channel<FleetLine_Deserialize>) => typedError<FleetReport_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_apply_pending", { options, parallel, progress })),
 	pbxApplyHistory: (name: string, limit: number) => typedError<ApplyRecord_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("pbx_apply_history", { name, limit })),
 	pbxTrace: (name: string, number: string, from: string | null) => typedError<Trace_Serialize, ApiError_Serialize>(__TAURI_INVOKE("pbx_trace", { name, number, from })),
+	/**
+	 *  Watches a PBX (the dashboard): its state goes to `updates` at once and after each change.
+	 *  The view's id, for `live_unwatch`.
+	 */
+	pbxWatch: (name: string, updates: Channel<Live_Deserialize>) => typedError<number, ApiError_Serialize>(__TAURI_INVOKE("pbx_watch", { name, updates })),
+	/**  Watches one tenant's devices, trunks and calls (the status dots of its users list). */
+	tenantWatch: (tenant: string, updates: Channel<Live_Deserialize>) => typedError<number, ApiError_Serialize>(__TAURI_INVOKE("tenant_watch", { tenant, updates })),
+	/**  Ends a live view; the PBX's watcher stops with its last view. */
+	liveUnwatch: (id: number) => typedError<null, ApiError_Serialize>(__TAURI_INVOKE("live_unwatch", { id })),
 	/**  The command list, generic over the runtime so tests and the app share it. */
 	didList: (tenant: string) => typedError<Did_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("did_list", { tenant })),
 	didAdd: (input: NewDid_Deserialize) => typedError<Did_Serialize, ApiError_Serialize>(__TAURI_INVOKE("did_add", { input })),
@@ -54,6 +63,7 @@ export const commands = {
 	userDelete: (id: number) => typedError<User_Serialize, ApiError_Serialize>(__TAURI_INVOKE("user_delete", { id })),
 	deviceAdd: (userId: number, input: NewDevice_Deserialize) => typedError<Device, ApiError_Serialize>(__TAURI_INVOKE("device_add", { userId, input })),
 	deviceRemove: (id: number) => typedError<Device, ApiError_Serialize>(__TAURI_INVOKE("device_remove", { id })),
+	deviceListOfTenant: (tenant: string) => typedError<Device[], ApiError_Serialize>(__TAURI_INVOKE("device_list_of_tenant", { tenant })),
 	deviceReveal: (id: number) => typedError<RevealedDevice, ApiError_Serialize>(__TAURI_INVOKE("device_reveal", { id })),
 };
 
@@ -241,6 +251,48 @@ export type ApplyStep = {
 	detail: string,
 };
 
+/**
+ *  One channel of a call. Named `CallChannel` in the app's bindings, beside Tauri's `Channel`
+ *  (the name never appears in JSON).
+ */
+export type CallChannel = CallChannel_Serialize | CallChannel_Deserialize;
+
+/**
+ *  One channel of a call. Named `CallChannel` in the app's bindings, beside Tauri's `Channel`
+ *  (the name never appears in JSON).
+ */
+export type CallChannel_Deserialize = {
+	channel: string,
+	/**  The PJSIP endpoint the channel belongs to (a phone or a trunk), if any. */
+	endpoint?: string | null,
+	caller: string,
+	connected: string,
+	exten: string,
+	state: string,
+	/**  Channels of one call share it. */
+	linkedid: string,
+	bridge?: string | null,
+	since: number | null,
+};
+
+/**
+ *  One channel of a call. Named `CallChannel` in the app's bindings, beside Tauri's `Channel`
+ *  (the name never appears in JSON).
+ */
+export type CallChannel_Serialize = {
+	channel: string,
+	/**  The PJSIP endpoint the channel belongs to (a phone or a trunk), if any. */
+	endpoint: string | null,
+	caller: string,
+	connected: string,
+	exten: string,
+	state: string,
+	/**  Channels of one call share it. */
+	linkedid: string,
+	bridge: string | null,
+	since: number | null,
+};
+
 /**  One line of "check this PBX": what was checked, whether it is fine, and how to fix it. */
 export type CheckLine = CheckLine_Serialize | CheckLine_Deserialize;
 
@@ -265,6 +317,43 @@ export type CheckLine_Serialize = {
 /**  Codecs a device may offer; names as Asterisk's `allow=` knows them. */
 export type Codec = "opus" | "g722" | "ulaw" | "alaw" | "g729";
 
+/**  One registered contact of an endpoint. */
+export type Contact = Contact_Serialize | Contact_Deserialize;
+
+export type ContactState = 
+/**  Registered, not (yet) qualified. */
+"non_qualified" | "reachable" | "unreachable" | "unknown";
+
+/**  One registered contact of an endpoint. */
+export type Contact_Deserialize = {
+	uri: string,
+	state: ContactState,
+	/**  From the last answered qualify. */
+	rtt_us?: number | null,
+	user_agent?: string | null,
+	/**  Where its packets come from (`ViaAddr:ViaPort`). */
+	source?: string | null,
+	/**  Unix seconds. */
+	expires_at?: number | null,
+	/**  Unix ms when this state was seen. */
+	since: number | null,
+};
+
+/**  One registered contact of an endpoint. */
+export type Contact_Serialize = {
+	uri: string,
+	state: ContactState,
+	/**  From the last answered qualify. */
+	rtt_us: number | null,
+	user_agent: string | null,
+	/**  Where its packets come from (`ViaAddr:ViaPort`). */
+	source: string | null,
+	/**  Unix seconds. */
+	expires_at: number | null,
+	/**  Unix ms when this state was seen. */
+	since: number | null,
+};
+
 export type Device = {
 	id: number,
 	user_id: number,
@@ -275,6 +364,8 @@ export type Device = {
 	/**  NAT handling on (force_rport, rewrite_contact, rtp_symmetric). */
 	nat: boolean,
 };
+
+export type DeviceState = "not_in_use" | "in_use" | "busy" | "ringing" | "ring_in_use" | "on_hold" | "unavailable" | "invalid" | "unknown";
 
 /**  An inbound number and where it goes. */
 export type Did = Did_Serialize | Did_Deserialize;
@@ -333,6 +424,18 @@ export type Diff = {
 	/**  e.g. "voicemail PIN of 100 (voicemail.d/pbxdesk/tenant-acme.conf)", "SIP password of acme-100". */
 	secrets_changed: string[],
 	unchanged_files: number,
+};
+
+export type Endpoint = Endpoint_Serialize | Endpoint_Deserialize;
+
+export type Endpoint_Deserialize = {
+	device_state?: DeviceState | null,
+	contacts: Contact_Deserialize[],
+};
+
+export type Endpoint_Serialize = {
+	device_state: DeviceState | null,
+	contacts: Contact_Serialize[],
 };
 
 export type ErrorCode = "validation" | "not_found" | "conflict" | "forbidden" | "unauthenticated" | "key" | "busy" | "internal" | 
@@ -419,6 +522,47 @@ export type FleetReport_Serialize = {
 	worst: ErrorCode | null,
 };
 
+/**  How the PBX itself is: polled, since Asterisk sends no event for any of it. */
+export type Health = Health_Serialize | Health_Deserialize;
+
+/**  How the PBX itself is: polled, since Asterisk sends no event for any of it. */
+export type Health_Deserialize = {
+	/**  `AsteriskVersion` of CoreSettings. */
+	version?: string | null,
+	/**
+	 *  `CoreStartupDate CoreStartupTime` / `CoreReloadDate CoreReloadTime` of CoreStatus, in
+	 *  the PBX's local time as Asterisk prints it.
+	 */
+	started?: string | null,
+	last_reload?: string | null,
+	uptime_s?: number | null,
+	/**  `CoreCurrentCalls` counts channels, not calls (s13: 2 for one call). */
+	channels?: number | null,
+	/**  Asterisk's own connection to the realtime database (`odbc show`). */
+	realtime_db?: OdbcStatus_Deserialize | null,
+	/**  Unix ms of the poll. */
+	checked_at: number | null,
+};
+
+/**  How the PBX itself is: polled, since Asterisk sends no event for any of it. */
+export type Health_Serialize = {
+	/**  `AsteriskVersion` of CoreSettings. */
+	version: string | null,
+	/**
+	 *  `CoreStartupDate CoreStartupTime` / `CoreReloadDate CoreReloadTime` of CoreStatus, in
+	 *  the PBX's local time as Asterisk prints it.
+	 */
+	started: string | null,
+	last_reload: string | null,
+	uptime_s: number | null,
+	/**  `CoreCurrentCalls` counts channels, not calls (s13: 2 for one call). */
+	channels: number | null,
+	/**  Asterisk's own connection to the realtime database (`odbc show`). */
+	realtime_db: OdbcStatus_Serialize | null,
+	/**  Unix ms of the poll. */
+	checked_at: number | null,
+};
+
 /**  One step of a call's path. */
 export type Hop = {
 	kind: HopKind,
@@ -427,6 +571,53 @@ export type Hop = {
 };
 
 export type HopKind = "did" | "caller" | "user" | "devices" | "no_answer" | "voicemail" | "feature" | "emergency" | "rule" | "trunks" | "denied" | "not_in_service";
+
+/**  What the watcher publishes. */
+export type Live = Live_Serialize | Live_Deserialize;
+
+export type LiveState = LiveState_Serialize | LiveState_Deserialize;
+
+export type LiveState_Deserialize = {
+	endpoints: { [key in string]: Endpoint_Deserialize },
+	registrations: { [key in string]: Registration },
+	/**  By Uniqueid. */
+	channels: { [key in string]: CallChannel_Deserialize },
+	health: Health_Deserialize,
+};
+
+export type LiveState_Serialize = {
+	endpoints: { [key in string]: Endpoint_Serialize },
+	registrations: { [key in string]: Registration },
+	/**  By Uniqueid. */
+	channels: { [key in string]: CallChannel_Serialize },
+	health: Health_Serialize,
+};
+
+/**  What the watcher publishes. */
+export type Live_Deserialize = {
+	state: LiveState_Deserialize,
+	/**  Whether the AMI connection is up (while it is not, `state` is the last known). */
+	connected: boolean,
+	/**  Why the last connection attempt failed or the connection ended. */
+	last_error?: string | null,
+	/**  Full reads of the state so far (the first, then one per reconnect, reload or lag). */
+	rereads: number | null,
+	/**  Events applied so far. */
+	events: number | null,
+};
+
+/**  What the watcher publishes. */
+export type Live_Serialize = {
+	state: LiveState_Serialize,
+	/**  Whether the AMI connection is up (while it is not, `state` is the last known). */
+	connected: boolean,
+	/**  Why the last connection attempt failed or the connection ended. */
+	last_error: string | null,
+	/**  Full reads of the state so far (the first, then one per reconnect, reload or lag). */
+	rereads: number | null,
+	/**  Events applied so far. */
+	events: number | null,
+};
 
 export type NewDevice = NewDevice_Serialize | NewDevice_Deserialize;
 
@@ -582,6 +773,42 @@ export type NewUser_Serialize = {
 	outbound_caller_id: string | null,
 	/**  Voicemail is on unless set to false. */
 	voicemail: boolean | null,
+};
+
+/**
+ *  One DSN of `odbc show`. The count can be stale: right after the database went away it still
+ *  said 1 active connection (s18_health_06); only a failed query drops it to 0 and adds
+ *  `Last fail connection attempt` (s18_11), which stays after the database is back (s18_12,
+ *  with connections again).
+ */
+export type OdbcStatus = OdbcStatus_Serialize | OdbcStatus_Deserialize;
+
+/**
+ *  One DSN of `odbc show`. The count can be stale: right after the database went away it still
+ *  said 1 active connection (s18_health_06); only a failed query drops it to 0 and adds
+ *  `Last fail connection attempt` (s18_11), which stays after the database is back (s18_12,
+ *  with connections again).
+ */
+export type OdbcStatus_Deserialize = {
+	name: string,
+	dsn: string,
+	active: number,
+	max: number,
+	last_fail?: string | null,
+};
+
+/**
+ *  One DSN of `odbc show`. The count can be stale: right after the database went away it still
+ *  said 1 active connection (s18_health_06); only a failed query drops it to 0 and adds
+ *  `Last fail connection attempt` (s18_11), which stays after the database is back (s18_12,
+ *  with connections again).
+ */
+export type OdbcStatus_Serialize = {
+	name: string,
+	dsn: string,
+	active: number,
+	max: number,
+	last_fail: string | null,
 };
 
 /**  A PBX and how to reach it. Secrets are never here, only whether each is set. */
@@ -784,6 +1011,16 @@ export type Refusal =
 { kind: "team_locked"; pbx: string } | 
 /**  A database setting cannot go into the mysql option file the PBX's rollback uses. */
 { kind: "db_setting"; field: string };
+
+/**  An outbound registration (a trunk registering with its carrier). */
+export type Registration = {
+	name: string,
+	server_uri: string,
+	client_uri: string,
+	/**  `Registered`, `Unregistered`, `Rejected`, … as Asterisk says it. */
+	status: string,
+	since: number | null,
+};
 
 /**  A device with its SIP password in clear: only from `device_reveal`, which is audited. */
 export type RevealedDevice = {

@@ -614,9 +614,15 @@ enum DeviceCmd {
         #[arg(long)]
         no_nat: bool,
     },
+    /// The devices of one user (--user) or of every user of a tenant (--tenant).
+    #[command(group(clap::ArgGroup::new("whose").required(true).args(["user", "tenant"])))]
     List {
+        /// An id or TENANT/EXTENSION.
         #[arg(long)]
-        user: String,
+        user: Option<String>,
+        /// A tenant's slug.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// DEVICE is an id or a SIP username.
     Remove { device: String },
@@ -1150,9 +1156,21 @@ async fn with_actor(
                 };
                 Box::new(ws.device_add(me, id, &input).await?)
             }
-            DeviceCmd::List { user } => {
-                Box::new(ws.device_list(me, ws.user_resolve(me, user).await?).await?)
-            }
+            DeviceCmd::List { user, tenant } => match (user, tenant) {
+                (Some(user), _) => {
+                    Box::new(ws.device_list(me, ws.user_resolve(me, user).await?).await?)
+                }
+                (None, Some(tenant)) => Box::new(ws.device_list_of_tenant(me, tenant).await?),
+                // clap already requires one of the two.
+                (None, None) => {
+                    return Err(pbxdesk_core::ValidationError::new(
+                        "user",
+                        "",
+                        "--user USER or --tenant TENANT",
+                    )
+                    .into())
+                }
+            },
             DeviceCmd::Remove { device } => Box::new(
                 ws.device_remove(me, ws.device_resolve(me, device).await?)
                     .await?,

@@ -97,6 +97,16 @@ fn first_run_creates_the_workspace_and_a_user_gets_an_extension() {
     assert_eq!(list.as_array().unwrap().len(), 2);
     let shown = ws.json(&["user", "show", "acme-dental/1500"]);
     assert_eq!(shown["display_name"], "Bob");
+    // Every device of the tenant at once (what the app's status dots read), no secret in it.
+    let devices = ws.json(&["device", "list", "--tenant", "acme-dental"]);
+    let names: Vec<&str> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sip_username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme-dental-1000", "acme-dental-1500"]);
+    assert!(devices[0].get("sip_password").is_none());
     // Reveal is the one way to a SIP password, and it is audited.
     let r = ws.json(&["device", "reveal", "acme-dental-1000"]);
     assert_eq!(r["sip_password"].as_str().unwrap().len(), 24);

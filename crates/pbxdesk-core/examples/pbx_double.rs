@@ -2,7 +2,10 @@
 //! sshd on loopback playing the PBX, the stateful Asterisk double, MariaDB with Asterisk's
 //! realtime tables; see `tests/pbx_double`). It points the demo PBX of the workspace at
 //! `PBXDESK_WORKSPACE` to it and pins its host key, prints `ready` and the config folder, and
-//! runs until its standard input closes. Not a product binary: it exists for tests.
+//! runs until its standard input closes. Each line it reads there is what a phone does (the
+//! double has no SIP stack): `register ENDPOINT PORT`, `silence ENDPOINT` (stops answering its
+//! qualify), `unregister ENDPOINT`; it answers `ok` (or `error: …`). Not a product binary: it
+//! exists for tests.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -11,7 +14,7 @@ mod pbx_double;
 
 use pbxdesk_core::service::{KeySource, Location, OpenOptions};
 use pbxdesk_core::{paths, Workspace};
-use std::io::Read;
+use std::io::BufRead;
 use std::path::PathBuf;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -27,11 +30,36 @@ async fn main() {
     let pbx = pbx_double::setup(&ws, &me, "e2e").await;
     println!("ready {}", pbx.sshd.etc().display());
     // Until the test closes our standard input (then sshd is stopped by its Drop).
-    tokio::task::spawn_blocking(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
-    })
-    .await
-    .unwrap();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = lines.recv().await {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let answer = match words.as_slice() {
+            ["register", endpoint, port] => match port.parse::<u16>() {
+                Ok(port) => {
+                    pbx.ast.register(endpoint, port, "pbxdesk-e2e-phone/1.0");
+                    "ok".to_owned()
+                }
+                Err(_) => format!("error: port {port:?} is not a number"),
+            },
+            ["silence", endpoint] => {
+                pbx.ast.silence(endpoint);
+                "ok".to_owned()
+            }
+            ["unregister", endpoint] => {
+                pbx.ast.unregister(endpoint);
+                "ok".to_owned()
+            }
+            _ => format!("error: unknown command {line:?}"),
+        };
+        println!("{answer}");
+    }
     drop(pbx);
 }

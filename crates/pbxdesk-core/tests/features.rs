@@ -93,6 +93,43 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
     let mut live = ws.pbx_watch(&me, "demo-pbx").await.unwrap();
     live.wait_for(|l| l.connected).await.unwrap();
     let device = u.devices[0].sip_username.clone();
+    // The same connection follows the phone: registered (with the details only the contact
+    // list has), silent, gone, each from its events.
+    let phone_is =
+        |live: &mut tokio::sync::watch::Receiver<pbxdesk_core::service::Live>,
+         ok: Box<dyn Fn(&pbxdesk_remote::live::Endpoint) -> bool + Send + Sync>| {
+            let (mut live, device) = (live.clone(), device.clone());
+            async move {
+                let seen = live.clone();
+                let came = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    live.wait_for(|l| l.state.endpoints.get(&device).is_some_and(&ok)),
+                )
+                .await
+                .is_ok();
+                assert!(came, "the phone's state never came: {:?}", *seen.borrow());
+            }
+        };
+    assert!(!live.borrow().state.endpoints[&device].registered());
+    pbx.ast.register(&device, 5070, "Yealink T54W");
+    phone_is(
+        &mut live,
+        Box::new(|e| {
+            e.registered()
+                && e.contacts[0].user_agent.as_deref() == Some("Yealink T54W")
+                && e.contacts[0].source.as_deref() == Some("127.0.0.1:5070")
+        }),
+    )
+    .await;
+    pbx.ast.silence(&device);
+    phone_is(
+        &mut live,
+        Box::new(|e| !e.contacts.is_empty() && !e.registered()),
+    )
+    .await;
+    pbx.ast.unregister(&device);
+    phone_is(&mut live, Box::new(|e| e.contacts.is_empty())).await;
+
     let out = pbx.ast.dial(&device, "*79").await.unwrap();
     assert_eq!(out.user_events.len(), 1, "{:?}", out.trace);
     assert!(!pbx.ast.astdb().contains_key("pbxdesk/acme-dental/100/dnd"));

@@ -192,3 +192,88 @@ async fn a_tenant_admin_sees_only_its_own_devices_and_calls() {
     let e = ws.pbx_watch(&initech, "pbx1").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
 }
+
+/// However many views look at a PBX, one watcher (one AMI login) serves them; a tenant's view
+/// holds only its devices, whoever asks; the watcher stops with the last view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_watcher_serves_every_view_and_stops_with_the_last() {
+    let h = harness::Harness::sqlite().await;
+    let ws = &h.ws;
+    let me = ws.local_owner().unwrap();
+    let sshd = Sshd::start();
+    let (ami_addr, seen) = start_ami(Behaviour {
+        sessions: vec!["s10", "s17", "s11"],
+        ..Default::default()
+    })
+    .await;
+    let ami_port: u16 = ami_addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    ws.pbx_add(&me, &through(&sshd, "pbx1", ami_port))
+        .await
+        .unwrap();
+    ws.pbx_trust(&me, "pbx1", &sshd.fingerprint())
+        .await
+        .unwrap();
+    ws.tenant_create(
+        &me,
+        &NewTenant {
+            name: "acme".into(),
+            slug: Some("acme".into()),
+            pbx: "pbx1".into(),
+            ext_range: "1000-1099".into(),
+            country: None,
+        },
+    )
+    .await
+    .unwrap();
+    ws.user_create(
+        &me,
+        &NewUser {
+            tenant: "acme".into(),
+            name: "Ada".into(),
+            email: "ada@acme.example".into(),
+            extension: Some("1001".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let logins = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|a| *a == "Login")
+            .count()
+    };
+    async fn connected(
+        rx: &mut tokio::sync::watch::Receiver<pbxdesk_remote::watch::Live>,
+    ) -> pbxdesk_remote::watch::Live {
+        tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|l| l.connected))
+            .await
+            .unwrap()
+            .unwrap()
+            .clone()
+    }
+    let mut whole = ws.pbx_watch(&me, "pbx1").await.unwrap();
+    let mut tenant = ws.tenant_watch(&me, "acme").await.unwrap();
+    let all = connected(&mut whole).await;
+    let mine = connected(&mut tenant).await;
+    assert_eq!(logins(), 1, "both views share one connection");
+    assert!(all.state.endpoints.len() > 1);
+    assert_eq!(
+        mine.state.endpoints.keys().collect::<Vec<_>>(),
+        ["acme-1001"],
+        "the tenant's view holds its device only"
+    );
+    assert!(mine.state.endpoints["acme-1001"].registered());
+    // An unknown tenant is not found, before anything is contacted.
+    let e = ws.tenant_watch(&me, "nobody").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
+
+    drop(whole);
+    drop(tenant);
+    // The watcher's connection ends with its last view: the next view logs in anew.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = ws.pbx_watch(&me, "pbx1").await.unwrap();
+    connected(&mut again).await;
+    assert_eq!(logins(), 2, "a new watcher after the last view was dropped");
+}

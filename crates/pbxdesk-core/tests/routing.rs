@@ -563,7 +563,25 @@ async fn a_tenant_admin_cannot_render_the_whole_pbx(h: &Harness) {
     ws.did_add(&ta, &did("sipcall")).await.unwrap();
 }
 
+/// A render without secrets opens none, and is what the render with secrets is once masked:
+/// every file and realtime row, and the same findings (the demo has PINs, SIP passwords and a
+/// trunk password).
+async fn a_masked_render_is_the_open_render_masked(h: &Harness) {
+    let ws = &h.ws;
+    let me = admin(ws).await;
+    pbxdesk_core::demo::seed(ws, &me).await.unwrap();
+    let open = ws.pbx_render(&me, "demo-pbx", true).await.unwrap();
+    let shown = ws.pbx_render(&me, "demo-pbx", false).await.unwrap();
+    assert!(open.files.values().any(|f| f.contains("password = ")));
+    assert!(!open.realtime.is_empty());
+    let masked = pbxdesk_core::service::masked(open);
+    assert_eq!(shown.files, masked.files);
+    assert_eq!(shown.realtime, masked.realtime);
+    assert_eq!(shown.findings, masked.findings);
+}
+
 on_both_stores!(
     routing_is_configured_rendered_diffed_and_traced,
-    a_tenant_admin_cannot_render_the_whole_pbx
+    a_tenant_admin_cannot_render_the_whole_pbx,
+    a_masked_render_is_the_open_render_masked
 );

@@ -20,6 +20,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     NotInUse,
@@ -56,6 +57,7 @@ impl DeviceState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum ContactState {
     /// Registered, not (yet) qualified.
@@ -78,21 +80,26 @@ impl ContactState {
 
 /// One registered contact of an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Contact {
     pub uri: String,
     pub state: ContactState,
     /// From the last answered qualify.
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
     pub rtt_us: Option<u64>,
     pub user_agent: Option<String>,
     /// Where its packets come from (`ViaAddr:ViaPort`).
     pub source: Option<String>,
     /// Unix seconds.
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
     pub expires_at: Option<i64>,
     /// Unix ms when this state was seen.
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub since: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Endpoint {
     pub device_state: Option<DeviceState>,
     pub contacts: Vec<Contact>,
@@ -109,17 +116,22 @@ impl Endpoint {
 
 /// An outbound registration (a trunk registering with its carrier).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Registration {
     pub name: String,
     pub server_uri: String,
     pub client_uri: String,
     /// `Registered`, `Unregistered`, `Rejected`, … as Asterisk says it.
     pub status: String,
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub since: i64,
 }
 
-/// One channel of a call.
+/// One channel of a call. Named `CallChannel` in the app's bindings, beside Tauri's `Channel`
+/// (the name never appears in JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename = "CallChannel")]
 pub struct Channel {
     pub channel: String,
     /// The PJSIP endpoint the channel belongs to (a phone or a trunk), if any.
@@ -131,6 +143,7 @@ pub struct Channel {
     /// Channels of one call share it.
     pub linkedid: String,
     pub bridge: Option<String>,
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub since: i64,
 }
 
@@ -148,6 +161,7 @@ pub enum Change {
 
 /// How the PBX itself is: polled, since Asterisk sends no event for any of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Health {
     /// `AsteriskVersion` of CoreSettings.
     pub version: Option<String>,
@@ -155,12 +169,15 @@ pub struct Health {
     /// the PBX's local time as Asterisk prints it.
     pub started: Option<String>,
     pub last_reload: Option<String>,
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
     pub uptime_s: Option<u64>,
     /// `CoreCurrentCalls` counts channels, not calls (s13: 2 for one call).
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
     pub channels: Option<u64>,
     /// Asterisk's own connection to the realtime database (`odbc show`).
     pub realtime_db: Option<OdbcStatus>,
     /// Unix ms of the poll.
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub checked_at: i64,
 }
 
@@ -169,6 +186,7 @@ pub struct Health {
 /// `Last fail connection attempt` (s18_11), which stays after the database is back (s18_12,
 /// with connections again).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct OdbcStatus {
     pub name: String,
     pub dsn: String,
@@ -242,6 +260,7 @@ pub fn parse_odbc_show(lines: &[String]) -> Option<OdbcStatus> {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct LiveState {
     pub endpoints: BTreeMap<String, Endpoint>,
     pub registrations: BTreeMap<String, Registration>,

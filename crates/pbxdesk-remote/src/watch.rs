@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 /// What the watcher publishes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Live {
     pub state: LiveState,
     /// Whether the AMI connection is up (while it is not, `state` is the last known).
@@ -23,8 +24,10 @@ pub struct Live {
     /// Why the last connection attempt failed or the connection ended.
     pub last_error: Option<String>,
     /// Full reads of the state so far (the first, then one per reconnect, reload or lag).
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub rereads: u64,
     /// Events applied so far.
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub events: u64,
 }
 

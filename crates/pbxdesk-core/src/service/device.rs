@@ -155,6 +155,17 @@ impl Workspace {
         Ok(self.user_show(actor, user_id).await?.devices)
     }
 
+    /// Every device of a tenant's users (deleted users' excluded), by user: what the users list
+    /// needs to show each device's live status.
+    pub async fn device_list_of_tenant(&self, actor: &Actor, tenant: &str) -> Result<Vec<Device>> {
+        let tenant = self.tenant_key(actor, tenant).await?;
+        devices::of_tenant(self.store.pool(), tenant.id)
+            .await?
+            .into_iter()
+            .map(DeviceRow::into_device)
+            .collect()
+    }
+
     /// Finds a device by SIP username or, failing that, by id.
     pub async fn device_resolve(&self, actor: &Actor, reference: &str) -> Result<i64> {
         let r = reference.trim();

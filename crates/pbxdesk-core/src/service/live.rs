@@ -12,6 +12,8 @@ use pbxdesk_remote::ami::{self, AmiError, Client};
 use pbxdesk_remote::tunnel::Tunnel;
 use pbxdesk_remote::watch::{self, Hooks, Live};
 use secrecy::SecretString;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The first wait before reconnecting (doubling up to `watch::MAX_BACKOFF`, 4 s).
@@ -92,8 +94,9 @@ impl Workspace {
         })
     }
 
-    /// Starts watching a PBX; the state arrives on the receiver and is kept until every clone
-    /// of it is dropped. An operator who sees every tenant sees the whole PBX; a tenant_admin
+    /// Watches a PBX; the state arrives on the receiver, kept current until it (and every
+    /// clone of it) is dropped. One watcher (one AMI connection) runs per PBX however many
+    /// views there are. An operator who sees every tenant sees the whole PBX; a tenant_admin
     /// only its tenants' devices, the trunks they may use and their calls (`LiveState::only`;
     /// a PBX none of its tenants is on is "not found"; its devices as of the start). Auditors
     /// see, as they see everything, and change nothing. While it runs, the users' DND and
@@ -121,44 +124,113 @@ impl Workspace {
                 .await?,
             )
         };
+        let shared = self.shared_watcher(pbx).await?;
+        Ok(view(shared, mine))
+    }
+
+    /// Watches one tenant's part of its PBX, whoever looks: its devices, the trunks it may use
+    /// and its calls (what the tenant's users list shows beside each device).
+    pub async fn tenant_watch(
+        &self,
+        actor: &Actor,
+        tenant: &str,
+    ) -> Result<tokio::sync::watch::Receiver<Live>> {
+        let t = self.tenant_key(actor, tenant).await?;
+        let row = crate::store::tenants::by_id(self.store.pool(), t.id)
+            .await?
+            .ok_or_else(|| Error::not_found("tenant", tenant))?;
+        let pbx = self.pbx_by_name(&row.pbx).await?;
+        let endpoints =
+            crate::store::devices::endpoints_of_tenants(self.store.pool(), pbx.id, &[t.id]).await?;
+        let shared = self.shared_watcher(pbx).await?;
+        Ok(view(shared, Some(endpoints)))
+    }
+
+    /// The running watcher of a PBX, or a new one.
+    async fn shared_watcher(&self, pbx: Pbx) -> Result<Arc<Shared>> {
+        if let Some(running) = self.watchers.running(pbx.id) {
+            return Ok(running);
+        }
+        let pbx_id = pbx.id;
         let reach = self.ami_reach(pbx).await?;
         let hooks = FeatureHooks {
             ws: self.clone(),
-            pbx_id: reach.pbx.id,
+            pbx_id,
         };
         let connect = move || {
             let reach = reach.clone();
             async move { reach.connect(true).await }
         };
-        let all = watch::spawn_with(connect, BACKOFF, hooks);
-        let Some(mine) = mine else {
-            return Ok(all);
-        };
-        Ok(filtered(all, mine))
+        // Two views starting at once may both get here: the later one's watcher wins the slot
+        // and the earlier one's stops with its view.
+        let shared = Arc::new(Shared(watch::spawn_with(connect, BACKOFF, hooks)));
+        self.watchers.keep(pbx_id, &shared);
+        Ok(shared)
     }
 }
 
-/// A view of a watcher holding only `endpoints`; the watcher stops with the view.
-fn filtered(
-    mut all: tokio::sync::watch::Receiver<Live>,
-    endpoints: std::collections::BTreeSet<String>,
+/// One watcher's state, held by its views only: when the last view goes, the receiver is
+/// dropped and the watcher stops.
+pub(crate) struct Shared(tokio::sync::watch::Receiver<Live>);
+
+/// The watchers of this process, by PBX id, held weakly.
+#[derive(Default)]
+pub(crate) struct Watchers(std::sync::Mutex<HashMap<i64, Weak<Shared>>>);
+
+impl std::fmt::Debug for Watchers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pbx_ids: Vec<i64> = self.lock().keys().copied().collect();
+        f.debug_struct("Watchers")
+            .field("pbx_ids", &pbx_ids)
+            .finish()
+    }
+}
+
+impl Watchers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Weak<Shared>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn running(&self, pbx_id: i64) -> Option<Arc<Shared>> {
+        self.lock().get(&pbx_id).and_then(Weak::upgrade)
+    }
+
+    fn keep(&self, pbx_id: i64, shared: &Arc<Shared>) {
+        let mut map = self.lock();
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(pbx_id, Arc::downgrade(shared));
+    }
+}
+
+/// A view of a shared watcher, all of it or only `endpoints`; it keeps the watcher running
+/// while it (or a clone of it) lives.
+fn view(
+    shared: Arc<Shared>,
+    endpoints: Option<std::collections::BTreeSet<String>>,
 ) -> tokio::sync::watch::Receiver<Live> {
-    let only = move |l: &Live| Live {
-        state: l.state.only(&endpoints),
-        ..l.clone()
+    let only = move |l: &Live| match &endpoints {
+        Some(e) => Live {
+            state: l.state.only(e),
+            ..l.clone()
+        },
+        None => l.clone(),
     };
-    let (tx, rx) = tokio::sync::watch::channel(only(&all.borrow()));
+    let mut all = shared.0.clone();
+    let (tx, rx) = tokio::sync::watch::channel(only(&all.borrow_and_update()));
     tokio::spawn(async move {
+        let _keep = shared;
         loop {
             tokio::select! {
                 changed = all.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    let view = only(&all.borrow_and_update());
-                    tx.send_if_modified(|v| {
-                        let differs = *v != view;
-                        *v = view;
+                    let v = only(&all.borrow_and_update());
+                    tx.send_if_modified(|old| {
+                        let differs = *old != v;
+                        *old = v;
                         differs
                     });
                 }

@@ -31,7 +31,7 @@ pub use features::FeatureSync;
 pub use fleet::{FleetLine, FleetOutcome, FleetProgress, FleetReport, FLEET_PARALLEL};
 pub use pbxdesk_remote::watch::Live;
 pub use policy::parse_rule;
-pub use render::{masked, PbxDiff, RenderWritten};
+pub use render::{masked, PbxDiff, RenderWritten, Secrets};
 
 use crate::error::{Error, Result, ValidationError};
 use crate::secret::{Cipher, Purpose, WorkspaceKey};
@@ -163,6 +163,8 @@ pub struct WorkspaceInner {
     /// The AMI connection of each PBX watched now, by PBX id: a change of a user's features
     /// goes out over it at once.
     live: std::sync::Mutex<std::collections::HashMap<i64, pbxdesk_remote::ami::Client>>,
+    /// The watchers running now, one per PBX, shared by every view of it (`live.rs`).
+    watchers: live::Watchers,
 }
 
 impl std::ops::Deref for Workspace {
@@ -220,6 +222,7 @@ impl Workspace {
             clock: opts.clock,
             quarantine: opts.quarantine,
             live: std::sync::Mutex::new(std::collections::HashMap::new()),
+            watchers: live::Watchers::default(),
         })))
     }
 

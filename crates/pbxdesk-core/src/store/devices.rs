@@ -47,6 +47,23 @@ pub(crate) async fn of_user<'e, E: Executor<'e, Database = Any>>(
         .map_err(db_error)
 }
 
+/// The devices of a tenant's live users (not deleted), by user, oldest first.
+pub(crate) async fn of_tenant<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<Vec<DeviceRow>> {
+    sqlx::query_as(
+        "SELECT d.id AS id, d.user_id AS user_id, d.label AS label, d.sip_username AS sip_username, \
+         d.transport AS transport, d.codecs AS codecs, CAST(d.nat AS INTEGER) AS nat \
+         FROM devices d JOIN users u ON u.id = d.user_id \
+         WHERE u.tenant_id = $1 AND u.status <> 'deleted' ORDER BY d.user_id, d.id",
+    )
+    .bind(tenant_id)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}
+
 pub(crate) async fn by_id<'e, E: Executor<'e, Database = Any>>(
     e: E,
     id: i64,

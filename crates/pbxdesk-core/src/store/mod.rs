@@ -37,6 +37,8 @@ pub struct Store {
     /// failing with SQLITE_BUSY against each other (other processes are covered by the
     /// busy timeout and the services' retry).
     sqlite_writer: Mutex<()>,
+    /// The SQLite file, for the bulk reads that go straight to SQLite (`snapshot.rs`).
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -76,7 +78,10 @@ impl Store {
                 Error::Store(format!("cannot create the folder {}: {e}", dir.display()))
             })?;
         }
-        Self::connect_url(&format!("sqlite://{text}?mode=rwc"), Backend::Sqlite).await
+        let mut store =
+            Self::connect_url(&format!("sqlite://{text}?mode=rwc"), Backend::Sqlite).await?;
+        store.sqlite_path = Some(path.to_owned());
+        Ok(store)
     }
 
     /// Connects to a PostgreSQL workspace and brings its schema up to date.
@@ -124,6 +129,7 @@ impl Store {
             pool,
             backend,
             sqlite_writer: Mutex::new(()),
+            sqlite_path: None,
         })
     }
 
@@ -133,6 +139,11 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The SQLite file of an SQLite workspace.
+    pub(crate) fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
     }
 
     pub async fn begin_write(&self) -> Result<WriteTx<'_>> {

@@ -472,6 +472,19 @@ struct State {
     astdb: Arc<Mutex<BTreeMap<String, String>>>,
     /// Events for the connections logged in with events on.
     events: tokio::sync::broadcast::Sender<Vec<u8>>,
+    /// The phones registered now, by endpoint (the double has no SIP stack: a test registers
+    /// them with `AsteriskDouble::register`).
+    contacts: Mutex<BTreeMap<String, PhoneContact>>,
+}
+
+/// A registered phone's contact, as `PJSIPShowContacts` lists it (s10_pjsip_registered_02).
+#[derive(Debug, Clone)]
+struct PhoneContact {
+    uri: String,
+    port: u16,
+    user_agent: String,
+    status: &'static str,
+    rtt_us: Option<u64>,
 }
 
 impl State {
@@ -626,6 +639,30 @@ async fn registrations_outbound(state: &State, id: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// `PJSIPShowContacts` as s10_pjsip_registered_02 answers it: a `ContactList` event per contact.
+fn contact_list(state: &State, id: &str) -> Vec<u8> {
+    let contacts = state.contacts.lock().unwrap().clone();
+    let mut s = format!("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: A listing of Contacts follows, presented as ContactList events\r\n\r\n");
+    for (endpoint, c) in &contacts {
+        let rtt = c.rtt_us.map_or_else(|| "N/A".to_owned(), |r| r.to_string());
+        s.push_str(&format!(
+            "Event: ContactList\r\nActionID: {id}\r\nObjectType: contact\r\nObjectName: {endpoint};@0123456789abcdef\r\nViaAddr: 127.0.0.1\r\nQualifyTimeout: 3.000000\r\nQualify2xxOnly: false\r\nCallId: 1-1@127.0.0.1\r\nRegServer: \r\nPruneOnBoot: no\r\nPath: \r\nEndpoint: {endpoint}\r\nViaPort: {}\r\nAuthenticateQualify: no\r\nUri: {}\r\nQualifyFrequency: 30\r\nUserAgent: {}\r\nExpirationTime: 1796158239\r\nOutboundProxy: \r\nStatus: {}\r\nRoundtripUsec: {rtt}\r\n\r\n",
+            c.port, c.uri, c.user_agent, c.status
+        ));
+    }
+    s.push_str(&format!("Event: ContactListComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\n\r\n", contacts.len()));
+    s.into_bytes()
+}
+
+/// The events of s9_events_phone_lifecycle for one contact change.
+fn contact_event(endpoint: &str, uri: &str, status: &str, rtt_us: u64) -> String {
+    format!("Event: ContactStatus\r\nPrivilege: system,all\r\nURI: {uri}\r\nContactStatus: {status}\r\nAOR: {endpoint}\r\nEndpointName: {endpoint}\r\nRoundtripUsec: {rtt_us}\r\n\r\n")
+}
+
+fn device_event(endpoint: &str, state: &str) -> String {
+    format!("Event: DeviceStateChange\r\nPrivilege: call,all\r\nDevice: PJSIP/{endpoint}\r\nState: {state}\r\n\r\n")
+}
+
 /// The AstDB actions, answered in the shapes of s14_astdb_selfservice and s1_07..11.
 fn astdb_action(
     db: &Mutex<BTreeMap<String, String>>,
@@ -740,6 +777,52 @@ impl AsteriskDouble {
         Ok(out)
     }
 
+    /// A phone registers as `endpoint` from 127.0.0.1:`port` and answers its first qualify,
+    /// with the events s9_events_phone_lifecycle shows (NonQualified, Reachable, NOT_INUSE).
+    pub fn register(&self, endpoint: &str, port: u16, user_agent: &str) {
+        let uri = format!("sip:{endpoint}@127.0.0.1:{port}");
+        self.state.contacts.lock().unwrap().insert(
+            endpoint.to_owned(),
+            PhoneContact {
+                uri: uri.clone(),
+                port,
+                user_agent: user_agent.to_owned(),
+                status: "Reachable",
+                rtt_us: Some(824),
+            },
+        );
+        let s = contact_event(endpoint, &uri, "NonQualified", 0)
+            + &contact_event(endpoint, &uri, "Reachable", 824)
+            + &device_event(endpoint, "NOT_INUSE");
+        let _ = self.state.events.send(s.into_bytes());
+    }
+
+    /// The phone of `endpoint` stops answering its qualify (s9: Unreachable, UNAVAILABLE).
+    pub fn silence(&self, endpoint: &str) {
+        let uri = {
+            let mut contacts = self.state.contacts.lock().unwrap();
+            let Some(c) = contacts.get_mut(endpoint) else {
+                return;
+            };
+            c.status = "Unreachable";
+            c.rtt_us = None;
+            c.uri.clone()
+        };
+        let s = contact_event(endpoint, &uri, "Unreachable", 0)
+            + &device_event(endpoint, "UNAVAILABLE");
+        let _ = self.state.events.send(s.into_bytes());
+    }
+
+    /// The phone of `endpoint` unregisters (s9: Removed, UNAVAILABLE).
+    pub fn unregister(&self, endpoint: &str) {
+        let Some(c) = self.state.contacts.lock().unwrap().remove(endpoint) else {
+            return;
+        };
+        let s =
+            contact_event(endpoint, &c.uri, "Removed", 0) + &device_event(endpoint, "UNAVAILABLE");
+        let _ = self.state.events.send(s.into_bytes());
+    }
+
     /// `module reload MODULE`, as a technician would run it on the PBX.
     pub async fn reload_module(&self, module: &str) -> bool {
         self.state.reload(module).await
@@ -815,6 +898,7 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
         program: Mutex::new(load_program(&etc).unwrap_or_default()),
         astdb: astdb.clone(),
         events: tokio::sync::broadcast::channel(1024).0,
+        contacts: Mutex::new(BTreeMap::new()),
     });
     state.load_files();
     // The control socket: one command line per connection, its output, then close.
@@ -950,6 +1034,19 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                                 seen.lock().unwrap().push(format!("PJSIPShowEndpoint:{name}"));
                                 endpoint_detail(&state, &id, &name).await
                             }
+                            "PJSIPShowContacts" => {
+                                seen.lock().unwrap().push("PJSIPShowContacts".into());
+                                contact_list(&state, &id)
+                            }
+                            // s11_core_idle_02 and _04 (no call runs through the double).
+                            "CoreStatus" => {
+                                seen.lock().unwrap().push("CoreStatus".into());
+                                format!("Response: Success\r\nActionID: {id}\r\nCoreStartupDate: 2026-12-01\r\nCoreStartupTime: 20:41:12\r\nCoreReloadDate: 2026-12-01\r\nCoreReloadTime: 20:43:48\r\nCoreCurrentCalls: 0\r\nCoreProcessedCalls: 0\r\n\r\n").into_bytes()
+                            }
+                            "CoreShowChannels" => {
+                                seen.lock().unwrap().push("CoreShowChannels".into());
+                                format!("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\nEvent: CoreShowChannelsComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 0\r\n\r\n").into_bytes()
+                            }
                             "PJSIPShowRegistrationsOutbound" => {
                                 seen.lock().unwrap().push("PJSIPShowRegistrationsOutbound".into());
                                 registrations_outbound(&state, &id).await
@@ -963,6 +1060,15 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                                 } else if let Some(ctx) = cmd.strip_prefix("dialplan show ") {
                                     let (ok, lines) = dialplan_show(&plan.lock().unwrap(), ctx.trim());
                                     reply(&id, ok, "Command output follows", &lines)
+                                } else if cmd == "core show uptime seconds" {
+                                    // s18_health_02.
+                                    reply(&id, true, "Command output follows", &["System uptime: 3725".to_owned(), "Last reload: 3569".to_owned()])
+                                } else if cmd == "odbc show" {
+                                    // s18_health_04: Asterisk's connection to the realtime
+                                    // database, up while the double has one.
+                                    let up = u32::from(state.realtime.lock().unwrap().is_some());
+                                    let lines = ["", "ODBC DSN Settings", "-----------------", "", "  Name:   asterisk", "  DSN:    asterisk-rt", &format!("    Number of active connections: {up} (out of 5)"), "    Cache Type: stack (last release, first re-use)", "    Cache Usage: 1 cached out of 5", "    Logging: Disabled", ""];
+                                    reply(&id, true, "Command output follows", &lines.map(str::to_owned))
                                 } else if cmd == "dialplan reload" {
                                     if let Ok(p) = load_dialplan(&state.etc) {
                                         *plan.lock().unwrap() = p;
