@@ -573,14 +573,18 @@ fn write_render(r: &Rendered, dir: &std::path::Path) -> Result<RenderWritten> {
         std::fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))
     };
     // The rows streamed as JSON (100,000 of them at the seed's maximum: no copy in memory), on
-    // a thread of their own beside the files (each about half of the write).
+    // a thread of their own beside the files.
     let rows = "realtime/ps_endpoints.json";
     let (files, json) = std::thread::scope(|scope| {
         let json = scope.spawn(|| {
+            // A JSON array, one row a line: line-diffable, and a fifth smaller than pretty JSON.
             put(rows, &|out| {
-                serde_json::to_writer_pretty(&mut *out, &r.realtime)
-                    .map_err(std::io::Error::other)?;
-                out.write_all(b"\n")
+                out.write_all(b"[")?;
+                for (i, row) in r.realtime.iter().enumerate() {
+                    out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+                    serde_json::to_writer(&mut *out, row).map_err(std::io::Error::other)?;
+                }
+                out.write_all(b"\n]\n")
             })
         });
         let files = r
