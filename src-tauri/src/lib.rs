@@ -58,8 +58,10 @@ impl From<pbxdesk_core::Error> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The shortest time between two live updates of one view.
-const LIVE_EVERY: Duration = Duration::from_millis(200);
+/// The shortest time between two live updates of one view: a change after a quiet spell goes at
+/// once; one within this of the last waits for the rest of it (the bar from an AMI event to the
+/// window is 100 ms).
+const LIVE_EVERY: Duration = Duration::from_millis(50);
 
 pub struct AppState {
     ws: Workspace,

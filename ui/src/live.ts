@@ -1,5 +1,5 @@
 // The live PBX in the window: a view opened over a Tauri channel (the backend sends the whole
-// state at once and after each change, at most every 200 ms), closed when the component goes.
+// state at once and after each change, at most every 50 ms), closed when the component goes.
 import { Channel } from "@tauri-apps/api/core";
 import { useEffect, useState } from "react";
 import { call } from "./api";

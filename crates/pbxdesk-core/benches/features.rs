@@ -2,7 +2,10 @@
 //! holds it, against the test PBX (OpenSSH on loopback, the Asterisk double, MariaDB) through
 //! the SSH tunnel: over a connection of its own (the CLI: SSH handshake, tunnel, AMI login,
 //! read, write, logoff) and over the watcher's connection (the app while it watches the PBX).
-//! Each sample toggles DND and ends when the double's AstDB holds the new value.
+//! Each sample toggles DND and ends when the double's AstDB holds the new value. Then a phone's
+//! registration to the tenant's live view (what the app's status dot reads; the Tauri channel's
+//! hop to the window is not in it): the double sends s9's events through the tunnel, the
+//! watcher reads the new contact's details (`PJSIPShowContacts`), the tenant's view takes it.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // benches fail loudly by design
 
@@ -89,5 +92,41 @@ async fn main() {
     println!(
         "DND to AstDB, over the watcher's connection: {}",
         summary(watched)
+    );
+
+    let mut view = ws.tenant_watch(&me, "acme-dental").await.unwrap();
+    view.wait_for(|l| l.connected).await.unwrap();
+    let device = "acme-dental-100";
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        pbx.ast.register(device, 5070, "bench-phone/1.0");
+        view.wait_for(|l| {
+            l.state.endpoints.get(device).is_some_and(|e| {
+                e.registered() && e.contacts[0].user_agent.as_deref() == Some("bench-phone/1.0")
+            })
+        })
+        .await
+        .unwrap();
+        up.push(t.elapsed());
+        let t = Instant::now();
+        pbx.ast.unregister(device);
+        view.wait_for(|l| {
+            l.state
+                .endpoints
+                .get(device)
+                .is_some_and(|e| e.contacts.is_empty())
+        })
+        .await
+        .unwrap();
+        down.push(t.elapsed());
+    }
+    println!(
+        "a phone registers, to the tenant's view with its user agent: {}",
+        summary(up)
+    );
+    println!(
+        "a phone unregisters, to the tenant's view: {}",
+        summary(down)
     );
 }
