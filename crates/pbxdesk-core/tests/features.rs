@@ -32,6 +32,15 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
         .find(|l| l.item == "AstDB (DND and forwards)")
         .unwrap();
     assert!(astdb.ok, "{astdb:?}");
+    assert!(astdb.detail.contains("writable"), "{astdb:?}");
+    assert!(
+        !pbx.ast
+            .astdb()
+            .keys()
+            .any(|k| k.starts_with("pbxdesk-check/")),
+        "the write probe leaves nothing behind: {:?}",
+        pbx.ast.astdb()
+    );
     let rep = ws.pbx_apply(&me, "demo-pbx", &consent()).await.unwrap();
     assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
     let step = rep

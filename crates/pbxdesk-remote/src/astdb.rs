@@ -203,6 +203,17 @@ pub async fn mark(c: &Client) -> Result<(), AmiError> {
     c.db_put(ROOT, MARKER, "1").await
 }
 
+/// The family `probe_write` uses: outside pbxdesk's own tree, so a probe left behind (the
+/// connection lost between its two actions) is never read as a user's state.
+pub const PROBE_FAMILY: &str = "pbxdesk-check";
+
+/// Proves the AMI user may write AstDB (DBPut and DBDel, class `system`): a key put and
+/// deleted again.
+pub async fn probe_write(c: &Client) -> Result<(), AmiError> {
+    c.db_put(PROBE_FAMILY, "probe", "1").await?;
+    c.db_del(PROBE_FAMILY, "probe").await
+}
+
 /// A feature code's `UserEvent`: the user whose features the phone just changed.
 pub fn feature_event(m: &Message) -> Option<(String, u32)> {
     if m.get("Event") != Some("UserEvent") || m.get("UserEvent") != Some(FEATURE_EVENT) {

@@ -282,11 +282,18 @@ impl Workspace {
                             transports = Some(client.pjsip_transports().await);
                             // DND and forwards live in AstDB: DBGetTree/DBPut need the
                             // `system` write class (manager_show_command_DBPut.txt).
-                            let astdb = pbxdesk_remote::astdb::read_tree(
+                            let astdb = match pbxdesk_remote::astdb::read_tree(
                                 &client,
                                 pbxdesk_remote::astdb::ROOT,
                             )
-                            .await;
+                            .await
+                            {
+                                Ok(t) => pbxdesk_remote::astdb::probe_write(&client)
+                                    .await
+                                    .map(|()| t)
+                                    .map_err(|e| format!("readable, not writable: {e}")),
+                                Err(e) => Err(e.to_string()),
+                            };
                             let _ = client.logoff().await;
                             out.push(line(
                                 "AMI",
@@ -301,13 +308,13 @@ impl Workspace {
                                 Ok(t) => line(
                                     "AstDB (DND and forwards)",
                                     true,
-                                    format!("readable; {} user(s) with features set", t.users.len()),
+                                    format!("readable and writable; {} user(s) with features set", t.users.len()),
                                     None,
                                 ),
                                 Err(e) => line(
                                     "AstDB (DND and forwards)",
                                     false,
-                                    e.to_string(),
+                                    e,
                                     Some("give the AMI user `write = system` in manager.conf (DBGetTree and DBPut need it) and `read = user` for the feature codes' events; until then DND and forwards wait for the PBX"),
                                 ),
                             });
