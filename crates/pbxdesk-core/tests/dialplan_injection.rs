@@ -21,7 +21,7 @@ fn dev(username: &str) -> Device {
         username: username.into(),
         password: format!("pw-{username}-0123456789"),
         transport: "udp".into(),
-        codecs: vec!["ulaw".into()],
+        codecs: "ulaw".into(),
         nat: true,
     }
 }

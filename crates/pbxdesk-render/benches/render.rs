@@ -63,7 +63,7 @@ fn big(z: &Size) -> Snapshot {
                         username: format!("{slug}-{ext}"),
                         password: format!("pw-{t}-{i}-0123456789abcdef"),
                         transport: "udp".into(),
-                        codecs: vec!["g722".into(), "ulaw".into()],
+                        codecs: "g722,ulaw".into(),
                         nat: true,
                     }],
                 }

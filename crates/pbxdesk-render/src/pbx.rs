@@ -358,7 +358,7 @@ fn render_tenant<'a>(pbx: &str, trunks: &[Trunk], t: &'a Tenant) -> TenantOut<'a
                     password: d.password.clone(),
                     context: context.clone(),
                     transport: (d.transport != "udp").then(|| format!("transport-{}", d.transport)),
-                    allow: d.codecs.join(","),
+                    allow: d.codecs.clone(),
                     callerid: callerid(&u.name, u.extension),
                     mailboxes: u.voicemail.then(|| format!("{}@{vm}", u.extension)),
                     set_var: format!("PBXDESK_EXT={}", u.extension),

@@ -77,8 +77,10 @@ pub struct Device {
     pub username: String,
     pub password: String,
     pub transport: String,
-    /// In preference order, e.g. ["opus", "g722", "ulaw"].
-    pub codecs: Vec<String>,
+    /// In preference order, comma-separated as PJSIP's `allow` takes them, e.g.
+    /// "opus,g722,ulaw" (one string, not one per codec: 100,000 devices' worth of small
+    /// allocations at the seed's maximum).
+    pub codecs: String,
     pub nat: bool,
 }
 

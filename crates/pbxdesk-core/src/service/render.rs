@@ -80,7 +80,7 @@ impl snapshot_rows::PeopleSink for People {
                 username: d.sip_username,
                 password,
                 transport: d.transport,
-                codecs: d.codecs.split(',').map(str::to_owned).collect(),
+                codecs: d.codecs,
                 nat: d.nat != 0,
             });
         Ok(())

@@ -8,7 +8,7 @@ pub fn dev(username: &str, password: &str) -> Device {
         username: username.into(),
         password: password.into(),
         transport: "udp".into(),
-        codecs: vec!["g722".into(), "ulaw".into()],
+        codecs: "g722,ulaw".into(),
         nat: true,
     }
 }
