@@ -264,6 +264,11 @@ try {
       timeout: 15_000,
       timeoutMsg: "the dashboard is not connected",
     });
+    // The sidebar read the PBX list again: the double trusted its host key from another process.
+    await browser.waitUntil(async () => !(await text("pbx-demo-pbx")).toLowerCase().includes("untrusted"), {
+      timeout: 10_000,
+      timeoutMsg: `the sidebar still says: ${await text("pbx-demo-pbx")}`,
+    });
     const health = await text("live-health");
     if (!health.includes("Asterisk 22.10.1") || !health.includes("Realtime database: connected (1/5)")) {
       throw new Error(`health: ${health}`);

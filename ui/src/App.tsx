@@ -130,6 +130,9 @@ export function App() {
               onClick={() => {
                 setPbxView(p.name);
                 setFleet(false);
+                // The lists again: the CLI, a teammate on a team workspace or a PBX double may
+                // have changed a profile (its host key trusted, say) since they were read.
+                reloadTenants();
               }}
               data-testid={`pbx-${p.name}`}
             />
