@@ -4,23 +4,9 @@ import { cleanup, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it } from "vitest";
 import { App } from "./App";
-import type { NewUser, Tenant, User, UserSummary } from "./bindings";
+import type { NewUser, User, UserSummary } from "./bindings";
+import { acme } from "./test-fixtures";
 import { UserTable } from "./UserTable";
-
-const acme: Tenant = {
-  id: 1,
-  pbx: "pbx1",
-  name: "Acme Dental",
-  slug: "acme",
-  ext_range: "1000-1999",
-  status: "active",
-  country: "CH",
-  unknown_did: "hangup",
-  caller_id: null,
-  default_policy: null,
-  user_count: 0,
-  version: 1,
-};
 
 function summary(i: number): UserSummary {
   return {

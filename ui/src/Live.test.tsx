@@ -2,30 +2,16 @@ import { MantineProvider } from "@mantine/core";
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { act, cleanup, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Device, Endpoint, Live, Tenant, UserSummary } from "./bindings";
+import type { Device, Endpoint, Live, UserSummary } from "./bindings";
 import { LivePanel } from "./LiveStatus";
 import { deviceStatus } from "./live";
 import { TenantView } from "./TenantView";
+import { acme } from "./test-fixtures";
 
 afterEach(() => {
   cleanup();
   clearMocks();
 });
-
-const acme: Tenant = {
-  id: 1,
-  pbx: "pbx1",
-  name: "Acme Dental",
-  slug: "acme",
-  ext_range: "1000-1999",
-  status: "active",
-  country: "CH",
-  unknown_did: "hangup",
-  caller_id: null,
-  default_policy: null,
-  user_count: 1,
-  version: 1,
-};
 
 const ada: UserSummary = {
   id: 1,

@@ -33,6 +33,56 @@ fn through(sshd: &Sshd, name: &str, ami_port: u16) -> NewPbx {
     }
 }
 
+/// A tenant on a PBX, by slug and extension range.
+async fn tenant(
+    ws: &pbxdesk_core::Workspace,
+    me: &pbxdesk_core::Actor,
+    slug: &str,
+    pbx: &str,
+    range: &str,
+) {
+    ws.tenant_create(
+        me,
+        &NewTenant {
+            name: slug.into(),
+            slug: Some(slug.into()),
+            pbx: pbx.into(),
+            ext_range: range.into(),
+            country: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// acme's Ada at 1001: her device is the one the captures call acme-1001 (s10 registered, s13
+/// in a call).
+async fn ada(ws: &pbxdesk_core::Workspace, me: &pbxdesk_core::Actor) -> pbxdesk_core::model::User {
+    ws.user_create(
+        me,
+        &NewUser {
+            tenant: "acme".into(),
+            name: "Ada".into(),
+            email: "ada@acme.example".into(),
+            extension: Some("1001".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// The view's state once connected (within 15 s).
+async fn connected(
+    rx: &mut tokio::sync::watch::Receiver<pbxdesk_remote::watch::Live>,
+) -> pbxdesk_remote::watch::Live {
+    tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|l| l.connected))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pbx_is_watched_through_its_tunnel() {
     let h = harness::Harness::sqlite().await;
@@ -115,33 +165,9 @@ async fn a_tenant_admin_sees_only_its_own_devices_and_calls() {
         ("globex", "pbx1", "2000-2099"),
         ("initech", "pbx2", "100-199"),
     ] {
-        ws.tenant_create(
-            &me,
-            &NewTenant {
-                name: slug.into(),
-                slug: Some(slug.into()),
-                pbx: pbx.into(),
-                ext_range: range.into(),
-                country: None,
-            },
-        )
-        .await
-        .unwrap();
+        tenant(ws, &me, slug, pbx, range).await;
     }
-    // acme's user has the device the captures call acme-1001 (s10 registered, s13 in a call).
-    let u = ws
-        .user_create(
-            &me,
-            &NewUser {
-                tenant: "acme".into(),
-                name: "Ada".into(),
-                email: "ada@acme.example".into(),
-                extension: Some("1001".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let u = ada(ws, &me).await;
     let devices: Vec<String> = u.devices.iter().map(|d| d.sip_username.clone()).collect();
     assert_eq!(
         devices,
@@ -161,28 +187,19 @@ async fn a_tenant_admin_sees_only_its_own_devices_and_calls() {
         admins.push(ws.login(name, &pw).await.unwrap());
     }
     let [acme, globex, initech] = <[_; 3]>::try_from(admins).unwrap();
-    async fn connected(
-        mut rx: tokio::sync::watch::Receiver<pbxdesk_remote::watch::Live>,
-    ) -> pbxdesk_remote::watch::Live {
-        tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|l| l.connected))
-            .await
-            .unwrap()
-            .unwrap()
-            .clone()
-    }
-    let all = connected(ws.pbx_watch(&me, "pbx1").await.unwrap()).await;
+    let all = connected(&mut ws.pbx_watch(&me, "pbx1").await.unwrap()).await;
     assert!(
         all.state.endpoints.len() > 1,
         "{:?}",
         all.state.endpoints.keys()
     );
-    let l = connected(ws.pbx_watch(&acme, "pbx1").await.unwrap()).await;
+    let l = connected(&mut ws.pbx_watch(&acme, "pbx1").await.unwrap()).await;
     assert_eq!(l.state.endpoints.keys().collect::<Vec<_>>(), ["acme-1001"]);
     assert!(l.state.endpoints["acme-1001"].registered());
     assert!(l.state.registrations.is_empty(), "no trunk of its own");
     assert!(l.state.health.realtime_db.is_none());
     // The other tenant on the same PBX sees none of it.
-    let l = connected(ws.pbx_watch(&globex, "pbx1").await.unwrap()).await;
+    let l = connected(&mut ws.pbx_watch(&globex, "pbx1").await.unwrap()).await;
     assert!(
         l.state.endpoints.is_empty() && l.state.channels.is_empty(),
         "{:?}",
@@ -213,30 +230,8 @@ async fn one_watcher_serves_every_view_and_stops_with_the_last() {
     ws.pbx_trust(&me, "pbx1", &sshd.fingerprint())
         .await
         .unwrap();
-    ws.tenant_create(
-        &me,
-        &NewTenant {
-            name: "acme".into(),
-            slug: Some("acme".into()),
-            pbx: "pbx1".into(),
-            ext_range: "1000-1099".into(),
-            country: None,
-        },
-    )
-    .await
-    .unwrap();
-    ws.user_create(
-        &me,
-        &NewUser {
-            tenant: "acme".into(),
-            name: "Ada".into(),
-            email: "ada@acme.example".into(),
-            extension: Some("1001".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    tenant(ws, &me, "acme", "pbx1", "1000-1099").await;
+    ada(ws, &me).await;
     let logins = || {
         seen.lock()
             .unwrap()
@@ -244,19 +239,10 @@ async fn one_watcher_serves_every_view_and_stops_with_the_last() {
             .filter(|a| *a == "Login")
             .count()
     };
-    async fn connected(
-        rx: &mut tokio::sync::watch::Receiver<pbxdesk_remote::watch::Live>,
-    ) -> pbxdesk_remote::watch::Live {
-        tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|l| l.connected))
-            .await
-            .unwrap()
-            .unwrap()
-            .clone()
-    }
     let mut whole = ws.pbx_watch(&me, "pbx1").await.unwrap();
-    let mut tenant = ws.tenant_watch(&me, "acme").await.unwrap();
+    let mut acme_view = ws.tenant_watch(&me, "acme").await.unwrap();
     let all = connected(&mut whole).await;
-    let mine = connected(&mut tenant).await;
+    let mine = connected(&mut acme_view).await;
     assert_eq!(logins(), 1, "both views share one connection");
     assert!(all.state.endpoints.len() > 1);
     assert_eq!(
@@ -270,7 +256,7 @@ async fn one_watcher_serves_every_view_and_stops_with_the_last() {
     assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
 
     drop(whole);
-    drop(tenant);
+    drop(acme_view);
     // The watcher's connection ends with its last view: the next view logs in anew.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut again = ws.pbx_watch(&me, "pbx1").await.unwrap();
