@@ -13,6 +13,20 @@ use pbxdesk_core::model::{AuditQuery, PbxPatch, UserPatch};
 use pbxdesk_core::service::{ApplyOptions, ApplyOutcome, StepKind};
 use std::time::{Duration, Instant};
 
+/// Points the demo PBX's profile at this AMI port.
+async fn set_ami_port(ws: &pbxdesk_core::Workspace, me: &pbxdesk_core::Actor, port: u16) {
+    ws.pbx_update(
+        me,
+        "demo-pbx",
+        &PbxPatch {
+            ami_port: Some(port),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
 fn consent() -> ApplyOptions {
     ApplyOptions {
         add_includes: true,
@@ -199,16 +213,7 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
         .local_addr()
         .unwrap()
         .port();
-    ws.pbx_update(
-        &me,
-        "demo-pbx",
-        &PbxPatch {
-            ami_port: Some(closed),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    set_ami_port(ws, &me, closed).await;
     let u = ws
         .user_update(
             &me,
@@ -222,16 +227,7 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
         .unwrap();
     assert!(u.features_pending, "unreachable: pending");
     assert!(!pbx.ast.astdb().contains_key("pbxdesk/acme-dental/100/dnd"));
-    ws.pbx_update(
-        &me,
-        "demo-pbx",
-        &PbxPatch {
-            ami_port: Some(ami_port),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    set_ami_port(ws, &me, ami_port).await;
 
     // A rebuilt PBX (AstDB empty): the next apply writes the workspace's state back.
     pbx.ast.wipe_astdb();

@@ -262,4 +262,20 @@ async fn one_watcher_serves_every_view_and_stops_with_the_last() {
     let mut again = ws.pbx_watch(&me, "pbx1").await.unwrap();
     connected(&mut again).await;
     assert_eq!(logins(), 2, "a new watcher after the last view was dropped");
+    // A profile changed while a view is open: the next view watches it as it is now (the open
+    // one keeps its own connection until it ends).
+    ws.pbx_update(
+        &me,
+        "pbx1",
+        &PbxPatch {
+            command_timeout_ms: Some(9000),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut fresh = ws.pbx_watch(&me, "pbx1").await.unwrap();
+    connected(&mut fresh).await;
+    assert_eq!(logins(), 3, "the changed profile gets a watcher of its own");
+    assert!(again.borrow().connected, "the open view still runs");
 }

@@ -146,9 +146,12 @@ impl Workspace {
         Ok(view(shared, Some(endpoints)))
     }
 
-    /// The running watcher of a PBX, or a new one.
+    /// The running watcher of a PBX's profile as it is now, or a new one. A profile changed
+    /// since (a new AMI secret, a trusted host key) gets a watcher of its own; the old one
+    /// ends with its views.
     async fn shared_watcher(&self, pbx: Pbx) -> Result<Arc<Shared>> {
-        if let Some(running) = self.watchers.running(pbx.id) {
+        let key = (pbx.id, pbx.version);
+        if let Some(running) = self.watchers.running(key) {
             return Ok(running);
         }
         let pbx_id = pbx.id;
@@ -164,7 +167,7 @@ impl Workspace {
         // Two views starting at once may both get here: the later one's watcher wins the slot
         // and the earlier one's stops with its view.
         let shared = Arc::new(Shared(watch::spawn_with(connect, BACKOFF, hooks)));
-        self.watchers.keep(pbx_id, &shared);
+        self.watchers.keep(key, &shared);
         Ok(shared)
     }
 }
@@ -173,34 +176,34 @@ impl Workspace {
 /// dropped and the watcher stops.
 pub(crate) struct Shared(tokio::sync::watch::Receiver<Live>);
 
-/// The watchers of this process, by PBX id, held weakly.
+/// The watchers of this process, by PBX id and profile version, held weakly.
 #[derive(Default)]
-pub(crate) struct Watchers(std::sync::Mutex<HashMap<i64, Weak<Shared>>>);
+pub(crate) struct Watchers(std::sync::Mutex<HashMap<(i64, i64), Weak<Shared>>>);
 
 impl std::fmt::Debug for Watchers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let pbx_ids: Vec<i64> = self.lock().keys().copied().collect();
+        let keys: Vec<(i64, i64)> = self.lock().keys().copied().collect();
         f.debug_struct("Watchers")
-            .field("pbx_ids", &pbx_ids)
+            .field("pbx_versions", &keys)
             .finish()
     }
 }
 
 impl Watchers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Weak<Shared>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), Weak<Shared>>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn running(&self, pbx_id: i64) -> Option<Arc<Shared>> {
-        self.lock().get(&pbx_id).and_then(Weak::upgrade)
+    fn running(&self, key: (i64, i64)) -> Option<Arc<Shared>> {
+        self.lock().get(&key).and_then(Weak::upgrade)
     }
 
-    fn keep(&self, pbx_id: i64, shared: &Arc<Shared>) {
+    fn keep(&self, key: (i64, i64), shared: &Arc<Shared>) {
         let mut map = self.lock();
         map.retain(|_, w| w.strong_count() > 0);
-        map.insert(pbx_id, Arc::downgrade(shared));
+        map.insert(key, Arc::downgrade(shared));
     }
 }
 
