@@ -21,16 +21,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
-display=":$(( 90 + RANDOM % 9 ))"
+# A display and two ports nothing else holds: this machine runs other services on fixed ports
+# (RabbitMQ on 5672 once answered tauri-driver's native port with AMQP, and the run failed).
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+n=90
+while [ -e "/tmp/.X$n-lock" ] || [ -e "/tmp/.X11-unix/X$n" ]; do n=$(( n + 1 )); done
+display=":$n"
 Xvfb "$display" -screen 0 1400x900x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do [ -e "/tmp/.X11-unix/X${display#:}" ] && break; sleep 0.1; done
 
-port=$(( 4444 + RANDOM % 400 ))
+for _ in $(seq 1 50); do
+  port=$(( 10000 + RANDOM % 20000 ))  # below the ephemeral range (32768+)
+  in_use "$port" || in_use $(( port + 1 )) || break
+done
 export DISPLAY="$display"
 # The app reads these when WebKitWebDriver starts it.
 export PBXDESK_WORKSPACE="$work/e2e.sqlite" PBXDESK_DEMO=1
-tauri-driver --port "$port" --native-port $(( port + 1000 )) >"$work/driver.log" 2>&1 &
+tauri-driver --port "$port" --native-port $(( port + 1 )) >"$work/driver.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/status" >/dev/null && break; sleep 0.1; done
 
