@@ -1022,6 +1022,62 @@ pub fn rendered_transports(r: &Rendered) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// Where a tenant's voicemail boxes are rendered.
+pub fn voicemail_path(tenant_slug: &str) -> String {
+    format!("{VOICEMAIL_DIR}/tenant-{tenant_slug}.conf")
+}
+
+/// What changing one mailbox's PIN does to a render already on the PBX.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PinChange {
+    /// The render with that PIN in place and nothing else changed.
+    Changed(Box<Rendered>),
+    /// The render already holds that PIN.
+    Same,
+    /// The render has no such mailbox (or the PIN is not one): only a full apply can bring it.
+    NoMailbox,
+}
+
+/// `r` (a render the PBX runs) with the PIN of mailbox `extension` of tenant `tenant_slug`
+/// replaced by `pin`, byte for byte as a full render would write it, and nothing else changed:
+/// a PIN reaches the PBX without the workspace's other edits, which wait for an apply.
+pub fn with_voicemail_pin(r: &Rendered, tenant_slug: &str, extension: u32, pin: &str) -> PinChange {
+    if !is_pin(pin) {
+        return PinChange::NoMailbox;
+    }
+    let path = voicemail_path(tenant_slug);
+    let Some(text) = r.files.get(&path) else {
+        return PinChange::NoMailbox;
+    };
+    let head = format!("{extension} => ");
+    let mut out = String::with_capacity(text.len() + pin.len());
+    let mut found = None;
+    for line in text.split_inclusive('\n') {
+        if found.is_none() {
+            if let Some(rest) = line.strip_prefix(&head) {
+                if let Some((old, tail)) = rest.split_once(',') {
+                    found = Some(old == pin);
+                    out.push_str(&head);
+                    out.push_str(pin);
+                    out.push(',');
+                    out.push_str(tail);
+                    continue;
+                }
+            }
+        }
+        out.push_str(line);
+    }
+    match found {
+        None => PinChange::NoMailbox,
+        Some(true) => PinChange::Same,
+        Some(false) => {
+            let mut changed = r.clone();
+            changed.files.insert(path, out);
+            PinChange::Changed(Box::new(changed))
+        }
+    }
+}
+
 /// The voicemail boxes the render defines, as (context, mailbox).
 pub fn rendered_mailboxes(r: &Rendered) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -1162,8 +1218,7 @@ pub fn render_pbx(snapshot: &Snapshot) -> Rendered {
         out.contexts.extend(contexts);
         skipped.extend(refused);
         if let Some(v) = voicemail {
-            out.files
-                .insert(format!("{VOICEMAIL_DIR}/tenant-{}.conf", t.slug), v);
+            out.files.insert(voicemail_path(&t.slug), v);
         }
         out.realtime.extend(endpoints);
     }

@@ -109,3 +109,37 @@ fn every_file_says_it_is_generated() {
         );
     }
 }
+
+#[test]
+fn a_pin_changed_on_an_applied_render_is_what_a_full_render_writes() {
+    use pbxdesk_render::pbx::{with_voicemail_pin, PinChange};
+    let before = common::golden_snapshot();
+    let applied = render_pbx(&before);
+    let mut after = before.clone();
+    let acme = after.tenants.iter_mut().find(|t| t.slug == "acme").unwrap();
+    let anna = acme.users.iter_mut().find(|u| u.extension == 100).unwrap();
+    anna.voicemail_pin = Some("4711".into());
+    let full = render_pbx(&after);
+    match with_voicemail_pin(&applied, "acme", 100, "4711") {
+        PinChange::Changed(r) => assert!(*r == full, "only the PIN differs, byte for byte"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        with_voicemail_pin(&full, "acme", 100, "4711"),
+        PinChange::Same
+    );
+    // No mailbox (voicemail off), a tenant without boxes, no such extension, not a PIN.
+    for (slug, ext, pin) in [
+        ("acme", 101, "4711"),
+        ("nobody", 100, "4711"),
+        ("acme", 10, "4711"),
+        ("acme", 100, "47;1"),
+        ("acme", 100, "1"),
+    ] {
+        assert_eq!(
+            with_voicemail_pin(&applied, slug, ext, pin),
+            PinChange::NoMailbox,
+            "{slug}/{ext} {pin}"
+        );
+    }
+}
