@@ -1034,8 +1034,10 @@ pub enum PinChange {
     Changed(Box<Rendered>),
     /// The render already holds that PIN.
     Same,
-    /// The render has no such mailbox (or the PIN is not one): only a full apply can bring it.
+    /// The render has no such mailbox: only a full apply can bring it.
     NoMailbox,
+    /// Not a PIN by the render's rule (4 to 10 digits): a render never writes it.
+    NotAPin,
 }
 
 /// `r` (a render the PBX runs) with the PIN of mailbox `extension` of tenant `tenant_slug`
@@ -1043,7 +1045,7 @@ pub enum PinChange {
 /// a PIN reaches the PBX without the workspace's other edits, which wait for an apply.
 pub fn with_voicemail_pin(r: &Rendered, tenant_slug: &str, extension: u32, pin: &str) -> PinChange {
     if !is_pin(pin) {
-        return PinChange::NoMailbox;
+        return PinChange::NotAPin;
     }
     let path = voicemail_path(tenant_slug);
     let Some(text) = r.files.get(&path) else {

@@ -128,18 +128,23 @@ fn a_pin_changed_on_an_applied_render_is_what_a_full_render_writes() {
         with_voicemail_pin(&full, "acme", 100, "4711"),
         PinChange::Same
     );
-    // No mailbox (voicemail off), a tenant without boxes, no such extension, not a PIN.
+    // No mailbox: voicemail off, a tenant without boxes, an extension that begins another's.
     for (slug, ext, pin) in [
         ("acme", 101, "4711"),
         ("nobody", 100, "4711"),
         ("acme", 10, "4711"),
-        ("acme", 100, "47;1"),
-        ("acme", 100, "1"),
     ] {
         assert_eq!(
             with_voicemail_pin(&applied, slug, ext, pin),
             PinChange::NoMailbox,
             "{slug}/{ext} {pin}"
+        );
+    }
+    for pin in ["47;1", "1", "12345678901", "４７１１", "4711\n[x]"] {
+        assert_eq!(
+            with_voicemail_pin(&applied, "acme", 100, pin),
+            PinChange::NotAPin,
+            "{pin:?}"
         );
     }
 }
