@@ -24,6 +24,7 @@ function summary(i: number): UserSummary {
 function fakeBackend() {
   const users: User[] = [];
   const calls: string[] = [];
+  const patches: Record<string, unknown>[] = [];
   mockIPC((cmd, args) => {
     calls.push(cmd);
     const a = args as Record<string, unknown>;
@@ -67,6 +68,7 @@ function fakeBackend() {
           forward_busy: null,
           forward_no_answer: null,
           features_pending: false,
+          voicemail_pin_pending: false,
           ring_seconds: 25,
           policy: null,
           version: 1,
@@ -89,7 +91,12 @@ function fakeBackend() {
         // A copy, as a real backend would send.
         return structuredClone(users.find((u) => u.id === a.id));
       case "user_update": {
-        const patch = a.patch as { expected_version: number | null; name: string | null };
+        const patch = a.patch as {
+          expected_version: number | null;
+          name: string | null;
+          voicemail_pin: string | null;
+        };
+        patches.push(a.patch as Record<string, unknown>);
         const u = users.find((x) => x.id === a.id);
         if (!u) throw { code: "not_found", message: "user was not found", field: null };
         if (patch.expected_version !== u.version) {
@@ -100,6 +107,8 @@ function fakeBackend() {
           };
         }
         u.display_name = patch.name ?? u.display_name;
+        // As when the PBX cannot be reached: the PIN is kept and pending.
+        if (patch.voicemail_pin !== null) u.voicemail_pin_pending = true;
         u.version += 1;
         return u;
       }
@@ -114,7 +123,7 @@ function fakeBackend() {
         throw { code: "internal", message: `unexpected command ${cmd}`, field: null };
     }
   });
-  return { users, calls };
+  return { users, calls, patches };
 }
 
 function renderApp() {
@@ -233,6 +242,35 @@ describe("editing a user", () => {
     await user.click(screen.getByRole("button", { name: "Save" }));
     expect(await screen.findByText(/changed by someone else/)).toBeTruthy();
     expect(backend.users[0].display_name).toBe("Ann");
+  });
+});
+
+describe("a user's voicemail PIN", () => {
+  it("is sent only when typed, and shown pending while the PBX does not have it", async () => {
+    const backend = fakeBackend();
+    renderApp();
+    const user = userEvent.setup();
+    await screen.findByText("Acme Dental", { selector: "h2" });
+    await user.type(screen.getByTestId("new-user-name"), "Ann");
+    await user.type(screen.getByTestId("new-user-email"), "ann@acme.example");
+    await user.click(screen.getByTestId("new-user-submit"));
+    await screen.findByTestId("created-extension");
+    await user.click(await screen.findByRole("button", { name: "Edit" }));
+    await screen.findByDisplayValue("Ann");
+    expect(screen.queryByTestId("pin-pending")).toBeNull();
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    await waitFor(() => expect(backend.patches).toHaveLength(1));
+    expect(backend.patches[0].voicemail_pin).toBeNull();
+
+    await user.click(await screen.findByRole("button", { name: "Edit" }));
+    await user.type(await screen.findByTestId("voicemail-pin"), "4321");
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    await waitFor(() => expect(backend.patches).toHaveLength(2));
+    expect(backend.patches[1].voicemail_pin).toBe("4321");
+
+    await user.click(await screen.findByRole("button", { name: "Edit" }));
+    expect(await screen.findByTestId("pin-pending")).toBeTruthy();
+    expect((screen.getByTestId("voicemail-pin") as HTMLInputElement).value).toBe("");
   });
 });
 

@@ -4,6 +4,7 @@ import {
   Group,
   Modal,
   NumberInput,
+  PasswordInput,
   Stack,
   Switch,
   Table,
@@ -33,6 +34,8 @@ export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
   const [voicemail, setVoicemail] = useState(true);
   const [ringSeconds, setRingSeconds] = useState(25);
   const [policy, setPolicy] = useState("");
+  // Empty leaves the PIN as it is: the stored one is never sent to the window.
+  const [pin, setPin] = useState("");
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState(false);
 
@@ -48,6 +51,7 @@ export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
     setVoicemail(user.voicemail_enabled);
     setRingSeconds(user.ring_seconds);
     setPolicy(user.policy ?? "");
+    setPin("");
     setErrors({});
   }, [user]);
 
@@ -66,7 +70,7 @@ export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
           role: null,
           outbound_caller_id: callerId,
           voicemail_enabled: voicemail,
-          voicemail_pin: null,
+          voicemail_pin: pin === "" ? null : pin,
           dnd,
           forward_always: forwardAlways,
           forward_busy: forwardBusy,
@@ -157,7 +161,7 @@ export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
               error={errors.policy}
             />
           </Group>
-          <Group>
+          <Group align="flex-end">
             <Switch
               label="Voicemail"
               checked={voicemail}
@@ -168,7 +172,25 @@ export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
               checked={dnd}
               onChange={(e) => setDnd(e.currentTarget.checked)}
             />
+            <PasswordInput
+              label="New voicemail PIN"
+              description={
+                user.voicemail_pin_set ? "Empty keeps the current PIN" : "No PIN set yet"
+              }
+              inputMode="numeric"
+              autoComplete="new-password"
+              value={pin}
+              onChange={(e) => setPin(e.currentTarget.value)}
+              error={errors.voicemail_pin}
+              data-testid="voicemail-pin"
+            />
           </Group>
+          {user.voicemail_pin_pending && (
+            <Alert color="yellow" data-testid="pin-pending">
+              The new voicemail PIN is not on the PBX yet (it could not be reached, or the mailbox
+              comes with the next apply). It goes at the PBX's next connection or apply.
+            </Alert>
+          )}
           <Table withTableBorder>
             <Table.Thead>
               <Table.Tr>

@@ -1334,6 +1334,11 @@ export type User_Deserialize = {
 	 *  reached): it is pushed at the next connection or apply.
 	 */
 	features_pending: boolean,
+	/**
+	 *  The voicemail PIN changed here is not yet on the PBX (it could not be reached, or the
+	 *  mailbox is not there before an apply): it goes at the next connection or apply.
+	 */
+	voicemail_pin_pending: boolean,
 	/**  How long all devices ring before voicemail or busy. */
 	ring_seconds: number,
 	/**  The user's own outbound policy (class of service); the tenant's default when absent. */
@@ -1366,6 +1371,11 @@ export type User_Serialize = {
 	 *  reached): it is pushed at the next connection or apply.
 	 */
 	features_pending: boolean,
+	/**
+	 *  The voicemail PIN changed here is not yet on the PBX (it could not be reached, or the
+	 *  mailbox is not there before an apply): it goes at the next connection or apply.
+	 */
+	voicemail_pin_pending: boolean,
 	/**  How long all devices ring before voicemail or busy. */
 	ring_seconds: number,
 	/**  The user's own outbound policy (class of service); the tenant's default when absent. */

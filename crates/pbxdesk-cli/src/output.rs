@@ -292,6 +292,16 @@ impl Human for User {
                     "up to date".into()
                 },
             ),
+            (
+                "voicemail pin",
+                match (self.voicemail_pin_set, self.voicemail_pin_pending) {
+                    (false, _) => "not set".into(),
+                    (true, false) => "set".into(),
+                    (true, true) => {
+                        "set, pending: it reaches the PBX at its next connection or apply".into()
+                    }
+                },
+            ),
             ("ring time", format!("{} s", self.ring_seconds)),
             ("policy", opt(&self.policy)),
             ("version", self.version.to_string()),

@@ -6,6 +6,8 @@
 //! registration to the tenant's live view (what the app's status dot reads; the Tauri channel's
 //! hop to the window is not in it): the double sends s9's events through the tunnel, the
 //! watcher reads the new contact's details (`PJSIPShowContacts`), the tenant's view takes it.
+//! Also: a voicemail PIN pushed through the guarded apply, and a dropped AMI connection to the
+//! state read in full again through a new tunnel.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // benches fail loudly by design
 
@@ -92,6 +94,57 @@ async fn main() {
     println!(
         "DND to AstDB, over the watcher's connection: {}",
         summary(watched)
+    );
+
+    // A voicemail PIN changed while the app watches the PBX: the guarded apply of the PBX's
+    // render with that PIN changed, until `user_update` returns with it on the PBX.
+    let etc = pbx.sshd.etc();
+    let mut pins = Vec::new();
+    for i in 0..(if quick() { 2 } else { 20 }) {
+        let pin = if i % 2 == 0 { "13579" } else { "24680" };
+        let t = Instant::now();
+        let u = ws
+            .user_update(
+                &me,
+                ada,
+                &UserPatch {
+                    voicemail_pin: Some(pin.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        pins.push(t.elapsed());
+        let files = pbx_double::product_files(&etc);
+        assert!(
+            !u.voicemail_pin_pending
+                && files["voicemail.d/pbxdesk/tenant-acme-dental.conf"]
+                    .contains(&format!("100 => {pin},")),
+            "sample {i}: the PIN is not on the PBX"
+        );
+    }
+    println!(
+        "a voicemail PIN to its mailbox on the PBX (lock, backup, arm, upload, reload, verify, confirm): {}",
+        summary(pins)
+    );
+
+    // The AMI connection dropped (Asterisk restarting, the link cut) and the PBX back at once:
+    // until the watcher, through a new SSH tunnel, has read the state in full again.
+    let mut back = Vec::new();
+    for _ in 0..(if quick() { 2 } else { 20 }) {
+        let t = Instant::now();
+        pbx.ast.drop_connections();
+        // Seen gone (the backoff's 500 ms leave time to see it), then back and read in full.
+        live.wait_for(|l| !l.connected).await.unwrap();
+        let gone = live.borrow().rereads;
+        live.wait_for(|l| l.connected && l.rereads > gone)
+            .await
+            .unwrap();
+        back.push(t.elapsed());
+    }
+    println!(
+        "a dropped AMI connection to the state read in full again, through the SSH tunnel (first backoff 500 ms): {}",
+        summary(back)
     );
 
     let mut view = ws.tenant_watch(&me, "acme-dental").await.unwrap();

@@ -201,6 +201,9 @@ pub struct User {
     /// DND or a forward changed here is not yet known to be on the PBX (it could not be
     /// reached): it is pushed at the next connection or apply.
     pub features_pending: bool,
+    /// The voicemail PIN changed here is not yet on the PBX (it could not be reached, or the
+    /// mailbox is not there before an apply): it goes at the next connection or apply.
+    pub voicemail_pin_pending: bool,
     /// How long all devices ring before voicemail or busy.
     pub ring_seconds: u32,
     /// The user's own outbound policy (class of service); the tenant's default when absent.

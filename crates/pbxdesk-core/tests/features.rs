@@ -47,6 +47,27 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
         .unwrap();
     assert!(astdb.ok, "{astdb:?}");
     assert!(astdb.detail.contains("writable"), "{astdb:?}");
+    // …and that a feature code's event would reach pbxdesk: a test UserEvent came back.
+    assert!(
+        astdb
+            .detail
+            .contains("events reach pbxdesk (`read = user`)"),
+        "{astdb:?}"
+    );
+    // An AMI user without `read = user`: writes work, the phone's changes would go unseen.
+    pbx.ast.set_read_user(false);
+    let lines = ws.pbx_check(&me, "demo-pbx").await.unwrap();
+    let astdb = lines
+        .iter()
+        .find(|l| l.item == "AstDB (DND and forwards)")
+        .unwrap();
+    assert!(
+        !astdb.ok
+            && astdb.detail.contains("do not reach pbxdesk")
+            && astdb.fix.as_deref().unwrap().contains("read = user"),
+        "{astdb:?}"
+    );
+    pbx.ast.set_read_user(true);
     assert!(
         !pbx.ast
             .astdb()
@@ -246,4 +267,253 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
     );
     assert_eq!(db.get("pbxdesk/synced").map(String::as_str), Some("1"));
     assert!(!ws.user_show(&me, ada).await.unwrap().features_pending);
+}
+
+/// The line of mailbox `ext` in a tenant's voicemail file on the PBX.
+fn mailbox_line(etc: &std::path::Path, tenant: &str, ext: u32) -> String {
+    let files = pbx_double::product_files(etc);
+    let file = &files[&format!("voicemail.d/pbxdesk/tenant-{tenant}.conf")];
+    let start = format!("{ext} => ");
+    file.lines()
+        .find(|l| l.starts_with(&start))
+        .unwrap_or_else(|| panic!("no mailbox {ext} in {file}"))
+        .to_owned()
+}
+
+/// A voicemail PIN changed by a tenant_admin reaches its mailbox at once, and nothing else of
+/// the workspace's unapplied edits goes with it; out of reach it stays pending and goes at the
+/// watcher's next connect; an apply settles it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voicemail_pin_reaches_its_mailbox_at_once_and_nothing_else_goes_with_it() {
+    pin_story(harness::Harness::sqlite().await, "pins").await;
+}
+
+/// The same on a team's PostgreSQL workspace (its own queries, the team lock around the push).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voicemail_pin_reaches_its_mailbox_at_once_on_postgres() {
+    pin_story(harness::Harness::postgres().await, "pins_pg").await;
+}
+
+async fn pin_story(h: harness::Harness, tag: &str) {
+    use pbxdesk_core::domain::Role;
+    use secrecy::SecretString;
+    let ws = &h.ws;
+    // A team workspace has no local owner: its first operator logs in.
+    let me = match ws.local_owner() {
+        Ok(me) => me,
+        Err(_) => {
+            let pw = SecretString::from("admin password 123".to_owned());
+            ws.operator_add(None, "admin", Role::MspAdmin, &[], &pw)
+                .await
+                .unwrap();
+            ws.login("admin", &pw).await.unwrap()
+        }
+    };
+    let pbx = setup(ws, &me, tag).await;
+    let etc = pbx.sshd.etc();
+    let rep = ws.pbx_apply(&me, "demo-pbx", &consent()).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let pw = SecretString::from("acme admin password 1".to_owned());
+    ws.operator_add(
+        Some(&me),
+        "acme-admin",
+        Role::TenantAdmin,
+        &["acme-dental".into()],
+        &pw,
+    )
+    .await
+    .unwrap();
+    let admin = ws.login("acme-admin", &pw).await.unwrap();
+    // An edit waiting for an apply: Ada's name, which is on her mailbox line too.
+    let line = mailbox_line(&etc, "acme-dental", 100);
+    pbx_double::rename_ada(ws, &me, "Ada Unapplied", None).await;
+    let before = pbx_double::product_files(&etc);
+    let reloads = pbx_double::reloads(&pbx.ast);
+
+    let ada = ws.user_resolve(&admin, "acme-dental/100").await.unwrap();
+    let pin = |p: &str| UserPatch {
+        voicemail_pin: Some(p.into()),
+        ..Default::default()
+    };
+    let u = ws.user_update(&admin, ada, &pin("4321")).await.unwrap();
+    assert!(!u.voicemail_pin_pending, "pushed at once");
+    let now = mailbox_line(&etc, "acme-dental", 100);
+    assert!(now.starts_with("100 => 4321,"), "{now}");
+    assert_eq!(
+        now.split_once(',').unwrap().1,
+        line.split_once(',').unwrap().1,
+        "only the PIN changed on the line, the unapplied name stayed behind"
+    );
+    let after = pbx_double::product_files(&etc);
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        changed,
+        ["voicemail.d/pbxdesk/tenant-acme-dental.conf"],
+        "one file changed, and only that"
+    );
+    let reloaded: Vec<String> = pbx
+        .ast
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.starts_with("Reload:"))
+        .skip(reloads)
+        .cloned()
+        .collect();
+    assert_eq!(
+        reloaded,
+        ["Reload:app_voicemail"],
+        "only voicemail reloaded"
+    );
+    let audit = ws
+        .audit_list(
+            &me,
+            &AuditQuery {
+                limit: Some(20),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let push = audit
+        .iter()
+        .find(|e| e.action == "pbx.voicemail_pins")
+        .unwrap_or_else(|| panic!("the push is audited: {audit:?}"));
+    assert_eq!(push.actor, "acme-admin");
+    let said = serde_json::to_string(&push.after).unwrap();
+    assert!(said.contains("acme-dental/100"), "{said}");
+    assert!(
+        !said.contains("4321"),
+        "the PIN is never in the audit: {said}"
+    );
+    // Rolling back still means the technician's last apply, not the PIN's push: there was
+    // one apply, so there is nothing earlier to go back to.
+    let back = ws
+        .pbx_apply_with(
+            &me,
+            "demo-pbx",
+            &ApplyOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            pbxdesk_core::service::ApplySource::PreviousApply,
+            None,
+        )
+        .await;
+    assert!(
+        matches!(
+            back,
+            Err(pbxdesk_core::Error::Refused(
+                pbxdesk_core::error::Refusal::NoEarlierApply { .. }
+            ))
+        ),
+        "{back:?}"
+    );
+
+    // Out of reach (AMI): kept, shown pending, the PBX untouched.
+    let ami_port = pbx
+        .ast
+        .addr
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse::<u16>()
+        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    set_ami_port(ws, &me, closed).await;
+    let u = ws.user_update(&admin, ada, &pin("9876")).await.unwrap();
+    assert!(u.voicemail_pin_pending, "unreachable: pending");
+    assert!(
+        ws.user_show(&admin, ada)
+            .await
+            .unwrap()
+            .voicemail_pin_pending
+    );
+    assert!(mailbox_line(&etc, "acme-dental", 100).starts_with("100 => 4321,"));
+
+    // Back: the watcher's connect pushes it, by itself.
+    set_ami_port(ws, &me, ami_port).await;
+    let live = ws.pbx_watch(&me, "demo-pbx").await.unwrap();
+    let t = Instant::now();
+    while ws.user_show(&me, ada).await.unwrap().voicemail_pin_pending {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the pending PIN never went"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let now = mailbox_line(&etc, "acme-dental", 100);
+    assert!(
+        now.starts_with("100 => 9876,") && !now.contains("Unapplied"),
+        "{now}"
+    );
+    drop(live);
+
+    // Pending again, then a full apply takes it with everything else and settles it.
+    set_ami_port(ws, &me, closed).await;
+    assert!(
+        ws.user_update(&me, ada, &pin("5555"))
+            .await
+            .unwrap()
+            .voicemail_pin_pending
+    );
+    set_ami_port(ws, &me, ami_port).await;
+    let rep = ws.pbx_apply(&me, "demo-pbx", &consent()).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let now = mailbox_line(&etc, "acme-dental", 100);
+    assert!(now.starts_with("100 => 5555,Ada Unapplied,"), "{now}");
+    assert!(!ws.user_show(&me, ada).await.unwrap().voicemail_pin_pending);
+}
+
+/// A tenant's view (the users list's dots) takes a device added after it opened once the
+/// device is on the PBX: the apply's reload (the double sends s6's `Reload` event) brings a
+/// full read, and the view reads its tenant's devices again with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_view_takes_a_device_added_after_it_opened() {
+    let h = harness::Harness::sqlite().await;
+    let (ws, me) = (&h.ws, h.ws.local_owner().unwrap());
+    let _pbx = setup(ws, &me, "scope").await;
+    let rep = ws.pbx_apply(&me, "demo-pbx", &consent()).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let mut view = ws.tenant_watch(&me, "acme-dental").await.unwrap();
+    view.wait_for(|l| l.connected).await.unwrap();
+    let u = ws
+        .user_create(
+            &me,
+            &pbxdesk_core::model::NewUser {
+                tenant: "acme-dental".into(),
+                name: "Nina Neu".into(),
+                email: "nina@acme-dental.example".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let device = u.devices[0].sip_username.clone();
+    assert!(!view.borrow().state.endpoints.contains_key(&device));
+    let rep = ws.pbx_apply(&me, "demo-pbx", &consent()).await.unwrap();
+    assert_eq!(rep.outcome, ApplyOutcome::Applied, "{:?}", rep.steps);
+    let came = tokio::time::timeout(
+        Duration::from_secs(5),
+        view.wait_for(|l| l.state.endpoints.contains_key(&device)),
+    )
+    .await
+    .is_ok();
+    assert!(came, "the new device never came into the view");
+    // Another tenant's devices stay out of it.
+    assert!(view
+        .borrow()
+        .state
+        .endpoints
+        .keys()
+        .all(|e| !e.starts_with("globex-")));
 }

@@ -505,7 +505,7 @@ impl Client {
             .map_err(|_| AmiError::ConnectionLost)?
     }
 
-    async fn expect_success(&self, action: &Action) -> Result<Reply, AmiError> {
+    pub(crate) async fn expect_success(&self, action: &Action) -> Result<Reply, AmiError> {
         let reply = self.send(action).await?;
         if reply.response.is_success() {
             Ok(reply)

@@ -214,6 +214,57 @@ pub async fn probe_write(c: &Client) -> Result<(), AmiError> {
     c.db_del(PROBE_FAMILY, "probe").await
 }
 
+/// The `UserEvent` name of `probe_events`.
+pub const PROBE_EVENT: &str = "PbxdeskCheck";
+
+/// Why the feature codes' events would not reach pbxdesk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsProbe {
+    /// The `UserEvent` action was refused (the AMI user lacks `write = user`), so nothing was
+    /// proven either way.
+    NotSent(String),
+    /// Sent, and it did not come back within the wait: the AMI user lacks `read = user` (or
+    /// logged in with events off).
+    NotReceived,
+}
+
+/// Proves that a connection logged in with events on receives `user` class events, the class
+/// of the feature codes' `UserEvent` (s6_events_on: `Privilege: user,all`): one is sent with a
+/// random token and must come back within `wait`.
+pub async fn probe_events(c: &Client, wait: std::time::Duration) -> Result<(), EventsProbe> {
+    let mut events = c.events();
+    let token = format!("{:016x}", rand::random::<u64>());
+    let sent = async {
+        c.expect_success(
+            &Action::new("UserEvent")?
+                .header("UserEvent", PROBE_EVENT)?
+                .header("Probe", &token)?,
+        )
+        .await
+    };
+    sent.await
+        .map_err(|e| EventsProbe::NotSent(e.to_string()))?;
+    let came = async {
+        loop {
+            match events.recv().await {
+                Ok(m)
+                    if m.get("Event") == Some("UserEvent")
+                        && m.get("UserEvent") == Some(PROBE_EVENT)
+                        && m.get("Probe") == Some(token.as_str()) =>
+                {
+                    return true;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    };
+    match tokio::time::timeout(wait, came).await {
+        Ok(true) => Ok(()),
+        _ => Err(EventsProbe::NotReceived),
+    }
+}
+
 /// A feature code's `UserEvent`: the user whose features the phone just changed.
 pub fn feature_event(m: &Message) -> Option<(String, u32)> {
     if m.get("Event") != Some("UserEvent") || m.get("UserEvent") != Some(FEATURE_EVENT) {

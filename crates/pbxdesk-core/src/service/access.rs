@@ -51,6 +51,16 @@ impl Actor {
         }
     }
 
+    /// The actor recorded when pbxdesk itself pushes a change kept pending (a voicemail PIN
+    /// pushed at a watcher's connect): the change was made, and audited, by its author.
+    pub(crate) fn pending_push() -> Self {
+        Actor {
+            name: "pbxdesk:pending-push".into(),
+            role: Role::Auditor,
+            tenant_ids: Vec::new(),
+        }
+    }
+
     pub(crate) fn tenant_ids(&self) -> &[i64] {
         &self.tenant_ids
     }

@@ -6,6 +6,7 @@ use crate::domain::{SshAuth, Via};
 use crate::error::{Error, Result};
 use crate::model::{CheckLine, Pbx};
 use pbxdesk_remote::ami;
+use pbxdesk_remote::astdb::EventsProbe;
 use pbxdesk_remote::realtime::Realtime;
 use pbxdesk_remote::ssh::{self, Auth, Connection, Target};
 use pbxdesk_remote::tunnel::Tunnel;
@@ -13,6 +14,8 @@ use pbxdesk_render::sorcery;
 use secrecy::SecretString;
 use std::time::Duration;
 
+/// How long the check waits for its test `UserEvent` to come back.
+const EVENTS_WAIT: Duration = Duration::from_secs(2);
 /// Below this much free space on the config folder's filesystem, an apply could fail midway.
 const MIN_FREE_KIB: u64 = 50 * 1024;
 
@@ -258,7 +261,8 @@ impl Workspace {
                         connect_timeout: Duration::from_millis(u64::from(pbx.connect_timeout_ms)),
                         action_timeout: Duration::from_millis(u64::from(pbx.command_timeout_ms)),
                     };
-                    match ami::Client::connect(&addr, user, &secret, false, opts).await {
+                    // Events on: the feature codes' events are probed below.
+                    match ami::Client::connect(&addr, user, &secret, true, opts).await {
                         Ok(client) => {
                             // CoreSettings needs only system/reporting; `core show version` (the
                             // command class) is the fallback for a user allowed that instead.
@@ -294,6 +298,14 @@ impl Workspace {
                                     .map_err(|e| format!("readable, not writable: {e}")),
                                 Err(e) => Err(e.to_string()),
                             };
+                            // A phone's change is seen at once only if the feature codes'
+                            // `UserEvent` (class user) reaches pbxdesk's connection.
+                            let events = match astdb {
+                                Ok(_) => Some(
+                                    pbxdesk_remote::astdb::probe_events(&client, EVENTS_WAIT).await,
+                                ),
+                                Err(_) => None,
+                            };
                             let _ = client.logoff().await;
                             out.push(line(
                                 "AMI",
@@ -304,14 +316,36 @@ impl Workspace {
                                 ),
                                 None,
                             ));
-                            out.push(match astdb {
-                                Ok(t) => line(
+                            out.push(match (astdb, events) {
+                                (Ok(t), Some(Err(EventsProbe::NotReceived))) => line(
+                                    "AstDB (DND and forwards)",
+                                    false,
+                                    format!(
+                                        "readable and writable ({} user(s) with features set), but the feature codes' events do not reach pbxdesk: a test UserEvent did not come back within {} s, so a change made on a phone is seen only at the next connection",
+                                        t.users.len(),
+                                        EVENTS_WAIT.as_secs()
+                                    ),
+                                    Some("give the AMI user `read = user` in manager.conf (the feature codes' UserEvent is of class user)"),
+                                ),
+                                (Ok(t), Some(Err(EventsProbe::NotSent(e)))) => line(
                                     "AstDB (DND and forwards)",
                                     true,
-                                    format!("readable and writable; {} user(s) with features set", t.users.len()),
+                                    format!(
+                                        "readable and writable; {} user(s) with features set; whether the feature codes' events arrive (`read = user`) is not proven: the test UserEvent was refused ({e}; sending it needs `write = user`)",
+                                        t.users.len()
+                                    ),
                                     None,
                                 ),
-                                Err(e) => line(
+                                (Ok(t), _) => line(
+                                    "AstDB (DND and forwards)",
+                                    true,
+                                    format!(
+                                        "readable and writable; {} user(s) with features set; the feature codes' events reach pbxdesk (`read = user`)",
+                                        t.users.len()
+                                    ),
+                                    None,
+                                ),
+                                (Err(e), _) => line(
                                     "AstDB (DND and forwards)",
                                     false,
                                     e,

@@ -115,14 +115,7 @@ impl Workspace {
             if !ours.iter().any(|p| p.id == pbx.id) {
                 return Err(Error::not_found("PBX", &pbx.name));
             }
-            Some(
-                crate::store::devices::endpoints_of_tenants(
-                    self.store.pool(),
-                    pbx.id,
-                    actor.tenant_ids(),
-                )
-                .await?,
-            )
+            Some(Scope::read(self, pbx.id, actor.tenant_ids().to_vec()).await?)
         };
         let shared = self.shared_watcher(pbx).await?;
         Ok(view(shared, mine))
@@ -140,10 +133,9 @@ impl Workspace {
             .await?
             .ok_or_else(|| Error::not_found("tenant", tenant))?;
         let pbx = self.pbx_by_name(&row.pbx).await?;
-        let endpoints =
-            crate::store::devices::endpoints_of_tenants(self.store.pool(), pbx.id, &[t.id]).await?;
+        let scope = Scope::read(self, pbx.id, vec![t.id]).await?;
         let shared = self.shared_watcher(pbx).await?;
-        Ok(view(shared, Some(endpoints)))
+        Ok(view(shared, Some(scope)))
     }
 
     /// The running watcher of a PBX's profile as it is now, or a new one. A profile changed
@@ -159,6 +151,7 @@ impl Workspace {
         let hooks = FeatureHooks {
             ws: self.clone(),
             pbx_id,
+            pins_tried: std::sync::atomic::AtomicBool::new(false),
         };
         let connect = move || {
             let reach = reach.clone();
@@ -207,21 +200,59 @@ impl Watchers {
     }
 }
 
-/// A view of a shared watcher, all of it or only `endpoints`; it keeps the watcher running
+/// The part of a PBX a tenant's view holds: its tenants' devices and the trunks they may use,
+/// read again at every full read of the watcher, so a device added or removed since the view
+/// opened is in or out of it once it is on the PBX (an apply's reload brings a full read).
+struct Scope {
+    ws: Workspace,
+    pbx_id: i64,
+    tenant_ids: Vec<i64>,
+    endpoints: std::collections::BTreeSet<String>,
+}
+
+impl Scope {
+    async fn read(ws: &Workspace, pbx_id: i64, tenant_ids: Vec<i64>) -> Result<Scope> {
+        let endpoints =
+            crate::store::devices::endpoints_of_tenants(ws.store.pool(), pbx_id, &tenant_ids)
+                .await?;
+        Ok(Scope {
+            ws: ws.clone(),
+            pbx_id,
+            tenant_ids,
+            endpoints,
+        })
+    }
+
+    /// Reads the endpoints again; on a failure the ones known stay (logged).
+    async fn refresh(&mut self) {
+        match crate::store::devices::endpoints_of_tenants(
+            self.ws.store.pool(),
+            self.pbx_id,
+            &self.tenant_ids,
+        )
+        .await
+        {
+            Ok(e) => self.endpoints = e,
+            Err(e) => tracing::warn!(error = %e, "a tenant's devices could not be read again"),
+        }
+    }
+}
+
+/// A view of a shared watcher, all of it or only a scope's; it keeps the watcher running
 /// while it (or a clone of it) lives.
-fn view(
-    shared: Arc<Shared>,
-    endpoints: Option<std::collections::BTreeSet<String>>,
-) -> tokio::sync::watch::Receiver<Live> {
-    let only = move |l: &Live| match &endpoints {
-        Some(e) => Live {
-            state: l.state.only(e),
-            ..l.clone()
-        },
-        None => l.clone(),
-    };
+fn view(shared: Arc<Shared>, mut scope: Option<Scope>) -> tokio::sync::watch::Receiver<Live> {
+    fn only(l: &Live, scope: Option<&Scope>) -> Live {
+        match scope {
+            Some(s) => Live {
+                state: l.state.only(&s.endpoints),
+                ..l.clone()
+            },
+            None => l.clone(),
+        }
+    }
     let mut all = shared.0.clone();
-    let (tx, rx) = tokio::sync::watch::channel(only(&all.borrow_and_update()));
+    let mut rereads = all.borrow().rereads;
+    let (tx, rx) = tokio::sync::watch::channel(only(&all.borrow_and_update(), scope.as_ref()));
     tokio::spawn(async move {
         let _keep = shared;
         loop {
@@ -230,7 +261,14 @@ fn view(
                     if changed.is_err() {
                         return;
                     }
-                    let v = only(&all.borrow_and_update());
+                    let now = all.borrow_and_update().rereads;
+                    if now != rereads {
+                        rereads = now;
+                        if let Some(s) = scope.as_mut() {
+                            s.refresh().await;
+                        }
+                    }
+                    let v = only(&all.borrow(), scope.as_ref());
                     tx.send_if_modified(|old| {
                         let differs = *old != v;
                         *old = v;
@@ -250,6 +288,9 @@ fn view(
 struct FeatureHooks {
     ws: Workspace,
     pbx_id: i64,
+    /// The pending voicemail PINs were pushed on this connection (once: the push reloads,
+    /// and each reload brings another full read).
+    pins_tried: std::sync::atomic::AtomicBool,
 }
 
 impl Hooks for FeatureHooks {
@@ -257,6 +298,25 @@ impl Hooks for FeatureHooks {
         self.ws.live_clients().insert(self.pbx_id, c.clone());
         if let Err(e) = self.ws.features_sync(self.pbx_id, c).await {
             tracing::warn!(error = %e, "the users' DND and forwards could not be brought level with the PBX");
+        }
+        if !self
+            .pins_tried
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            // An apply takes seconds: the events go on meanwhile.
+            let (ws, pbx_id) = (self.ws.clone(), self.pbx_id);
+            tokio::spawn(async move {
+                match ws.pins_push(&Actor::pending_push(), pbx_id, None).await {
+                    Ok(p) => {
+                        if let Some(why) = p.pending {
+                            tracing::info!(reason = %why, "pending voicemail PINs still wait");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the pending voicemail PINs could not be pushed")
+                    }
+                }
+            });
         }
     }
 
@@ -268,5 +328,7 @@ impl Hooks for FeatureHooks {
 
     fn ended(&self) {
         self.ws.live_clients().remove(&self.pbx_id);
+        self.pins_tried
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }

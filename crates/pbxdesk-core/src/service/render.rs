@@ -115,6 +115,16 @@ impl snapshot_rows::PeopleSink for People {
     }
 }
 
+/// What a render recorded as applied is to the PBX's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// An apply: the render it replaces is what rolling it back returns to.
+    NewApply,
+    /// The last apply with one change pushed alone (a voicemail PIN): the rollback's target
+    /// stays the apply before.
+    Amendment,
+}
+
 impl Workspace {
     /// Loads one PBX's part of the workspace, secrets decrypted, for the renderer.
     pub async fn pbx_snapshot(&self, actor: &Actor, pbx: &str) -> Result<Snapshot> {
@@ -338,29 +348,51 @@ impl Workspace {
         actor.require_write()?;
         actor.require_msp_write()?;
         let pbx = self.pbx_by_name(pbx).await?;
+        self.record_applied(pbx.id, actor.name(), rendered, Recorded::NewApply)
+            .await
+    }
+
+    /// Records `rendered` as what PBX `pbx_id` runs, for whoever the apply ran for (rights
+    /// were checked by what ran it: a tenant_admin's PIN push records too).
+    pub(crate) async fn record_applied(
+        &self,
+        pbx_id: i64,
+        actor: &str,
+        rendered: &Rendered,
+        how: Recorded,
+    ) -> Result<()> {
         let json = serde_json::to_string(rendered).map_err(|e| Error::Store(e.to_string()))?;
-        let sealed = self.seal_for_row("pbx_renders", "rendered", pbx.id, &json)?;
+        let sealed = self.seal_for_row("pbx_renders", "rendered", pbx_id, &json)?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        // The render it replaces becomes "previous": what a rollback of this apply goes back to.
-        let before = renders::last(&mut *w.tx, pbx.id).await?;
-        // Moved to "previous": sealed again for that column (a blob bound to "rendered" would
-        // not open there, which is what stops an old render being replayed as previous).
-        let (previous, previous_at) = match before {
-            Some(b) => {
-                let json = self.unseal("pbx_renders", "rendered", pbx.id, &b.rendered)?;
+        let before = renders::last(&mut *w.tx, pbx_id).await?;
+        let (previous, previous_at) = match (before, how) {
+            // An amendment (a PIN pushed alone) keeps the previous apply as the rollback's
+            // target: rolling back still means the technician's last apply.
+            (Some(_), Recorded::Amendment) => match renders::previous(&mut *w.tx, pbx_id).await? {
+                Some(renders::PreviousApplied {
+                    previous: Some(p),
+                    previous_at: Some(at),
+                }) => (Some(p), Some(at)),
+                _ => (None, None),
+            },
+            // The render it replaces becomes "previous": what a rollback of this apply goes
+            // back to. Sealed again for that column (a blob bound to "rendered" would not open
+            // there, which is what stops an old render being replayed as previous).
+            (Some(b), _) => {
+                let json = self.unseal("pbx_renders", "rendered", pbx_id, &b.rendered)?;
                 let again =
-                    self.seal_for_row("pbx_renders", "previous", pbx.id, json.expose_secret())?;
+                    self.seal_for_row("pbx_renders", "previous", pbx_id, json.expose_secret())?;
                 (Some(again), Some(b.applied_at))
             }
-            None => (None, None),
+            (None, _) => (None, None),
         };
         renders::replace(
             &mut w.tx,
             renders::Applied {
-                pbx_id: pbx.id,
+                pbx_id,
                 applied_at: now,
-                actor: actor.name(),
+                actor,
                 rendered: sealed,
                 previous,
                 previous_at,

@@ -487,8 +487,10 @@ impl Workspace {
                     .map_err(db_error)?;
             }
             if let Some(sealed) = &sealed_pin {
-                sqlx::query("UPDATE users SET voicemail_pin = $1 WHERE id = $2")
+                // Pending until the PBX runs a render holding it (pushed below, or an apply).
+                sqlx::query("UPDATE users SET voicemail_pin = $1, pin_pending_since = $2 WHERE id = $3")
                     .bind(sealed.clone())
+                    .bind(now)
                     .bind(id)
                     .execute(&mut *w.tx)
                     .await
@@ -506,14 +508,34 @@ impl Workspace {
         // DND and forwards take effect on the PBX at once, without an apply; when it cannot
         // be reached they stay pending (shown) for the next connection or apply.
         // The change is saved whatever happens here: a failed push leaves it pending.
+        let mut pushed = false;
         if after.features_pending {
             match self.features_push(id).await {
-                Ok(true) => return self.user_show(actor, id).await,
+                Ok(true) => pushed = true,
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "DND and forwards could not be pushed; they stay pending");
                 }
             }
+        }
+        // A new PIN goes to the mailbox at once, through the guarded apply of the render the
+        // PBX runs with that PIN changed and nothing else.
+        if after.voicemail_pin_pending {
+            let pbx_id = crate::store::pins::pbx_of_user(self.store.pool(), id).await?;
+            match self.pins_push(actor, pbx_id, Some(id)).await {
+                Ok(push) => {
+                    pushed |= push.pushed > 0 || push.settled > 0;
+                    if let Some(why) = push.pending {
+                        tracing::info!(reason = %why, "the voicemail PIN stays pending");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the voicemail PIN could not be pushed; it stays pending")
+                }
+            }
+        }
+        if pushed {
+            return self.user_show(actor, id).await;
         }
         Ok(after)
     }

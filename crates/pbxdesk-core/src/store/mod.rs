@@ -6,6 +6,7 @@ pub(crate) mod devices;
 pub(crate) mod dids;
 pub(crate) mod features;
 pub(crate) mod pbxes;
+pub(crate) mod pins;
 pub(crate) mod policies;
 pub(crate) mod renders;
 pub(crate) mod snapshot;

@@ -24,6 +24,7 @@ pub(crate) struct UserRow {
     pub forward_busy: Option<String>,
     pub forward_no_answer: Option<String>,
     pub features_pending: i64,
+    pub pin_pending: i64,
     pub version: i64,
     pub tenant_id: i64,
     pub ring_seconds: i64,
@@ -40,6 +41,7 @@ const SELECT: &str = "SELECT u.id AS id, t.slug AS tenant, u.extension AS extens
      CAST(CASE WHEN COALESCE(CAST(f.dnd AS INTEGER), 0) = CAST(u.dnd AS INTEGER) \
        AND f.always IS NOT DISTINCT FROM u.forward_always AND f.busy IS NOT DISTINCT FROM u.forward_busy \
        AND f.no_answer IS NOT DISTINCT FROM u.forward_no_answer THEN 0 ELSE 1 END AS INTEGER) AS features_pending, \
+     CAST(CASE WHEN u.pin_pending_since IS NULL THEN 0 ELSE 1 END AS INTEGER) AS pin_pending, \
      u.version AS version, \
      u.tenant_id AS tenant_id, u.ring_seconds AS ring_seconds, u.policy AS policy \
      FROM users u JOIN tenants t ON t.id = u.tenant_id \
@@ -69,6 +71,7 @@ impl UserRow {
                 forward_busy: self.forward_busy,
                 forward_no_answer: self.forward_no_answer,
                 features_pending: self.features_pending != 0,
+                voicemail_pin_pending: self.pin_pending != 0,
                 ring_seconds: u32::try_from(self.ring_seconds).map_err(|_| damaged("ring time"))?,
                 policy: self.policy,
                 version: self.version,

@@ -468,6 +468,10 @@ struct State {
     voicemail: Mutex<Vec<(String, String, String, String)>>,
     /// The dialplan with every priority, as of the last load, for calls run through it.
     program: Mutex<Program>,
+    /// Bumped to close every AMI connection at once (a PBX restart, a cut link).
+    kick: tokio::sync::watch::Sender<u64>,
+    /// Whether the AMI user has `read = user` (the feature codes' events); on by default.
+    read_user: AtomicBool,
     /// AstDB: `family/key` -> value.
     astdb: Arc<Mutex<BTreeMap<String, String>>>,
     /// Events for the connections logged in with events on.
@@ -530,7 +534,20 @@ impl State {
     }
 
     /// `module reload <module>`: true when the module reloaded.
+    /// A module reloaded; when it succeeds, every connection with events on gets the
+    /// `Reload` event (s6_events_on: `Privilege: system,all`, `Module`, `Status: 0`).
     async fn reload(&self, module: &str) -> bool {
+        let ok = self.reload_module_files(module).await;
+        if ok {
+            let ev = format!(
+                "Event: Reload\r\nPrivilege: system,all\r\nModule: {module}\r\nStatus: 0\r\n\r\n"
+            );
+            let _ = self.events.send(ev.into_bytes());
+        }
+        ok
+    }
+
+    async fn reload_module_files(&self, module: &str) -> bool {
         match module {
             "pbx_config" => match load(&self.etc) {
                 Ok((mut p, mut program)) => {
@@ -723,6 +740,18 @@ impl AsteriskDouble {
         self.state.astdb.lock().unwrap().clone()
     }
 
+    /// Closes every AMI connection, as a restarting Asterisk or a cut link does; new ones are
+    /// taken at once.
+    pub fn drop_connections(&self) {
+        self.state.kick.send_modify(|n| *n += 1);
+    }
+
+    /// Gives or takes the AMI user's `read = user`: without it, no user-class event (a
+    /// feature code's, a `UserEvent` action's) reaches any connection.
+    pub fn set_read_user(&self, on: bool) {
+        self.state.read_user.store(on, Ordering::SeqCst);
+    }
+
     /// Empties AstDB, as a rebuilt PBX has it.
     pub fn wipe_astdb(&self) {
         self.state.astdb.lock().unwrap().clear();
@@ -899,6 +928,8 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
         astdb: astdb.clone(),
         events: tokio::sync::broadcast::channel(1024).0,
         contacts: Mutex::new(BTreeMap::new()),
+        kick: tokio::sync::watch::channel(0).0,
+        read_user: AtomicBool::new(true),
     });
     state.load_files();
     // The control socket: one command line per connection, its output, then close.
@@ -955,8 +986,10 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                 let mut buf = vec![0u8; 8192];
                 // Subscribed at a login with events on.
                 let mut events: Option<tokio::sync::broadcast::Receiver<Vec<u8>>> = None;
+                let mut kick = state.kick.subscribe();
                 loop {
                     let n = tokio::select! {
+                        _ = kick.changed() => return,
                         r = sock.read(&mut buf) => match r {
                             Ok(0) | Err(_) => return,
                             Ok(n) => n,
@@ -968,7 +1001,11 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                             }
                         } => {
                             if let Ok(bytes) = ev {
-                                if sock.write_all(&bytes).await.is_err() {
+                                // An AMI user without `read = user` gets no user-class event.
+                                let user_class = bytes.windows(21).any(|w| w == b"Privilege: user,all\r\n");
+                                if (!user_class || state.read_user.load(Ordering::SeqCst))
+                                    && sock.write_all(&bytes).await.is_err()
+                                {
                                     return;
                                 }
                             }
@@ -1081,6 +1118,20 @@ pub async fn start_asterisk(etc: PathBuf) -> AsteriskDouble {
                             "DBPut" | "DBGet" | "DBGetTree" | "DBDel" | "DBDelTree" => {
                                 seen.lock().unwrap().push(action.clone());
                                 astdb_action(&state.astdb, &action, &req, &id)
+                            }
+                            "UserEvent" => {
+                                // s6_events_on: "Event Sent", then the event to every
+                                // connection with events on, its headers and ActionID kept.
+                                seen.lock().unwrap().push("UserEvent".into());
+                                let mut ev = String::from("Event: UserEvent\r\nPrivilege: user,all\r\n");
+                                for (k, v) in req.headers() {
+                                    if !k.eq_ignore_ascii_case("Action") {
+                                        ev.push_str(&format!("{k}: {v}\r\n"));
+                                    }
+                                }
+                                ev.push_str("\r\n");
+                                let _ = state.events.send(ev.into_bytes());
+                                reply(&id, true, "Event Sent", &[])
                             }
                             "Logoff" => {
                                 let _ = sock.write_all(format!("Response: Goodbye\r\nActionID: {id}\r\nMessage: Thanks for all the fish.\r\n\r\n").as_bytes()).await;

@@ -9,13 +9,17 @@
 //!   MariaDB; a scripted one in `run`'s tests);
 //! - `run`: the state machine that walks the plan's steps against a session and back;
 //! - `pbx_side`: the lock, the backup and the armed rollback on the PBX's file system;
+//! - `pin`: a voicemail PIN pushed alone, as this same apply of the last applied render with
+//!   that PIN changed;
 //! - this module: the service (`Workspace::pbx_apply_with`) and what it reports.
 
 mod pbx_side;
+mod pin;
 mod plan;
 mod run;
 mod session;
 
+use super::render::Recorded;
 use super::{Actor, Workspace};
 use crate::error::{Error, Refusal, Result};
 use crate::model::Pbx;
@@ -382,10 +386,21 @@ impl Workspace {
             window,
         };
         let ran = self
-            .apply_on(actor, &pbx, &mut session, &job, &mut steps)
+            .apply_on(
+                actor,
+                &pbx,
+                &mut session,
+                &job,
+                Recorded::NewApply,
+                &mut steps,
+            )
             .await;
         if matches!(ran, Ok(Ran::Applied | Ran::NothingToDo)) {
             self.apply_features(&pbx, &session, &mut steps).await;
+            // The PINs changed before this render was taken are on the PBX now.
+            if let Err(e) = self.pins_settle(pbx.id, &p.rendered).await {
+                tracing::warn!(error = %e, "the pending voicemail PINs could not be settled");
+            }
         }
         session.close().await;
         let (outcome, failed) = match ran? {
@@ -521,6 +536,7 @@ impl Workspace {
         pbx: &Pbx,
         s: &mut S,
         job: &run::Job<'_>,
+        how: Recorded,
         steps: &mut Steps,
     ) -> Result<Ran> {
         self.report_pbx_rollbacks(actor, pbx, s, steps).await?;
@@ -542,7 +558,10 @@ impl Workspace {
             run::lock(s, steps).await?;
             let ran = run::under_lock(s, job, steps).await;
             let marked = match ran {
-                Ok(Ran::Applied) => self.pbx_mark_applied(actor, &pbx.name, job.new).await,
+                Ok(Ran::Applied) => {
+                    self.record_applied(pbx.id, actor.name(), job.new, how)
+                        .await
+                }
                 _ => Ok(()),
             };
             run::unlock(s, &ran, steps).await;
