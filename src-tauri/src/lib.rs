@@ -20,6 +20,7 @@ use specta_typescript::Typescript;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tauri::ipc::Channel;
 use tauri::{Manager, Runtime, State};
@@ -71,7 +72,8 @@ pub struct AppState {
     workspace_label: String,
     team: bool,
     /// The live views open in the window, by id: dropping one's sender ends it.
-    views: tokio::sync::Mutex<HashMap<u32, oneshot::Sender<()>>>,
+    /// A view that ends by itself (the window stopped taking its updates) removes itself.
+    views: Arc<tokio::sync::Mutex<HashMap<u32, oneshot::Sender<()>>>>,
     next_view: AtomicU32,
 }
 
@@ -96,18 +98,21 @@ impl AppState {
         let id = self.next_view.fetch_add(1, Ordering::Relaxed);
         let (stop_tx, mut stop) = oneshot::channel::<()>();
         self.views.lock().await.insert(id, stop_tx);
+        let views = self.views.clone();
         tauri::async_runtime::spawn(async move {
             loop {
                 let now = rx.borrow_and_update().clone();
                 if to.send(now).is_err() {
-                    return;
+                    break;
                 }
                 tokio::select! {
-                    changed = rx.changed() => if changed.is_err() { return },
-                    _ = &mut stop => return,
+                    changed = rx.changed() => if changed.is_err() { break },
+                    _ = &mut stop => break,
                 }
                 tokio::time::sleep(LIVE_EVERY).await;
             }
+            // Gone from the map, so its watcher (held by `rx`) stops with its last view.
+            views.lock().await.remove(&id);
         });
         id
     }
@@ -635,7 +640,7 @@ impl Startup {
             actor: RwLock::new(actor),
             workspace_label: label,
             team,
-            views: tokio::sync::Mutex::new(HashMap::new()),
+            views: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             next_view: AtomicU32::new(1),
         })
     }
@@ -645,6 +650,18 @@ pub fn run() {
     let builder = specta_builder::<tauri::Wry>();
     let result = tauri::Builder::default()
         .invoke_handler(builder.invoke_handler())
+        // A page (re)load leaves no one to read the views the page before opened: they end
+        // (and with their last view, the PBX's watcher and its AMI connection).
+        .on_page_load(|webview, payload| {
+            if payload.event() == tauri::webview::PageLoadEvent::Started {
+                let app = webview.app_handle().clone();
+                tauri::async_runtime::spawn(async move {
+                    if let Some(s) = app.try_state::<AppState>() {
+                        s.close_views().await;
+                    }
+                });
+            }
+        })
         .setup(move |app| {
             builder.mount_events(app);
             let state = tauri::async_runtime::block_on(Startup::from_env().open())
@@ -656,5 +673,76 @@ pub fn run() {
     if let Err(e) = result {
         eprintln!("pbxdesk: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use pbxdesk_core::service::{KeySource, Location};
+
+    async fn state(dir: &std::path::Path) -> AppState {
+        let options = OpenOptions::new(
+            Location::Sqlite(dir.join("ws.sqlite")),
+            KeySource::File(dir.join("ws.key")),
+        );
+        Startup {
+            options,
+            demo: false,
+        }
+        .open()
+        .await
+        .unwrap()
+    }
+
+    /// A view whose window stopped taking updates (a page reloaded, a window gone) leaves the
+    /// map by itself, so nothing keeps its PBX's watcher alive; `close_views` ends the rest.
+    #[tokio::test]
+    async fn a_view_the_window_stopped_taking_leaves_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path()).await;
+        let (tx, rx) = tokio::sync::watch::channel(Live::default());
+        let taken = Arc::new(AtomicU32::new(0));
+        let seen = taken.clone();
+        // Takes the first update, then fails as a channel of a page that is gone does.
+        let gone = Channel::new(move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Ok(())
+            } else {
+                Err(tauri::Error::WebviewNotFound)
+            }
+        });
+        let id = s.open_view(rx.clone(), gone).await;
+        let kept = s.open_view(rx, Channel::new(|_| Ok(()))).await;
+        assert_eq!(s.views.lock().await.len(), 2);
+        // A change once the dying view took its first state (a change before it would be
+        // the state it starts with).
+        let t = std::time::Instant::now();
+        while taken.load(Ordering::SeqCst) == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the view never started"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tx.send_modify(|l| l.events += 1);
+        let t = std::time::Instant::now();
+        while s.views.lock().await.contains_key(&id) {
+            assert!(t.elapsed() < Duration::from_secs(5), "the dead view stayed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(s.views.lock().await.contains_key(&kept));
+        s.close_views().await;
+        let t = std::time::Instant::now();
+        // Its task ends too: the last receiver goes, and the sender sees it.
+        while !tx.is_closed() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "a closed view kept running"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(s.views.lock().await.is_empty());
     }
 }

@@ -35,6 +35,8 @@ const browser = await remote({
 // points the demo PBX at itself and pins its host key. Started by the apply check, it lives until
 // the end and takes what a phone does on its standard input (it has no SIP stack).
 let double = null;
+// The double's config folder: what the PBX holds.
+let pbxEtc = null;
 const phone = (line) => double.stdin.write(`${line}\n`);
 
 try {
@@ -165,6 +167,7 @@ try {
         double.on("exit", (code) => reject(new Error(`the PBX double exited (${code})`)));
         setTimeout(() => reject(new Error("the PBX double did not start")), 60_000);
       });
+      pbxEtc = etc;
       await browser.$('[data-testid="tab-preview"]').click();
       await browser.$('[data-testid="apply-open"]').click();
       // The modal animates in: wait until its button takes clicks, then tick the box itself.
@@ -255,6 +258,16 @@ try {
       browser.execute(() => document.querySelector('[data-testid="device-live"] [data-testid="device-dot"]')?.getAttribute("data-status") ?? "(none)"),
     );
     await browser.saveScreenshot(`${env.E2E_SHOTS}/live-user-dialog.png`);
+    // A new voicemail PIN typed in the dialog is in the mailbox on the PBX at once, no apply.
+    await browser.$('[data-testid="voicemail-pin"]').setValue("4826");
+    await browser.execute(() => [...document.querySelectorAll("button")].find((b) => b.textContent === "Save")?.click());
+    const mailboxes = `${pbxEtc}/voicemail.d/pbxdesk/tenant-acme-dental.conf`;
+    const t1 = Date.now();
+    await browser.waitUntil(async () => readFileSync(mailboxes, "utf8").includes("\n101 => 4826,"), {
+      timeout: 15_000,
+      timeoutMsg: `${mailboxes} lacks the new PIN`,
+    });
+    console.log(`  the PIN was in the PBX's mailbox ${Date.now() - t1} ms after Save`);
     await browser.keys("Escape");
     // The dashboard: connected, its health, the phones, the last apply.
     await browser.$('[data-testid="pbx-demo-pbx"]').click();
