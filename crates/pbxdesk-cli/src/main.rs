@@ -85,6 +85,13 @@ enum Command {
     /// Outbound policies (classes of service): ordered rules of a tenant.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Serve the HTTP API (/api/v1, its OpenAPI document at /api/v1/openapi.json) on this
+    /// workspace until stopped. Operators log in with POST /api/v1/auth/login. Plain HTTP on
+    /// loopback only.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// What a PBX is doing now (the same as `pbx status NAME`): health, trunks, devices,
     /// calls. Exits 11 when the PBX cannot be reached.
     Status {
@@ -902,6 +909,25 @@ async fn run(cli: Cli) -> Result<Box<dyn Show>, Error> {
 }
 
 async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
+    if let Command::Serve { listen } = &cli.command {
+        if !listen.ip().is_loopback() {
+            return Err(pbxdesk_core::ValidationError::new(
+                "listen",
+                &listen.to_string(),
+                "a loopback address (127.0.0.1:PORT or [::1]:PORT): plain HTTP would carry passwords and tokens in clear",
+            )
+            .into());
+        }
+        // Each request logs in for itself: the server has no operator of its own.
+        eprintln!(
+            "pbxdesk: serving the API on http://{listen}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
+        );
+        let ended = pbxdesk_api::serve(ws.clone(), *listen).await;
+        return Err(match ended {
+            Err(e) => Error::Conflict(format!("cannot serve the API on {listen}: {e}")),
+            Ok(()) => Error::Store("the API server stopped".into()),
+        });
+    }
     if let Command::Operator(OperatorCmd::Add {
         username,
         role,
@@ -1262,6 +1288,9 @@ async fn with_actor(
         Command::Operator(OperatorCmd::List) => Box::new(ws.operator_list(me).await?),
         Command::Operator(OperatorCmd::Add { .. }) => {
             return Err(Error::Store("operator add is handled before login".into()));
+        }
+        Command::Serve { .. } => {
+            return Err(Error::Store("serve is handled before login".into()));
         }
         Command::Audit(AuditCmd::List { tenant, limit }) => Box::new(
             ws.audit_list(

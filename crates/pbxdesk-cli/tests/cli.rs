@@ -703,3 +703,60 @@ fn pbx_status_is_refused_untrusted_and_exits_11_when_the_pbx_is_out_of_reach() {
     );
     assert_eq!(e["error"]["field"], "forward_always", "{e}");
 }
+
+/// `pbxdesk serve` answers HTTP on loopback (its OpenAPI document, a login refused in the
+/// API's error shape) and refuses to serve plain HTTP anywhere else.
+#[test]
+fn serve_answers_http_on_loopback_and_refuses_other_addresses() {
+    use std::io::{Read, Write};
+    let ws = Ws::new();
+    ws.json(&["demo", "seed"]);
+    let e = ws.fails(&["serve", "--listen", "0.0.0.0:18080"], 3);
+    assert_eq!(e["error"]["field"], "listen", "{e}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = assert_cmd::cargo::cargo_bin("pbxdesk");
+    let mut server = std::process::Command::new(bin)
+        .arg("--workspace")
+        .arg(ws.dir.path().join("sub/ws.sqlite"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("PBXDESK_DATABASE_URL")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ask = |request: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(request.as_bytes()).ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let t = std::time::Instant::now();
+    let doc = loop {
+        if let Some(r) =
+            ask("GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        {
+            break r;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "the server never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let body = r#"{"username":"nobody","password":"x"}"#;
+    let login = ask(&format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(doc.starts_with("HTTP/1.1 200"), "{doc}");
+    assert!(doc.contains("\"openapi\": \"3.1"), "{doc}");
+    assert!(login.starts_with("HTTP/1.1 401"), "{login}");
+    assert!(login.contains("\"code\":\"unauthenticated\""), "{login}");
+}

@@ -110,6 +110,7 @@ pub struct CheckLine {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tenant {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
@@ -164,6 +165,7 @@ pub struct TenantPatch {
 /// One row of a tenant's user list.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserSummary {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
@@ -178,6 +180,7 @@ pub struct UserSummary {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
@@ -215,6 +218,7 @@ pub struct User {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewUser {
     /// The tenant's slug.
     pub tenant: String,
@@ -232,6 +236,7 @@ pub struct NewUser {
 /// string clears them.
 #[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPatch {
     pub name: Option<String>,
     pub email: Option<String>,
@@ -252,6 +257,7 @@ pub struct UserPatch {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,

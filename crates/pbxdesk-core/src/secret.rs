@@ -13,7 +13,7 @@ use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use rand::{distributions::Alphanumeric, Rng};
+use rand::{distributions::Alphanumeric, Rng, RngCore};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use std::io::Write;
 use std::path::Path;
@@ -251,6 +251,21 @@ pub fn generate_sip_password() -> SecretString {
         .map(char::from)
         .collect();
     SecretString::from(s)
+}
+
+/// An API bearer token: 256 bits from the OS RNG, hex (`pbxd_` and 64 hex digits, so a token
+/// pasted into a ticket is recognizable and can be revoked).
+pub fn generate_api_token() -> SecretString {
+    let mut b = [0u8; 32];
+    OsRng.fill_bytes(&mut b);
+    SecretString::from(format!("pbxd_{}", hex::encode(b)))
+}
+
+/// What the store keeps of an API token: its SHA-256, hex. A token has 256 random bits, so a
+/// fast hash suffices (argon2 is for what people choose).
+pub fn api_token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// A 6-digit voicemail PIN from the OS RNG.

@@ -1160,7 +1160,57 @@ async fn sealed_secrets_are_bound_to_their_row(h: &Harness) {
     );
 }
 
+/// API sessions: a login gives tokens stored as hashes only; the access token stands for its
+/// operator as the store says now (a disabled operator is out at once); a refresh is used once;
+/// a logout ends the access token.
+async fn api_tokens_stand_for_their_operator_and_end(h: &Harness) {
+    let ws = &h.ws;
+    let me = setup(ws, &[("acme", "100-199")]).await;
+    let pw = SecretString::from("api operator password 1");
+    ws.operator_add(
+        Some(&me),
+        "api-op",
+        Role::TenantAdmin,
+        &["acme".into()],
+        &pw,
+    )
+    .await
+    .unwrap();
+    let wrong = ws
+        .api_login("api-op", &SecretString::from("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), ErrorCode::Unauthenticated);
+    let t = ws.api_login("api-op", &pw).await.unwrap();
+    assert!(t.access_token.starts_with("pbxd_") && t.access_token.len() == 69);
+    let a = ws.api_actor(&t.access_token).await.unwrap();
+    assert_eq!(a.name(), "api-op");
+    assert_eq!(a.role(), Role::TenantAdmin);
+    // Not a refresh token, nor a refresh token an access token.
+    assert!(ws.api_actor(&t.refresh_token).await.is_err());
+    assert!(ws.api_refresh(&t.access_token).await.is_err());
+    // The store keeps the hash; the hash itself opens nothing.
+    let hash = pbxdesk_core::secret::api_token_hash(&t.access_token);
+    assert!(ws.api_actor(&hash).await.is_err());
+    let again = ws.api_refresh(&t.refresh_token).await.unwrap();
+    assert!(ws.api_refresh(&t.refresh_token).await.is_err(), "used once");
+    ws.api_logout(&again.access_token).await.unwrap();
+    assert!(ws.api_actor(&again.access_token).await.is_err());
+    assert!(
+        ws.api_actor(&t.access_token).await.is_ok(),
+        "another session goes on"
+    );
+    h.raw_exec(
+        "UPDATE operators SET disabled = TRUE WHERE username = 'api-op'",
+        None,
+    )
+    .await;
+    let e = ws.api_actor(&t.access_token).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unauthenticated, "{e}");
+}
+
 on_both_stores!(
+    api_tokens_stand_for_their_operator_and_end,
     sealed_secrets_are_bound_to_their_row,
     emergency_numbers_are_never_given_to_a_user,
     dids_are_normalized_unique_and_point_at_something_real,

@@ -152,10 +152,10 @@ impl Workspace {
         let failed = || Error::Unauthenticated("unknown operator or wrong password".into());
         let Some((id, Some(hash), role, disabled)) = row else {
             // Spend the same time as a real check so names cannot be probed by timing.
-            let _ = verify_password(password, DUMMY_HASH);
+            let _ = verify_slowly(password, DUMMY_HASH.to_owned()).await;
             return Err(failed());
         };
-        if !verify_password(password, &hash) {
+        if !verify_slowly(password, hash).await {
             return Err(failed());
         }
         if disabled != 0 {
@@ -163,7 +163,17 @@ impl Workspace {
                 "operator \"{username}\" is disabled"
             )));
         }
-        let role = Role::parse(&role)
+        self.operator_actor(id, username, &role).await
+    }
+
+    /// The actor of operator `id` as the store says now (its role and tenants read again).
+    pub(crate) async fn operator_actor(
+        &self,
+        id: i64,
+        username: &str,
+        role: &str,
+    ) -> Result<Actor> {
+        let role = Role::parse(role)
             .map_err(|_| Error::Store("operator role on record is unknown".into()))?;
         let tenant_ids: Vec<i64> =
             sqlx::query_scalar("SELECT tenant_id FROM operator_tenants WHERE operator_id = $1")
@@ -177,6 +187,21 @@ impl Workspace {
             tenant_ids,
         })
     }
+}
+
+/// argon2id is meant to be slow (~50 ms of a core): it runs on the blocking pool, one check at
+/// a time, so a flood of logins queues behind this gate instead of taking every core from the
+/// other requests of the app, the CLI or the API.
+static ARGON2_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+async fn verify_slowly(password: &SecretString, hash: String) -> bool {
+    let Ok(_turn) = ARGON2_GATE.acquire().await else {
+        return false;
+    };
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
 }
 
 /// A valid argon2id hash of a random string, for the unknown-user path of `login`.

@@ -3,6 +3,7 @@
 //! and its audit entry in one transaction.
 
 mod access;
+mod api_session;
 mod apply;
 mod apply_history;
 mod audit;
@@ -22,6 +23,7 @@ mod trunk;
 mod user;
 
 pub use access::Actor;
+pub use api_session::{ApiTokens, ACCESS_TTL_MS, REFRESH_TTL_MS};
 pub use apply::{
     realtime_devices, ApplyOptions, ApplyOutcome, ApplyReport, ApplySource, ApplyStep, Progress,
     StepKind, CONFIRM_DEFAULT,

@@ -1,0 +1,355 @@
+//! pbxdesk's embedded HTTP API, versioned under `/api/v1`: one more front end over the same
+//! services as the app and the CLI (the same validation, the same error codes, mapped to HTTP
+//! statuses). Operators log in for a bearer token (`auth`); the OpenAPI 3.1 document is
+//! generated from the handlers and the model's types ([`openapi`]) and served at
+//! `/api/v1/openapi.json`.
+//!
+//! First part: login, refresh and logout; tenants; a tenant's users; a user created, shown and
+//! changed. The rest of the operations follow the same shape.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pbxdesk_core::model::{Device, NewUser, Tenant, User, UserPatch, UserSummary};
+use pbxdesk_core::service::ApiTokens;
+use pbxdesk_core::{Actor, ErrorCode, Workspace};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+
+/// An error as every front end words it: the code, the message, the field it concerns.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The input field a validation error concerns.
+    pub field: Option<String>,
+    #[serde(skip)]
+    status: StatusCode,
+}
+
+/// The HTTP status of each error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict | ErrorCode::Refused => StatusCode::CONFLICT,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unreachable => StatusCode::BAD_GATEWAY,
+        ErrorCode::Key | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<pbxdesk_core::Error> for ApiError {
+    fn from(e: pbxdesk_core::Error) -> Self {
+        let field = match &e {
+            pbxdesk_core::Error::Validation(v) => Some(v.field.clone()),
+            _ => None,
+        };
+        let code = e.code();
+        let message = match code {
+            // What went wrong inside is the server's log's, not the caller's.
+            ErrorCode::Internal | ErrorCode::Key => {
+                tracing::error!(error = %e, "an API request failed");
+                "the server could not do it; see its log".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        ApiError {
+            code,
+            message,
+            field,
+            status: status_of(code),
+        }
+    }
+}
+
+impl ApiError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            field: None,
+            status: status_of(code),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(&self)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// A JSON request body; one that does not parse is answered in the API's error shape (code
+/// `validation`, the parser's words), like every other error.
+pub struct Input<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Input<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Input(v)),
+            Err(r) => Err(ApiError {
+                code: ErrorCode::Validation,
+                message: r.body_text(),
+                field: None,
+                status: r.status(),
+            }),
+        }
+    }
+}
+
+/// A path parameter; one of the wrong type (`/users/abc`) is answered in the error shape.
+pub struct Param<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Param<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Param(v)),
+            Err(r) => Err(ApiError {
+                code: ErrorCode::Validation,
+                message: r.body_text(),
+                field: None,
+                status: r.status(),
+            }),
+        }
+    }
+}
+
+/// The operator a request's bearer token stands for.
+pub struct Caller(pub Actor);
+
+/// The bearer token of a request, as sent.
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "an `Authorization: Bearer TOKEN` header is needed: POST /api/v1/auth/login gives one",
+            )
+        })?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "the Authorization header must be `Bearer TOKEN`",
+            )
+        })
+}
+
+impl FromRequestParts<Workspace> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ws: &Workspace) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers)?;
+        Ok(Caller(ws.api_actor(token).await?))
+    }
+}
+
+/// An operator's name and password.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+/// A refresh token, given at login or at the last refresh.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Refresh {
+    pub refresh_token: String,
+}
+
+/// Logs an operator in: an access token (15 minutes) and a refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
+    responses((status = 200, body = ApiTokens), (status = 401, body = ApiError)))]
+async fn login(State(ws): State<Workspace>, Input(l): Input<Login>) -> ApiResult<ApiTokens> {
+    Ok(Json(
+        ws.api_login(&l.username, &SecretString::from(l.password))
+            .await?,
+    ))
+}
+
+/// A new token pair for a refresh token, which is used up.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Refresh,
+    responses((status = 200, body = ApiTokens), (status = 401, body = ApiError)))]
+async fn refresh(State(ws): State<Workspace>, Input(r): Input<Refresh>) -> ApiResult<ApiTokens> {
+    Ok(Json(ws.api_refresh(&r.refresh_token).await?))
+}
+
+/// Ends the request's access token.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ApiError)))]
+async fn logout(State(ws): State<Workspace>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let token = bearer(&headers)?;
+    ws.api_actor(token).await?;
+    ws.api_logout(token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tenants the caller may see.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    responses((status = 200, body = [Tenant]), (status = 401, body = ApiError)))]
+async fn tenants(State(ws): State<Workspace>, Caller(a): Caller) -> ApiResult<Vec<Tenant>> {
+    Ok(Json(ws.tenant_list(&a).await?))
+}
+
+/// A tenant's users.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/users", tag = "users",
+    security(("bearer" = [])), params(("slug" = String, Path, description = "the tenant's slug")),
+    responses((status = 200, body = [UserSummary]), (status = 401, body = ApiError),
+        (status = 404, body = ApiError)))]
+async fn tenant_users(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(slug): Param<String>,
+) -> ApiResult<Vec<UserSummary>> {
+    Ok(Json(ws.user_list(&a, &slug).await?))
+}
+
+/// Creates a user: the lowest free extension of the tenant's range (or the one asked for), a
+/// device with its own SIP credentials, voicemail.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    request_body = NewUser,
+    responses((status = 201, body = User), (status = 401, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError),
+        (status = 422, body = ApiError)))]
+async fn user_create(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Input(input): Input<NewUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    Ok((StatusCode::CREATED, Json(ws.user_create(&a, &input).await?)))
+}
+
+/// A user with their devices (no secret: a device's password is revealed on its own).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the user's id")),
+    responses((status = 200, body = User), (status = 401, body = ApiError),
+        (status = 404, body = ApiError)))]
+async fn user_show(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(id): Param<i64>,
+) -> ApiResult<User> {
+    Ok(Json(ws.user_show(&a, id).await?))
+}
+
+/// Changes a user; DND, forwards and the voicemail PIN go to the PBX at once when it can be
+/// reached (else they are pending, as the answer says).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the user's id")), request_body = UserPatch,
+    responses((status = 200, body = User), (status = 401, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError),
+        (status = 422, body = ApiError)))]
+async fn user_update(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(id): Param<i64>,
+    Input(patch): Input<UserPatch>,
+) -> ApiResult<User> {
+    Ok(Json(ws.user_update(&a, id, &patch).await?))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "the OpenAPI 3.1 document of this API")))]
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_text()).into_response()
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "pbxdesk API", description = "The pbxdesk workspace over HTTP: the same services, validation and error codes as the app and the CLI."),
+    paths(login, refresh, logout, tenants, tenant_users, user_create, user_show, user_update, openapi_json),
+    components(schemas(ApiError, ApiTokens, Login, Refresh, Tenant, UserSummary, User, NewUser, UserPatch, Device)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document, generated from the handlers and the model's types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The document as served and as checked in (`crates/pbxdesk-api/openapi.json`), pretty-printed.
+pub fn openapi_text() -> String {
+    let mut s = openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+/// The API's routes over a workspace.
+pub fn router(ws: Workspace) -> Router {
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/tenants", get(tenants))
+        .route("/api/v1/tenants/{slug}/users", get(tenant_users))
+        .route("/api/v1/users", post(user_create))
+        .route("/api/v1/users/{id}", get(user_show).patch(user_update))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .fallback(|| async {
+            ApiError::new(
+                ErrorCode::NotFound,
+                "no such API route: see /api/v1/openapi.json",
+            )
+        })
+        .with_state(ws)
+}
+
+/// Serves the API on `listen` until the process is stopped. Plain HTTP is refused on anything
+/// but loopback: tokens and passwords would cross the network in clear (TLS comes next).
+pub async fn serve(ws: Workspace, listen: std::net::SocketAddr) -> std::io::Result<()> {
+    if !listen.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{listen}: plain HTTP is served on loopback only (127.0.0.1 or ::1); passwords and tokens would cross the network in clear"
+            ),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(listener, router(ws)).await
+}

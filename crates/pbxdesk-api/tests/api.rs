@@ -1,0 +1,412 @@
+//! The API over HTTP requests (the router in process, as a server runs it): login and tokens,
+//! the roles and the tenant scope, the same validation errors as the other front ends, the
+//! OpenAPI document checked in.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use pbxdesk_core::domain::Role;
+use pbxdesk_core::service::{Clock, KeySource, Location, OpenOptions};
+use pbxdesk_core::Workspace;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Api {
+    ws: Workspace,
+    _dir: tempfile::TempDir,
+}
+
+/// The demo workspace (two tenants on one PBX) with an operator of each role.
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = OpenOptions::new(
+        Location::Sqlite(dir.path().join("ws.sqlite")),
+        KeySource::File(dir.path().join("ws.key")),
+    );
+    opts.clock = Clock::fixed(1_790_000_000_000);
+    let ws = Workspace::open(opts).await.unwrap();
+    let owner = ws.local_owner().unwrap();
+    pbxdesk_core::demo::seed(&ws, &owner).await.unwrap();
+    for (name, role, tenants) in [
+        ("msp", Role::MspAdmin, vec![]),
+        (
+            "acme-admin",
+            Role::TenantAdmin,
+            vec!["acme-dental".to_owned()],
+        ),
+        ("auditor", Role::Auditor, vec![]),
+    ] {
+        ws.operator_add(
+            Some(&owner),
+            name,
+            role,
+            &tenants,
+            &SecretString::from(format!("{name} password 1")),
+        )
+        .await
+        .unwrap();
+    }
+    Api { ws, _dir: dir }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, header::HeaderMap) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res = pbxdesk_api::router(self.ws.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        (status, v, headers)
+    }
+
+    async fn login(&self, name: &str) -> Value {
+        let (s, v, _) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": name, "password": format!("{name} password 1")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn token(&self, name: &str) -> String {
+        self.login(name).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn login_gives_tokens_that_refresh_once_and_end_at_logout() {
+    let a = api().await;
+    let (s, v, h) = a
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "msp", "password": "wrong"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["code"], "unauthenticated");
+    assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
+    // The same answer for a name that does not exist: names cannot be probed.
+    let (s2, v2, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "nobody", "password": "wrong"})),
+        )
+        .await;
+    assert_eq!((s2, &v2["message"]), (s, &v["message"]));
+
+    let t = a.login("msp").await;
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 900);
+    let access = t["access_token"].as_str().unwrap();
+    let (s, v, _) = a
+        .call(Method::GET, "/api/v1/tenants", Some(access), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 2);
+
+    // No token, a malformed header, a made-up token.
+    let (s, v, _) = a.call(Method::GET, "/api/v1/tenants", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let (s, _, _) = a
+        .call(Method::GET, "/api/v1/tenants", Some("pbxd_00"), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // A refresh gives a new pair, once.
+    let body = json!({"refresh_token": t["refresh_token"]});
+    let (s, again, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_ne!(again["access_token"], t["access_token"]);
+    let (s, _, _) = a
+        .call(Method::POST, "/api/v1/auth/refresh", None, Some(body))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a refresh token is used once");
+
+    // Logout ends the access token.
+    let (s, _, _) = a
+        .call(Method::POST, "/api/v1/auth/logout", Some(access), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = a
+        .call(Method::GET, "/api/v1/tenants", Some(access), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // An access token runs out after 15 minutes.
+    let fresh = again["access_token"].as_str().unwrap();
+    a.ws.clock()
+        .advance(std::time::Duration::from_secs(15 * 60 + 1));
+    let (s, v, _) = a
+        .call(Method::GET, "/api/v1/tenants", Some(fresh), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+}
+
+#[tokio::test]
+async fn roles_and_tenant_scope_hold_over_http() {
+    let a = api().await;
+    let (msp, acme, auditor) = (
+        a.token("msp").await,
+        a.token("acme-admin").await,
+        a.token("auditor").await,
+    );
+    // A tenant_admin sees its tenant only; another tenant does not exist for it.
+    let (_, v, _) = a
+        .call(Method::GET, "/api/v1/tenants", Some(&acme), None)
+        .await;
+    let slugs: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["acme-dental"]);
+    let (s, v, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/globex/users",
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (_, missing, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/no-such/users",
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["message"].as_str().unwrap().replace("globex", "X"),
+        missing["message"].as_str().unwrap().replace("no-such", "X"),
+        "the same words as a tenant that does not exist"
+    );
+    let (_, globex_users, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/globex/users",
+            Some(&msp),
+            None,
+        )
+        .await;
+    let hank = globex_users[0]["id"].as_i64().unwrap();
+    let (s, _, _) = a
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{hank}"),
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = a
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{hank}"),
+            Some(&acme),
+            Some(json!({"dnd": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "nor can it change one");
+
+    // An auditor reads, and changes nothing.
+    let (s, _, _) = a
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{hank}"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let new =
+        json!({"tenant": "acme-dental", "name": "Nina Neu", "email": "nina@acme-dental.example"});
+    let (s, v, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&auditor),
+            Some(new.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["code"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden"))
+    );
+
+    // The tenant_admin creates in its own tenant; the answer is the user with its extension.
+    let (s, v, _) = a
+        .call(Method::POST, "/api/v1/users", Some(&acme), Some(new))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["extension"], 108);
+    assert_eq!(v["devices"][0]["sip_username"], "acme-dental-108");
+    assert!(
+        v["devices"][0].get("password").is_none(),
+        "no secret in the answer"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_its_field_and_nothing_written() {
+    let a = api().await;
+    let msp = a.token("msp").await;
+    for (body, field) in [
+        (
+            json!({"tenant": "acme-dental", "name": "Eve", "email": "not-an-address"}),
+            "email",
+        ),
+        (
+            json!({"tenant": "acme-dental", "name": "Eve\u{7}\n${SHELL(id)}", "email": "eve@acme-dental.example"}),
+            "name",
+        ),
+        (
+            json!({"tenant": "acme-dental", "name": "Eve", "email": "eve@acme-dental.example", "extension": "100;1"}),
+            "extension",
+        ),
+    ] {
+        let (s, v, _) = a
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(&msp),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {v}");
+        assert_eq!(
+            (&v["code"], &v["field"]),
+            (&json!("validation"), &json!(field)),
+            "{v}"
+        );
+    }
+    // A forward to a place no phone may dial.
+    let (_, users, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme-dental/users",
+            Some(&msp),
+            None,
+        )
+        .await;
+    assert_eq!(users.as_array().unwrap().len(), 8, "nothing was created");
+    let ada = users[0]["id"].as_i64().unwrap();
+    let (s, v, _) = a
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{ada}"),
+            Some(&msp),
+            Some(json!({"forward_always": "91&PJSIP/x"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("forward_always")),
+        "{v}"
+    );
+    // JSON that is not a user patch at all, a path that is not an id: refused in the API's
+    // error shape, never a 500 or a page of text.
+    assert_eq!(v_code(&a, &msp, ada).await, json!("validation"));
+    let (s, v, _) = a
+        .call(Method::GET, "/api/v1/users/abc", Some(&msp), None)
+        .await;
+    assert_eq!(
+        (s, &v["code"]),
+        (StatusCode::BAD_REQUEST, &json!("validation")),
+        "{v}"
+    );
+    let (s, v, _) = a.call(Method::GET, "/api/v1/nope", Some(&msp), None).await;
+    assert_eq!(
+        (s, &v["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found"))
+    );
+}
+
+/// The checked-in document is what the code generates. Run with UPDATE_OPENAPI=1 to rewrite
+/// `crates/pbxdesk-api/openapi.json` after changing a route or a type.
+#[tokio::test]
+async fn the_checked_in_openapi_document_is_current_and_served() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let fresh = pbxdesk_api::openapi_text();
+    if std::env::var("UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "crates/pbxdesk-api/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p pbxdesk-api --test api` and commit it"
+    );
+    let a = api().await;
+    let (s, v, _) = a
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        v["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        v["openapi"]
+    );
+    assert!(v["paths"]["/api/v1/users/{id}"]["patch"].is_object());
+}
+
+/// The code of the answer to a patch that is not JSON of a user patch (a 422).
+async fn v_code(a: &Api, token: &str, id: i64) -> Value {
+    let (s, v, _) = a
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(token),
+            Some(json!({"dnd": "yes please"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("dnd"), "{v}");
+    v["code"].clone()
+}

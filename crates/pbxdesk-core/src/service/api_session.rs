@@ -1,0 +1,160 @@
+//! The HTTP API's sessions. An operator's login (argon2id, as everywhere) gives a short-lived
+//! access token and a refresh token that renews it once; the store keeps only their SHA-256,
+//! so every `pbxdesk serve` on the same workspace takes them. Each request's token is looked up
+//! and its operator read again: a role changed or an operator disabled counts at the next call.
+
+use super::{Actor, Workspace};
+use crate::error::{Error, Result};
+use crate::secret::{api_token_hash, generate_api_token};
+use crate::store::db_error;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+/// How long an access token is good for.
+pub const ACCESS_TTL_MS: i64 = 15 * 60 * 1000;
+/// How long a refresh token is good for (used once: each refresh gives a new pair).
+pub const REFRESH_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// What a login or a refresh gives, shown once. The tokens are secrets: never logged.
+#[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiTokens {
+    /// The bearer token for `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Gives a new pair at `POST /api/v1/auth/refresh`, once.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds the access token is good for.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for ApiTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTokens")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+fn unknown_token() -> Error {
+    Error::Unauthenticated("the token is unknown or has expired: log in again".into())
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    operator_id: i64,
+    username: String,
+    role: String,
+    disabled: i64,
+}
+
+impl Workspace {
+    /// Logs an operator in for the API: its password checked (argon2id, one at a time on the
+    /// blocking pool), then a new access and refresh token.
+    pub async fn api_login(&self, username: &str, password: &SecretString) -> Result<ApiTokens> {
+        self.login(username, password).await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM operators WHERE username = $1")
+            .bind(username)
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        self.api_tokens_for(id).await
+    }
+
+    /// The operator whose access token this is.
+    pub async fn api_actor(&self, access_token: &str) -> Result<Actor> {
+        let row = self.api_session(access_token, "access").await?;
+        self.operator_actor(row.operator_id, &row.username, &row.role)
+            .await
+    }
+
+    /// A new pair for a refresh token, which is used up.
+    pub async fn api_refresh(&self, refresh_token: &str) -> Result<ApiTokens> {
+        let row = self.api_session(refresh_token, "refresh").await?;
+        let mut w = self.store.begin_write().await?;
+        let gone = sqlx::query("DELETE FROM api_sessions WHERE token_hash = $1")
+            .bind(api_token_hash(refresh_token))
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        w.commit().await?;
+        // Two refreshes at once: only the one that removed it goes on.
+        if gone.rows_affected() != 1 {
+            return Err(unknown_token());
+        }
+        self.api_tokens_for(row.operator_id).await
+    }
+
+    /// Ends an access token (a logout).
+    pub async fn api_logout(&self, access_token: &str) -> Result<()> {
+        let mut w = self.store.begin_write().await?;
+        sqlx::query("DELETE FROM api_sessions WHERE token_hash = $1 AND kind = 'access'")
+            .bind(api_token_hash(access_token))
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        w.commit().await
+    }
+
+    async fn api_session(&self, token: &str, kind: &str) -> Result<SessionRow> {
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT s.operator_id AS operator_id, o.username AS username, o.role AS role, \
+             CAST(o.disabled AS INTEGER) AS disabled \
+             FROM api_sessions s JOIN operators o ON o.id = s.operator_id \
+             WHERE s.token_hash = $1 AND s.kind = $2 AND s.expires_at > $3",
+        )
+        .bind(api_token_hash(token))
+        .bind(kind)
+        .bind(self.now())
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        match row {
+            Some(r) if r.disabled == 0 => Ok(r),
+            Some(r) => Err(Error::Unauthenticated(format!(
+                "operator \"{}\" is disabled",
+                r.username
+            ))),
+            None => Err(unknown_token()),
+        }
+    }
+
+    async fn api_tokens_for(&self, operator_id: i64) -> Result<ApiTokens> {
+        let (access, refresh) = (generate_api_token(), generate_api_token());
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        // Expired sessions go as new ones come: the table holds only live ones and a few more.
+        sqlx::query("DELETE FROM api_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        for (token, kind, ttl) in [
+            (&access, "access", ACCESS_TTL_MS),
+            (&refresh, "refresh", REFRESH_TTL_MS),
+        ] {
+            sqlx::query(
+                "INSERT INTO api_sessions (token_hash, operator_id, kind, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(api_token_hash(token.expose_secret()))
+            .bind(operator_id)
+            .bind(kind)
+            .bind(now + ttl)
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        }
+        w.commit().await?;
+        Ok(ApiTokens {
+            access_token: access.expose_secret().to_owned(),
+            refresh_token: refresh.expose_secret().to_owned(),
+            token_type: "Bearer".into(),
+            expires_in: u64::try_from(ACCESS_TTL_MS / 1000).unwrap_or(0),
+        })
+    }
+}
