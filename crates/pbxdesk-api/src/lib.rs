@@ -4,16 +4,19 @@
 //! generated from the handlers and the model's types ([`openapi`]) and served at
 //! `/api/v1/openapi.json`.
 //!
-//! First part: login, refresh and logout; tenants; a tenant's users; a user created, shown and
-//! changed. The rest of the operations follow the same shape.
+//! First part: login, refresh and logout; tenants; users; devices (the password revealed,
+//! audited, never cached); inbound numbers. The rest of the operations follow the same shape.
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
-use pbxdesk_core::model::{Device, NewUser, Tenant, User, UserPatch, UserSummary};
+use pbxdesk_core::model::{
+    Device, Did, DidPatch, NewDevice, NewDid, NewTenant, NewUser, RevealedDevice, Tenant,
+    TenantPatch, User, UserPatch, UserSummary,
+};
 use pbxdesk_core::service::ApiTokens;
 use pbxdesk_core::{Actor, ErrorCode, Workspace};
 use secrecy::SecretString;
@@ -273,6 +276,178 @@ async fn user_update(
     Ok(Json(ws.user_update(&a, id, &patch).await?))
 }
 
+/// One tenant.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}", tag = "tenants", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "the tenant's slug")),
+    responses((status = 200, body = Tenant), (status = 401, body = ApiError),
+        (status = 404, body = ApiError)))]
+async fn tenant_show(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(slug): Param<String>,
+) -> ApiResult<Tenant> {
+    Ok(Json(ws.tenant_show(&a, &slug).await?))
+}
+
+/// Creates a tenant on a PBX with its extension range (MSP roles).
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    request_body = NewTenant,
+    responses((status = 201, body = Tenant), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 409, body = ApiError),
+        (status = 422, body = ApiError)))]
+async fn tenant_create(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Input(input): Input<NewTenant>,
+) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(ws.tenant_create(&a, &input).await?),
+    ))
+}
+
+/// Changes a tenant (MSP roles).
+#[utoipa::path(patch, path = "/api/v1/tenants/{slug}", tag = "tenants", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "the tenant's slug")), request_body = TenantPatch,
+    responses((status = 200, body = Tenant), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn tenant_update(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(slug): Param<String>,
+    Input(patch): Input<TenantPatch>,
+) -> ApiResult<Tenant> {
+    Ok(Json(ws.tenant_update(&a, &slug, &patch).await?))
+}
+
+/// Deletes a user: the devices go with it; the extension is held back for the quarantine.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the user's id")),
+    responses((status = 200, body = User), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn user_delete(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(id): Param<i64>,
+) -> ApiResult<User> {
+    Ok(Json(ws.user_delete(&a, id).await?))
+}
+
+/// A user's devices.
+#[utoipa::path(get, path = "/api/v1/users/{id}/devices", tag = "devices", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the user's id")),
+    responses((status = 200, body = [Device]), (status = 401, body = ApiError),
+        (status = 404, body = ApiError)))]
+async fn device_list(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(id): Param<i64>,
+) -> ApiResult<Vec<Device>> {
+    Ok(Json(ws.device_list(&a, id).await?))
+}
+
+/// Adds a device to a user, with SIP credentials of its own.
+#[utoipa::path(post, path = "/api/v1/users/{id}/devices", tag = "devices", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the user's id")), request_body = NewDevice,
+    responses((status = 201, body = Device), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn device_add(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(id): Param<i64>,
+    Input(input): Input<NewDevice>,
+) -> Result<(StatusCode, Json<Device>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(ws.device_add(&a, id, &input).await?),
+    ))
+}
+
+/// Removes a device.
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the device's id")),
+    responses((status = 200, body = Device), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn device_remove(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(id): Param<i64>,
+) -> ApiResult<Device> {
+    Ok(Json(ws.device_remove(&a, id).await?))
+}
+
+/// A device's SIP password in clear, for provisioning a phone; audited. Never cached.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/reveal", tag = "devices", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the device's id")),
+    responses((status = 200, body = RevealedDevice), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn device_reveal(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(id): Param<i64>,
+) -> Result<Response, ApiError> {
+    let revealed = ws.device_reveal(&a, id).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(revealed)).into_response())
+}
+
+/// A tenant's inbound numbers.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/dids", tag = "dids", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "the tenant's slug")),
+    responses((status = 200, body = [Did]), (status = 401, body = ApiError),
+        (status = 404, body = ApiError)))]
+async fn did_list(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(slug): Param<String>,
+) -> ApiResult<Vec<Did>> {
+    Ok(Json(ws.did_list(&a, &slug).await?))
+}
+
+/// Routes an inbound number (normalized to E.164, unique on its PBX) to a destination.
+#[utoipa::path(post, path = "/api/v1/dids", tag = "dids", security(("bearer" = [])),
+    request_body = NewDid,
+    responses((status = 201, body = Did), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn did_add(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Input(input): Input<NewDid>,
+) -> Result<(StatusCode, Json<Did>), ApiError> {
+    Ok((StatusCode::CREATED, Json(ws.did_add(&a, &input).await?)))
+}
+
+/// Changes where a number goes.
+#[utoipa::path(patch, path = "/api/v1/dids/{number}", tag = "dids", security(("bearer" = [])),
+    params(("number" = String, Path, description = "the number in E.164, e.g. +41445551234")),
+    request_body = DidPatch,
+    responses((status = 200, body = Did), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn did_update(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(number): Param<String>,
+    Input(patch): Input<DidPatch>,
+) -> ApiResult<Did> {
+    Ok(Json(ws.did_update(&a, &number, &patch).await?))
+}
+
+/// Removes a number.
+#[utoipa::path(delete, path = "/api/v1/dids/{number}", tag = "dids", security(("bearer" = [])),
+    params(("number" = String, Path, description = "the number in E.164")),
+    responses((status = 200, body = Did), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn did_remove(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(number): Param<String>,
+) -> ApiResult<Did> {
+    Ok(Json(ws.did_remove(&a, &number).await?))
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "the OpenAPI 3.1 document of this API")))]
@@ -297,8 +472,12 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pbxdesk API", description = "The pbxdesk workspace over HTTP: the same services, validation and error codes as the app and the CLI."),
-    paths(login, refresh, logout, tenants, tenant_users, user_create, user_show, user_update, openapi_json),
-    components(schemas(ApiError, ApiTokens, Login, Refresh, Tenant, UserSummary, User, NewUser, UserPatch, Device)),
+    paths(login, refresh, logout, tenants, tenant_show, tenant_create, tenant_update, tenant_users,
+        user_create, user_show, user_update, user_delete, device_list, device_add, device_remove,
+        device_reveal, did_list, did_add, did_update, did_remove, openapi_json),
+    components(schemas(ApiError, ApiTokens, Login, Refresh, Tenant, NewTenant, TenantPatch,
+        UserSummary, User, NewUser, UserPatch, Device, NewDevice, RevealedDevice, Did, NewDid,
+        DidPatch)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -325,10 +504,29 @@ pub fn router(ws: Workspace) -> Router {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/tenants", get(tenants))
+        .route("/api/v1/tenants", get(tenants).post(tenant_create))
+        .route(
+            "/api/v1/tenants/{slug}",
+            get(tenant_show).patch(tenant_update),
+        )
         .route("/api/v1/tenants/{slug}/users", get(tenant_users))
+        .route("/api/v1/tenants/{slug}/dids", get(did_list))
         .route("/api/v1/users", post(user_create))
-        .route("/api/v1/users/{id}", get(user_show).patch(user_update))
+        .route(
+            "/api/v1/users/{id}",
+            get(user_show).patch(user_update).delete(user_delete),
+        )
+        .route(
+            "/api/v1/users/{id}/devices",
+            get(device_list).post(device_add),
+        )
+        .route("/api/v1/devices/{id}", delete(device_remove))
+        .route("/api/v1/devices/{id}/reveal", post(device_reveal))
+        .route("/api/v1/dids", post(did_add))
+        .route(
+            "/api/v1/dids/{number}",
+            patch(did_update).delete(did_remove),
+        )
         .route("/api/v1/openapi.json", get(openapi_json))
         .fallback(|| async {
             ApiError::new(

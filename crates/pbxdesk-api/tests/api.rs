@@ -369,6 +369,157 @@ async fn bad_input_is_refused_with_its_field_and_nothing_written() {
     );
 }
 
+#[tokio::test]
+async fn devices_and_numbers_over_http_with_the_reveal_audited_and_never_cached() {
+    let a = api().await;
+    let (msp, acme, auditor) = (
+        a.token("msp").await,
+        a.token("acme-admin").await,
+        a.token("auditor").await,
+    );
+    let (_, users, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme-dental/users",
+            Some(&acme),
+            None,
+        )
+        .await;
+    let ada = users[0]["id"].as_i64().unwrap();
+    let (s, d, _) = a
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{ada}/devices"),
+            Some(&acme),
+            Some(json!({"label": "Desk phone", "codecs": "opus,ulaw"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    let id = d["id"].as_i64().unwrap();
+    let (_, list, _) = a
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{ada}/devices"),
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    // The auditor may not see a password; the tenant's admin may, once, audited, no-store.
+    let (s, _, _) = a
+        .call(
+            Method::POST,
+            &format!("/api/v1/devices/{id}/reveal"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, r, h) = a
+        .call(
+            Method::POST,
+            &format!("/api/v1/devices/{id}/reveal"),
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["sip_password"].as_str().unwrap().len(), 24);
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    let audit =
+        a.ws.audit_list(
+            &a.ws.local_owner().unwrap(),
+            &pbxdesk_core::model::AuditQuery {
+                limit: Some(5),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "device.reveal" && e.actor == "acme-admin"),
+        "{audit:?}"
+    );
+    let (s, _, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/devices/{id}"),
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // A number routed to Ada, typed nationally; listed; changed; removed.
+    let (s, did, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/dids",
+            Some(&acme),
+            Some(json!({"tenant": "acme-dental", "number": "044 555 12 99", "country": "CH", "destination": "user:100"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{did}");
+    assert_eq!(did["number"], "+41445551299");
+    let (s, v, _) = a
+        .call(
+            Method::PATCH,
+            "/api/v1/dids/+41445551299",
+            Some(&acme),
+            Some(json!({"destination": "user:999"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("destination")),
+        "{v}"
+    );
+    let (_, dids, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme-dental/dids",
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert!(dids
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["number"] == "+41445551299"));
+    let (s, _, _) = a
+        .call(
+            Method::DELETE,
+            "/api/v1/dids/+41445551299",
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Tenants are the MSP's to make.
+    let t = json!({"name": "Initech", "pbx": "demo-pbx", "ext_range": "2000-2999"});
+    let (s, _, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/tenants",
+            Some(&acme),
+            Some(t.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v, _) = a
+        .call(Method::POST, "/api/v1/tenants", Some(&msp), Some(t))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = a
+        .call(Method::GET, "/api/v1/tenants/initech", Some(&acme), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
 /// The checked-in document is what the code generates. Run with UPDATE_OPENAPI=1 to rewrite
 /// `crates/pbxdesk-api/openapi.json` after changing a route or a type.
 #[tokio::test]

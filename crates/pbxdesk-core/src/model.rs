@@ -136,6 +136,7 @@ pub struct Tenant {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewTenant {
     pub name: String,
     /// Derived from the name when absent.
@@ -148,6 +149,7 @@ pub struct NewTenant {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantPatch {
     pub name: Option<String>,
     pub ext_range: Option<String>,
@@ -273,6 +275,7 @@ pub struct Device {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewDevice {
     pub label: Option<String>,
     pub sip_username: Option<String>,
@@ -285,6 +288,7 @@ pub struct NewDevice {
 /// A device with its SIP password in clear: only from `device_reveal`, which is audited.
 #[derive(Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevealedDevice {
     pub device: Device,
     pub sip_password: String,
@@ -324,6 +328,7 @@ pub struct AuditQuery {
 /// An inbound number and where it goes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Did {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
@@ -341,6 +346,7 @@ pub struct Did {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewDid {
     pub tenant: String,
     /// As typed: "+41 44 555 12 34", "044 555 12 34" (with `country`), …
@@ -355,6 +361,7 @@ pub struct NewDid {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DidPatch {
     pub label: Option<String>,
     pub destination: Option<String>,
