@@ -134,6 +134,19 @@ function renderApp() {
   );
 }
 
+/** The app with Ann created in the first tenant and her edit dialog open. */
+async function editNewUser() {
+  renderApp();
+  const user = userEvent.setup();
+  await screen.findByText("Acme Dental", { selector: "h2" });
+  await user.type(screen.getByTestId("new-user-name"), "Ann");
+  await user.type(screen.getByTestId("new-user-email"), "ann@acme.example");
+  await user.click(screen.getByTestId("new-user-submit"));
+  await screen.findByTestId("created-extension");
+  await user.click(await screen.findByRole("button", { name: "Edit" }));
+  return user;
+}
+
 afterEach(() => {
   cleanup();
   clearMocks();
@@ -226,14 +239,7 @@ describe("a team workspace", () => {
 describe("editing a user", () => {
   it("sends the version it was based on, and shows a conflict when someone else saved first", async () => {
     const backend = fakeBackend();
-    renderApp();
-    const user = userEvent.setup();
-    await screen.findByText("Acme Dental", { selector: "h2" });
-    await user.type(screen.getByTestId("new-user-name"), "Ann");
-    await user.type(screen.getByTestId("new-user-email"), "ann@acme.example");
-    await user.click(screen.getByTestId("new-user-submit"));
-    await screen.findByTestId("created-extension");
-    await user.click(await screen.findByRole("button", { name: "Edit" }));
+    const user = await editNewUser();
     const nameInput = await screen.findByDisplayValue("Ann");
     // Someone else saves in the meantime.
     backend.users[0].version += 1;
@@ -248,14 +254,7 @@ describe("editing a user", () => {
 describe("a user's voicemail PIN", () => {
   it("is sent only when typed, and shown pending while the PBX does not have it", async () => {
     const backend = fakeBackend();
-    renderApp();
-    const user = userEvent.setup();
-    await screen.findByText("Acme Dental", { selector: "h2" });
-    await user.type(screen.getByTestId("new-user-name"), "Ann");
-    await user.type(screen.getByTestId("new-user-email"), "ann@acme.example");
-    await user.click(screen.getByTestId("new-user-submit"));
-    await screen.findByTestId("created-extension");
-    await user.click(await screen.findByRole("button", { name: "Edit" }));
+    const user = await editNewUser();
     await screen.findByDisplayValue("Ann");
     expect(screen.queryByTestId("pin-pending")).toBeNull();
     await user.click(screen.getByRole("button", { name: "Save" }));

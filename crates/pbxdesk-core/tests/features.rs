@@ -27,6 +27,17 @@ async fn set_ami_port(ws: &pbxdesk_core::Workspace, me: &pbxdesk_core::Actor, po
     .unwrap();
 }
 
+/// The double's AMI port, and a port where nothing listens (the PBX out of reach).
+fn ami_ports(pbx: &pbx_double::Pbx) -> (u16, u16) {
+    let ami = pbx.ast.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    (ami, closed)
+}
+
 fn consent() -> ApplyOptions {
     ApplyOptions {
         add_includes: true,
@@ -221,19 +232,7 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
     drop(live);
 
     // Out of reach: kept, shown pending, written by the next apply.
-    let ami_port = pbx
-        .ast
-        .addr
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .parse::<u16>()
-        .unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (ami_port, closed) = ami_ports(&pbx);
     set_ami_port(ws, &me, closed).await;
     let u = ws
         .user_update(
@@ -416,19 +415,7 @@ async fn pin_story(h: harness::Harness, tag: &str) {
     );
 
     // Out of reach (AMI): kept, shown pending, the PBX untouched.
-    let ami_port = pbx
-        .ast
-        .addr
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .parse::<u16>()
-        .unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (ami_port, closed) = ami_ports(&pbx);
     set_ami_port(ws, &me, closed).await;
     let u = ws.user_update(&admin, ada, &pin("9876")).await.unwrap();
     assert!(u.voicemail_pin_pending, "unreachable: pending");
