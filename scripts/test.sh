@@ -22,6 +22,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Rust: tests (SQLite and PostgreSQL), bindings check"
 cargo test --workspace --locked
 
+step "API: property-based fuzzing from its OpenAPI document (schemathesis, bounded)"
+bash tests/api-fuzz/run.sh
+
 step "benches, quick mode (small sizes, one sample each: they must keep running; figures come from cargo bench)"
 PBXDESK_BENCH_QUICK=1 cargo test --workspace --benches --locked
 

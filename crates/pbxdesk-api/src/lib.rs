@@ -469,6 +469,59 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every operation can answer with the error shape, under these statuses: a request not of the
+/// operation's shape (400, 415), no or a bad token (401), a right the caller lacks (403), what it
+/// may not see or what is not there (404), a conflict or a refused apply (409), a value breaking
+/// a rule (422), the server's own failure (500), a busy workspace (503).
+struct ErrorResponses;
+
+const ERROR_STATUSES: [(&str, &str); 9] = [
+    ("400", "the request is not of this operation's shape"),
+    ("401", "no token, or one unknown or expired"),
+    ("403", "the caller's role does not allow it"),
+    ("404", "not there, or not the caller's to see"),
+    ("409", "a conflict (changed by someone else, already there) or a refused apply"),
+    ("415", "the body is not JSON"),
+    ("422", "a value breaks a rule: `field` names it"),
+    ("500", "the server could not do it"),
+    ("503", "the workspace is busy: try again"),
+];
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (code, what) in ERROR_STATUSES {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| {
+                            RefOr::T(
+                                ResponseBuilder::new()
+                                    .description(what)
+                                    .content(
+                                        "application/json",
+                                        ContentBuilder::new()
+                                            .schema(Some(Ref::from_schema_name("ApiError")))
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                        });
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pbxdesk API", description = "The pbxdesk workspace over HTTP: the same services, validation and error codes as the app and the CLI."),
@@ -478,7 +531,7 @@ impl utoipa::Modify for BearerAuth {
     components(schemas(ApiError, ApiTokens, Login, Refresh, Tenant, NewTenant, TenantPatch,
         UserSummary, User, NewUser, UserPatch, Device, NewDevice, RevealedDevice, Did, NewDid,
         DidPatch)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &ErrorResponses)
 )]
 struct ApiDoc;
 
