@@ -11,7 +11,9 @@ cd "$(dirname "$0")"
 root="$(cd ../.. && pwd)"
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/pbxdesk"
 [ -x "$bin" ] || (cd "$root" && cargo build --locked -p pbxdesk-cli)
-command -v st >/dev/null || python3 -m pip install -q "schemathesis==4.32.5"
+# Its command where pip puts it (a version manager's shims may not know a fresh install yet).
+st="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/st"
+[ -x "$st" ] && "$st" --version | grep -q "4.32.5" || python3 -m pip install -q "schemathesis==4.32.5"
 
 work="$(mktemp -d)"
 pid=""
@@ -48,7 +50,7 @@ else:
     sys.exit("the API server did not answer")
 PY
 )"
-st run "$base/api/v1/openapi.json" \
+"$st" run "$base/api/v1/openapi.json" \
   -H "Authorization: Bearer $token" \
   --exclude-path /api/v1/auth/logout \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
