@@ -480,7 +480,10 @@ const ERROR_STATUSES: [(&str, &str); 9] = [
     ("401", "no token, or one unknown or expired"),
     ("403", "the caller's role does not allow it"),
     ("404", "not there, or not the caller's to see"),
-    ("409", "a conflict (changed by someone else, already there) or a refused apply"),
+    (
+        "409",
+        "a conflict (changed by someone else, already there) or a refused apply",
+    ),
     ("415", "the body is not JSON"),
     ("422", "a value breaks a rule: `field` names it"),
     ("500", "the server could not do it"),
