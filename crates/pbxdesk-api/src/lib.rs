@@ -185,14 +185,116 @@ pub struct Refresh {
     pub refresh_token: String,
 }
 
-/// Logs an operator in: an access token (15 minutes) and a refresh token.
+/// Failed logins allowed per operator name, and per source address, within `LOGIN_WINDOW_MS`.
+pub const LOGIN_FAILURES: u32 = 10;
+/// The window failed logins are counted in; a name or address over the limit waits it out.
+pub const LOGIN_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// Past this many names and addresses tracked, windows that ended are dropped.
+const LOGIN_TRACKED: usize = 10_000;
+
+/// Failed logins, per operator name and per source address, in this process. Over the limit,
+/// that name or address is refused (429, `Retry-After`) until its window ends, even with the
+/// right password: guessing stops, and argon2 is not spent on it. Logins that succeed do not
+/// count, so a script that logs in often is never slowed. (A failure counter, not a request
+/// rate limiter: a GCRA crate such as governor counts every request, the good ones too.)
+#[derive(Default)]
+pub struct LoginThrottle(std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>);
+
+impl LoginThrottle {
+    fn keys(name: &str, source: Option<std::net::IpAddr>) -> Vec<String> {
+        let name: String = name.trim().to_lowercase().chars().take(64).collect();
+        let mut keys = vec![format!("name:{name}")];
+        if let Some(ip) = source {
+            keys.push(format!("addr:{ip}"));
+        }
+        keys
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (i64, u32)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Seconds until the first of `keys` over the limit may try again.
+    fn blocked(&self, keys: &[String], now: i64) -> Option<i64> {
+        let map = self.map();
+        keys.iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(start, n)| *n >= LOGIN_FAILURES && now < start + LOGIN_WINDOW_MS)
+            .map(|(start, _)| (start + LOGIN_WINDOW_MS - now + 999) / 1000)
+            .max()
+    }
+
+    fn failed(&self, keys: &[String], now: i64) {
+        let mut map = self.map();
+        if map.len() >= LOGIN_TRACKED {
+            map.retain(|_, (start, _)| now < *start + LOGIN_WINDOW_MS);
+        }
+        for k in keys {
+            let e = map.entry(k.clone()).or_insert((now, 0));
+            if now >= e.0 + LOGIN_WINDOW_MS {
+                *e = (now, 0);
+            }
+            e.1 = e.1.saturating_add(1);
+        }
+    }
+}
+
+/// The address a request came from, when the server knows it (`pbxdesk serve` does).
+pub struct Source(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// Logs an operator in: an access token (15 minutes) and a refresh token. After
+/// `LOGIN_FAILURES` failed logins of a name, or from an address, within 5 minutes, that name or
+/// address waits the window out (429).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
-    responses((status = 200, body = ApiTokens), (status = 401, body = ApiError)))]
-async fn login(State(ws): State<Workspace>, Input(l): Input<Login>) -> ApiResult<ApiTokens> {
-    Ok(Json(
-        ws.api_login(&l.username, &SecretString::from(l.password))
-            .await?,
-    ))
+    responses((status = 200, body = ApiTokens), (status = 401, body = ApiError),
+        (status = 429, body = ApiError, description = "too many failed logins: see Retry-After")))]
+async fn login(
+    State(ws): State<Workspace>,
+    axum::Extension(throttle): axum::Extension<std::sync::Arc<LoginThrottle>>,
+    Source(source): Source,
+    Input(l): Input<Login>,
+) -> Result<Json<ApiTokens>, Response> {
+    let keys = LoginThrottle::keys(&l.username, source);
+    let now = ws.clock().now_ms();
+    if let Some(secs) = throttle.blocked(&keys, now) {
+        let mut e = ApiError::new(
+            ErrorCode::Busy,
+            format!("too many failed logins for this operator or from this address: try again in {secs} s"),
+        );
+        e.status = StatusCode::TOO_MANY_REQUESTS;
+        let mut r = e.into_response();
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(r);
+    }
+    match ws
+        .api_login(&l.username, &SecretString::from(l.password))
+        .await
+    {
+        Ok(t) => Ok(Json(t)),
+        Err(e) => {
+            if e.code() == ErrorCode::Unauthenticated {
+                throttle.failed(&keys, now);
+            }
+            Err(ApiError::from(e).into_response())
+        }
+    }
 }
 
 /// A new token pair for a refresh token, which is used up.
@@ -475,7 +577,7 @@ impl utoipa::Modify for BearerAuth {
 /// a rule (422), the server's own failure (500), a busy workspace (503).
 struct ErrorResponses;
 
-const ERROR_STATUSES: [(&str, &str); 9] = [
+const ERROR_STATUSES: [(&str, &str); 10] = [
     ("400", "the request is not of this operation's shape"),
     ("401", "no token, or one unknown or expired"),
     ("403", "the caller's role does not allow it"),
@@ -486,6 +588,7 @@ const ERROR_STATUSES: [(&str, &str); 9] = [
     ),
     ("415", "the body is not JSON"),
     ("422", "a value breaks a rule: `field` names it"),
+    ("429", "too many failed logins: see Retry-After"),
     ("500", "the server could not do it"),
     ("503", "the workspace is busy: try again"),
 ];
@@ -584,6 +687,9 @@ pub fn router(ws: Workspace) -> Router {
             patch(did_update).delete(did_remove),
         )
         .route("/api/v1/openapi.json", get(openapi_json))
+        .layer(axum::Extension(std::sync::Arc::new(
+            LoginThrottle::default(),
+        )))
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::NotFound,
@@ -605,5 +711,10 @@ pub async fn serve(ws: Workspace, listen: std::net::SocketAddr) -> std::io::Resu
         ));
     }
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    axum::serve(listener, router(ws)).await
+    // The peer's address reaches the handlers (the login throttle counts by it).
+    axum::serve(
+        listener,
+        router(ws).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
 }

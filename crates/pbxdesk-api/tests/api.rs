@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 struct Api {
     ws: Workspace,
+    /// One router for the whole test, as a server has (its login throttle lives in it).
+    router: axum::Router,
     _dir: tempfile::TempDir,
 }
 
@@ -49,7 +51,12 @@ async fn api() -> Api {
         .await
         .unwrap();
     }
-    Api { ws, _dir: dir }
+    let router = pbxdesk_api::router(ws.clone());
+    Api {
+        ws,
+        router,
+        _dir: dir,
+    }
 }
 
 impl Api {
@@ -60,7 +67,23 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value, header::HeaderMap) {
+        self.call_from(None, method, path, token, body).await
+    }
+
+    /// A request from `source`, as `pbxdesk serve` sees its peer.
+    async fn call_from(
+        &self,
+        source: Option<&str>,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, header::HeaderMap) {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(addr) = source {
+            let addr: std::net::SocketAddr = addr.parse().unwrap();
+            req = req.extension(axum::extract::ConnectInfo(addr));
+        }
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -71,10 +94,7 @@ impl Api {
             None => req.body(Body::empty()),
         }
         .unwrap();
-        let res = pbxdesk_api::router(self.ws.clone())
-            .oneshot(req)
-            .await
-            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
         let (status, headers) = (res.status(), res.headers().clone());
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let v = if bytes.is_empty() {
@@ -518,6 +538,68 @@ async fn devices_and_numbers_over_http_with_the_reveal_audited_and_never_cached(
         .call(Method::GET, "/api/v1/tenants/initech", Some(&acme), None)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
+/// Failed logins are counted per operator name and per source address: over the limit, that
+/// name or address waits out the window (429, Retry-After), even with the right password, and
+/// nobody else is slowed; logins that succeed never count.
+#[tokio::test]
+async fn failed_logins_are_throttled_per_name_and_per_address() {
+    let a = api().await;
+    let login = |name: &str, password: &str, from: &'static str| {
+        let body = json!({"username": name, "password": password});
+        let a = &a;
+        async move {
+            a.call_from(
+                Some(from),
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(body),
+            )
+            .await
+        }
+    };
+    // Successes do not count.
+    for _ in 0..15 {
+        let (s, _, _) = login("msp", "msp password 1", "10.0.0.1:1000").await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    for i in 0..pbxdesk_api::LOGIN_FAILURES {
+        // Each from its own address: only the name's count grows.
+        let from: &'static str = Box::leak(format!("10.1.0.{i}:1000").into_boxed_str());
+        let (s, _, _) = login("msp", "guess", from).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, v, h) = login("msp", "msp password 1", "10.0.0.1:1000").await;
+    assert_eq!(
+        (s, &v["code"]),
+        (StatusCode::TOO_MANY_REQUESTS, &json!("busy")),
+        "{v}"
+    );
+    let wait: i64 = h[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
+    // Another operator from the same address is not slowed.
+    let (s, _, _) = login("acme-admin", "acme-admin password 1", "10.0.0.1:1000").await;
+    assert_eq!(s, StatusCode::OK);
+
+    // An address guessing many names is stopped, whatever name it tries next.
+    for i in 0..pbxdesk_api::LOGIN_FAILURES {
+        let name = format!("nobody{i}");
+        let (s, _, _) = login(&name, "guess", "10.9.9.9:4000").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _, _) = login("auditor", "auditor password 1", "10.9.9.9:4001").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let (s, _, _) = login("auditor", "auditor password 1", "10.9.9.10:4001").await;
+    assert_eq!(s, StatusCode::OK);
+
+    // The window ends.
+    let window = u64::try_from(pbxdesk_api::LOGIN_WINDOW_MS).unwrap();
+    a.ws.clock()
+        .advance(std::time::Duration::from_millis(window));
+    let (s, _, _) = login("msp", "msp password 1", "10.0.0.1:1000").await;
+    assert_eq!(s, StatusCode::OK);
 }
 
 /// The checked-in document is what the code generates. Run with UPDATE_OPENAPI=1 to rewrite
