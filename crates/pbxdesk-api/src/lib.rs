@@ -5,7 +5,8 @@
 //! `/api/v1/openapi.json`.
 //!
 //! First part: login, refresh and logout; tenants; users; devices (the password revealed,
-//! audited, never cached); inbound numbers. The rest of the operations follow the same shape.
+//! audited, never cached); inbound numbers; PBXs read; the audit. The rest of the operations
+//! follow the same shape.
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -14,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use pbxdesk_core::model::{
-    Device, Did, DidPatch, NewDevice, NewDid, NewTenant, NewUser, RevealedDevice, Tenant,
-    TenantPatch, User, UserPatch, UserSummary,
+    AuditEntry, AuditQuery, Device, Did, DidPatch, NewDevice, NewDid, NewTenant, NewUser, Pbx,
+    RevealedDevice, Tenant, TenantPatch, User, UserPatch, UserSummary,
 };
 use pbxdesk_core::service::ApiTokens;
 use pbxdesk_core::{Actor, ErrorCode, Workspace};
@@ -108,6 +109,25 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Input(v)),
+            Err(r) => Err(ApiError {
+                code: ErrorCode::Validation,
+                message: r.body_text(),
+                field: None,
+                status: r.status(),
+            }),
+        }
+    }
+}
+
+/// Query parameters; ones of the wrong type (`?limit=many`) are answered in the error shape.
+pub struct Filter<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Filter<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Filter(v)),
             Err(r) => Err(ApiError {
                 code: ErrorCode::Validation,
                 message: r.body_text(),
@@ -550,6 +570,50 @@ async fn did_remove(
     Ok(Json(ws.did_remove(&a, &number).await?))
 }
 
+/// The PBXs and how each is reached (no secret: only whether each is set).
+#[utoipa::path(get, path = "/api/v1/pbxs", tag = "pbxs", security(("bearer" = [])),
+    responses((status = 200, body = [Pbx])))]
+async fn pbx_list(State(ws): State<Workspace>, Caller(a): Caller) -> ApiResult<Vec<Pbx>> {
+    Ok(Json(ws.pbx_list(&a).await?))
+}
+
+/// One PBX.
+#[utoipa::path(get, path = "/api/v1/pbxs/{name}", tag = "pbxs", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the PBX's name")),
+    responses((status = 200, body = Pbx)))]
+async fn pbx_show(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(name): Param<String>,
+) -> ApiResult<Pbx> {
+    Ok(Json(ws.pbx_show(&a, &name).await?))
+}
+
+/// Which audit entries to list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// One tenant's entries (its slug); all the caller may see when absent.
+    pub tenant: Option<String>,
+    /// The newest this many (1 to 10,000; 100 when absent).
+    pub limit: Option<u32>,
+}
+
+/// Who did what, newest first: secrets never in it. A tenant_admin sees its tenants' entries.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
+    params(AuditParams), responses((status = 200, body = [AuditEntry])))]
+async fn audit_list(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Filter(q): Filter<AuditParams>,
+) -> ApiResult<Vec<AuditEntry>> {
+    let q = AuditQuery {
+        tenant: q.tenant,
+        limit: q.limit,
+    };
+    Ok(Json(ws.audit_list(&a, &q).await?))
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "the OpenAPI 3.1 document of this API")))]
@@ -633,10 +697,11 @@ impl utoipa::Modify for ErrorResponses {
     info(title = "pbxdesk API", description = "The pbxdesk workspace over HTTP: the same services, validation and error codes as the app and the CLI."),
     paths(login, refresh, logout, tenants, tenant_show, tenant_create, tenant_update, tenant_users,
         user_create, user_show, user_update, user_delete, device_list, device_add, device_remove,
-        device_reveal, did_list, did_add, did_update, did_remove, openapi_json),
+        device_reveal, did_list, did_add, did_update, did_remove, pbx_list, pbx_show,
+        audit_list, openapi_json),
     components(schemas(ApiError, ApiTokens, Login, Refresh, Tenant, NewTenant, TenantPatch,
         UserSummary, User, NewUser, UserPatch, Device, NewDevice, RevealedDevice, Did, NewDid,
-        DidPatch)),
+        DidPatch, Pbx, AuditEntry)),
     modifiers(&BearerAuth, &ErrorResponses)
 )]
 struct ApiDoc;
@@ -681,6 +746,9 @@ pub fn router(ws: Workspace) -> Router {
         )
         .route("/api/v1/devices/{id}", delete(device_remove))
         .route("/api/v1/devices/{id}/reveal", post(device_reveal))
+        .route("/api/v1/pbxs", get(pbx_list))
+        .route("/api/v1/pbxs/{name}", get(pbx_show))
+        .route("/api/v1/audit", get(audit_list))
         .route("/api/v1/dids", post(did_add))
         .route(
             "/api/v1/dids/{number}",

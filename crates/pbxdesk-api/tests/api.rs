@@ -540,6 +540,51 @@ async fn devices_and_numbers_over_http_with_the_reveal_audited_and_never_cached(
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }
 
+/// The audit over HTTP: a tenant_admin sees its tenant's entries only; a filter of the wrong
+/// type is answered in the error shape. PBXs are read with no secret in them.
+#[tokio::test]
+async fn the_audit_and_the_pbxs_over_http() {
+    let a = api().await;
+    let (acme, auditor) = (a.token("acme-admin").await, a.token("auditor").await);
+    let (s, all, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/audit?limit=1000",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{all}");
+    let mentions = |v: &Value, what: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["entity_id"].as_str().unwrap_or("").contains(what))
+            .count()
+    };
+    assert!(mentions(&all, "globex") > 0, "the demo made globex's users");
+    let (s, mine, _) = a
+        .call(Method::GET, "/api/v1/audit?limit=1000", Some(&acme), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{mine}");
+    assert!(mentions(&mine, "acme-dental") > 0);
+    assert_eq!(mentions(&mine, "globex"), 0, "nothing of another tenant");
+    let (s, v, _) = a
+        .call(Method::GET, "/api/v1/audit?limit=many", Some(&acme), None)
+        .await;
+    assert_eq!(
+        (s, &v["code"]),
+        (StatusCode::BAD_REQUEST, &json!("validation")),
+        "{v}"
+    );
+    let (s, pbx, _) = a
+        .call(Method::GET, "/api/v1/pbxs/demo-pbx", Some(&auditor), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{pbx}");
+    assert_eq!(pbx["ami_secret_set"], false);
+    assert!(pbx.get("ami_secret").is_none());
+}
+
 /// Failed logins are counted per operator name and per source address: over the limit, that
 /// name or address waits out the window (429, Retry-After), even with the right password, and
 /// nobody else is slowed; logins that succeed never count.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// A PBX and how to reach it. Secrets are never here, only whether each is set.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pbx {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
@@ -306,6 +307,7 @@ pub struct Operator {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
     /// Unix milliseconds.
