@@ -79,7 +79,8 @@ pub struct AppState {
 
 impl AppState {
     async fn current_actor(&self) -> ApiResult<Actor> {
-        self.actor.read().await.clone().ok_or_else(|| ApiError {
+        let actor = self.actor.read().await.clone();
+        actor.map(|a| a.from_source("app")).ok_or_else(|| ApiError {
             code: ErrorCode::Unauthenticated,
             message: "log in to the team workspace first".into(),
             field: None,

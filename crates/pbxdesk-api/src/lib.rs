@@ -188,7 +188,12 @@ impl FromRequestParts<Workspace> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, ws: &Workspace) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers)?;
-        Ok(Caller(ws.api_actor(token).await?))
+        let actor = ws.api_actor(token).await?;
+        let from = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "api".to_owned(), |c| format!("api {}", c.0.ip()));
+        Ok(Caller(actor.from_source(&from)))
     }
 }
 

@@ -577,6 +577,32 @@ async fn the_audit_and_the_pbxs_over_http() {
         (StatusCode::BAD_REQUEST, &json!("validation")),
         "{v}"
     );
+    // A change over the API is recorded with where it came from.
+    let (_, users, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme-dental/users",
+            Some(&acme),
+            None,
+        )
+        .await;
+    let ada = users[0]["id"].as_i64().unwrap();
+    let (s, _, _) = a
+        .call_from(
+            Some("192.0.2.7:5555"),
+            Method::PATCH,
+            &format!("/api/v1/users/{ada}"),
+            Some(&acme),
+            Some(json!({"name": "Ada From The API"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, newest, _) = a
+        .call(Method::GET, "/api/v1/audit?limit=1", Some(&acme), None)
+        .await;
+    assert_eq!(newest[0]["action"], "user.update", "{newest}");
+    assert_eq!(newest[0]["actor"], "acme-admin");
+    assert_eq!(newest[0]["via"], "api 192.0.2.7");
     let (s, pbx, _) = a
         .call(Method::GET, "/api/v1/pbxs/demo-pbx", Some(&auditor), None)
         .await;

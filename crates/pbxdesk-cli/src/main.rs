@@ -899,6 +899,7 @@ async fn actor(ws: &Workspace, cli: &Cli) -> Result<Actor, Error> {
         }
         None => ws.local_owner(),
     }
+    .map(|a| a.from_source("cli"))
 }
 
 async fn run(cli: Cli) -> Result<Box<dyn Show>, Error> {

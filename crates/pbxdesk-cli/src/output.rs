@@ -400,13 +400,14 @@ impl Human for Vec<Operator> {
 impl Human for Vec<AuditEntry> {
     fn human(&self) -> String {
         table(
-            &["ID", "AT (UTC)", "ACTOR", "ACTION", "ENTITY"],
+            &["ID", "AT (UTC)", "ACTOR", "VIA", "ACTION", "ENTITY"],
             self.iter()
                 .map(|e| {
                     vec![
                         e.id.to_string(),
                         utc(e.at),
                         e.actor.clone(),
+                        e.via.clone().unwrap_or_default(),
                         e.action.clone(),
                         format!("{} {}", e.entity_type, e.entity_id),
                     ]

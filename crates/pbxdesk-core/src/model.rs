@@ -319,6 +319,9 @@ pub struct AuditEntry {
     pub tenant_id: Option<i64>,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
+    /// Where the change came from: "api ADDRESS", "cli", "app", "phone"; none for entries
+    /// made before this was recorded.
+    pub via: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -228,7 +228,7 @@ async fn dnd_and_forwards_reach_the_pbx_at_once_and_come_back_from_the_phone() {
     assert_eq!(from_phone.len(), 2, "{audit:?}");
     assert!(from_phone
         .iter()
-        .all(|e| e.actor == "phone:acme-dental/100"));
+        .all(|e| e.actor == "phone:acme-dental/100" && e.via.as_deref() == Some("phone")));
     drop(live);
 
     // Out of reach: kept, shown pending, written by the next apply.

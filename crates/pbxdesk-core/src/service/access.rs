@@ -22,6 +22,8 @@ pub struct Actor {
     role: Role,
     /// For tenant_admin: the tenants it may act on.
     tenant_ids: Vec<i64>,
+    /// Where its calls come from, for the audit ("api 192.0.2.7", "cli", "app", "phone").
+    via: Option<String>,
 }
 
 impl Actor {
@@ -33,12 +35,25 @@ impl Actor {
         self.role
     }
 
+    /// Where this actor's calls come from, as the audit records it.
+    pub fn via(&self) -> Option<&str> {
+        self.via.as_deref()
+    }
+
+    /// The same actor, its calls recorded as coming from `via` (a front end says which it is;
+    /// the rights are unchanged). Control characters are dropped and it is cut at 80.
+    pub fn from_source(mut self, via: &str) -> Actor {
+        self.via = Some(via.chars().filter(|c| !c.is_control()).take(80).collect());
+        self
+    }
+
     /// The actor recorded for the first operator of a workspace, added without a login.
     pub(crate) fn bootstrap() -> Self {
         Actor {
             name: "bootstrap".into(),
             role: Role::MspAdmin,
             tenant_ids: Vec::new(),
+            via: None,
         }
     }
 
@@ -48,6 +63,7 @@ impl Actor {
             name: format!("phone:{tenant}/{extension}"),
             role: Role::Auditor,
             tenant_ids: Vec::new(),
+            via: Some("phone".into()),
         }
     }
 
@@ -58,6 +74,7 @@ impl Actor {
             name: "pbxdesk:pending-push".into(),
             role: Role::Auditor,
             tenant_ids: Vec::new(),
+            via: None,
         }
     }
 
@@ -137,6 +154,7 @@ impl Workspace {
             name: format!("local:{}", crate::error::printable(&user)),
             role: Role::MspAdmin,
             tenant_ids: Vec::new(),
+            via: None,
         })
     }
 
@@ -185,6 +203,7 @@ impl Workspace {
             name: username.to_owned(),
             role,
             tenant_ids,
+            via: None,
         })
     }
 }

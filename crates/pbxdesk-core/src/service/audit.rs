@@ -32,8 +32,8 @@ pub(crate) async fn record<B: Serialize, A: Serialize>(
         .transpose()
         .map_err(json_err)?;
     sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, entity_type, entity_id, tenant_id, before_json, after_json) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_log (at, actor, action, entity_type, entity_id, tenant_id, before_json, after_json, via) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(at)
     .bind(actor.name())
@@ -43,6 +43,7 @@ pub(crate) async fn record<B: Serialize, A: Serialize>(
     .bind(change.tenant_id)
     .bind(before)
     .bind(after)
+    .bind(actor.via())
     .execute(&mut *w.tx)
     .await
     .map_err(db_error)?;
@@ -61,6 +62,7 @@ type AuditRow = (
     String,
     String,
     Option<i64>,
+    Option<String>,
     Option<String>,
     Option<String>,
 );
@@ -82,7 +84,7 @@ impl Workspace {
         // `$N` placeholders are numbered by hand: sqlx's QueryBuilder writes `?` for Any,
         // which PostgreSQL does not take.
         let mut sql = String::from(
-            "SELECT id, at, actor, action, entity_type, entity_id, tenant_id, before_json, after_json \
+            "SELECT id, at, actor, action, entity_type, entity_id, tenant_id, before_json, after_json, via \
              FROM audit_log",
         );
         if !tenant_ids.is_empty() {
@@ -115,6 +117,7 @@ impl Workspace {
                 tenant_id: r.6,
                 before: parse(r.7),
                 after: parse(r.8),
+                via: r.9,
             })
             .collect())
     }
