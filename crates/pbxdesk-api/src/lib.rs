@@ -171,9 +171,11 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
                 "an `Authorization: Bearer TOKEN` header is needed: POST /api/v1/auth/login gives one",
             )
         })?;
+    // The scheme's name is case-insensitive (RFC 9110).
     value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+        .map(|_| value[7..].trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             ApiError::new(

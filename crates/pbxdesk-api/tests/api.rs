@@ -162,6 +162,15 @@ async fn login_gives_tokens_that_refresh_once_and_end_at_logout() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v.as_array().unwrap().len(), 2);
 
+    // The scheme's name in any case (RFC 9110).
+    let req = Request::builder()
+        .uri("/api/v1/tenants")
+        .header(header::AUTHORIZATION, format!("bearer {access}"))
+        .body(Body::empty())
+        .unwrap();
+    let res = a.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
     // No token, a malformed header, a made-up token.
     let (s, v, _) = a.call(Method::GET, "/api/v1/tenants", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");

@@ -938,7 +938,7 @@ async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
     {
         // The first operator of a team workspace is added without a login.
         let me = match (&cli.operator, ws.local_owner()) {
-            (None, Ok(owner)) => Some(owner),
+            (None, Ok(owner)) => Some(owner.from_source("cli")),
             (None, Err(_)) => None,
             (Some(_), _) => Some(actor(ws, cli).await?),
         };

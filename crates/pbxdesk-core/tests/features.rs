@@ -459,6 +459,23 @@ async fn pin_story(h: harness::Harness, tag: &str) {
     let now = mailbox_line(&etc, "acme-dental", 100);
     assert!(now.starts_with("100 => 5555,Ada Unapplied,"), "{now}");
     assert!(!ws.user_show(&me, ada).await.unwrap().voicemail_pin_pending);
+
+    // A PIN of a user without voicemail waits for nothing: not pending, nothing pushed.
+    let grace = ws.user_resolve(&me, "acme-dental/101").await.unwrap();
+    ws.user_update(
+        &me,
+        grace,
+        &UserPatch {
+            voicemail_enabled: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let before = pbx_double::product_files(&etc);
+    let u = ws.user_update(&me, grace, &pin("2468")).await.unwrap();
+    assert!(u.voicemail_pin_set && !u.voicemail_pin_pending, "{u:?}");
+    assert_eq!(pbx_double::product_files(&etc), before);
 }
 
 /// A tenant's view (the users list's dots) takes a device added after it opened once the

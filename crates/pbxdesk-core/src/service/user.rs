@@ -521,8 +521,11 @@ impl Workspace {
         // A new PIN goes to the mailbox at once, through the guarded apply of the render the
         // PBX runs with that PIN changed and nothing else.
         if after.voicemail_pin_pending {
-            let pbx_id = crate::store::pins::pbx_of_user(self.store.pool(), id).await?;
-            match self.pins_push(actor, pbx_id, Some(id)).await {
+            let push = async {
+                let pbx_id = crate::store::pins::pbx_of_user(self.store.pool(), id).await?;
+                self.pins_push(actor, pbx_id, Some(id)).await
+            };
+            match push.await {
                 Ok(push) => {
                     pushed |= push.pushed > 0 || push.settled > 0;
                     if let Some(why) = push.pending {

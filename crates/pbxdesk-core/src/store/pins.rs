@@ -13,7 +13,8 @@ pub(crate) struct PendingPin {
     pub voicemail_pin: Vec<u8>,
 }
 
-/// The pending PINs of a PBX's users (only one user's when `only` is given).
+/// The pending PINs of a PBX's users with voicemail on (only one user's when `only` is given):
+/// without a mailbox a PIN waits for nothing.
 pub(crate) async fn pending<'e, E: Executor<'e, Database = Any>>(
     e: E,
     pbx_id: i64,
@@ -24,7 +25,8 @@ pub(crate) async fn pending<'e, E: Executor<'e, Database = Any>>(
          u.voicemail_pin AS voicemail_pin \
          FROM users u JOIN tenants t ON t.id = u.tenant_id \
          WHERE t.pbx_id = $1 AND u.pin_pending_since IS NOT NULL AND u.voicemail_pin IS NOT NULL \
-         AND u.status <> 'deleted' AND ($2 IS NULL OR u.id = $2) \
+         AND u.status <> 'deleted' AND CAST(u.voicemail_enabled AS INTEGER) = 1 \
+         AND ($2 IS NULL OR u.id = $2) \
          ORDER BY t.slug, u.extension",
     )
     .bind(pbx_id)

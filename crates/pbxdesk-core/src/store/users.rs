@@ -41,7 +41,8 @@ const SELECT: &str = "SELECT u.id AS id, t.slug AS tenant, u.extension AS extens
      CAST(CASE WHEN COALESCE(CAST(f.dnd AS INTEGER), 0) = CAST(u.dnd AS INTEGER) \
        AND f.always IS NOT DISTINCT FROM u.forward_always AND f.busy IS NOT DISTINCT FROM u.forward_busy \
        AND f.no_answer IS NOT DISTINCT FROM u.forward_no_answer THEN 0 ELSE 1 END AS INTEGER) AS features_pending, \
-     CAST(CASE WHEN u.pin_pending_since IS NULL THEN 0 ELSE 1 END AS INTEGER) AS pin_pending, \
+     CAST(CASE WHEN u.pin_pending_since IS NOT NULL AND CAST(u.voicemail_enabled AS INTEGER) = 1 \
+       THEN 1 ELSE 0 END AS INTEGER) AS pin_pending, \
      u.version AS version, \
      u.tenant_id AS tenant_id, u.ring_seconds AS ring_seconds, u.policy AS policy \
      FROM users u JOIN tenants t ON t.id = u.tenant_id \
