@@ -14,7 +14,9 @@ sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 pkgs=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev
       libsoup-3.0-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev)
 if [ "$mode" != "--app" ]; then
-  pkgs+=(xvfb xauth webkit2gtk-driver imagemagick postgresql-client mariadb-client openssh-server)
+  # wrk and curl: the API's load bench (tests/api-load).
+  pkgs+=(xvfb xauth webkit2gtk-driver imagemagick postgresql-client mariadb-client openssh-server
+        wrk curl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

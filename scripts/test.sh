@@ -25,6 +25,9 @@ cargo test --workspace --locked
 step "API: property-based fuzzing from its OpenAPI document (schemathesis, bounded)"
 bash tests/api-fuzz/run.sh
 
+step "API under load, quick mode (PostgreSQL workspace, wrk; the figures come from a full run)"
+bash tests/api-load/run.sh --quick
+
 step "benches, quick mode (small sizes, one sample each: they must keep running; figures come from cargo bench)"
 PBXDESK_BENCH_QUICK=1 cargo test --workspace --benches --locked
 

@@ -50,7 +50,7 @@ else:
     sys.exit("the API server did not answer")
 PY
 )"
-"$st" run "$base/api/v1/openapi.json" \
+"$st" --config-file schemathesis.toml run "$base/api/v1/openapi.json" \
   -H "Authorization: Bearer $token" \
   --exclude-path /api/v1/auth/logout \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \

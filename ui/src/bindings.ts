@@ -122,11 +122,11 @@ export type ApplyOptions = ApplyOptions_Serialize | ApplyOptions_Deserialize;
 
 export type ApplyOptions_Deserialize = {
 	/**  Print the preview and change nothing. */
-	dry_run: boolean,
+	dry_run?: boolean,
 	/**  Replace files someone changed on the PBX since the last apply. */
-	overwrite_drift: boolean,
+	overwrite_drift?: boolean,
 	/**  Add the missing `#tryinclude` lines to extensions.conf / pjsip.conf / voicemail.conf. */
-	add_includes: boolean,
+	add_includes?: boolean,
 	/**
 	 *  Seconds the PBX waits for the confirmation before it rolls back by itself
 	 *  (default 300, 2 to 600: always under the stale-lock age).

@@ -723,3 +723,183 @@ async fn v_code(a: &Api, token: &str, id: i64) -> Value {
     assert!(v["message"].as_str().unwrap().contains("dnd"), "{v}");
     v["code"].clone()
 }
+
+#[tokio::test]
+async fn automation_tokens_act_in_their_role_and_scope_until_revoked() {
+    let a = api().await;
+    let msp = a.token("msp").await;
+    let make = |body: Value| {
+        let msp = msp.clone();
+        let a = &a;
+        async move {
+            a.call(Method::POST, "/api/v1/tokens", Some(&msp), Some(body))
+                .await
+        }
+    };
+
+    // Refused: an msp_admin token, a tenant_admin one without its tenant, a scope on another
+    // role, a bad name, a lifetime out of range; nothing is made by any of them.
+    for (body, field) in [
+        (json!({"name": "psa", "role": "msp_admin"}), "role"),
+        (json!({"name": "psa", "role": "tenant_admin"}), "tenant"),
+        (
+            json!({"name": "psa", "role": "technician", "tenant": "acme-dental"}),
+            "tenant",
+        ),
+        (json!({"name": "PSA; DROP", "role": "auditor"}), "name"),
+        (
+            json!({"name": "psa", "role": "auditor", "expires_in_days": 0}),
+            "expires_in_days",
+        ),
+        (json!({"name": "psa", "role": "root"}), "role"),
+    ] {
+        let (s, v, _) = make(body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["field"], field, "{body}: {v}");
+    }
+    let (_, list, _) = a
+        .call(Method::GET, "/api/v1/tokens", Some(&msp), None)
+        .await;
+    assert_eq!(list, json!([]));
+
+    // A tenant_admin token for acme-dental: shown once, never cached.
+    let (s, made, h) =
+        make(json!({"name": "psa-acme", "role": "tenant_admin", "tenant": "acme-dental"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    assert!(
+        secret.starts_with("pbxt_") && secret.len() == 69,
+        "{secret}"
+    );
+    let (s, v, _) = make(json!({"name": "psa-acme", "role": "auditor"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "a live name is taken: {v}");
+
+    // It acts as a tenant_admin of acme-dental, and nothing more.
+    let (s, users, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme-dental/users",
+            Some(&secret),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{users}");
+    let (s, _, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/globex/users",
+            Some(&secret),
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "another tenant is not there for it"
+    );
+    let (s, _, _) = a
+        .call(Method::GET, "/api/v1/tokens", Some(&secret), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&secret),
+            Some(json!({"name": "more", "role": "auditor"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a token mints no tokens");
+    let (s, _, _) = a
+        .call(Method::POST, "/api/v1/auth/logout", Some(&secret), None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a token is revoked, not logged out"
+    );
+
+    // What it does is audited under its name and the address it came from.
+    let (s, user, _) = a
+        .call_from(
+            Some("192.0.2.44:50000"),
+            Method::POST,
+            "/api/v1/users",
+            Some(&secret),
+            Some(json!({"tenant": "acme-dental", "name": "Onboarded By PSA", "email": "psa@acme.example"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{user}");
+    let (_, audit, _) = a
+        .call(Method::GET, "/api/v1/audit?limit=1", Some(&msp), None)
+        .await;
+    assert_eq!(audit[0]["action"], "user.create", "{audit}");
+    assert_eq!(audit[0]["actor"], "token:psa-acme");
+    assert_eq!(audit[0]["via"], "api 192.0.2.44");
+
+    // Listed with its last use, never with its secret.
+    let (_, list, _) = a
+        .call(Method::GET, "/api/v1/tokens", Some(&msp), None)
+        .await;
+    assert_eq!(list[0]["name"], "psa-acme");
+    assert_eq!(list[0]["tenant"], "acme-dental");
+    assert_eq!(list[0]["created_by"], "msp");
+    assert!(list[0]["last_used_at"].is_i64(), "{list}");
+    assert!(!list.to_string().contains(&secret[5..]));
+    assert!(!workspace_holds(&a, &secret[5..]), "only a hash is kept");
+
+    // An auditor reads the list but revokes nothing; the msp_admin revokes, and it is over.
+    let auditor = a.token("auditor").await;
+    let (s, _, _) = a
+        .call(Method::GET, "/api/v1/tokens", Some(&auditor), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = a
+        .call(
+            Method::DELETE,
+            "/api/v1/tokens/psa-acme",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, gone, _) = a
+        .call(Method::DELETE, "/api/v1/tokens/psa-acme", Some(&msp), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{gone}");
+    assert!(gone["revoked_at"].is_i64());
+    let (s, _, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme-dental/users",
+            Some(&secret),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "revoked: refused at once");
+    let (s, _, _) = a
+        .call(Method::DELETE, "/api/v1/tokens/psa-acme", Some(&msp), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no live token of that name");
+    // The name may be used again; the list keeps the revoked one.
+    let (s, _, _) =
+        make(json!({"name": "psa-acme", "role": "auditor", "expires_in_days": 30})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, list, _) = a
+        .call(Method::GET, "/api/v1/tokens", Some(&msp), None)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(
+        list[0]["expires_at"].as_i64().unwrap() - list[0]["created_at"].as_i64().unwrap(),
+        30 * 24 * 3600 * 1000
+    );
+}
+
+/// Whether any file of the test's workspace (the database, its WAL) holds `text`.
+fn workspace_holds(a: &Api, text: &str) -> bool {
+    std::fs::read_dir(a._dir.path()).unwrap().any(|f| {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        bytes.windows(text.len()).any(|w| w == text.as_bytes())
+    })
+}

@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use output::{print_error, print_ok, Show};
 use pbxdesk_core::domain::{Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via};
 use pbxdesk_core::model::{
-    AuditQuery, DidPatch, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk, NewUser,
-    PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch, UserPatch,
+    AuditQuery, DidPatch, NewApiToken, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
+    NewUser, PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch, UserPatch,
 };
 use pbxdesk_core::service::{
     parse_rule, ApplyOptions, ApplyOutcome, ApplySource, ApplyStep, OpenOptions, Progress,
@@ -172,6 +172,9 @@ enum Command {
     /// Operators of pbxdesk and their roles.
     #[command(subcommand)]
     Operator(OperatorCmd),
+    /// API tokens for automation (a PSA or an RMM calling `pbxdesk serve`).
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -694,6 +697,28 @@ enum OperatorCmd {
         password_stdin: bool,
     },
     List,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Make a token (msp_admin); its secret is printed this once.
+    Create {
+        /// What the audit calls it (`token:NAME`).
+        name: String,
+        /// technician, tenant_admin or auditor.
+        #[arg(long)]
+        role: String,
+        /// The tenant a tenant_admin token acts on.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Days until it stops working; without it, until revoked.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Every token made, with its last use (no secret).
+    List,
+    /// Revoke a token: refused from its next request on.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -1287,6 +1312,25 @@ async fn with_actor(
             Box::new(ws.pbx_trace(me, pbx, number, from.as_deref()).await?)
         }
         Command::Operator(OperatorCmd::List) => Box::new(ws.operator_list(me).await?),
+        Command::Token(TokenCmd::Create {
+            name,
+            role,
+            tenant,
+            expires_in_days,
+        }) => Box::new(
+            ws.api_token_create(
+                me,
+                &NewApiToken {
+                    name: name.clone(),
+                    role: role.clone(),
+                    tenant: tenant.clone(),
+                    expires_in_days: *expires_in_days,
+                },
+            )
+            .await?,
+        ),
+        Command::Token(TokenCmd::List) => Box::new(ws.api_token_list(me).await?),
+        Command::Token(TokenCmd::Revoke { name }) => Box::new(ws.api_token_revoke(me, name).await?),
         Command::Operator(OperatorCmd::Add { .. }) => {
             return Err(Error::Store("operator add is handled before login".into()));
         }

@@ -2,8 +2,8 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use pbxdesk_core::model::{
-    AuditEntry, CheckLine, Device, Did, Operator, Pbx, Policy, PolicyRule, RevealedDevice, Tenant,
-    Trunk, User, UserSummary,
+    ApiToken, AuditEntry, CheckLine, CreatedApiToken, Device, Did, Operator, Pbx, Policy,
+    PolicyRule, RevealedDevice, Tenant, Trunk, User, UserSummary,
 };
 use pbxdesk_core::service::{
     ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, Live, PbxDiff, RenderWritten,
@@ -390,6 +390,68 @@ impl Human for Vec<Operator> {
                         o.role.to_string(),
                         o.tenants.join(","),
                         o.disabled.to_string(),
+                    ]
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Human for ApiToken {
+    fn human(&self) -> String {
+        pairs(&[
+            ("name", self.name.clone()),
+            ("role", self.role.to_string()),
+            ("tenant", self.tenant.clone().unwrap_or_default()),
+            (
+                "expires",
+                self.expires_at.map(utc).unwrap_or_else(|| "never".into()),
+            ),
+            ("revoked", self.revoked_at.map(utc).unwrap_or_default()),
+        ])
+    }
+}
+
+impl Human for CreatedApiToken {
+    fn human(&self) -> String {
+        format!(
+            "{}\n{}\n(shown this once: keep it where the automation reads it)",
+            Human::human(&self.token),
+            pairs(&[("token", self.secret.clone())])
+        )
+    }
+}
+
+impl Human for Vec<ApiToken> {
+    fn human(&self) -> String {
+        table(
+            &[
+                "NAME",
+                "ROLE",
+                "TENANT",
+                "CREATED",
+                "LAST USED",
+                "EXPIRES",
+                "REVOKED",
+            ],
+            self.iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.role.to_string(),
+                        t.tenant.clone().unwrap_or_default(),
+                        format!("{} by {}", utc(t.created_at), t.created_by),
+                        t.last_used_at
+                            .map(|at| {
+                                format!(
+                                    "{} ({})",
+                                    utc(at),
+                                    t.last_used_via.as_deref().unwrap_or("")
+                                )
+                            })
+                            .unwrap_or_else(|| "never".into()),
+                        t.expires_at.map(utc).unwrap_or_else(|| "never".into()),
+                        t.revoked_at.map(utc).unwrap_or_default(),
                     ]
                 })
                 .collect(),

@@ -760,3 +760,33 @@ fn serve_answers_http_on_loopback_and_refuses_other_addresses() {
     assert!(login.starts_with("HTTP/1.1 401"), "{login}");
     assert!(login.contains("\"code\":\"unauthenticated\""), "{login}");
 }
+
+#[test]
+fn api_tokens_are_made_listed_and_revoked_from_the_cli() {
+    let ws = Ws::new();
+    ws.json(&["demo", "seed"]);
+    let made = ws.json(&[
+        "token",
+        "create",
+        "psa",
+        "--role",
+        "tenant_admin",
+        "--tenant",
+        "acme-dental",
+    ]);
+    let secret = made["secret"].as_str().unwrap();
+    assert!(secret.starts_with("pbxt_"), "{made}");
+    assert_eq!(made["token"]["tenant"], "acme-dental");
+    let e = ws.fails(&["token", "create", "more", "--role", "msp_admin"], 3);
+    assert_eq!(e["error"]["field"], "role", "{e}");
+    let list = ws.json(&["token", "list"]);
+    assert_eq!(list[0]["name"], "psa");
+    assert!(
+        !list.to_string().contains(secret),
+        "never listed with its secret"
+    );
+    let revoked = ws.json(&["token", "revoke", "psa"]);
+    assert!(revoked["revoked_at"].is_i64(), "{revoked}");
+    let e = ws.fails(&["token", "revoke", "psa"], 4);
+    assert_eq!(e["error"]["code"], "not_found", "{e}");
+}

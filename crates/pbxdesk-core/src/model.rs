@@ -44,6 +44,7 @@ pub struct Pbx {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewPbx {
     pub name: String,
     /// The connection profile; `host` is required here.
@@ -67,6 +68,7 @@ impl NewPbx {
 /// the secrets, an empty string clears them. Secrets are write-only.
 #[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PbxPatch {
     pub host: Option<String>,
     pub ssh_port: Option<u16>,
@@ -101,6 +103,7 @@ impl std::fmt::Debug for PbxPatch {
 /// One line of "check this PBX": what was checked, whether it is fine, and how to fix it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckLine {
     pub item: String,
     pub ok: bool,
@@ -297,6 +300,7 @@ pub struct RevealedDevice {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Operator {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
@@ -322,6 +326,56 @@ pub struct AuditEntry {
     /// Where the change came from: "api ADDRESS", "cli", "app", "phone"; none for entries
     /// made before this was recorded.
     pub via: Option<String>,
+}
+
+/// An API token for automation, as made by an msp_admin (the secret is shown once, at creation).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewApiToken {
+    /// What the audit calls it (`token:NAME`): lowercase letters, digits, `_ - .`.
+    pub name: String,
+    /// technician, tenant_admin or auditor.
+    pub role: String,
+    /// The one tenant a tenant_admin token acts on (its slug); none for the other roles.
+    pub tenant: Option<String>,
+    /// Days until it stops working (1 to 3650); none: until revoked.
+    pub expires_in_days: Option<u32>,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub tenant: Option<String>,
+    /// The operator who made it.
+    pub created_by: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    /// Its last use, to the minute, and where from ("api ADDRESS").
+    pub last_used_at: Option<i64>,
+    pub last_used_via: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A token just made: `secret` is the bearer token, shown this once and never again.
+#[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedApiToken {
+    pub token: ApiToken,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedApiToken")
+            .field("token", &self.token)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -379,6 +433,7 @@ pub struct DidPatch {
 /// A SIP trunk of a PBX. The password is write-only: `password_set` says whether one is stored.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Trunk {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
@@ -403,6 +458,7 @@ pub struct Trunk {
 
 #[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewTrunk {
     pub pbx: String,
     pub name: String,
@@ -423,6 +479,7 @@ pub struct NewTrunk {
 
 #[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrunkPatch {
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -447,6 +504,7 @@ pub struct TrunkPatch {
 /// One outbound rule: the first rule whose pattern matches a dialled number decides.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyRule {
     /// Asterisk pattern syntax: "_0[1-9]X.", "_00X.", "_+X.", or a number.
     pub pattern: String,
@@ -462,6 +520,7 @@ pub struct PolicyRule {
 /// An outbound policy (class of service) of a tenant.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policy {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,
@@ -476,6 +535,7 @@ pub struct Policy {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewPolicy {
     pub tenant: String,
     pub name: String,
@@ -486,6 +546,7 @@ pub struct NewPolicy {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyPatch {
     /// Replaces the rules, in order.
     pub rules: Option<Vec<PolicyRule>>,

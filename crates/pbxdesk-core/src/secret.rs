@@ -261,6 +261,17 @@ pub fn generate_api_token() -> SecretString {
     SecretString::from(format!("pbxd_{}", hex::encode(b)))
 }
 
+/// How an automation token begins (a session's access token begins `pbxd_`): the API tells
+/// the two apart by it, and a secret scanner can find one pasted where it should not be.
+pub const AUTOMATION_TOKEN_PREFIX: &str = "pbxt_";
+
+/// A new automation token: the prefix and 256 random bits, hex.
+pub fn generate_automation_token() -> SecretString {
+    let mut b = [0u8; 32];
+    OsRng.fill_bytes(&mut b);
+    SecretString::from(format!("{AUTOMATION_TOKEN_PREFIX}{}", hex::encode(b)))
+}
+
 /// What the store keeps of an API token: its SHA-256, hex. A token has 256 random bits, so a
 /// fast hash suffices (argon2 is for what people choose).
 pub fn api_token_hash(token: &str) -> String {

@@ -1183,21 +1183,21 @@ async fn api_tokens_stand_for_their_operator_and_end(h: &Harness) {
     assert_eq!(wrong.code(), ErrorCode::Unauthenticated);
     let t = ws.api_login("api-op", &pw).await.unwrap();
     assert!(t.access_token.starts_with("pbxd_") && t.access_token.len() == 69);
-    let a = ws.api_actor(&t.access_token).await.unwrap();
+    let a = ws.api_actor(&t.access_token, "api test").await.unwrap();
     assert_eq!(a.name(), "api-op");
     assert_eq!(a.role(), Role::TenantAdmin);
     // Not a refresh token, nor a refresh token an access token.
-    assert!(ws.api_actor(&t.refresh_token).await.is_err());
+    assert!(ws.api_actor(&t.refresh_token, "api test").await.is_err());
     assert!(ws.api_refresh(&t.access_token).await.is_err());
     // The store keeps the hash; the hash itself opens nothing.
     let hash = pbxdesk_core::secret::api_token_hash(&t.access_token);
-    assert!(ws.api_actor(&hash).await.is_err());
+    assert!(ws.api_actor(&hash, "api test").await.is_err());
     let again = ws.api_refresh(&t.refresh_token).await.unwrap();
     assert!(ws.api_refresh(&t.refresh_token).await.is_err(), "used once");
     ws.api_logout(&again.access_token).await.unwrap();
-    assert!(ws.api_actor(&again.access_token).await.is_err());
+    assert!(ws.api_actor(&again.access_token, "api test").await.is_err());
     assert!(
-        ws.api_actor(&t.access_token).await.is_ok(),
+        ws.api_actor(&t.access_token, "api test").await.is_ok(),
         "another session goes on"
     );
     h.raw_exec(
@@ -1205,7 +1205,7 @@ async fn api_tokens_stand_for_their_operator_and_end(h: &Harness) {
         None,
     )
     .await;
-    let e = ws.api_actor(&t.access_token).await.unwrap_err();
+    let e = ws.api_actor(&t.access_token, "api test").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Unauthenticated, "{e}");
 }
 

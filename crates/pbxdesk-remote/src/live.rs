@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     NotInUse,
@@ -58,6 +59,7 @@ impl DeviceState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContactState {
     /// Registered, not (yet) qualified.
@@ -81,6 +83,7 @@ impl ContactState {
 /// One registered contact of an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     pub uri: String,
     pub state: ContactState,
@@ -100,6 +103,7 @@ pub struct Contact {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Endpoint {
     pub device_state: Option<DeviceState>,
     pub contacts: Vec<Contact>,
@@ -117,6 +121,7 @@ impl Endpoint {
 /// An outbound registration (a trunk registering with its carrier).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Registration {
     pub name: String,
     pub server_uri: String,
@@ -131,6 +136,7 @@ pub struct Registration {
 /// (the name never appears in JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename = "CallChannel")]
 pub struct Channel {
     pub channel: String,
@@ -162,6 +168,7 @@ pub enum Change {
 /// How the PBX itself is: polled, since Asterisk sends no event for any of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `AsteriskVersion` of CoreSettings.
     pub version: Option<String>,
@@ -187,6 +194,7 @@ pub struct Health {
 /// with connections again).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OdbcStatus {
     pub name: String,
     pub dsn: String,
@@ -261,6 +269,7 @@ pub fn parse_odbc_show(lines: &[String]) -> Option<OdbcStatus> {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveState {
     pub endpoints: BTreeMap<String, Endpoint>,
     pub registrations: BTreeMap<String, Registration>,

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 /// What the watcher publishes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Live {
     pub state: LiveState,
     /// Whether the AMI connection is up (while it is not, `state` is the last known).

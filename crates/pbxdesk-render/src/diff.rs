@@ -13,6 +13,7 @@ pub const MASK: &str = "********";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FileChange {
     Added,
     Removed,
@@ -21,6 +22,7 @@ pub enum FileChange {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileDiff {
     pub path: String,
     pub change: FileChange,
@@ -33,6 +35,7 @@ pub struct FileDiff {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowChange {
     pub id: String,
     /// Column names that differ ("password" appears as a name only).
@@ -41,6 +44,7 @@ pub struct RowChange {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Diff {
     pub files: Vec<FileDiff>,
     pub rows_added: Vec<String>,
@@ -219,6 +223,7 @@ pub fn diff(old: Option<&Rendered>, new: &Rendered) -> Diff {
 /// numbers whose route changed. Read from pbxdesk's own generated forms.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Touched {
     pub tenants: Vec<String>,
     pub users: u32,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// One object type whose file objects the PBX would not load, and the line that fixes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SorceryGap {
     /// The sorcery.conf section (`res_pjsip`, `res_pjsip_endpoint_identifier_ip`, …).
     pub section: String,

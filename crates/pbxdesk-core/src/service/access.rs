@@ -57,6 +57,17 @@ impl Actor {
         }
     }
 
+    /// The actor of an automation token: `token:NAME` in the audit (an operator's name has no
+    /// `:`), with the token's role and tenant.
+    pub(crate) fn token(name: &str, role: Role, tenant_ids: Vec<i64>) -> Self {
+        Actor {
+            name: format!("token:{name}"),
+            role,
+            tenant_ids,
+            via: None,
+        }
+    }
+
     /// The actor recorded for a change made on a phone (feature codes): `phone:TENANT/EXT`.
     pub(crate) fn phone(tenant: &str, extension: i64) -> Self {
         Actor {

@@ -5,7 +5,7 @@
 
 use super::{Actor, Workspace};
 use crate::error::{Error, Result};
-use crate::secret::{api_token_hash, generate_api_token};
+use crate::secret::{api_token_hash, generate_api_token, AUTOMATION_TOKEN_PREFIX};
 use crate::store::db_error;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -64,11 +64,17 @@ impl Workspace {
         self.api_tokens_for(id).await
     }
 
-    /// The operator whose access token this is.
-    pub async fn api_actor(&self, access_token: &str) -> Result<Actor> {
-        let row = self.api_session(access_token, "access").await?;
-        self.operator_actor(row.operator_id, &row.username, &row.role)
-            .await
+    /// Who a bearer token stands for: the operator of an access token, or an automation token
+    /// (`pbxt_…`, see `api_token`), its calls recorded as coming from `via` ("api ADDRESS").
+    pub async fn api_actor(&self, token: &str, via: &str) -> Result<Actor> {
+        if token.starts_with(AUTOMATION_TOKEN_PREFIX) {
+            return self.api_token_actor(token, via).await;
+        }
+        let row = self.api_session(token, "access").await?;
+        Ok(self
+            .operator_actor(row.operator_id, &row.username, &row.role)
+            .await?
+            .from_source(via))
     }
 
     /// A new pair for a refresh token, which is used up.

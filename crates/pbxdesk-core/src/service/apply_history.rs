@@ -11,6 +11,7 @@ use serde::Serialize;
 /// masked, as in the report).
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplyRecord {
     #[cfg_attr(feature = "specta", specta(type = i32))]
     pub id: i64,

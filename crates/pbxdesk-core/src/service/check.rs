@@ -80,7 +80,10 @@ impl Workspace {
         blocking(move || ssh::probe_host_key(&pbx.host, pbx.ssh_port, timeout))
             .await?
             .map(|k| k.fingerprint)
-            .map_err(|e| Error::Conflict(e.to_string()))
+            .map_err(|e| match e {
+                ssh::SshError::Connect { .. } => Error::Unreachable(e.to_string()),
+                _ => Error::Conflict(e.to_string()),
+            })
     }
 
     /// Checks that everything an apply needs answers, one line per item, each with a fix.

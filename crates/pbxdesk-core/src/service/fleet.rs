@@ -12,6 +12,7 @@ use std::sync::Arc;
 /// How one PBX's apply ended, from the best to the worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FleetOutcome {
     Applied,
@@ -31,6 +32,7 @@ pub enum FleetOutcome {
 /// One PBX of the fleet.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetLine {
     pub pbx: String,
     pub outcome: FleetOutcome,
@@ -44,6 +46,7 @@ pub struct FleetLine {
 
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetReport {
     /// In the order of the PBX names.
     pub lines: Vec<FleetLine>,

@@ -4,6 +4,7 @@
 
 mod access;
 mod api_session;
+mod api_token;
 mod apply;
 mod apply_history;
 mod audit;
@@ -24,6 +25,7 @@ mod user;
 
 pub use access::Actor;
 pub use api_session::{ApiTokens, ACCESS_TTL_MS, REFRESH_TTL_MS};
+pub use api_token::{LAST_USE_RESOLUTION_MS, MAX_TOKEN_DAYS};
 pub use apply::{
     realtime_devices, ApplyOptions, ApplyOutcome, ApplyReport, ApplySource, ApplyStep, Progress,
     StepKind, CONFIRM_DEFAULT,

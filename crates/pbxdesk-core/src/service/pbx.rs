@@ -203,12 +203,10 @@ impl Workspace {
 
     pub async fn pbx_show(&self, actor: &Actor, name: &str) -> Result<Pbx> {
         let pbx = self.pbx_by_name(name).await?;
+        // A PBX none of its tenants is on is, for a tenant_admin, one that does not exist.
         if !actor.sees_all_tenants() && !self.pbx_list(actor).await?.iter().any(|p| p.id == pbx.id)
         {
-            return Err(Error::Forbidden(format!(
-                "operator \"{}\" may not see PBX \"{name}\"",
-                actor.name()
-            )));
+            return Err(Error::not_found("PBX", name));
         }
         Ok(pbx)
     }

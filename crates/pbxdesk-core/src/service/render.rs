@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 /// What `diff` shows: the changes since the last apply, and whether this render may be applied.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PbxDiff {
     pub pbx: String,
     /// Unix ms of the last apply, if any.
@@ -527,6 +528,7 @@ const RENDER_MARK: &str = ".pbxdesk-render";
 /// What `pbx_render_to` wrote.
 #[derive(Debug, Clone, serde::Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenderWritten {
     pub out: String,
     /// Paths relative to `out`.

@@ -35,8 +35,10 @@ use std::time::Instant;
 /// The first key of pbxdesk's PostgreSQL advisory locks ("pbxd").
 const TEAM_LOCK_CLASS: i32 = 0x7062_7864;
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
 pub struct ApplyOptions {
     /// Print the preview and change nothing.
     pub dry_run: bool,
@@ -57,6 +59,7 @@ const CONFIRM_RANGE: std::ops::RangeInclusive<u32> = 2..=600;
 /// these, never on a step's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Render,
@@ -143,6 +146,7 @@ impl StepKind {
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplyStep {
     pub kind: StepKind,
     /// The kind's name for people.
@@ -154,6 +158,7 @@ pub struct ApplyStep {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ApplyOutcome {
     Applied,
@@ -167,6 +172,7 @@ pub enum ApplyOutcome {
 
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplyReport {
     pub pbx: String,
     pub outcome: ApplyOutcome,
@@ -197,8 +203,9 @@ impl ApplyReport {
 pub type Progress = Arc<dyn Fn(&ApplyStep) + Send + Sync>;
 
 /// What an apply takes to the PBX.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ApplySource {
     /// The workspace as it is now.

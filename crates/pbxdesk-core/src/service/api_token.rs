@@ -1,0 +1,257 @@
+//! API tokens for automation: a PSA or an RMM onboarding an employee calls the API with a token
+//! an msp_admin made for it, with a name (what the audit calls it: `token:NAME`), a role and,
+//! for a tenant_admin token, the one tenant it acts on. The token is shown once; the store
+//! keeps its SHA-256. Listed with its last use (to the minute: a request does not write the
+//! workspace each time), revoked at once, never deleted.
+//!
+//! A token cannot be an msp_admin: a leaked automation token must not mint more tokens or
+//! manage operators.
+
+use super::audit::{record, Change};
+use super::{Actor, Workspace};
+use crate::domain::{LoginName, Role};
+use crate::error::{Error, Result, ValidationError};
+use crate::model::{ApiToken, CreatedApiToken, NewApiToken};
+use crate::secret::{api_token_hash, generate_automation_token};
+use crate::store::{classify, db_error, DbFailure};
+use secrecy::ExposeSecret;
+
+/// A token's last use is written again only when it is older than this.
+pub const LAST_USE_RESOLUTION_MS: i64 = 60 * 1000;
+/// The longest a token may be made for.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    role: String,
+    tenant: Option<String>,
+    tenant_id: Option<i64>,
+    created_by: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+    last_used_via: Option<String>,
+    revoked_at: Option<i64>,
+}
+
+const SELECT_TOKENS: &str = "SELECT k.id AS id, k.name AS name, k.role AS role, \
+     t.slug AS tenant, k.tenant_id AS tenant_id, k.created_by AS created_by, \
+     k.created_at AS created_at, k.expires_at AS expires_at, k.last_used_at AS last_used_at, \
+     k.last_used_via AS last_used_via, k.revoked_at AS revoked_at \
+     FROM api_tokens k LEFT JOIN tenants t ON t.id = k.tenant_id";
+
+impl TokenRow {
+    fn model(self) -> Result<ApiToken> {
+        Ok(ApiToken {
+            id: self.id,
+            name: self.name,
+            role: Role::parse(&self.role)
+                .map_err(|_| Error::Store("token role on record is unknown".into()))?,
+            tenant: self.tenant,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            last_used_via: self.last_used_via,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+impl Workspace {
+    /// Makes an API token (msp_admin). Its secret is in the answer, once.
+    pub async fn api_token_create(
+        &self,
+        actor: &Actor,
+        input: &NewApiToken,
+    ) -> Result<CreatedApiToken> {
+        actor.require_admin()?;
+        let name = LoginName::parse("name", input.name.trim())?;
+        let role = Role::parse(&input.role)?;
+        let tenant_id = match (role, input.tenant.as_deref().map(str::trim)) {
+            (Role::MspAdmin, _) => {
+                return Err(Error::Validation(ValidationError::new(
+                    "role",
+                    role.as_str(),
+                    "a token is a technician, tenant_admin or auditor: an msp_admin token could make more tokens",
+                )))
+            }
+            (Role::TenantAdmin, Some(slug)) if !slug.is_empty() => {
+                Some(self.tenant_by_slug(actor, slug).await?.id)
+            }
+            (Role::TenantAdmin, _) => {
+                return Err(Error::Validation(ValidationError::new(
+                    "tenant",
+                    "",
+                    "a tenant_admin token acts on one tenant: give its slug",
+                )))
+            }
+            (_, Some(slug)) if !slug.is_empty() => {
+                return Err(Error::Validation(ValidationError::new(
+                    "tenant",
+                    slug,
+                    "only a tenant_admin token is limited to a tenant",
+                )))
+            }
+            _ => None,
+        };
+        let expires_at = match input.expires_in_days {
+            None => None,
+            Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => {
+                Some(self.now() + i64::from(d) * 24 * 3600 * 1000)
+            }
+            Some(d) => {
+                return Err(Error::Validation(ValidationError::new(
+                    "expires_in_days",
+                    &d.to_string(),
+                    format!("1 to {MAX_TOKEN_DAYS} days, or none for a token that does not expire"),
+                )))
+            }
+        };
+        let secret = generate_automation_token();
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens (name, token_hash, role, tenant_id, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(api_token_hash(secret.expose_secret()))
+        .bind(role.as_str())
+        .bind(tenant_id)
+        .bind(actor.name())
+        .bind(now)
+        .bind(expires_at)
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(|e| match classify(&e) {
+            DbFailure::UniqueViolation(_) => Error::Conflict(format!(
+                "a token named \"{}\" exists: revoke it first, or choose another name",
+                name.as_str()
+            )),
+            _ => db_error(e),
+        })?;
+        let token = ApiToken {
+            id,
+            name: name.as_str().to_owned(),
+            role,
+            tenant: input
+                .tenant
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            created_by: actor.name().to_owned(),
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+            last_used_via: None,
+            revoked_at: None,
+        };
+        let change = Change {
+            action: "api_token.create",
+            entity_type: "api_token",
+            entity_id: token.name.clone(),
+            tenant_id,
+        };
+        record::<ApiToken, ApiToken>(&mut w, actor, now, change, None, Some(&token)).await?;
+        w.commit().await?;
+        Ok(CreatedApiToken {
+            token,
+            secret: secret.expose_secret().to_owned(),
+        })
+    }
+
+    /// Every token made, revoked ones too, newest first (msp_admin, auditor). No secret.
+    pub async fn api_token_list(&self, actor: &Actor) -> Result<Vec<ApiToken>> {
+        if !matches!(actor.role(), Role::MspAdmin | Role::Auditor) {
+            return Err(Error::Forbidden(format!(
+                "operator \"{}\" may not list API tokens",
+                actor.name()
+            )));
+        }
+        let rows: Vec<TokenRow> = sqlx::query_as(&format!("{SELECT_TOKENS} ORDER BY k.id DESC"))
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(TokenRow::model).collect()
+    }
+
+    /// Revokes the live token of that name (msp_admin): refused from its next request on.
+    pub async fn api_token_revoke(&self, actor: &Actor, name: &str) -> Result<ApiToken> {
+        actor.require_admin()?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "{SELECT_TOKENS} WHERE k.name = $1 AND k.revoked_at IS NULL"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else {
+            return Err(Error::not_found("API token", name));
+        };
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(row.id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+        let tenant_id = row.tenant_id;
+        let before = row.model()?;
+        let after = ApiToken {
+            revoked_at: Some(now),
+            ..before.clone()
+        };
+        let change = Change {
+            action: "api_token.revoke",
+            entity_type: "api_token",
+            entity_id: before.name.clone(),
+            tenant_id,
+        };
+        record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// The actor an automation token stands for, its last use noted (`via`: where from).
+    pub(crate) async fn api_token_actor(&self, token: &str, via: &str) -> Result<Actor> {
+        let now = self.now();
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "{SELECT_TOKENS} WHERE k.token_hash = $1 AND k.revoked_at IS NULL \
+             AND (k.expires_at IS NULL OR k.expires_at > $2)"
+        ))
+        .bind(api_token_hash(token))
+        .bind(now)
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else {
+            return Err(Error::Unauthenticated(
+                "the API token is unknown, revoked or expired".into(),
+            ));
+        };
+        if row
+            .last_used_at
+            .is_none_or(|t| now - t >= LAST_USE_RESOLUTION_MS)
+        {
+            let mut w = self.store.begin_write().await?;
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $1, last_used_via = $2 WHERE id = $3",
+            )
+            .bind(now)
+            .bind(via)
+            .bind(row.id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(db_error)?;
+            w.commit().await?;
+        }
+        let role = Role::parse(&row.role)
+            .map_err(|_| Error::Store("token role on record is unknown".into()))?;
+        Ok(Actor::token(&row.name, role, row.tenant_id.into_iter().collect()).from_source(via))
+    }
+}
