@@ -16,9 +16,10 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 target="${CARGO_TARGET_DIR:-$root/target}"
 if [ "$quick" = 1 ]; then
-  sessions=50 secs=3 conns=50 listed=20 profile=debug
+  sessions=50 secs=4 conns=50 listed=20 profile=debug create_pause=1000
 else
-  sessions="${LOAD_SESSIONS:-1000}" secs="${LOAD_SECONDS:-20}" conns=1000 listed=92 profile=release
+  sessions="${LOAD_SESSIONS:-1000}" secs="${LOAD_SECONDS:-30}" conns=1000 listed=92 profile=release
+  create_pause=10000
 fi
 bin="$target/$profile/pbxdesk"
 if [ "$profile" = release ]; then
@@ -87,16 +88,17 @@ run() { # MODE CONNECTIONS PAUSE_MS
 }
 results="$work/results"
 run list "$conns" 1000 acme-dental | tee -a "$results"
-run create "$conns" 10000 load | tee -a "$results"
+run create "$conns" "$create_pause" load | tee -a "$results"
 if [ "$quick" = 1 ]; then
   run login 5 1000 - | tee -a "$results"
 else
   run login 50 1000 - | tee -a "$results"
 fi
 run login "$([ "$quick" = 1 ] && echo 5 || echo 50)" 1000 - >"$work/login2" &
+logins=$!
 sleep 0.5
 run list "$conns" 1000 acme-dental | sed 's/"mode": "list"/"mode": "list+login"/' | tee -a "$results"
-wait %1 2>/dev/null || true
+wait "$logins"
 
 python3 - "$results" "$quick" <<'PY'
 import json, sys

@@ -19,6 +19,7 @@ function setup(thread)
 end
 
 function init(args)
+  math.randomseed(tid * 104729 + os.time())
   if mode ~= "login" then
     for line in io.lines(os.getenv("LOAD_TOKENS")) do
       tokens[#tokens + 1] = line
@@ -27,7 +28,10 @@ function init(args)
 end
 
 function delay()
-  return pause
+  if pause == 0 then
+    return 0
+  end
+  return math.random(0, 2 * pause)
 end
 
 function request()
