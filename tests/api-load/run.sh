@@ -2,10 +2,11 @@
 # The API under load, on loopback, on a PostgreSQL workspace, with wrk (Debian's package) as
 # the load generator: LOAD_SESSIONS sessions logged in (1,000), each request carrying one of
 # their tokens. Four runs, each printing one JSON line (tests/api-load/session.lua):
-#   list         every session lists a tenant's ~100 users once a second (1,000 connections)
+#   list         every session lists a tenant's 88 users once a second (1,000 connections)
 #   create       1,000 connections create users, one every 10 s each (~100/s)
-#   login        50 logins/s (argon2id each; 50 connections, one a second each)
-#   list+login   the list run again while the logins run: argon2 must not starve it
+#   login        ~50 logins/s (argon2id each; 60 connections, one a second each on average)
+#   list+login   the list run again while the logins run: argon2 must not starve it (the
+#                logins' own figures beside it are printed, with no bar: they yield)
 # Bars (issue 13): list p99 <= 100 ms, create p99 <= 250 ms, login p99 <= 1 s, 0 errors.
 # --quick (CI): 50 sessions, 3 s runs, the debug binary; the figures are not the bars' then,
 # but every part must run and answer without an error.
@@ -18,7 +19,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 if [ "$quick" = 1 ]; then
   sessions=50 secs=4 conns=50 listed=20 profile=debug create_pause=1000
 else
-  sessions="${LOAD_SESSIONS:-1000}" secs="${LOAD_SECONDS:-30}" conns=1000 listed=92 profile=release
+  sessions="${LOAD_SESSIONS:-1000}" secs="${LOAD_SECONDS:-30}" conns=1000 listed=80 profile=release
   create_pause=10000
 fi
 bin="$target/$profile/pbxdesk"
@@ -92,18 +93,21 @@ run create "$conns" "$create_pause" load | tee -a "$results"
 if [ "$quick" = 1 ]; then
   run login 5 1000 - | tee -a "$results"
 else
-  run login 50 1000 - | tee -a "$results"
+  # 60 sessions at one a second on average, less their own wait: ~50 logins/s.
+  run login 60 1000 - | tee -a "$results"
 fi
-run login "$([ "$quick" = 1 ] && echo 5 || echo 50)" 1000 - >"$work/login2" &
+run login "$([ "$quick" = 1 ] && echo 5 || echo 60)" 1000 - >"$work/login2" &
 logins=$!
 sleep 0.5
 run list "$conns" 1000 acme-dental | sed 's/"mode": "list"/"mode": "list+login"/' | tee -a "$results"
 wait "$logins"
+sed 's/"mode": "login"/"mode": "login (beside list)"/' "$work/login2" | tee -a "$results"
 
 python3 - "$results" "$quick" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 quick = sys.argv[2] == "1"
+# The logins beside the listing have no bar: at nice 19 they take what the listing leaves.
 bars = {"list": 100, "create": 250, "login": 1000, "list+login": 100}
 bad = []
 for r in rows:
@@ -111,7 +115,7 @@ for r in rows:
         bad.append(f'{r["mode"]}: {r["non_2xx"]} non-2xx answers, {r["socket_errors"]} socket errors')
     if r["requests"] == 0:
         bad.append(f'{r["mode"]}: no request answered')
-    if not quick and r["p99_ms"] > bars[r["mode"]]:
+    if not quick and r["mode"] in bars and r["p99_ms"] > bars[r["mode"]]:
         bad.append(f'{r["mode"]}: p99 {r["p99_ms"]} ms over the bar of {bars[r["mode"]]} ms')
 if bad:
     sys.exit("api-load: " + "; ".join(bad))

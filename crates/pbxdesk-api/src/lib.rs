@@ -15,9 +15,11 @@ mod doc;
 mod pbx;
 mod people;
 mod routing;
+mod tls;
 
 pub use auth::{LoginThrottle, LOGIN_FAILURES, LOGIN_WINDOW_MS};
 pub use doc::{openapi, openapi_text};
+pub use tls::{fingerprint, Tls};
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -308,10 +310,18 @@ pub fn router(ws: Workspace) -> Router {
         .with_state(ws)
 }
 
-/// Serves the API on `listen` until the process is stopped. Plain HTTP is refused on anything
-/// but loopback: tokens and passwords would cross the network in clear (TLS comes next).
-pub async fn serve(ws: Workspace, listen: std::net::SocketAddr) -> std::io::Result<()> {
-    if !listen.ip().is_loopback() {
+/// A server bound to its address, its certificate read or made: what to tell the operator
+/// before it runs.
+pub struct Bound {
+    ws: Workspace,
+    listener: std::net::TcpListener,
+    identity: Option<tls::Identity>,
+}
+
+/// Binds the API to `listen` with `tls`. Plain HTTP is refused on anything but loopback:
+/// tokens and passwords would cross the network in clear.
+pub fn bind(ws: Workspace, listen: std::net::SocketAddr, tls: &Tls) -> std::io::Result<Bound> {
+    if matches!(tls, Tls::Off) && !listen.ip().is_loopback() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!(
@@ -319,11 +329,70 @@ pub async fn serve(ws: Workspace, listen: std::net::SocketAddr) -> std::io::Resu
             ),
         ));
     }
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    // The peer's address reaches the handlers (the login throttle counts by it).
-    axum::serve(
+    // The names a self-signed certificate is made for: loopback, and the address listened on.
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+        names.push(listen.ip().to_string());
+    }
+    let identity = tls.identity(&names)?;
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    Ok(Bound {
+        ws,
         listener,
-        router(ws).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await
+        identity,
+    })
+}
+
+impl Bound {
+    /// Where it answers, e.g. `https://127.0.0.1:8443/api/v1`.
+    pub fn url(&self) -> String {
+        let scheme = if self.identity.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        match self.listener.local_addr() {
+            Ok(a) => format!("{scheme}://{a}/api/v1"),
+            Err(_) => format!("{scheme}://?/api/v1"),
+        }
+    }
+
+    /// The SHA-256 fingerprint of the certificate served, for clients to pin.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.identity.as_ref().map(|i| i.fingerprint.as_str())
+    }
+
+    /// Whether this start made the self-signed certificate (its first).
+    pub fn made_certificate(&self) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.made)
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        // The peer's address reaches the handlers (the login throttle counts by it).
+        let app = router(self.ws).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        match self.identity {
+            None => axum::serve(tokio::net::TcpListener::from_std(self.listener)?, app).await,
+            Some(id) => {
+                // One provider compiled in (ring); installing it twice is harmless.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let config =
+                    axum_server::tls_rustls::RustlsConfig::from_pem(id.cert_pem, id.key_pem)
+                        .await?;
+                axum_server::from_tcp_rustls(self.listener, config)?
+                    .serve(app)
+                    .await
+            }
+        }
+    }
+}
+
+/// Serves the API on `listen` over plain HTTP (loopback only) until the process is stopped.
+pub async fn serve(ws: Workspace, listen: std::net::SocketAddr) -> std::io::Result<()> {
+    bind(ws, listen, &Tls::Off)?.run().await
 }

@@ -87,10 +87,20 @@ enum Command {
     Policy(PolicyCmd),
     /// Serve the HTTP API (/api/v1, its OpenAPI document at /api/v1/openapi.json) on this
     /// workspace until stopped. Operators log in with POST /api/v1/auth/login. Plain HTTP on
-    /// loopback only.
+    /// loopback only: on any other address it is HTTPS, with --tls-cert/--tls-key or a
+    /// self-signed certificate made on first start and kept (its fingerprint is printed).
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// The certificate chain to serve, PEM (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Its private key, PEM (with --tls-cert).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// HTTPS on loopback too (a self-signed certificate unless --tls-cert is given).
+        #[arg(long)]
+        tls: bool,
     },
     /// What a PBX is doing now (the same as `pbx status NAME`): health, trunks, devices,
     /// calls. Exits 11 when the PBX cannot be reached.
@@ -935,20 +945,45 @@ async fn run(cli: Cli) -> Result<Box<dyn Show>, Error> {
 }
 
 async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
-    if let Command::Serve { listen } = &cli.command {
-        if !listen.ip().is_loopback() {
-            return Err(pbxdesk_core::ValidationError::new(
-                "listen",
-                &listen.to_string(),
-                "a loopback address (127.0.0.1:PORT or [::1]:PORT): plain HTTP would carry passwords and tokens in clear",
-            )
-            .into());
-        }
+    if let Command::Serve {
+        listen,
+        tls_cert,
+        tls_key,
+        tls,
+    } = &cli.command
+    {
+        let sqlite = cli
+            .workspace
+            .clone()
+            .unwrap_or_else(pbxdesk_core::paths::default_workspace);
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => pbxdesk_api::Tls::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ if *tls || !listen.ip().is_loopback() => pbxdesk_api::Tls::SelfSigned {
+                dir: pbxdesk_core::paths::api_tls_dir(
+                    cli.database_url.is_none().then_some(sqlite.as_path()),
+                ),
+            },
+            _ => pbxdesk_api::Tls::Off,
+        };
+        let bound = pbxdesk_api::bind(ws.clone(), *listen, &tls)
+            .map_err(|e| Error::Conflict(format!("cannot serve the API on {listen}: {e}")))?;
         // Each request logs in for itself: the server has no operator of its own.
         eprintln!(
-            "pbxdesk: serving the API on http://{listen}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
+            "pbxdesk: serving the API on {} (OpenAPI: /api/v1/openapi.json); Ctrl-C stops it",
+            bound.url()
         );
-        let ended = pbxdesk_api::serve(ws.clone(), *listen).await;
+        if let Some(fp) = bound.fingerprint() {
+            let made = if bound.made_certificate() {
+                " (self-signed, made now and kept)"
+            } else {
+                ""
+            };
+            eprintln!("pbxdesk: certificate SHA-256 fingerprint{made}: {fp}");
+        }
+        let ended = bound.run().await;
         return Err(match ended {
             Err(e) => Error::Conflict(format!("cannot serve the API on {listen}: {e}")),
             Ok(()) => Error::Store("the API server stopped".into()),

@@ -85,6 +85,9 @@ pub enum Error {
     /// Other writers held the workspace for too long; nothing was changed, try again.
     #[error("the workspace is busy with other changes; nothing was changed, try again")]
     Busy,
+    /// Too much of one kind of work waits already (logins queued for their argon2 check).
+    #[error("{0}")]
+    Overloaded(String),
     /// A storage failure that is not the user's doing. The detail goes to the log, not to the UI.
     #[error("workspace storage failed: {0}")]
     Store(String),
@@ -160,7 +163,7 @@ impl Error {
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Error::Key(_) => ErrorCode::Key,
-            Error::Busy => ErrorCode::Busy,
+            Error::Busy | Error::Overloaded(_) => ErrorCode::Busy,
             Error::Store(_) => ErrorCode::Internal,
             Error::Refused(_) => ErrorCode::Refused,
             Error::Unreachable(_) => ErrorCode::Unreachable,

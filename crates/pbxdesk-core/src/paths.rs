@@ -19,6 +19,19 @@ pub fn default_team_key_file() -> PathBuf {
     data_dir().join("team.key")
 }
 
+/// Where `pbxdesk serve` keeps the self-signed certificate it made: beside an SQLite workspace
+/// (`<workspace>.tls/`), or in the data directory for a team workspace (`api-tls/`).
+pub fn api_tls_dir(sqlite_workspace: Option<&Path>) -> PathBuf {
+    match sqlite_workspace {
+        Some(ws) => {
+            let mut s = ws.as_os_str().to_owned();
+            s.push(".tls");
+            PathBuf::from(s)
+        }
+        None => data_dir().join("api-tls"),
+    }
+}
+
 fn data_dir() -> PathBuf {
     directories::ProjectDirs::from("", "", "pbxdesk")
         .map(|d| d.data_dir().to_path_buf())

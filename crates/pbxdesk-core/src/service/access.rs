@@ -181,10 +181,10 @@ impl Workspace {
         let failed = || Error::Unauthenticated("unknown operator or wrong password".into());
         let Some((id, Some(hash), role, disabled)) = row else {
             // Spend the same time as a real check so names cannot be probed by timing.
-            let _ = verify_slowly(password, DUMMY_HASH.to_owned()).await;
+            verify_slowly(password, DUMMY_HASH.to_owned()).await?;
             return Err(failed());
         };
-        if !verify_slowly(password, hash).await {
+        if !verify_slowly(password, hash).await? {
             return Err(failed());
         }
         if disabled != 0 {
@@ -219,19 +219,59 @@ impl Workspace {
     }
 }
 
-/// argon2id is meant to be slow (~50 ms of a core): it runs on the blocking pool, one check at
-/// a time, so a flood of logins queues behind this gate instead of taking every core from the
-/// other requests of the app, the CLI or the API.
-static ARGON2_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// argon2id is meant to be slow (~20 ms of a core, and 19 MiB): every check runs on one
+/// thread of its own, one at a time, at the lowest CPU priority (nice 19), so a flood of logins
+/// queues here and takes only what the other requests of the app, the CLI or the API leave.
+/// Past `VERIFY_QUEUE` checks waiting, a login is answered "busy" at once instead of queueing.
+const VERIFY_QUEUE: usize = 256;
 
-async fn verify_slowly(password: &SecretString, hash: String) -> bool {
-    let Ok(_turn) = ARGON2_GATE.acquire().await else {
-        return false;
+type VerifyJob = (SecretString, String, tokio::sync::oneshot::Sender<bool>);
+
+fn verifier() -> Option<&'static std::sync::mpsc::SyncSender<VerifyJob>> {
+    static VERIFIER: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<VerifyJob>>> =
+        std::sync::OnceLock::new();
+    VERIFIER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<VerifyJob>(VERIFY_QUEUE);
+            std::thread::Builder::new()
+                .name("argon2-verify".into())
+                .spawn(move || {
+                    lower_this_threads_priority();
+                    for (password, hash, answer) in rx {
+                        let _ = answer.send(verify_password(&password, &hash));
+                    }
+                })
+                .ok()?;
+            Some(tx)
+        })
+        .as_ref()
+}
+
+/// nice 19 for the calling thread only (Linux schedules threads by their own nice value).
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let me = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(me), 19) {
+            tracing::debug!(error = %e, "the argon2 thread keeps its priority");
+        }
+    }
+}
+
+async fn verify_slowly(password: &SecretString, hash: String) -> Result<bool> {
+    let (answer, verdict) = tokio::sync::oneshot::channel();
+    let Some(queue) = verifier() else {
+        return Err(Error::Store("the password checker could not start".into()));
     };
-    let password = password.clone();
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
+    match queue.try_send((password.clone(), hash, answer)) {
+        Ok(()) => Ok(verdict.await.unwrap_or(false)),
+        Err(std::sync::mpsc::TrySendError::Full(_)) => Err(Error::Overloaded(
+            "too many logins at once: try again in a moment".into(),
+        )),
+        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+            Err(Error::Store("the password checker stopped".into()))
+        }
+    }
 }
 
 /// A valid argon2id hash of a random string, for the unknown-user path of `login`.
