@@ -33,7 +33,7 @@ fn invalid(what: String) -> io::Error {
 
 /// The SHA-256 fingerprint of a PEM certificate (the first of a chain): `AB:CD:…`.
 pub fn fingerprint(cert_pem: &[u8]) -> io::Result<String> {
-    let der = rustls_pemfile_first_cert(cert_pem)?;
+    let der = first_cert_der(cert_pem)?;
     Ok(sha2::Sha256::digest(&der)
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -41,7 +41,7 @@ pub fn fingerprint(cert_pem: &[u8]) -> io::Result<String> {
         .join(":"))
 }
 
-fn rustls_pemfile_first_cert(pem: &[u8]) -> io::Result<Vec<u8>> {
+fn first_cert_der(pem: &[u8]) -> io::Result<Vec<u8>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     CertificateDer::pem_slice_iter(pem)
@@ -117,7 +117,8 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Written to a temporary file beside it, then renamed: never half a key.
+/// Written to a temporary file beside it, then renamed: never half a key. (The core's
+/// `write_private_file` refuses an existing file, which a start cut mid-write would leave.)
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");

@@ -903,3 +903,22 @@ fn workspace_holds(a: &Api, text: &str) -> bool {
         bytes.windows(text.len()).any(|w| w == text.as_bytes())
     })
 }
+
+#[tokio::test]
+async fn plain_http_is_refused_off_loopback() {
+    let a = api().await;
+    let off = "0.0.0.0:0".parse().unwrap();
+    let e = pbxdesk_api::bind(a.ws.clone(), off, &pbxdesk_api::Tls::Off)
+        .err()
+        .expect("plain HTTP on every address is refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("loopback"), "{e}");
+    let local = "127.0.0.1:0".parse().unwrap();
+    let bound = pbxdesk_api::bind(a.ws.clone(), local, &pbxdesk_api::Tls::Off).unwrap();
+    assert!(
+        bound.url().starts_with("http://127.0.0.1:"),
+        "{}",
+        bound.url()
+    );
+    assert!(bound.fingerprint().is_none());
+}

@@ -70,7 +70,7 @@ impl Workspace {
         actor.require_admin()?;
         let name = LoginName::parse("name", input.name.trim())?;
         let role = Role::parse(&input.role)?;
-        let tenant_id = match (role, input.tenant.as_deref().map(str::trim)) {
+        let tenant = match (role, input.tenant.as_deref().map(str::trim)) {
             (Role::MspAdmin, _) => {
                 return Err(Error::Validation(ValidationError::new(
                     "role",
@@ -79,7 +79,7 @@ impl Workspace {
                 )))
             }
             (Role::TenantAdmin, Some(slug)) if !slug.is_empty() => {
-                Some(self.tenant_by_slug(actor, slug).await?.id)
+                Some(self.tenant_by_slug(actor, slug).await?)
             }
             (Role::TenantAdmin, _) => {
                 return Err(Error::Validation(ValidationError::new(
@@ -97,6 +97,7 @@ impl Workspace {
             }
             _ => None,
         };
+        let tenant_id = tenant.as_ref().map(|t| t.id);
         let expires_at = match input.expires_in_days {
             None => None,
             Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => {
@@ -137,12 +138,7 @@ impl Workspace {
             id,
             name: name.as_str().to_owned(),
             role,
-            tenant: input
-                .tenant
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
+            tenant: tenant.map(|t| t.slug),
             created_by: actor.name().to_owned(),
             created_at: now,
             expires_at,
