@@ -12,8 +12,9 @@ step "setup"
 bash scripts/setup.sh
 export PBXDESK_TEST_PG_URL="${PBXDESK_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-step "UI: lint, types, tests, build"
-(cd ui && npx biome ci . && npx tsc --noEmit && npx vitest run && npx vite build)
+step "UI: lint, types, tests, build (the app, and the self-service page pbxdesk serve embeds)"
+(cd ui && npx biome ci . && npx tsc --noEmit && npx vitest run && npx vite build \
+  && npx vite build -c vite.self.config.ts)
 
 step "Rust: format and lints"
 cargo fmt --all --check
@@ -33,5 +34,8 @@ PBXDESK_BENCH_QUICK=1 cargo test --workspace --benches --locked
 
 step "end-to-end: the real app under Xvfb over WebDriver"
 bash tests/e2e/run.sh
+
+step "end-to-end: the self-service page in Chromium over WebDriver"
+bash tests/e2e/self-service.sh
 
 step "done"

@@ -5,7 +5,8 @@
 # response that is not of its schema or content type. Business rules (a valid e-mail, a free
 # extension) are not in the schema, so a schema-valid request refused with 422 is not a failure.
 # The server runs on a demo workspace; the requests carry an msp_admin's token (logout is left
-# out: it would end that token for the rest of the run).
+# out: it would end that token for the rest of the run). A second pass sends an end user's
+# session token (an invited user of the demo) to the self-service routes, /api/v1/me.
 set -euo pipefail
 cd "$(dirname "$0")"
 root="$(cd ../.. && pwd)"
@@ -53,6 +54,25 @@ PY
 "$st" --config-file schemathesis.toml run "$base/api/v1/openapi.json" \
   -H "Authorization: Bearer $token" \
   --exclude-path /api/v1/auth/logout \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --max-examples "${API_FUZZ_EXAMPLES:-25}" \
+  --seed 1 \
+  --no-color
+
+# The self-service routes as an end user: invited, the invite taken for a session.
+invite="$("$bin" "${ws[@]}" --json user invite acme-dental/102 | python3 -c 'import json,sys; print(json.load(sys.stdin)["invite"])')"
+me_token="$(python3 - "$base" "$invite" <<'PY'
+import json, sys, urllib.request
+base, invite = sys.argv[1], sys.argv[2]
+body = json.dumps({"invite": invite, "password": "fuzz end user password 1"}).encode()
+req = urllib.request.Request(base + "/api/v1/me/accept", body, {"Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=5))["token"])
+PY
+)"
+"$st" --config-file schemathesis.toml run "$base/api/v1/openapi.json" \
+  -H "Authorization: Bearer $me_token" \
+  --include-path-regex '^/api/v1/me' \
+  --exclude-path /api/v1/me/logout \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "${API_FUZZ_EXAMPLES:-25}" \
   --seed 1 \

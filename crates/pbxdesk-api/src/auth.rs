@@ -1,7 +1,7 @@
 //! Logging in: operators' sessions (access and refresh tokens), the failed-login throttle,
 //! and the automation tokens an msp_admin makes.
 
-use crate::{bearer, client_via, ApiError, ApiResult, Caller, Input, Param, Source};
+use crate::{bearer, ApiError, ApiResult, Caller, Input, Param, Source};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,7 +42,7 @@ const LOGIN_TRACKED: usize = 10_000;
 pub struct LoginThrottle(std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>);
 
 impl LoginThrottle {
-    fn keys(name: &str, source: Option<std::net::IpAddr>) -> Vec<String> {
+    pub(crate) fn keys(name: &str, source: Option<std::net::IpAddr>) -> Vec<String> {
         let name: String = name.trim().to_lowercase().chars().take(64).collect();
         let mut keys = vec![format!("name:{name}")];
         if let Some(ip) = source {
@@ -95,11 +95,26 @@ pub(crate) async fn login(
     Input(l): Input<Login>,
 ) -> Result<Json<ApiTokens>, Response> {
     let keys = LoginThrottle::keys(&l.username, source);
+    let password = SecretString::from(l.password);
+    let attempt = ws.api_login(&l.username, &password);
+    throttled(&ws, &throttle, &keys, attempt).await
+}
+
+/// A login attempt under the throttle: refused (429, `Retry-After`) while one of `keys` is over
+/// the limit; a failure counts against each of them.
+pub(crate) async fn throttled<T: serde::Serialize>(
+    ws: &Workspace,
+    throttle: &LoginThrottle,
+    keys: &[String],
+    attempt: impl std::future::Future<Output = pbxdesk_core::Result<T>>,
+) -> Result<Json<T>, Response> {
     let now = ws.clock().now_ms();
-    if let Some(secs) = throttle.blocked(&keys, now) {
+    if let Some(secs) = throttle.blocked(keys, now) {
         let mut e = ApiError::new(
             ErrorCode::Busy,
-            format!("too many failed logins for this operator or from this address: try again in {secs} s"),
+            format!(
+                "too many failed logins for this name or from this address: try again in {secs} s"
+            ),
         );
         e.status = StatusCode::TOO_MANY_REQUESTS;
         let mut r = e.into_response();
@@ -108,14 +123,11 @@ pub(crate) async fn login(
         }
         return Err(r);
     }
-    match ws
-        .api_login(&l.username, &SecretString::from(l.password))
-        .await
-    {
+    match attempt.await {
         Ok(t) => Ok(Json(t)),
         Err(e) => {
             if e.code() == ErrorCode::Unauthenticated {
-                throttle.failed(&keys, now);
+                throttle.failed(keys, now);
             }
             Err(ApiError::from(e).into_response())
         }
@@ -137,11 +149,10 @@ pub(crate) async fn refresh(
     responses((status = 204), (status = 401, body = ApiError)))]
 pub(crate) async fn logout(
     State(ws): State<Workspace>,
-    Source(source): Source,
+    Caller(actor): Caller,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let token = bearer(&headers)?;
-    let actor = ws.api_actor(token, &client_via(source)).await?;
     if actor.name().starts_with("token:") {
         return Err(ApiError::new(
             ErrorCode::Conflict,

@@ -1,13 +1,14 @@
 //! The OpenAPI 3.1 document, generated from the handlers and the model's types.
 
-use crate::{audit::*, auth::*, pbx::*, people::*, routing::*, ApiError};
+use crate::{audit::*, auth::*, me::*, pbx::*, people::*, routing::*, ApiError};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use pbxdesk_core::model::{
-    ApiToken, AuditEntry, CheckLine, CreatedApiToken, Device, Did, DidPatch, NewApiToken,
-    NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk, NewUser, Operator, Pbx, PbxPatch,
-    Policy, PolicyPatch, PolicyRule, RevealedDevice, Tenant, TenantPatch, Trunk, TrunkPatch, User,
-    UserPatch, UserSummary,
+    ApiToken, AuditEntry, CheckLine, CreatedApiToken, Device, DeviceStatus, Did, DidPatch, Me,
+    MeDevice, MePatch, NewApiToken, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
+    NewUser, Operator, Pbx, PbxPatch, Policy, PolicyPatch, PolicyRule, RevealedDevice,
+    SelfServiceInvite, SelfServiceSession, Tenant, TenantPatch, Trunk, TrunkPatch, User, UserPatch,
+    UserSummary,
 };
 use pbxdesk_core::service::ApiTokens;
 use pbxdesk_core::service::{ApplyRecord, ApplyReport, Live, PbxDiff};
@@ -102,13 +103,15 @@ impl utoipa::Modify for ErrorResponses {
         policy_update, policy_remove, policy_rule_insert, policy_rule_remove, pbx_list, pbx_show,
         pbx_add, pbx_update, pbx_remove, pbx_host_key, pbx_trust, pbx_check, pbx_pending,
         pbx_render, pbx_diff, pbx_trace, pbx_history, pbx_apply, pbx_status,
-        audit_list, openapi_json),
+        audit_list, user_invite, user_self_service_remove, me_accept, me_login, me_logout,
+        me_show, me_update, me_set_pin, me_password, me_devices, openapi_json),
     components(schemas(ApiError, ApiTokens, Login, Refresh, NewApiToken, ApiToken, CreatedApiToken,
         Operator, NewOperator, Live, Tenant, NewTenant, TenantPatch,
         UserSummary, User, NewUser, UserPatch, Device, NewDevice, RevealedDevice, Did, NewDid,
         DidPatch, Trunk, NewTrunk, TrunkPatch, Policy, NewPolicy, PolicyPatch, PolicyRule, Pbx,
         NewPbx, PbxPatch, HostKey, TrustKey, CheckLine, RenderView, PbxDiff, ApplyRecord,
-        ApplyRequest, ApplyEvent, ApplyReport, AuditEntry)),
+        ApplyRequest, ApplyEvent, ApplyReport, AuditEntry, SelfServiceInvite,
+        SelfServiceSession, Me, MePatch, MeDevice, DeviceStatus, MeLogin, MeAccept, MePin, MePassword)),
     modifiers(&BearerAuth, &ErrorResponses)
 )]
 struct ApiDoc;

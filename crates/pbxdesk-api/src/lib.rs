@@ -12,6 +12,8 @@
 mod audit;
 mod auth;
 mod doc;
+mod me;
+mod page;
 mod pbx;
 mod people;
 mod routing;
@@ -25,7 +27,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use pbxdesk_core::{Actor, ErrorCode, Workspace};
 use serde::Serialize;
@@ -196,6 +198,12 @@ impl FromRequestParts<Workspace> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, ws: &Workspace) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers)?;
+        if token.starts_with(pbxdesk_core::service::END_USER_TOKEN_PREFIX) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a user's self-service session opens /api/v1/me only",
+            ));
+        }
         let Source(source) = Source::from_parts(parts);
         Ok(Caller(ws.api_actor(token, &client_via(source)).await?))
     }
@@ -230,7 +238,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Source {
 
 /// The API's routes over a workspace.
 pub fn router(ws: Workspace) -> Router {
-    use {audit::*, auth::*, doc::*, pbx::*, people::*, routing::*};
+    use {audit::*, auth::*, doc::*, me::*, pbx::*, people::*, routing::*};
     Router::new()
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
@@ -254,6 +262,18 @@ pub fn router(ws: Workspace) -> Router {
             "/api/v1/users/{id}/devices",
             get(device_list).post(device_add),
         )
+        .route("/api/v1/users/{id}/invite", post(user_invite))
+        .route(
+            "/api/v1/users/{id}/self-service",
+            delete(user_self_service_remove),
+        )
+        .route("/api/v1/me", get(me_show).patch(me_update))
+        .route("/api/v1/me/accept", post(me_accept))
+        .route("/api/v1/me/login", post(me_login))
+        .route("/api/v1/me/logout", post(me_logout))
+        .route("/api/v1/me/voicemail-pin", put(me_set_pin))
+        .route("/api/v1/me/password", put(me_password))
+        .route("/api/v1/me/devices", get(me_devices))
         .route("/api/v1/devices/{id}", delete(device_remove))
         .route("/api/v1/devices/{id}/reveal", post(device_reveal))
         .route("/api/v1/dids", post(did_add))
@@ -298,6 +318,9 @@ pub fn router(ws: Workspace) -> Router {
         .route("/api/v1/pending", get(pbx_pending))
         .route("/api/v1/audit", get(audit_list))
         .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/self", get(page::self_root))
+        .route("/self/", get(page::self_index))
+        .route("/self/{*path}", get(page::self_file))
         .layer(axum::Extension(std::sync::Arc::new(
             LoginThrottle::default(),
         )))

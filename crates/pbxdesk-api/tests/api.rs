@@ -922,3 +922,305 @@ async fn plain_http_is_refused_off_loopback() {
     );
     assert!(bound.fingerprint().is_none());
 }
+
+/// User `i` of acme-dental (in extension order), invited by its tenant_admin: (id, invite).
+async fn invite_acme_user(a: &Api, i: usize) -> (i64, Value) {
+    let admin = a.login("acme-admin").await;
+    let admin = admin["access_token"].as_str().unwrap();
+    let (_, users, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme-dental/users",
+            Some(admin),
+            None,
+        )
+        .await;
+    let id = users[i]["id"].as_i64().unwrap();
+    let (s, invite, h) = a
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{id}/invite"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{invite}");
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    (id, invite)
+}
+
+#[tokio::test]
+async fn an_end_user_sees_and_changes_only_their_own_settings() {
+    let a = api().await;
+    let (id, invite) = invite_acme_user(&a, 0).await;
+    let secret = invite["invite"].as_str().unwrap();
+    assert!(secret.starts_with("pbxi_"));
+    assert!(!workspace_holds(&a, secret), "the invite is kept hashed");
+    let accept = |password: &str| json!({"invite": secret, "password": password});
+    // A short password is refused, and the invite still works after.
+    let (s, v, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/me/accept",
+            None,
+            Some(accept("short")),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("password")),
+        "{v}"
+    );
+    let (s, session, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/me/accept",
+            None,
+            Some(accept("my own passphrase 1")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{session}");
+    let me_token = session["token"].as_str().unwrap().to_owned();
+    let me_token = me_token.as_str();
+    // Used once.
+    let (s, _, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/me/accept",
+            None,
+            Some(accept("another passphrase 2")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Their own settings, and nothing of a colleague: no other name appears in any answer.
+    let (s, me, _) = a
+        .call(Method::GET, "/api/v1/me", Some(me_token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert_eq!(me["tenant"], "acme-dental");
+    let owner = a.ws.local_owner().unwrap();
+    let colleagues = a.ws.user_list(&owner, "acme-dental").await.unwrap();
+    assert_eq!(me["display_name"], colleagues[0].display_name.as_str());
+    let (_, devices, _) = a
+        .call(Method::GET, "/api/v1/me/devices", Some(me_token), None)
+        .await;
+    // The demo PBX's host key is not trusted: no live status, said so, not an error.
+    assert_eq!(devices[0]["status"], "unknown", "{devices}");
+    for answer in [&me, &devices] {
+        for c in &colleagues[1..] {
+            assert!(!answer.to_string().contains(&c.display_name), "{answer}");
+        }
+    }
+
+    // DND and a forward to a colleague's extension; the audit names the user and the address.
+    let to = colleagues[1].extension.to_string();
+    let (s, v, _) = a
+        .call_from(
+            Some("192.0.2.44:5000"),
+            Method::PATCH,
+            "/api/v1/me",
+            Some(me_token),
+            Some(json!({"dnd": true, "forward_busy": to, "expected_version": me["version"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["dnd"].as_bool(), v["forward_busy"].as_str()),
+        (Some(true), Some(to.as_str()))
+    );
+    let user = a.ws.user_show(&owner, id).await.unwrap();
+    assert!(user.dnd);
+    let audit = a.ws.audit_list(&owner, &Default::default()).await.unwrap();
+    let last = audit.iter().find(|e| e.action == "user.update").unwrap();
+    assert_eq!(last.actor, format!("user:acme-dental/{}", user.extension));
+    assert_eq!(last.via.as_deref(), Some("api 192.0.2.44"));
+
+    // What a user may not change, or may not set so, is refused with its field; nothing written.
+    for (body, field) in [
+        (json!({"name": "Mallory"}), None),
+        (json!({"role": "admin"}), None),
+        (
+            json!({"forward_always": "${SHELL(id)}"}),
+            Some("forward_always"),
+        ),
+        (
+            json!({"forward_always": "100;hangup"}),
+            Some("forward_always"),
+        ),
+        (json!({"forward_always": "1\n2"}), Some("forward_always")),
+        (
+            json!({"forward_always": "9".repeat(10_000)}),
+            Some("forward_always"),
+        ),
+        (
+            json!({"forward_always": user.extension.to_string()}),
+            Some("forward_always"),
+        ),
+        (json!({"dnd": false, "expected_version": 1}), None),
+    ] {
+        let (s, v, _) = a
+            .call(
+                Method::PATCH,
+                "/api/v1/me",
+                Some(me_token),
+                Some(body.clone()),
+            )
+            .await;
+        assert!(s.is_client_error(), "{body} → {s} {v}");
+        if field.is_some() {
+            assert_eq!(v["field"].as_str(), field, "{body} → {v}");
+        }
+    }
+    assert_eq!(
+        a.ws.user_show(&owner, id).await.unwrap(),
+        user,
+        "nothing changed"
+    );
+    for pin in ["12", "12a4", "1234567890123", "١٢٣٤"] {
+        let (s, v, _) = a
+            .call(
+                Method::PUT,
+                "/api/v1/me/voicemail-pin",
+                Some(me_token),
+                Some(json!({"pin": pin})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{pin}: {v}");
+        assert_eq!(v["field"], "pin", "the request's own field: {v}");
+        assert!(!v.to_string().contains(pin), "a PIN is never echoed: {v}");
+    }
+    let (s, v, _) = a
+        .call(
+            Method::PUT,
+            "/api/v1/me/voicemail-pin",
+            Some(me_token),
+            Some(json!({"pin": "4711"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["voicemail_pin_set"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{v}"
+    );
+
+    // An end user's token opens no operator route, and an operator's opens no /me.
+    let colleague = colleagues[1].id;
+    for path in [
+        format!("/api/v1/users/{colleague}"),
+        format!("/api/v1/users/{id}"),
+        "/api/v1/tenants/acme-dental/users".to_owned(),
+        "/api/v1/audit".to_owned(),
+    ] {
+        let (s, v, _) = a.call(Method::GET, &path, Some(me_token), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+    }
+    let msp = a.login("msp").await;
+    let (s, _, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/me",
+            msp["access_token"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Login with the password set; a wrong one, another tenant, or no such e-mail all read alike.
+    let login = |tenant: &str, email: &str, password: &str| json!({"tenant": tenant, "email": email, "password": password});
+    let email = user.email.as_str();
+    for body in [
+        login("acme-dental", email, "wrong passphrase 1"),
+        login("globex", email, "my own passphrase 1"),
+        login("acme-dental", "nobody@acme.example", "my own passphrase 1"),
+        login("ACME; DROP", email, "my own passphrase 1"),
+    ] {
+        let (s, v, _) = a
+            .call(Method::POST, "/api/v1/me/login", None, Some(body))
+            .await;
+        assert_eq!(
+            (s, v["message"].as_str()),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some("unknown user or wrong password")
+            )
+        );
+    }
+    let (s, v, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/me/login",
+            None,
+            Some(login("acme-dental", email, "my own passphrase 1")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let second = v["token"].as_str().unwrap().to_owned();
+
+    // Removing self-service ends every session at once.
+    let admin = a.login("acme-admin").await;
+    let (s, _, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{id}/self-service"),
+            admin["access_token"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    for t in [me_token, second.as_str()] {
+        let (s, _, _) = a.call(Method::GET, "/api/v1/me", Some(t), None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_or_suspended_user_loses_self_service_at_once() {
+    let a = api().await;
+    // The last user: no number routes to them, so they can be deleted.
+    let (id, invite) = invite_acme_user(&a, 4).await;
+    let (s, session, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/me/accept",
+            None,
+            Some(json!({"invite": invite["invite"], "password": "my own passphrase 1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let token = session["token"].as_str().unwrap();
+    let owner = a.ws.local_owner().unwrap();
+    a.ws.user_set_status(&owner, id, pbxdesk_core::domain::UserStatus::Suspended)
+        .await
+        .unwrap();
+    let (s, _, _) = a.call(Method::GET, "/api/v1/me", Some(token), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "suspended");
+    a.ws.user_set_status(&owner, id, pbxdesk_core::domain::UserStatus::Active)
+        .await
+        .unwrap();
+    let (s, _, _) = a.call(Method::GET, "/api/v1/me", Some(token), None).await;
+    assert_eq!(s, StatusCode::OK, "resumed");
+    // A suspended user cannot be invited; an invite to a deleted one cannot be taken.
+    let (_, again, _) = {
+        let admin = a.login("acme-admin").await;
+        a.call(
+            Method::POST,
+            &format!("/api/v1/users/{id}/invite"),
+            admin["access_token"].as_str(),
+            None,
+        )
+        .await
+    };
+    a.ws.user_delete(&owner, id).await.unwrap();
+    let (s, _, _) = a.call(Method::GET, "/api/v1/me", Some(token), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "deleted");
+    let (s, _, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/me/accept",
+            None,
+            Some(json!({"invite": again["invite"], "password": "my own passphrase 2"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}

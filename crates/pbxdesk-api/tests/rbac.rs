@@ -23,13 +23,18 @@ use std::collections::BTreeSet;
 use tower::ServiceExt;
 
 /// The callers, in the order of a row's expectations.
-const CALLERS: [&str; 5] = [
+const CALLERS: [&str; 6] = [
     "msp_admin",
     "technician",
     "tenant_admin",
     "auditor",
     "token",
+    "end_user",
 ];
+
+/// The end user (of acme-dental) is refused every operator operation: a row of five letters
+/// gets `F` for it.
+const END_USER: usize = 5;
 
 /// What a row is about: a thing made for each call, whose id or name fills the path.
 #[derive(Clone, Copy)]
@@ -42,6 +47,8 @@ enum Target {
     Trunk,
     Pbx,
     Token,
+    /// A user of the tenant with self-service (invited).
+    Invited(&'static str),
 }
 
 struct Row {
@@ -52,7 +59,7 @@ struct Row {
     path: &'static str,
     body: Option<&'static str>,
     target: Target,
-    /// One letter per caller: `O` allowed, `F` forbidden (403), `H` not there (404), `C` a
+    /// One letter per caller (five: the end user gets `F`): `O` allowed, `F` forbidden (403), `H` not there (404), `C` a
     /// conflict (409).
     expect: &'static str,
 }
@@ -704,6 +711,80 @@ fn rows() -> Vec<Row> {
             T::Pbx,
             "OOHOH",
         ),
+        // self-service: operators invite and remove; only the end user opens /me
+        row(
+            M::POST,
+            "/api/v1/users/{id}/invite",
+            "/api/v1/users/{id}/invite",
+            None,
+            T::User(ACME),
+            "OOOFO",
+        ),
+        row(
+            M::POST,
+            "/api/v1/users/{id}/invite",
+            "/api/v1/users/{id}/invite",
+            None,
+            T::User(GLOBEX),
+            "OOHFH",
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/users/{id}/self-service",
+            "/api/v1/users/{id}/self-service",
+            None,
+            T::Invited(ACME),
+            "OOOFO",
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/users/{id}/self-service",
+            "/api/v1/users/{id}/self-service",
+            None,
+            T::Invited(GLOBEX),
+            "OOHFH",
+        ),
+        row(M::GET, "/api/v1/me", "/api/v1/me", None, T::None, "FFFFFO"),
+        row(
+            M::PATCH,
+            "/api/v1/me",
+            "/api/v1/me",
+            Some(r#"{"dnd": true}"#),
+            T::None,
+            "FFFFFO",
+        ),
+        row(
+            M::PUT,
+            "/api/v1/me/voicemail-pin",
+            "/api/v1/me/voicemail-pin",
+            Some(r#"{"pin": "4711"}"#),
+            T::None,
+            "FFFFFO",
+        ),
+        row(
+            M::PUT,
+            "/api/v1/me/password",
+            "/api/v1/me/password",
+            Some(r#"{"current_password": "self password 1", "new_password": "self password 1"}"#),
+            T::None,
+            "FFFFFO",
+        ),
+        row(
+            M::GET,
+            "/api/v1/me/devices",
+            "/api/v1/me/devices",
+            None,
+            T::None,
+            "FFFFFO",
+        ),
+        row(
+            M::POST,
+            "/api/v1/me/logout",
+            "/api/v1/me/logout",
+            None,
+            T::None,
+            "FFFFFO",
+        ),
         // the audit: a tenant_admin's holds its tenants' entries
         row(
             M::GET,
@@ -717,9 +798,11 @@ fn rows() -> Vec<Row> {
 }
 
 /// Operations anyone may call, without a token.
-const PUBLIC: [(&str, &str); 3] = [
+const PUBLIC: [(&str, &str); 5] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/me/login"),
+    ("post", "/api/v1/me/accept"),
     ("get", "/api/v1/openapi.json"),
 ];
 
@@ -789,7 +872,39 @@ impl World {
             .await
             .unwrap();
         w.tokens.push(made.secret);
+        let me = w.invited(ACME, 0).await;
+        let session = w.accept(&me).await;
+        w.tokens.push(session);
         w
+    }
+
+    /// A new user of `tenant` invited to self-service: its id and the invite.
+    async fn invited(&self, tenant: &str, n: u32) -> (i64, String) {
+        let u = self
+            .ws
+            .user_create(
+                &self.owner,
+                &NewUser {
+                    tenant: tenant.into(),
+                    name: format!("Self {n}"),
+                    email: format!("self{n}@{tenant}.example"),
+                    ..NewUser::default()
+                },
+            )
+            .await
+            .unwrap();
+        let invite = self.ws.user_invite(&self.owner, u.id).await.unwrap();
+        (u.id, invite.invite)
+    }
+
+    /// Takes the invite over HTTP: the end user's session token.
+    async fn accept(&self, (_, invite): &(i64, String)) -> String {
+        let body = format!(r#"{{"invite": "{invite}", "password": "self password 1"}}"#);
+        let (s, v) = self
+            .call(Method::POST, "/api/v1/me/accept", None, Some(body))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
     }
 
     fn next(&self) -> u32 {
@@ -890,6 +1005,7 @@ impl World {
                 pbx.profile.ssh_port = Some(1);
                 ws.pbx_add(o, &pbx).await.unwrap().name
             }
+            Target::Invited(t) => self.invited(t, n).await.0.to_string(),
             Target::Token => {
                 ws.api_token_create(
                     o,
@@ -925,8 +1041,12 @@ async fn every_operation_answers_each_role_as_the_matrix_says() {
     let rows = rows();
     let mut wrong = Vec::new();
     for r in &rows {
-        assert_eq!(r.expect.len(), CALLERS.len(), "{} {}", r.method, r.path);
-        for (i, want) in r.expect.chars().enumerate() {
+        let expect = match r.expect.len() {
+            5 => format!("{}F", r.expect),
+            _ => r.expect.to_owned(),
+        };
+        assert_eq!(expect.len(), CALLERS.len(), "{} {}", r.method, r.path);
+        for (i, want) in expect.chars().enumerate() {
             let n = w.next();
             let id = w.prepare(r.target, n).await;
             let path = r
@@ -938,6 +1058,8 @@ async fn every_operation_answers_each_role_as_the_matrix_says() {
             // The logout row ends the caller's session: it gets a fresh one after.
             let token = if r.path == "/api/v1/auth/logout" && i < 4 {
                 w.fresh_token(i).await
+            } else if r.path == "/api/v1/me/logout" && i == END_USER {
+                w.fresh_end_user_session().await
             } else {
                 w.tokens[i].clone()
             };
@@ -986,6 +1108,18 @@ async fn every_operation_answers_each_role_as_the_matrix_says() {
 }
 
 impl World {
+    /// A new session for the end user, for the row that ends one.
+    async fn fresh_end_user_session(&self) -> String {
+        let body = format!(
+            r#"{{"tenant": "{ACME}", "email": "self0@{ACME}.example", "password": "self password 1"}}"#
+        );
+        let (s, v) = self
+            .call(Method::POST, "/api/v1/me/login", None, Some(body))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
     /// A new session for caller `i` (an operator), for the rows that end one.
     async fn fresh_token(&self, i: usize) -> String {
         let name = ["msp", "tech", "acme-admin", "auditor"][i];

@@ -448,6 +448,15 @@ enum UserCmd {
     Delete {
         user: String,
     },
+    /// Invites the user to self-service: prints the invite (once) they take on the
+    /// self-service page of `pbxdesk serve` (/self/) to set their own password.
+    Invite {
+        user: String,
+    },
+    /// Ends the user's self-service: the invite, their password and their sessions.
+    RemoveSelfService {
+        user: String,
+    },
 }
 
 #[derive(Args)]
@@ -1223,6 +1232,13 @@ async fn with_actor(
             UserCmd::Delete { user } => {
                 Box::new(ws.user_delete(me, ws.user_resolve(me, user).await?).await?)
             }
+            UserCmd::Invite { user } => {
+                Box::new(ws.user_invite(me, ws.user_resolve(me, user).await?).await?)
+            }
+            UserCmd::RemoveSelfService { user } => Box::new(
+                ws.user_self_service_remove(me, ws.user_resolve(me, user).await?)
+                    .await?,
+            ),
         },
         Command::Device(cmd) => match cmd {
             DeviceCmd::Add {

@@ -3,7 +3,7 @@
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use pbxdesk_core::model::{
     ApiToken, AuditEntry, CheckLine, CreatedApiToken, Device, Did, Operator, Pbx, Policy,
-    PolicyRule, RevealedDevice, Tenant, Trunk, User, UserSummary,
+    PolicyRule, RevealedDevice, SelfServiceInvite, Tenant, Trunk, User, UserSummary,
 };
 use pbxdesk_core::service::{
     ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, Live, PbxDiff, RenderWritten,
@@ -418,6 +418,22 @@ impl Human for CreatedApiToken {
             "{}\n{}\n(shown this once: keep it where the automation reads it)",
             Human::human(&self.token),
             pairs(&[("token", self.secret.clone())])
+        )
+    }
+}
+
+impl Human for SelfServiceInvite {
+    fn human(&self) -> String {
+        format!(
+            "{}\n(shown this once: the user opens the self-service page of `pbxdesk serve`, \
+             /self/?tenant={}#invite=…, and sets their password; good until {})",
+            pairs(&[
+                ("tenant", self.tenant.clone()),
+                ("login", self.email.clone()),
+                ("invite", self.invite.clone()),
+            ]),
+            self.tenant,
+            utc(self.expires_at)
         )
     }
 }

@@ -560,3 +560,163 @@ pbxdesk_render::debug_redacted!(UserPatch { name, email, role, outbound_caller_i
 pbxdesk_render::debug_redacted!(NewTrunk { pbx, name, host, port, transport, register, username, from_domain, from_user, codecs, enabled, tenants } secret { password });
 pbxdesk_render::debug_redacted!(TrunkPatch { host, port, transport, register, username, from_domain, from_user, codecs, enabled, tenants, expected_version } secret { password });
 pbxdesk_render::debug_redacted!(RevealedDevice { device } secret { sip_password });
+
+/// An invite to self-service, shown this once: the user takes it with a password of their own.
+#[derive(Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SelfServiceInvite {
+    /// The user's tenant (their login names it).
+    pub tenant: String,
+    /// The user's e-mail (their login name).
+    pub email: String,
+    /// The invite (`pbxi_…`), for the self-service page's "set your password".
+    pub invite: String,
+    /// When it stops working (ms since the epoch).
+    #[cfg_attr(feature = "specta", specta(type = f64))]
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for SelfServiceInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfServiceInvite")
+            .field("tenant", &self.tenant)
+            .field("email", &self.email)
+            .field("invite", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// An end user's session, given at login or when an invite is taken.
+#[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SelfServiceSession {
+    /// The bearer token (`pbxu_…`) for `Authorization: Bearer …` on `/api/v1/me`.
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds the session lasts.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for SelfServiceSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfServiceSession")
+            .field("token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// What an end user sees of themselves: their own settings, nothing of anyone else.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Me {
+    pub tenant: String,
+    pub extension: u32,
+    pub display_name: String,
+    pub email: String,
+    pub dnd: bool,
+    pub forward_always: Option<String>,
+    pub forward_busy: Option<String>,
+    pub forward_no_answer: Option<String>,
+    /// DND or a forward is saved but not yet on the PBX (it could not be reached).
+    pub features_pending: bool,
+    pub voicemail_enabled: bool,
+    pub voicemail_pin_set: bool,
+    /// The PIN is saved but not yet in the mailbox.
+    pub voicemail_pin_pending: bool,
+    /// Give it back as `expected_version` so a change made meanwhile is not overwritten.
+    pub version: i64,
+}
+
+impl Me {
+    pub(crate) fn of(u: User) -> Me {
+        Me {
+            tenant: u.tenant,
+            extension: u.extension,
+            display_name: u.display_name,
+            email: u.email,
+            dnd: u.dnd,
+            forward_always: u.forward_always,
+            forward_busy: u.forward_busy,
+            forward_no_answer: u.forward_no_answer,
+            features_pending: u.features_pending,
+            voicemail_enabled: u.voicemail_enabled,
+            voicemail_pin_set: u.voicemail_pin_set,
+            voicemail_pin_pending: u.voicemail_pin_pending,
+            version: u.version,
+        }
+    }
+}
+
+/// What an end user may change of themselves. A forward: an extension of their tenant or an
+/// external number; empty clears it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MePatch {
+    pub dnd: Option<bool>,
+    pub forward_always: Option<String>,
+    pub forward_busy: Option<String>,
+    pub forward_no_answer: Option<String>,
+    pub expected_version: Option<i64>,
+}
+
+/// Whether a device is registered now.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    /// At least one contact that answers.
+    Registered,
+    /// Registered, but its contacts do not answer.
+    Unreachable,
+    /// Not registered.
+    Offline,
+    /// The PBX could not be reached or read just now.
+    Unknown,
+}
+
+/// One of an end user's devices and its status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MeDevice {
+    pub label: String,
+    pub sip_username: String,
+    pub status: DeviceStatus,
+    /// Where it registered from and what it is, one line per contact.
+    pub contacts: Vec<String>,
+}
+
+impl MeDevice {
+    pub(crate) fn of(d: &Device, live: Option<&pbxdesk_remote::live::LiveState>) -> MeDevice {
+        let endpoint = live.map(|l| l.endpoints.get(&d.sip_username));
+        let status = match endpoint {
+            None => DeviceStatus::Unknown,
+            Some(None) => DeviceStatus::Offline,
+            Some(Some(e)) if e.contacts.is_empty() => DeviceStatus::Offline,
+            Some(Some(e)) if e.registered() => DeviceStatus::Registered,
+            Some(Some(_)) => DeviceStatus::Unreachable,
+        };
+        let contacts = endpoint
+            .flatten()
+            .map(|e| {
+                e.contacts
+                    .iter()
+                    .map(|c| match &c.user_agent {
+                        Some(ua) => format!("{} ({ua})", c.uri),
+                        None => c.uri.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        MeDevice {
+            label: d.label.clone(),
+            sip_username: d.sip_username.clone(),
+            status,
+            contacts,
+        }
+    }
+}

@@ -256,9 +256,15 @@ pub fn generate_sip_password() -> SecretString {
 /// An API bearer token: 256 bits from the OS RNG, hex (`pbxd_` and 64 hex digits, so a token
 /// pasted into a ticket is recognizable and can be revoked).
 pub fn generate_api_token() -> SecretString {
+    generate_token("pbxd_")
+}
+
+/// A bearer secret: `prefix` and 256 bits from the OS RNG, hex. The prefix says what it is
+/// (a session, an automation token, an end user's session, an invite).
+pub fn generate_token(prefix: &str) -> SecretString {
     let mut b = [0u8; 32];
     OsRng.fill_bytes(&mut b);
-    SecretString::from(format!("pbxd_{}", hex::encode(b)))
+    SecretString::from(format!("{prefix}{}", hex::encode(b)))
 }
 
 /// How an automation token begins (a session's access token begins `pbxd_`): the API tells
@@ -267,9 +273,7 @@ pub const AUTOMATION_TOKEN_PREFIX: &str = "pbxt_";
 
 /// A new automation token: the prefix and 256 random bits, hex.
 pub fn generate_automation_token() -> SecretString {
-    let mut b = [0u8; 32];
-    OsRng.fill_bytes(&mut b);
-    SecretString::from(format!("{AUTOMATION_TOKEN_PREFIX}{}", hex::encode(b)))
+    generate_token(AUTOMATION_TOKEN_PREFIX)
 }
 
 /// What the store keeps of an API token: its SHA-256, hex. A token has 256 random bits, so a

@@ -68,6 +68,18 @@ impl Actor {
         }
     }
 
+    /// What an end user's own changes run as (`self_service`): named `user:TENANT/EXT`, a
+    /// tenant_admin of their tenant only. Only the `me_*` services make one, each with a patch
+    /// of what a user may change; an end user's token never becomes an `Actor` otherwise.
+    pub(crate) fn end_user(name: &str, tenant_id: i64) -> Self {
+        Actor {
+            name: name.to_owned(),
+            role: Role::TenantAdmin,
+            tenant_ids: vec![tenant_id],
+            via: None,
+        }
+    }
+
     /// The actor recorded for a change made on a phone (feature codes): `phone:TENANT/EXT`.
     pub(crate) fn phone(tenant: &str, extension: i64) -> Self {
         Actor {
@@ -258,7 +270,7 @@ fn lower_this_threads_priority() {
     }
 }
 
-async fn verify_slowly(password: &SecretString, hash: String) -> Result<bool> {
+pub(crate) async fn verify_slowly(password: &SecretString, hash: String) -> Result<bool> {
     let (answer, verdict) = tokio::sync::oneshot::channel();
     let Some(queue) = verifier() else {
         return Err(Error::Store("the password checker could not start".into()));
@@ -275,7 +287,7 @@ async fn verify_slowly(password: &SecretString, hash: String) -> Result<bool> {
 }
 
 /// A valid argon2id hash of a random string, for the unknown-user path of `login`.
-const DUMMY_HASH: &str =
+pub(crate) const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2k4mq0k4Y1lqfD1l0yL6o3aJ0T2a9bqz0c3n6m1n0wA";
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod pbx;
 mod policy;
 mod render;
 mod sealed;
+mod self_service;
 mod tenant;
 mod trunk;
 mod user;
@@ -36,6 +37,7 @@ pub use fleet::{FleetLine, FleetOutcome, FleetProgress, FleetReport, FLEET_PARAL
 pub use pbxdesk_remote::watch::Live;
 pub use policy::parse_rule;
 pub use render::{masked, PbxDiff, RenderWritten, Secrets};
+pub use self_service::{EndUser, END_USER_SESSION_MS, END_USER_TOKEN_PREFIX, INVITE_TTL_MS};
 
 use crate::error::{Error, Result, ValidationError};
 use crate::secret::{Cipher, Purpose, WorkspaceKey};
