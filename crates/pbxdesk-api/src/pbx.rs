@@ -300,11 +300,7 @@ pub(crate) async fn pbx_apply(
     Input(req): Input<ApplyRequest>,
 ) -> Result<Response, ApiError> {
     let source = req.source.unwrap_or(ApplySource::Workspace);
-    let streamed = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(NDJSON));
-    if !streamed {
+    if !wants_ndjson(&headers) {
         let report = ws
             .pbx_apply_with(&a, &name, &req.options, source, None)
             .await?;
@@ -345,37 +341,32 @@ pub(crate) async fn pbx_apply(
             Some(ev) => ev,
             None => rx.recv().await?,
         };
-        let mut line = serde_json::to_vec(&ev).unwrap_or_default();
-        line.push(b'\n');
         Some((
-            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line)),
+            Ok::<_, std::convert::Infallible>(ndjson_line(&ev)),
             (None, rx),
         ))
     });
-    Ok((
-        [
-            (header::CONTENT_TYPE, NDJSON),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        axum::body::Body::from_stream(lines),
-    )
-        .into_response())
+    Ok(ndjson_response(axum::body::Body::from_stream(lines)))
 }
 
 const NDJSON: &str = "application/x-ndjson";
 
 /// What a PBX is doing now, over AMI: health, trunk registrations, phones, calls (a
 /// tenant_admin's view holds only its own). Waits for the first full read; 502 when the PBX
-/// cannot be reached.
+/// cannot be reached. With `Accept: application/x-ndjson` it goes on: one line per change (at
+/// most every `STATUS_EVERY`), for as long as the client reads; a lost connection to the PBX is
+/// a line too (`connected: false`, the last known state), and so is its return.
 #[utoipa::path(get, path = "/api/v1/pbxs/{name}/status", tag = "live",
     security(("bearer" = [])), params(("name" = String, Path, description = "the PBX's name")),
-    responses((status = 200, body = Live), (status = 404, body = ApiError),
-        (status = 502, body = ApiError)))]
+    responses((status = 200, description = "the live state, or one line per change",
+            content((Live = "application/json"), (Live = "application/x-ndjson"))),
+        (status = 404, body = ApiError), (status = 502, body = ApiError)))]
 pub(crate) async fn pbx_status(
     State(ws): State<Workspace>,
     Caller(a): Caller,
     Param(name): Param<String>,
-) -> ApiResult<Live> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let mut rx = ws.pbx_watch(&a, &name).await?;
     let first = rx
         .wait_for(|l| l.connected || l.last_error.is_some())
@@ -388,5 +379,53 @@ pub(crate) async fn pbx_status(
             first.last_error.unwrap_or_default()
         ))));
     }
-    Ok(Json(first))
+    if !wants_ndjson(&headers) {
+        return Ok(Json(first).into_response());
+    }
+    rx.mark_unchanged();
+    // The receiver is the view: while the client reads, the PBX stays watched; when it goes,
+    // the stream and the view are dropped, and the watcher ends with its last view.
+    let lines = futures_util::stream::unfold((Some(first), rx), |(next, mut rx)| async move {
+        let live = match next {
+            Some(l) => l,
+            None => {
+                // Changes that come together go as one line.
+                tokio::time::sleep(STATUS_EVERY).await;
+                rx.changed().await.ok()?;
+                rx.borrow_and_update().clone()
+            }
+        };
+        Some((
+            Ok::<_, std::convert::Infallible>(ndjson_line(&live)),
+            (None, rx),
+        ))
+    });
+    Ok(ndjson_response(axum::body::Body::from_stream(lines)))
+}
+
+/// The shortest time between two lines of a streamed status.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn wants_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(NDJSON))
+}
+
+fn ndjson_line<T: serde::Serialize>(v: &T) -> axum::body::Bytes {
+    let mut line = serde_json::to_vec(v).unwrap_or_default();
+    line.push(b'\n');
+    axum::body::Bytes::from(line)
+}
+
+fn ndjson_response(body: axum::body::Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, NDJSON),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -1,7 +1,8 @@
 //! The apply over HTTP against the PBX test double (Debian's sshd on loopback, the stateful
 //! Asterisk double, MariaDB with Asterisk's realtime tables; see `pbxdesk-core/tests/pbx_double`):
 //! with `Accept: application/x-ndjson` each step arrives as it ends, before the apply is over,
-//! then the report; without it, the report alone; the history over HTTP holds it.
+//! then the report; without it, the report alone; the history over HTTP holds it. The live
+//! status streamed the same way follows a phone registering and leaving.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
 
@@ -177,4 +178,79 @@ async fn an_apply_streams_its_steps_as_they_end_then_its_report() {
     assert_eq!(history[0]["outcome"], report["outcome"]);
     assert_eq!(history[0]["steps"], report["steps"]);
     assert_eq!(history[0]["actor"], "tech");
+
+    // The live status as a stream: the state at once, then a line when a phone registers and
+    // when it leaves, for as long as the client reads.
+    let res = router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/api/v1/pbxs/demo-pbx/status")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::ACCEPT, "application/x-ndjson")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/x-ndjson");
+    let mut status = Lines::new(res.into_body());
+    let first = status.next().await;
+    assert_eq!(first["connected"], true, "{first}");
+    let contacts = |l: &Value| {
+        l["state"]["endpoints"]["acme-dental-100"]["contacts"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(contacts(&first), 0);
+    pbx.ast
+        .register("acme-dental-100", 5071, "stream-test-phone/1.0");
+    let registered = status.until(|l| contacts(l) == 1).await;
+    let contact = &registered["state"]["endpoints"]["acme-dental-100"]["contacts"][0];
+    assert_eq!(contact["user_agent"], "stream-test-phone/1.0", "{contact}");
+    pbx.ast.unregister("acme-dental-100");
+    status.until(|l| contacts(l) == 0).await;
+}
+
+/// The lines of an NDJSON body, as they come.
+struct Lines {
+    body: Body,
+    text: String,
+}
+
+impl Lines {
+    fn new(body: Body) -> Lines {
+        Lines {
+            body,
+            text: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Value {
+        tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                if let Some(i) = self.text.find('\n') {
+                    let line: Value = serde_json::from_str(&self.text[..i]).unwrap();
+                    self.text.drain(..=i);
+                    return line;
+                }
+                let frame = self.body.frame().await.unwrap().unwrap();
+                self.text
+                    .push_str(std::str::from_utf8(frame.data_ref().unwrap()).unwrap());
+            }
+        })
+        .await
+        .expect("no line within 15 s")
+    }
+
+    /// The first line that `ok` takes.
+    async fn until(&mut self, ok: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let line = self.next().await;
+            if ok(&line) {
+                return line;
+            }
+        }
+    }
 }
