@@ -2,6 +2,9 @@
 //! TypeScript contract (ui/src/bindings.ts) is generated from these signatures by
 //! tauri-specta, and a test fails when the committed file is stale.
 
+mod local_api;
+
+use local_api::{LocalApi, LocalApiSetting, LocalServer};
 use pbxdesk_core::domain::{TenantStatus, UserStatus};
 use pbxdesk_core::model::{
     CheckLine, Device, Did, DidPatch, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
@@ -75,6 +78,8 @@ pub struct AppState {
     /// A view that ends by itself (the window stopped taking its updates) removes itself.
     views: Arc<tokio::sync::Mutex<HashMap<u32, oneshot::Sender<()>>>>,
     next_view: AtomicU32,
+    /// The API on 127.0.0.1 for local automation (off unless switched on).
+    local_api: tokio::sync::Mutex<LocalServer>,
 }
 
 impl AppState {
@@ -171,6 +176,29 @@ async fn logout(s: State<'_, AppState>) -> ApiResult<AppInfo> {
         *s.actor.write().await = None;
     }
     Ok(s.info().await)
+}
+
+/// The local API's setting and state.
+#[tauri::command]
+#[specta::specta]
+async fn local_api_get(s: State<'_, AppState>) -> ApiResult<LocalApi> {
+    s.current_actor().await?;
+    Ok(s.local_api.lock().await.view())
+}
+
+/// Switches the local API on or off, or moves it to another port; kept for the next start.
+#[tauri::command]
+#[specta::specta]
+async fn local_api_set(s: State<'_, AppState>, setting: LocalApiSetting) -> ApiResult<LocalApi> {
+    s.current_actor().await?;
+    let mut server = s.local_api.lock().await;
+    server.set(&s.ws, setting).map_err(|message| ApiError {
+        code: ErrorCode::Validation,
+        message,
+        field: Some("port".into()),
+        refusal: None,
+    })?;
+    Ok(server.view())
 }
 
 #[tauri::command]
@@ -595,6 +623,8 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         device_remove,
         device_list_of_tenant,
         device_reveal,
+        local_api_get,
+        local_api_set,
     ])
 }
 
@@ -628,7 +658,8 @@ impl Startup {
         Startup { options, demo }
     }
 
-    async fn open(self) -> pbxdesk_core::Result<AppState> {
+    /// Opens the workspace; `settings` is the app's settings file (the local API's switch).
+    async fn open(self, settings: PathBuf) -> pbxdesk_core::Result<AppState> {
         let team = matches!(self.options.location, Location::Postgres(_));
         let label = self.options.label();
         let ws = Workspace::open(self.options).await?;
@@ -643,6 +674,7 @@ impl Startup {
             team,
             views: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             next_view: AtomicU32::new(1),
+            local_api: tokio::sync::Mutex::new(LocalServer::load(settings)),
         })
     }
 }
@@ -665,8 +697,15 @@ pub fn run() {
         })
         .setup(move |app| {
             builder.mount_events(app);
-            let state = tauri::async_runtime::block_on(Startup::from_env().open())
+            let settings = match std::env::var_os("PBXDESK_SETTINGS") {
+                Some(f) => PathBuf::from(f),
+                None => app.path().app_config_dir()?.join("settings.json"),
+            };
+            let state = tauri::async_runtime::block_on(Startup::from_env().open(settings))
                 .map_err(|e| format!("cannot open the workspace: {e}"))?;
+            tauri::async_runtime::block_on(async {
+                state.local_api.lock().await.start_if_enabled(&state.ws);
+            });
             app.manage(state);
             Ok(())
         })
@@ -692,9 +731,105 @@ mod tests {
             options,
             demo: false,
         }
-        .open()
+        .open(dir.join("settings.json"))
         .await
         .unwrap()
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Whether something answers `GET /api/v1/openapi.json` on the port with the document.
+    async fn answers(port: u16) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return false;
+        };
+        let req = "GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out.starts_with("HTTP/1.1 200") && out.contains("\"openapi\"")
+    }
+
+    /// The local API: off by default; switched on it answers on 127.0.0.1 and is kept so the
+    /// next start serves it again; a port taken is said, not fatal; off, it stops answering.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_local_api_starts_on_loopback_when_switched_on_and_again_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(dir.path()).await;
+        let off = s.local_api.lock().await.view();
+        assert!(!off.enabled && off.url.is_none(), "{off:?}");
+        let port = free_port();
+        let on = LocalApiSetting {
+            enabled: true,
+            port,
+        };
+        let view = {
+            let mut server = s.local_api.lock().await;
+            server.set(&s.ws, on.clone()).unwrap();
+            server.view()
+        };
+        assert_eq!(
+            view.url.as_deref(),
+            Some(format!("http://127.0.0.1:{port}/api/v1").as_str())
+        );
+        assert!(answers(port).await, "switched on: it answers");
+        let err = s
+            .local_api
+            .lock()
+            .await
+            .set(
+                &s.ws,
+                LocalApiSetting {
+                    enabled: true,
+                    port: 80,
+                },
+            )
+            .unwrap_err();
+        assert!(err.contains("1024"), "{err}");
+        assert!(answers(port).await, "a refused setting changes nothing");
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        // The next start serves it again; a port someone else holds is said in the view.
+        let s = state(dir.path()).await;
+        s.local_api.lock().await.start_if_enabled(&s.ws);
+        assert!(answers(port).await, "started again with the app");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = taken.local_addr().unwrap().port();
+        let view = {
+            let mut server = s.local_api.lock().await;
+            server
+                .set(
+                    &s.ws,
+                    LocalApiSetting {
+                        enabled: true,
+                        port: busy,
+                    },
+                )
+                .unwrap();
+            server.view()
+        };
+        assert!(view.url.is_none() && view.error.is_some(), "{view:?}");
+        s.local_api
+            .lock()
+            .await
+            .set(
+                &s.ws,
+                LocalApiSetting {
+                    enabled: false,
+                    port,
+                },
+            )
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!answers(port).await, "switched off: nothing answers");
     }
 
     /// A view whose window stopped taking updates (a page reloaded, a window gone) leaves the

@@ -13,6 +13,7 @@ import { useCallback, useEffect, useState } from "react";
 import { call } from "./api";
 import { type AppInfo, commands, type Pbx, type Tenant } from "./bindings";
 import { FleetView } from "./FleetView";
+import { LocalApiControl } from "./LocalApiControl";
 import { LoginScreen } from "./LoginScreen";
 import { NewPbxModal } from "./NewPbxModal";
 import { NewTenantModal } from "./NewTenantModal";
@@ -75,6 +76,7 @@ export function App() {
               <Text size="sm" c="dimmed" title={info.workspace}>
                 {info.operator} · {info.team ? info.workspace : info.workspace.split("/").pop()}
               </Text>
+              <LocalApiControl />
               {info.team && (
                 <Button
                   size="compact-xs"

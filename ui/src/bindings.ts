@@ -65,6 +65,10 @@ export const commands = {
 	deviceRemove: (id: number) => typedError<Device, ApiError_Serialize>(__TAURI_INVOKE("device_remove", { id })),
 	deviceListOfTenant: (tenant: string) => typedError<Device[], ApiError_Serialize>(__TAURI_INVOKE("device_list_of_tenant", { tenant })),
 	deviceReveal: (id: number) => typedError<RevealedDevice, ApiError_Serialize>(__TAURI_INVOKE("device_reveal", { id })),
+	/**  The local API's setting and state. */
+	localApiGet: () => typedError<LocalApi_Serialize, ApiError_Serialize>(__TAURI_INVOKE("local_api_get")),
+	/**  Switches the local API on or off, or moves it to another port; kept for the next start. */
+	localApiSet: (setting: LocalApiSetting) => typedError<LocalApi_Serialize, ApiError_Serialize>(__TAURI_INVOKE("local_api_set", { setting })),
 };
 
 /* Types */
@@ -617,6 +621,35 @@ export type Live_Serialize = {
 	rereads: number | null,
 	/**  Events applied so far. */
 	events: number | null,
+};
+
+/**  What the window shows: the setting, where it answers, or why it does not. */
+export type LocalApi = LocalApi_Serialize | LocalApi_Deserialize;
+
+/**  What is kept between starts. */
+export type LocalApiSetting = {
+	enabled: boolean,
+	port: number,
+};
+
+/**  What the window shows: the setting, where it answers, or why it does not. */
+export type LocalApi_Deserialize = {
+	enabled: boolean,
+	port: number,
+	/**  `http://127.0.0.1:PORT/api/v1` while it runs. */
+	url?: string | null,
+	/**  Why it is not running although switched on (the port taken, …). */
+	error?: string | null,
+};
+
+/**  What the window shows: the setting, where it answers, or why it does not. */
+export type LocalApi_Serialize = {
+	enabled: boolean,
+	port: number,
+	/**  `http://127.0.0.1:PORT/api/v1` while it runs. */
+	url: string | null,
+	/**  Why it is not running although switched on (the port taken, …). */
+	error: string | null,
 };
 
 export type NewDevice = NewDevice_Serialize | NewDevice_Deserialize;
