@@ -17,7 +17,8 @@ use crate::domain::{Email, Slug, UserStatus};
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{Me, MeDevice, MePatch, SelfServiceInvite, SelfServiceSession, User, UserPatch};
 use crate::secret::{api_token_hash, generate_token, hash_password};
-use crate::store::db_error;
+use crate::store::self_service as store;
+use crate::store::self_service::EndUserRow;
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
@@ -69,25 +70,15 @@ fn unknown_session() -> Error {
     Error::Unauthenticated("the session is unknown or has ended: log in again".into())
 }
 
-#[derive(sqlx::FromRow)]
-struct EndUserRow {
-    user_id: i64,
-    tenant_id: i64,
-    tenant: String,
-    extension: i64,
-}
-
-impl EndUserRow {
-    fn end_user(self, via: Option<String>) -> Result<EndUser> {
-        Ok(EndUser {
-            user_id: self.user_id,
-            tenant_id: self.tenant_id,
-            tenant: self.tenant,
-            extension: u32::try_from(self.extension)
-                .map_err(|_| Error::Store("extension on record is out of range".into()))?,
-            via,
-        })
-    }
+fn end_user(row: EndUserRow, via: Option<String>) -> Result<EndUser> {
+    Ok(EndUser {
+        user_id: row.user_id,
+        tenant_id: row.tenant_id,
+        tenant: row.tenant,
+        extension: u32::try_from(row.extension)
+            .map_err(|_| Error::Store("extension on record is out of range".into()))?,
+        via,
+    })
 }
 
 /// An end user's password: the operators' rule, checked before any hashing.
@@ -130,32 +121,15 @@ impl Workspace {
         let expires_at = now + INVITE_TTL_MS;
         let mut w = self.store.begin_write().await?;
         let tenant_id = self.user_tenant_id(&mut w, user_id).await?;
-        let updated = sqlx::query(
-            "UPDATE self_service SET invite_hash = $1, invite_expires_at = $2, invited_by = $3, \
-             updated_at = $4 WHERE user_id = $5",
+        store::invite(
+            &mut w.tx,
+            user_id,
+            &api_token_hash(invite.expose_secret()),
+            expires_at,
+            actor.name(),
+            now,
         )
-        .bind(api_token_hash(invite.expose_secret()))
-        .bind(expires_at)
-        .bind(actor.name())
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
-        if updated.rows_affected() == 0 {
-            sqlx::query(
-                "INSERT INTO self_service (user_id, invite_hash, invite_expires_at, invited_by, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-            )
-            .bind(user_id)
-            .bind(api_token_hash(invite.expose_secret()))
-            .bind(expires_at)
-            .bind(actor.name())
-            .bind(now)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        }
+        .await?;
         let shown = serde_json::json!({ "email": user.email, "invite_expires_at": expires_at });
         let change = Change {
             action: "user.invite",
@@ -180,17 +154,7 @@ impl Workspace {
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         let tenant_id = self.user_tenant_id(&mut w, user_id).await?;
-        sqlx::query("DELETE FROM self_service_sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        let gone = sqlx::query("DELETE FROM self_service WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        if gone.rows_affected() == 0 {
+        if !store::remove(&mut w.tx, user_id).await? {
             return Err(Error::not_found(
                 "self-service access of user",
                 format!("{}/{}", user.tenant, user.extension),
@@ -223,42 +187,17 @@ impl Workspace {
         if !invite.starts_with(INVITE_PREFIX) {
             return Err(bad_invite());
         }
-        let row: Option<EndUserRow> = sqlx::query_as(&format!(
-            "{SELECT_END_USER} WHERE s.invite_hash = $1 AND s.invite_expires_at > $2 \
-             AND u.status = 'active'"
-        ))
-        .bind(api_token_hash(invite))
-        .bind(self.now())
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(db_error)?;
-        let me = row
-            .ok_or_else(bad_invite)?
-            .end_user(via.map(str::to_owned))?;
+        let row = store::by_invite(self.store.pool(), &api_token_hash(invite), self.now()).await?;
+        let me = end_user(row.ok_or_else(bad_invite)?, via.map(str::to_owned))?;
         let hash = hash_slowly(password).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         // Taken once: of two at once, only the one that cleared it goes on.
-        let taken = sqlx::query(
-            "UPDATE self_service SET password_hash = $1, invite_hash = NULL, \
-             invite_expires_at = NULL, updated_at = $2 WHERE user_id = $3 AND invite_hash = $4",
-        )
-        .bind(&hash)
-        .bind(now)
-        .bind(me.user_id)
-        .bind(api_token_hash(invite))
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
-        if taken.rows_affected() != 1 {
+        if !store::take_invite(&mut *w.tx, me.user_id, &api_token_hash(invite), &hash, now).await? {
             return Err(bad_invite());
         }
         // Sessions of an earlier password end with it.
-        sqlx::query("DELETE FROM self_service_sessions WHERE user_id = $1")
-            .bind(me.user_id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        store::end_sessions(&mut *w.tx, me.user_id).await?;
         let change = Change {
             action: "user.self_service_activate",
             entity_type: "user",
@@ -282,17 +221,7 @@ impl Workspace {
             verify_slowly(password, DUMMY_HASH.to_owned()).await?;
             return Err(failed_login());
         };
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT u.id, s.password_hash FROM users u \
-             JOIN tenants t ON t.id = u.tenant_id \
-             JOIN self_service s ON s.user_id = u.id \
-             WHERE t.slug = $1 AND u.email = $2 AND u.status = 'active'",
-        )
-        .bind(tenant.as_str())
-        .bind(email.as_str())
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(db_error)?;
+        let row = store::for_login(self.store.pool(), tenant.as_str(), email.as_str()).await?;
         let Some((user_id, Some(hash))) = row else {
             // The same time as a real check: who has self-service cannot be probed by timing.
             verify_slowly(password, DUMMY_HASH.to_owned()).await?;
@@ -315,22 +244,14 @@ impl Workspace {
         now: i64,
     ) -> Result<SelfServiceSession> {
         let token = generate_token(END_USER_TOKEN_PREFIX);
-        sqlx::query("DELETE FROM self_service_sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO self_service_sessions (token_hash, user_id, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4)",
+        store::session_add(
+            &mut w.tx,
+            &api_token_hash(token.expose_secret()),
+            user_id,
+            now + END_USER_SESSION_MS,
+            now,
         )
-        .bind(api_token_hash(token.expose_secret()))
-        .bind(user_id)
-        .bind(now + END_USER_SESSION_MS)
-        .bind(now)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(SelfServiceSession {
             token: token.expose_secret().to_owned(),
             token_type: "Bearer".into(),
@@ -344,27 +265,14 @@ impl Workspace {
         if !token.starts_with(END_USER_TOKEN_PREFIX) {
             return Err(unknown_session());
         }
-        let row: Option<EndUserRow> = sqlx::query_as(&format!(
-            "{SELECT_END_USER} JOIN self_service_sessions x ON x.user_id = u.id \
-             WHERE x.token_hash = $1 AND x.expires_at > $2 AND u.status = 'active'"
-        ))
-        .bind(api_token_hash(token))
-        .bind(self.now())
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(db_error)?;
-        row.ok_or_else(unknown_session)?
-            .end_user(Some(via.to_owned()))
+        let row = store::by_session(self.store.pool(), &api_token_hash(token), self.now()).await?;
+        end_user(row.ok_or_else(unknown_session)?, Some(via.to_owned()))
     }
 
     /// Ends an end user's session.
     pub async fn self_service_logout(&self, token: &str) -> Result<()> {
         let mut w = self.store.begin_write().await?;
-        sqlx::query("DELETE FROM self_service_sessions WHERE token_hash = $1")
-            .bind(api_token_hash(token))
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        store::session_end(&mut *w.tx, &api_token_hash(token)).await?;
         w.commit().await
     }
 
@@ -425,13 +333,7 @@ impl Workspace {
         new: &SecretString,
     ) -> Result<()> {
         new_password(new)?;
-        let hash: Option<String> =
-            sqlx::query_scalar("SELECT password_hash FROM self_service WHERE user_id = $1")
-                .bind(me.user_id)
-                .fetch_optional(self.store.pool())
-                .await
-                .map_err(db_error)?
-                .flatten();
+        let hash = store::password_hash(self.store.pool(), me.user_id).await?;
         let ok = verify_slowly(current, hash.unwrap_or_else(|| DUMMY_HASH.to_owned())).await?;
         if !ok {
             return Err(
@@ -441,15 +343,7 @@ impl Workspace {
         let hash = hash_slowly(new).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        sqlx::query(
-            "UPDATE self_service SET password_hash = $1, updated_at = $2 WHERE user_id = $3",
-        )
-        .bind(&hash)
-        .bind(now)
-        .bind(me.user_id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        store::set_password(&mut *w.tx, me.user_id, &hash, now).await?;
         let change = Change {
             action: "user.self_service_password",
             entity_type: "user",
@@ -488,8 +382,3 @@ impl Workspace {
             .collect())
     }
 }
-
-/// A user with self-service, their tenant and extension (the end user's own row).
-const SELECT_END_USER: &str = "SELECT u.id AS user_id, u.tenant_id AS tenant_id, \
-     t.slug AS tenant, u.extension AS extension \
-     FROM self_service s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id";

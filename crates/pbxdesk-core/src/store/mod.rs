@@ -9,6 +9,7 @@ pub(crate) mod pbxes;
 pub(crate) mod pins;
 pub(crate) mod policies;
 pub(crate) mod renders;
+pub(crate) mod self_service;
 pub(crate) mod snapshot;
 pub(crate) mod tenants;
 pub(crate) mod trunks;
