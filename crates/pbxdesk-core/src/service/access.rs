@@ -11,7 +11,7 @@ use super::Workspace;
 use crate::domain::Role;
 use crate::error::{Error, Result};
 use crate::secret::verify_password;
-use crate::store::{db_error, Backend};
+use crate::store::{operators, Backend};
 use secrecy::SecretString;
 
 /// The operator on whose behalf a service call runs. Only the workspace makes one (by login,
@@ -183,15 +183,15 @@ impl Workspace {
 
     /// Checks an operator's password (argon2id) and returns the actor.
     pub async fn login(&self, username: &str, password: &SecretString) -> Result<Actor> {
-        let row: Option<(i64, Option<String>, String, i64)> = sqlx::query_as(
-            "SELECT id, password_hash, role, CAST(disabled AS INTEGER) FROM operators WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(db_error)?;
+        let row = operators::for_login(self.store.pool(), username).await?;
         let failed = || Error::Unauthenticated("unknown operator or wrong password".into());
-        let Some((id, Some(hash), role, disabled)) = row else {
+        let Some(operators::LoginRow {
+            id,
+            password_hash: Some(hash),
+            role,
+            disabled,
+        }) = row
+        else {
             // Spend the same time as a real check so names cannot be probed by timing.
             verify_slowly(password, DUMMY_HASH.to_owned()).await?;
             return Err(failed());
@@ -216,12 +216,7 @@ impl Workspace {
     ) -> Result<Actor> {
         let role = Role::parse(role)
             .map_err(|_| Error::Store("operator role on record is unknown".into()))?;
-        let tenant_ids: Vec<i64> =
-            sqlx::query_scalar("SELECT tenant_id FROM operator_tenants WHERE operator_id = $1")
-                .bind(id)
-                .fetch_all(self.store.pool())
-                .await
-                .map_err(db_error)?;
+        let tenant_ids = operators::tenant_ids(self.store.pool(), id).await?;
         Ok(Actor {
             name: username.to_owned(),
             role,

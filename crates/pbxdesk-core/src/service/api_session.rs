@@ -6,7 +6,7 @@
 use super::{Actor, Workspace};
 use crate::error::{Error, Result};
 use crate::secret::{api_token_hash, generate_api_token, AUTOMATION_TOKEN_PREFIX};
-use crate::store::db_error;
+use crate::store::api_sessions::{self, SessionRow};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -43,24 +43,12 @@ fn unknown_token() -> Error {
     Error::Unauthenticated("the token is unknown or has expired: log in again".into())
 }
 
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    operator_id: i64,
-    username: String,
-    role: String,
-    disabled: i64,
-}
-
 impl Workspace {
     /// Logs an operator in for the API: its password checked (argon2id, one at a time on the
     /// blocking pool), then a new access and refresh token.
     pub async fn api_login(&self, username: &str, password: &SecretString) -> Result<ApiTokens> {
         self.login(username, password).await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM operators WHERE username = $1")
-            .bind(username)
-            .fetch_one(self.store.pool())
-            .await
-            .map_err(db_error)?;
+        let id = api_sessions::operator_id(self.store.pool(), username).await?;
         self.api_tokens_for(id).await
     }
 
@@ -81,14 +69,10 @@ impl Workspace {
     pub async fn api_refresh(&self, refresh_token: &str) -> Result<ApiTokens> {
         let row = self.api_session(refresh_token, "refresh").await?;
         let mut w = self.store.begin_write().await?;
-        let gone = sqlx::query("DELETE FROM api_sessions WHERE token_hash = $1")
-            .bind(api_token_hash(refresh_token))
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        let gone = api_sessions::end(&mut *w.tx, &api_token_hash(refresh_token), None).await?;
         w.commit().await?;
         // Two refreshes at once: only the one that removed it goes on.
-        if gone.rows_affected() != 1 {
+        if !gone {
             return Err(unknown_token());
         }
         self.api_tokens_for(row.operator_id).await
@@ -97,27 +81,13 @@ impl Workspace {
     /// Ends an access token (a logout).
     pub async fn api_logout(&self, access_token: &str) -> Result<()> {
         let mut w = self.store.begin_write().await?;
-        sqlx::query("DELETE FROM api_sessions WHERE token_hash = $1 AND kind = 'access'")
-            .bind(api_token_hash(access_token))
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        api_sessions::end(&mut *w.tx, &api_token_hash(access_token), Some("access")).await?;
         w.commit().await
     }
 
     async fn api_session(&self, token: &str, kind: &str) -> Result<SessionRow> {
-        let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT s.operator_id AS operator_id, o.username AS username, o.role AS role, \
-             CAST(o.disabled AS INTEGER) AS disabled \
-             FROM api_sessions s JOIN operators o ON o.id = s.operator_id \
-             WHERE s.token_hash = $1 AND s.kind = $2 AND s.expires_at > $3",
-        )
-        .bind(api_token_hash(token))
-        .bind(kind)
-        .bind(self.now())
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(db_error)?;
+        let row =
+            api_sessions::live(self.store.pool(), &api_token_hash(token), kind, self.now()).await?;
         match row {
             Some(r) if r.disabled == 0 => Ok(r),
             Some(r) => Err(Error::Unauthenticated(format!(
@@ -133,28 +103,19 @@ impl Workspace {
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         // Expired sessions go as new ones come: the table holds only live ones and a few more.
-        sqlx::query("DELETE FROM api_sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        for (token, kind, ttl) in [
-            (&access, "access", ACCESS_TTL_MS),
-            (&refresh, "refresh", REFRESH_TTL_MS),
-        ] {
-            sqlx::query(
-                "INSERT INTO api_sessions (token_hash, operator_id, kind, expires_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(api_token_hash(token.expose_secret()))
-            .bind(operator_id)
-            .bind(kind)
-            .bind(now + ttl)
-            .bind(now)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        }
+        let sessions = [
+            (
+                api_token_hash(access.expose_secret()),
+                "access",
+                now + ACCESS_TTL_MS,
+            ),
+            (
+                api_token_hash(refresh.expose_secret()),
+                "refresh",
+                now + REFRESH_TTL_MS,
+            ),
+        ];
+        api_sessions::add(&mut w.tx, operator_id, &sessions, now).await?;
         w.commit().await?;
         Ok(ApiTokens {
             access_token: access.expose_secret().to_owned(),

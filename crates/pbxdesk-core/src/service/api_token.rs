@@ -13,7 +13,7 @@ use crate::domain::{LoginName, Role};
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{ApiToken, CreatedApiToken, NewApiToken};
 use crate::secret::{api_token_hash, generate_automation_token};
-use crate::store::{classify, db_error, DbFailure};
+use crate::store::api_tokens::{self, NewToken, TokenRow};
 use secrecy::ExposeSecret;
 
 /// A token's last use is written again only when it is older than this.
@@ -21,43 +21,21 @@ pub const LAST_USE_RESOLUTION_MS: i64 = 60 * 1000;
 /// The longest a token may be made for.
 pub const MAX_TOKEN_DAYS: u32 = 3650;
 
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: i64,
-    name: String,
-    role: String,
-    tenant: Option<String>,
-    tenant_id: Option<i64>,
-    created_by: String,
-    created_at: i64,
-    expires_at: Option<i64>,
-    last_used_at: Option<i64>,
-    last_used_via: Option<String>,
-    revoked_at: Option<i64>,
-}
-
-const SELECT_TOKENS: &str = "SELECT k.id AS id, k.name AS name, k.role AS role, \
-     t.slug AS tenant, k.tenant_id AS tenant_id, k.created_by AS created_by, \
-     k.created_at AS created_at, k.expires_at AS expires_at, k.last_used_at AS last_used_at, \
-     k.last_used_via AS last_used_via, k.revoked_at AS revoked_at \
-     FROM api_tokens k LEFT JOIN tenants t ON t.id = k.tenant_id";
-
-impl TokenRow {
-    fn model(self) -> Result<ApiToken> {
-        Ok(ApiToken {
-            id: self.id,
-            name: self.name,
-            role: Role::parse(&self.role)
-                .map_err(|_| Error::Store("token role on record is unknown".into()))?,
-            tenant: self.tenant,
-            created_by: self.created_by,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            last_used_at: self.last_used_at,
-            last_used_via: self.last_used_via,
-            revoked_at: self.revoked_at,
-        })
-    }
+/// A token as the model shows it (never its secret).
+fn model(r: TokenRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: r.id,
+        name: r.name,
+        role: Role::parse(&r.role)
+            .map_err(|_| Error::Store("token role on record is unknown".into()))?,
+        tenant: r.tenant,
+        created_by: r.created_by,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        last_used_at: r.last_used_at,
+        last_used_via: r.last_used_via,
+        revoked_at: r.revoked_at,
+    })
 }
 
 impl Workspace {
@@ -114,26 +92,19 @@ impl Workspace {
         let secret = generate_automation_token();
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO api_tokens (name, token_hash, role, tenant_id, created_by, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        let id = api_tokens::insert(
+            &mut *w.tx,
+            NewToken {
+                name: name.as_str(),
+                token_hash: &api_token_hash(secret.expose_secret()),
+                role: role.as_str(),
+                tenant_id,
+                created_by: actor.name(),
+                created_at: now,
+                expires_at,
+            },
         )
-        .bind(name.as_str())
-        .bind(api_token_hash(secret.expose_secret()))
-        .bind(role.as_str())
-        .bind(tenant_id)
-        .bind(actor.name())
-        .bind(now)
-        .bind(expires_at)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(|e| match classify(&e) {
-            DbFailure::UniqueViolation(_) => Error::Conflict(format!(
-                "a token named \"{}\" exists: revoke it first, or choose another name",
-                name.as_str()
-            )),
-            _ => db_error(e),
-        })?;
+        .await?;
         let token = ApiToken {
             id,
             name: name.as_str().to_owned(),
@@ -168,11 +139,11 @@ impl Workspace {
                 actor.name()
             )));
         }
-        let rows: Vec<TokenRow> = sqlx::query_as(&format!("{SELECT_TOKENS} ORDER BY k.id DESC"))
-            .fetch_all(self.store.pool())
-            .await
-            .map_err(db_error)?;
-        rows.into_iter().map(TokenRow::model).collect()
+        api_tokens::list(self.store.pool())
+            .await?
+            .into_iter()
+            .map(model)
+            .collect()
     }
 
     /// Revokes the live token of that name (msp_admin): refused from its next request on.
@@ -180,24 +151,13 @@ impl Workspace {
         actor.require_admin()?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "{SELECT_TOKENS} WHERE k.name = $1 AND k.revoked_at IS NULL"
-        ))
-        .bind(name)
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        let row = api_tokens::live_by_name(&mut *w.tx, name).await?;
         let Some(row) = row else {
             return Err(Error::not_found("API token", name));
         };
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(row.id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        api_tokens::revoke(&mut *w.tx, row.id, now).await?;
         let tenant_id = row.tenant_id;
-        let before = row.model()?;
+        let before = model(row)?;
         let after = ApiToken {
             revoked_at: Some(now),
             ..before.clone()
@@ -216,15 +176,7 @@ impl Workspace {
     /// The actor an automation token stands for, its last use noted (`via`: where from).
     pub(crate) async fn api_token_actor(&self, token: &str, via: &str) -> Result<Actor> {
         let now = self.now();
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "{SELECT_TOKENS} WHERE k.token_hash = $1 AND k.revoked_at IS NULL \
-             AND (k.expires_at IS NULL OR k.expires_at > $2)"
-        ))
-        .bind(api_token_hash(token))
-        .bind(now)
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(db_error)?;
+        let row = api_tokens::usable(self.store.pool(), &api_token_hash(token), now).await?;
         let Some(row) = row else {
             return Err(Error::Unauthenticated(
                 "the API token is unknown, revoked or expired".into(),
@@ -235,15 +187,7 @@ impl Workspace {
             .is_none_or(|t| now - t >= LAST_USE_RESOLUTION_MS)
         {
             let mut w = self.store.begin_write().await?;
-            sqlx::query(
-                "UPDATE api_tokens SET last_used_at = $1, last_used_via = $2 WHERE id = $3",
-            )
-            .bind(now)
-            .bind(via)
-            .bind(row.id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+            api_tokens::note_use(&mut *w.tx, row.id, now, via).await?;
             w.commit().await?;
         }
         let role = Role::parse(&row.role)

@@ -4,7 +4,6 @@
 
 use super::{Actor, ApplyStep, Workspace};
 use crate::error::Result;
-use crate::store::db_error;
 use serde::Serialize;
 
 /// One apply, as the history shows it. `diff` is the unified diff of every file (secrets
@@ -63,21 +62,18 @@ impl Workspace {
             )));
         }
         let pbx = self.pbx_show(actor, pbx).await?;
-        let rows: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, at, actor, action, after_json FROM audit_log \
-             WHERE entity_type = 'pbx' AND entity_id = $1 \
-               AND action IN ('pbx.apply', 'pbx.apply.rolled_back_by_pbx') \
-             ORDER BY id DESC LIMIT $2",
+        let rows = crate::store::audit::applies_of_pbx(
+            self.store.pool(),
+            &pbx.name,
+            i64::from(limit.clamp(1, 1000)),
         )
-        .bind(&pbx.name)
-        .bind(i64::from(limit.clamp(1, 1000)))
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, at, who, action, after)| {
-                let v: serde_json::Value = after
+            .map(|r| {
+                let (id, at, who, action) = (r.id, r.at, r.actor, r.action);
+                let v: serde_json::Value = r
+                    .after_json
                     .and_then(|a| serde_json::from_str(&a).ok())
                     .unwrap_or_default();
                 if action == "pbx.apply.rolled_back_by_pbx" {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::{Device, NewDevice, RevealedDevice};
 use crate::secret::{generate_sip_password, Purpose};
 use crate::store::devices::{self, DeviceRow};
-use crate::store::{classify, db_error, DbFailure, WriteTx};
+use crate::store::WriteTx;
 use secrecy::ExposeSecret;
 use sqlx::AnyConnection;
 
@@ -46,11 +46,7 @@ impl Workspace {
             Some(c) => parse_codecs(c)?,
             None => DEFAULT_CODECS.to_vec(),
         };
-        let pbx_id: i64 = sqlx::query_scalar("SELECT pbx_id FROM tenants WHERE id = $1")
-            .bind(tenant.id)
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        let pbx_id = devices::pbx_of_tenant(&mut *w.tx, tenant.id).await?;
         let username = match input
             .sip_username
             .as_deref()
@@ -60,15 +56,7 @@ impl Workspace {
             Some(u) => SipUsername::parse(u)?,
             None => {
                 let base = format!("{}-{}", tenant.slug, extension);
-                let taken: Vec<String> = sqlx::query_scalar(
-                    "SELECT sip_username FROM devices WHERE pbx_id = $1 AND (sip_username = $2 OR sip_username LIKE $3)",
-                )
-                .bind(pbx_id)
-                .bind(&base)
-                .bind(format!("{base}-%"))
-                .fetch_all(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
+                let taken = devices::usernames_like(&mut *w.tx, pbx_id, &base).await?;
                 let name = (1..)
                     .map(|n| {
                         if n == 1 {
@@ -86,27 +74,21 @@ impl Workspace {
             Purpose::SipPassword,
             generate_sip_password().expose_secret(),
         )?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO devices (user_id, pbx_id, label, sip_username, sip_password, transport, codecs, nat, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+        let id = devices::insert(
+            &mut *w.tx,
+            devices::NewDeviceRow {
+                user_id,
+                pbx_id,
+                label: label.as_str(),
+                sip_username: username.as_str(),
+                sip_password: password,
+                transport: transport.as_str(),
+                codecs: codecs_to_string(&codecs),
+                nat: input.nat.unwrap_or(true),
+                now,
+            },
         )
-        .bind(user_id)
-        .bind(pbx_id)
-        .bind(label.as_str())
-        .bind(username.as_str())
-        .bind(password)
-        .bind(transport.as_str())
-        .bind(codecs_to_string(&codecs))
-        .bind(input.nat.unwrap_or(true))
-        .bind(now)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(|e| match classify(&e) {
-            DbFailure::UniqueViolation(_) => Error::Conflict(format!(
-                "SIP username \"{username}\" is already used on this PBX (usernames are unique across all its tenants)"
-            )),
-            _ => db_error(e),
-        })?;
+        .await?;
         self.bind_row_secrets(&mut w.tx, "devices", id).await?;
         Ok(Device {
             id,
@@ -170,12 +152,7 @@ impl Workspace {
     pub async fn device_resolve(&self, actor: &Actor, reference: &str) -> Result<i64> {
         let r = reference.trim();
         // A SIP username may be all digits ("100"): a name match wins over an id.
-        let mut ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM devices WHERE sip_username = $1")
-                .bind(r)
-                .fetch_all(self.store.pool())
-                .await
-                .map_err(db_error)?;
+        let mut ids = devices::ids_by_username(self.store.pool(), r).await?;
         if ids.is_empty() {
             if let Ok(id) = r.parse::<i64>() {
                 ids.push(id);
@@ -195,15 +172,9 @@ impl Workspace {
 
     /// A device and the id of its tenant, after the access check.
     async fn device_get(&self, actor: &Actor, id: i64) -> Result<(Device, i64)> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT t.id, t.slug FROM devices d JOIN users u ON u.id = d.user_id JOIN tenants t ON t.id = u.tenant_id \
-             WHERE d.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(db_error)?;
-        let (tenant_id, _slug) = row.ok_or_else(|| Error::not_found("device", id))?;
+        let tenant_id = devices::tenant_of(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("device", id))?;
         actor.require_tenant(tenant_id, Error::not_found("device", id))?;
         let device = devices::by_id(self.store.pool(), id)
             .await?
@@ -217,12 +188,7 @@ impl Workspace {
         let (device, tenant_id) = self.device_get(actor, id).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM devices WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        if deleted.rows_affected() == 0 {
+        if !devices::delete(&mut *w.tx, id).await? {
             return Err(Error::not_found("device", id));
         }
         let change = Change {
@@ -240,11 +206,7 @@ impl Workspace {
     pub async fn device_reveal(&self, actor: &Actor, id: i64) -> Result<RevealedDevice> {
         actor.require_reveal()?;
         let (device, tenant_id) = self.device_get(actor, id).await?;
-        let sealed: Vec<u8> = sqlx::query_scalar("SELECT sip_password FROM devices WHERE id = $1")
-            .bind(id)
-            .fetch_one(self.store.pool())
-            .await
-            .map_err(db_error)?;
+        let sealed = devices::sealed_password(self.store.pool(), id).await?;
         let password = self.unseal("devices", "sip_password", id, &sealed)?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;

@@ -9,7 +9,6 @@ use crate::domain::{DialingPlan, DidDestination, DisplayName, TrunkName, E164};
 use crate::error::{Error, Result};
 use crate::model::{Did, DidPatch, NewDid};
 use crate::store::dids::{self, DidRow};
-use crate::store::{classify, db_error, DbFailure};
 use sqlx::AnyConnection;
 
 impl Workspace {
@@ -32,11 +31,7 @@ impl Workspace {
     }
 
     pub(crate) async fn tenant_country(&self, tenant_id: i64) -> Result<String> {
-        sqlx::query_scalar("SELECT country FROM tenants WHERE id = $1")
-            .bind(tenant_id)
-            .fetch_one(self.store.pool())
-            .await
-            .map_err(db_error)
+        crate::store::tenants::country(self.store.pool(), tenant_id).await
     }
 
     /// Checks that a destination points at something that exists in the tenant.
@@ -49,12 +44,7 @@ impl Workspace {
         let Some(ext) = d.extension() else {
             return Ok(());
         };
-        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND extension = $2 AND status <> 'deleted'")
-            .bind(tenant.id)
-            .bind(i64::from(ext.get()))
-            .fetch_one(conn)
-            .await
-            .map_err(db_error)?;
+        let live = crate::store::users::live_with_extension(conn, tenant.id, ext.get()).await?;
         if live == 0 {
             return Err(crate::error::ValidationError::new(
                 "destination",
@@ -99,22 +89,18 @@ impl Workspace {
         if let Some(t) = &trunk {
             self.check_did_trunk(&mut w.tx, &tenant, t.as_str()).await?;
         }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO dids (pbx_id, tenant_id, number, label, destination, version, created_at, updated_at, trunk) \
-             SELECT pbx_id, id, $1, $2, $3, 1, $4, $4, $6 FROM tenants WHERE id = $5 RETURNING id",
+        let id = dids::insert(
+            &mut *w.tx,
+            dids::NewDidRow {
+                tenant_id: tenant.id,
+                number: number.as_str(),
+                label: label.as_str(),
+                destination: destination.to_string(),
+                trunk: trunk.as_ref().map(|t| t.as_str()),
+                now,
+            },
         )
-        .bind(number.as_str())
-        .bind(label.as_str())
-        .bind(destination.to_string())
-        .bind(now)
-        .bind(tenant.id)
-        .bind(trunk.as_ref().map(|t| t.as_str().to_owned()))
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(|e| match classify(&e) {
-            DbFailure::UniqueViolation(_) => Error::Conflict(format!("{number} is already routed on this PBX (a DID is unique on its PBX)")),
-            _ => db_error(e),
-        })?;
+        .await?;
         let did = Did {
             id,
             tenant: tenant.slug.clone(),
@@ -198,22 +184,24 @@ impl Workspace {
         if let Some(Some(t)) = &trunk {
             self.check_did_trunk(&mut w.tx, &tenant, t.as_str()).await?;
         }
-        let done = sqlx::query(
-            "UPDATE dids SET label = $1, destination = $2, version = version + 1, updated_at = $3, trunk = $6 WHERE id = $4 AND version = $5",
+        let done = dids::update(
+            &mut *w.tx,
+            before.id,
+            before.version,
+            &label
+                .as_ref()
+                .map_or(before.label.clone(), |l| l.to_string()),
+            &destination
+                .as_ref()
+                .map_or(before.destination.clone(), |d| d.to_string()),
+            match &trunk {
+                Some(t) => t.as_ref().map(|t| t.as_str()),
+                None => before.trunk.as_deref(),
+            },
+            now,
         )
-        .bind(label.as_ref().map_or(before.label.clone(), |l| l.to_string()))
-        .bind(destination.as_ref().map_or(before.destination.clone(), |d| d.to_string()))
-        .bind(now)
-        .bind(before.id)
-        .bind(before.version)
-        .bind(match &trunk {
-            Some(t) => t.as_ref().map(ToString::to_string),
-            None => before.trunk.clone(),
-        })
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
-        if done.rows_affected() != 1 {
+        .await?;
+        if !done {
             return Err(Error::Conflict(format!(
                 "DID {} was changed by someone else; reload and try again",
                 before.number
@@ -239,11 +227,7 @@ impl Workspace {
         let (did, tenant) = self.did_by_number(actor, number).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        sqlx::query("DELETE FROM dids WHERE id = $1")
-            .bind(did.id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        dids::delete(&mut *w.tx, did.id).await?;
         let c = Change {
             action: "did.remove",
             entity_type: "did",

@@ -4,7 +4,7 @@ use crate::domain::{LoginName, Role};
 use crate::error::{Error, Result};
 use crate::model::Operator;
 use crate::secret::hash_password;
-use crate::store::{classify, db_error, DbFailure};
+use crate::store::operators;
 use secrecy::SecretString;
 
 impl Workspace {
@@ -20,10 +20,7 @@ impl Workspace {
     ) -> Result<Operator> {
         let username = LoginName::parse("username", username.trim())?;
         let hash = hash_password(password)?;
-        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operators")
-            .fetch_one(self.store.pool())
-            .await
-            .map_err(db_error)?;
+        let existing = operators::count(self.store.pool()).await?;
         let bootstrap;
         let actor = match actor {
             Some(a) => {
@@ -53,28 +50,15 @@ impl Workspace {
         }
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO operators (username, password_hash, role, disabled, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        let id = operators::insert(
+            &mut w.tx,
+            username.as_str(),
+            &hash,
+            role.as_str(),
+            &tenant_ids,
+            now,
         )
-        .bind(username.as_str())
-        .bind(hash)
-        .bind(role.as_str())
-        .bind(false)
-        .bind(now)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(|e| match classify(&e) {
-            DbFailure::UniqueViolation(_) => Error::Conflict(format!("operator \"{}\" already exists", username.as_str())),
-            _ => db_error(e),
-        })?;
-        for t in &tenant_ids {
-            sqlx::query("INSERT INTO operator_tenants (operator_id, tenant_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(*t)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
-        }
+        .await?;
         let op = Operator {
             id,
             username: username.as_str().to_owned(),
@@ -100,29 +84,21 @@ impl Workspace {
                 actor.name()
             )));
         }
-        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-            "SELECT id, username, role, CAST(disabled AS INTEGER) FROM operators ORDER BY username",
-        )
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(db_error)?;
+        let mut tenants: std::collections::HashMap<i64, Vec<String>> =
+            std::collections::HashMap::new();
+        for (id, slug) in operators::tenant_slugs(self.store.pool()).await? {
+            tenants.entry(id).or_default().push(slug);
+        }
         let mut out = Vec::new();
-        for (id, username, role, disabled) in rows {
-            let tenants: Vec<String> = sqlx::query_scalar(
-                "SELECT t.slug FROM operator_tenants o JOIN tenants t ON t.id = o.tenant_id WHERE o.operator_id = $1 ORDER BY t.slug",
-            )
-            .bind(id)
-            .fetch_all(self.store.pool())
-            .await
-            .map_err(db_error)?;
-            let role = Role::parse(&role)
+        for r in operators::list(self.store.pool()).await? {
+            let role = Role::parse(&r.role)
                 .map_err(|_| Error::Store("operator role on record is unknown".into()))?;
             out.push(Operator {
-                id,
-                username,
+                id: r.id,
+                username: r.username,
                 role,
-                tenants,
-                disabled: disabled != 0,
+                tenants: tenants.remove(&r.id).unwrap_or_default(),
+                disabled: r.disabled != 0,
             });
         }
         Ok(out)

@@ -6,7 +6,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::model::{NewTenant, Tenant, TenantPatch};
 use crate::store::tenants::{self, TenantKeyRow, TenantRow};
-use crate::store::{classify, db_error, DbFailure, WriteTx};
+use crate::store::WriteTx;
 
 /// A validated tenant update.
 struct TenantChange {
@@ -55,25 +55,19 @@ impl Workspace {
         let pbx = self.pbx_by_name(&input.pbx).await?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tenants (pbx_id, name, slug, ext_first, ext_last, status, version, created_at, updated_at, country) \
-             VALUES ($1, $2, $3, $4, $5, 'active', 1, $6, $6, $7) RETURNING id",
+        let id = tenants::insert(
+            &mut *w.tx,
+            tenants::NewTenantRow {
+                pbx_id: pbx.id,
+                name: name.as_str(),
+                slug: slug.as_str(),
+                ext_first: i64::from(range.first().get()),
+                ext_last: i64::from(range.last().get()),
+                country: country.country,
+                now,
+            },
         )
-        .bind(pbx.id)
-        .bind(name.as_str())
-        .bind(slug.as_str())
-        .bind(i64::from(range.first().get()))
-        .bind(i64::from(range.last().get()))
-        .bind(now)
-        .bind(country.country)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(|e| match classify(&e) {
-            DbFailure::UniqueViolation(_) => Error::Conflict(format!(
-                "a tenant with slug \"{slug}\" already exists; choose another with --slug"
-            )),
-            _ => db_error(e),
-        })?;
+        .await?;
         let tenant = self.tenant_in_tx(&mut w, id).await?;
         let change = Change {
             action: "tenant.create",
@@ -202,15 +196,8 @@ impl Workspace {
             self.check_destination(&mut w.tx, &key, d).await?;
         }
         if let Some(Some(p)) = &change.default_policy {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM policies WHERE tenant_id = $1 AND name = $2",
-            )
-            .bind(before.id)
-            .bind(p)
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-            if n == 0 {
+            let known = tenants::has_policy(&mut *w.tx, before.id, p).await?;
+            if !known {
                 return Err(crate::error::ValidationError::new(
                     "default_policy",
                     p,
@@ -224,16 +211,13 @@ impl Workspace {
         }
         if let Some(range) = range {
             // Shrinking the range must not strand live users outside it.
-            let outside: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status <> 'deleted' \
-                 AND (extension < $2 OR extension > $3)",
+            let outside = tenants::users_outside(
+                &mut *w.tx,
+                before.id,
+                i64::from(range.first().get()),
+                i64::from(range.last().get()),
             )
-            .bind(before.id)
-            .bind(i64::from(range.first().get()))
-            .bind(i64::from(range.last().get()))
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
             if outside > 0 {
                 return Err(Error::Conflict(format!(
                     "{outside} user(s) of tenant \"{}\" have extensions outside {range}; move them first",
@@ -242,28 +226,36 @@ impl Workspace {
             }
         }
         let range = range.unwrap_or(before.range()?);
-        sqlx::query(
-            "UPDATE tenants SET name = $1, ext_first = $2, ext_last = $3, version = version + 1, updated_at = $4, \
-             country = $6, unknown_did = $7, caller_id = $8, default_policy = $9 WHERE id = $5",
-        )
-        .bind(name.map_or(before.name.as_str(), |n| n.as_str()))
-        .bind(i64::from(range.first().get()))
-        .bind(i64::from(range.last().get()))
-        .bind(now)
-        .bind(before.id)
-        .bind(change.country.map_or(before.country.clone(), |c| c.country.to_owned()))
-        .bind(change.unknown_did.as_ref().map_or(before.unknown_did.clone(), ToString::to_string))
-        .bind(match &change.caller_id {
+        let country = change
+            .country
+            .map_or(before.country.clone(), |c| c.country.to_owned());
+        let unknown_did = change
+            .unknown_did
+            .as_ref()
+            .map_or(before.unknown_did.clone(), ToString::to_string);
+        let caller_id = match &change.caller_id {
             Some(c) => c.as_ref().map(|c| c.as_str().to_owned()),
             None => before.caller_id.clone(),
-        })
-        .bind(match &change.default_policy {
+        };
+        let default_policy = match &change.default_policy {
             Some(p) => p.clone(),
             None => before.default_policy.clone(),
-        })
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        };
+        tenants::update(
+            &mut *w.tx,
+            tenants::TenantUpdate {
+                id: before.id,
+                name: name.map_or(before.name.as_str(), |n| n.as_str()),
+                ext_first: i64::from(range.first().get()),
+                ext_last: i64::from(range.last().get()),
+                country: &country,
+                unknown_did: &unknown_did,
+                caller_id: caller_id.as_deref(),
+                default_policy: default_policy.as_deref(),
+                now,
+            },
+        )
+        .await?;
         let after = self.tenant_in_tx(&mut w, before.id).await?;
         let change = Change {
             action: "tenant.update",
@@ -289,15 +281,7 @@ impl Workspace {
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         let before = self.tenant_in_tx(&mut w, current.id).await?;
-        sqlx::query(
-            "UPDATE tenants SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(status.as_str())
-        .bind(now)
-        .bind(before.id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        tenants::set_status(&mut *w.tx, before.id, status.as_str(), now).await?;
         let after = self.tenant_in_tx(&mut w, before.id).await?;
         let action = match status {
             TenantStatus::Suspended => "tenant.suspend",

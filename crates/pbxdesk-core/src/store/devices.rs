@@ -105,3 +105,124 @@ pub(crate) async fn endpoints_of_tenants<'e, E: Executor<'e, Database = Any>>(
         .into_iter()
         .collect())
 }
+
+/// The PBX a tenant is on (a device's `pbx_id`: SIP usernames are unique per PBX).
+pub(crate) async fn pbx_of_tenant<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<i64> {
+    sqlx::query_scalar("SELECT pbx_id FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(e)
+        .await
+        .map_err(db_error)
+}
+
+/// The SIP usernames on a PBX that are `base` or `base-…` (to find the next free one).
+pub(crate) async fn usernames_like<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    pbx_id: i64,
+    base: &str,
+) -> Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT sip_username FROM devices WHERE pbx_id = $1 \
+         AND (sip_username = $2 OR sip_username LIKE $3)",
+    )
+    .bind(pbx_id)
+    .bind(base)
+    .bind(format!("{base}-%"))
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}
+
+/// A device to add (its password sealed).
+pub(crate) struct NewDeviceRow<'a> {
+    pub user_id: i64,
+    pub pbx_id: i64,
+    pub label: &'a str,
+    pub sip_username: &'a str,
+    pub sip_password: Vec<u8>,
+    pub transport: &'a str,
+    pub codecs: String,
+    pub nat: bool,
+    pub now: i64,
+}
+
+/// Adds a device; its id. A SIP username taken on the PBX is a conflict.
+pub(crate) async fn insert<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    d: NewDeviceRow<'_>,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO devices (user_id, pbx_id, label, sip_username, sip_password, transport, \
+         codecs, nat, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+    )
+    .bind(d.user_id)
+    .bind(d.pbx_id)
+    .bind(d.label)
+    .bind(d.sip_username)
+    .bind(d.sip_password)
+    .bind(d.transport)
+    .bind(d.codecs)
+    .bind(d.nat)
+    .bind(d.now)
+    .fetch_one(e)
+    .await
+    .map_err(|e| match super::classify(&e) {
+        super::DbFailure::UniqueViolation(_) => Error::Conflict(format!(
+            "SIP username \"{}\" is already used on this PBX (usernames are unique across all its tenants)",
+            d.sip_username
+        )),
+        _ => db_error(e),
+    })
+}
+
+/// The devices with this SIP username (one per PBX at most).
+pub(crate) async fn ids_by_username<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    sip_username: &str,
+) -> Result<Vec<i64>> {
+    sqlx::query_scalar("SELECT id FROM devices WHERE sip_username = $1")
+        .bind(sip_username)
+        .fetch_all(e)
+        .await
+        .map_err(db_error)
+}
+
+/// The tenant a device belongs to (through its user).
+pub(crate) async fn tenant_of<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+) -> Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT u.tenant_id FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)
+}
+
+/// Removes a device; whether it was there.
+pub(crate) async fn delete<'e, E: Executor<'e, Database = Any>>(e: E, id: i64) -> Result<bool> {
+    let gone = sqlx::query("DELETE FROM devices WHERE id = $1")
+        .bind(id)
+        .execute(e)
+        .await
+        .map_err(db_error)?;
+    Ok(gone.rows_affected() > 0)
+}
+
+/// A device's SIP password, sealed.
+pub(crate) async fn sealed_password<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+) -> Result<Vec<u8>> {
+    sqlx::query_scalar("SELECT sip_password FROM devices WHERE id = $1")
+        .bind(id)
+        .fetch_one(e)
+        .await
+        .map_err(db_error)
+}

@@ -72,3 +72,75 @@ pub(crate) async fn by_id<'e, E: Executor<'e, Database = Any>>(
         .await
         .map_err(db_error)
 }
+
+/// A number to route (the PBX is the tenant's).
+pub(crate) struct NewDidRow<'a> {
+    pub tenant_id: i64,
+    pub number: &'a str,
+    pub label: &'a str,
+    pub destination: String,
+    pub trunk: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Routes a number; its id. A number already routed on the PBX is a conflict.
+pub(crate) async fn insert<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    d: NewDidRow<'_>,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO dids (pbx_id, tenant_id, number, label, destination, version, created_at, \
+         updated_at, trunk) \
+         SELECT pbx_id, id, $1, $2, $3, 1, $4, $4, $6 FROM tenants WHERE id = $5 RETURNING id",
+    )
+    .bind(d.number)
+    .bind(d.label)
+    .bind(d.destination)
+    .bind(d.now)
+    .bind(d.tenant_id)
+    .bind(d.trunk)
+    .fetch_one(e)
+    .await
+    .map_err(|e| match super::classify(&e) {
+        super::DbFailure::UniqueViolation(_) => crate::error::Error::Conflict(format!(
+            "{} is already routed on this PBX (a DID is unique on its PBX)",
+            d.number
+        )),
+        _ => db_error(e),
+    })
+}
+
+/// A number's new label, destination and trunk, if it is still at `version`; whether it was.
+pub(crate) async fn update<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+    version: i64,
+    label: &str,
+    destination: &str,
+    trunk: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE dids SET label = $1, destination = $2, version = version + 1, updated_at = $3, \
+         trunk = $6 WHERE id = $4 AND version = $5",
+    )
+    .bind(label)
+    .bind(destination)
+    .bind(now)
+    .bind(id)
+    .bind(version)
+    .bind(trunk)
+    .execute(e)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn delete<'e, E: Executor<'e, Database = Any>>(e: E, id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM dids WHERE id = $1")
+        .bind(id)
+        .execute(e)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}

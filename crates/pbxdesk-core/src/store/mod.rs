@@ -2,9 +2,13 @@
 //! reached through sqlx's `Any` driver so every query is written once. Queries use `$N`
 //! placeholders, which both engines accept. Each engine has its own migrations folder.
 
+pub(crate) mod api_sessions;
+pub(crate) mod api_tokens;
+pub(crate) mod audit;
 pub(crate) mod devices;
 pub(crate) mod dids;
 pub(crate) mod features;
+pub(crate) mod operators;
 pub(crate) mod pbxes;
 pub(crate) mod pins;
 pub(crate) mod policies;

@@ -123,3 +123,144 @@ pub(crate) async fn set_default_policy(
     .map_err(db_error)?;
     Ok(())
 }
+
+/// A tenant's country (how its national numbers read).
+pub(crate) async fn country<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<String> {
+    sqlx::query_scalar("SELECT country FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(e)
+        .await
+        .map_err(db_error)
+}
+
+/// A tenant to create.
+pub(crate) struct NewTenantRow<'a> {
+    pub pbx_id: i64,
+    pub name: &'a str,
+    pub slug: &'a str,
+    pub ext_first: i64,
+    pub ext_last: i64,
+    pub country: &'a str,
+    pub now: i64,
+}
+
+/// Creates a tenant; its id. A slug taken is a conflict.
+pub(crate) async fn insert<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    t: NewTenantRow<'_>,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO tenants (pbx_id, name, slug, ext_first, ext_last, status, version, \
+         created_at, updated_at, country) \
+         VALUES ($1, $2, $3, $4, $5, 'active', 1, $6, $6, $7) RETURNING id",
+    )
+    .bind(t.pbx_id)
+    .bind(t.name)
+    .bind(t.slug)
+    .bind(t.ext_first)
+    .bind(t.ext_last)
+    .bind(t.now)
+    .bind(t.country)
+    .fetch_one(e)
+    .await
+    .map_err(|e| match super::classify(&e) {
+        super::DbFailure::UniqueViolation(_) => Error::Conflict(format!(
+            "a tenant with slug \"{}\" already exists; choose another with --slug",
+            t.slug
+        )),
+        _ => db_error(e),
+    })
+}
+
+/// Whether the tenant has a policy of that name.
+pub(crate) async fn has_policy<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    name: &str,
+) -> Result<bool> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM policies WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_one(e)
+            .await
+            .map_err(db_error)?;
+    Ok(n > 0)
+}
+
+/// How many live users of the tenant have an extension outside `first..=last`.
+pub(crate) async fn users_outside<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    first: i64,
+    last: i64,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status <> 'deleted' \
+         AND (extension < $2 OR extension > $3)",
+    )
+    .bind(tenant_id)
+    .bind(first)
+    .bind(last)
+    .fetch_one(e)
+    .await
+    .map_err(db_error)
+}
+
+/// A tenant's settings as they are to be.
+pub(crate) struct TenantUpdate<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub ext_first: i64,
+    pub ext_last: i64,
+    pub country: &'a str,
+    pub unknown_did: &'a str,
+    pub caller_id: Option<&'a str>,
+    pub default_policy: Option<&'a str>,
+    pub now: i64,
+}
+
+pub(crate) async fn update<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    t: TenantUpdate<'_>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE tenants SET name = $1, ext_first = $2, ext_last = $3, version = version + 1, \
+         updated_at = $4, country = $6, unknown_did = $7, caller_id = $8, default_policy = $9 \
+         WHERE id = $5",
+    )
+    .bind(t.name)
+    .bind(t.ext_first)
+    .bind(t.ext_last)
+    .bind(t.now)
+    .bind(t.id)
+    .bind(t.country)
+    .bind(t.unknown_did)
+    .bind(t.caller_id)
+    .bind(t.default_policy)
+    .execute(e)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub(crate) async fn set_status<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+    status: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE tenants SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(status)
+    .bind(now)
+    .bind(id)
+    .execute(e)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

@@ -93,3 +93,20 @@ pub(crate) async fn by_id<'e, E: Executor<'e, Database = Any>>(
         .await
         .map_err(db_error)
 }
+
+/// How many live (not deleted) users of a tenant hold `extension` (0 or 1).
+pub(crate) async fn live_with_extension<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    extension: u32,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND extension = $2 \
+         AND status <> 'deleted'",
+    )
+    .bind(tenant_id)
+    .bind(i64::from(extension))
+    .fetch_one(e)
+    .await
+    .map_err(db_error)
+}
