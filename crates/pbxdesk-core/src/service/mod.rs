@@ -41,7 +41,7 @@ pub use self_service::{EndUser, END_USER_SESSION_MS, END_USER_TOKEN_PREFIX, INVI
 
 use crate::error::{Error, Result, ValidationError};
 use crate::secret::{Cipher, Purpose, WorkspaceKey};
-use crate::store::{db_error, Backend, Store};
+use crate::store::{Backend, Store};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -266,19 +266,10 @@ async fn meta_get_or_init(
 ) -> Result<String> {
     let value = init();
     let mut w = store.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO workspace_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(key)
-    .bind(&value)
-    .execute(&mut *w.tx)
-    .await
-    .map_err(db_error)?;
-    let stored: String = sqlx::query_scalar("SELECT value FROM workspace_meta WHERE key = $1")
-        .bind(key)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+    crate::store::meta::put_if_absent(&mut *w.tx, key, &value).await?;
+    let stored = crate::store::meta::get(&mut *w.tx, key)
+        .await?
+        .ok_or_else(|| Error::Store(format!("workspace_meta lost {key}")))?;
     w.commit().await?;
     Ok(stored)
 }

@@ -8,7 +8,7 @@
 use super::Workspace;
 use crate::error::{Error, Result};
 use crate::secret::{is_row_sealed, Cipher, Purpose, Row};
-use crate::store::{db_error, Store};
+use crate::store::{meta, sealed, Store};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::AnyConnection;
 
@@ -71,6 +71,16 @@ const SEALED: [Sealed; 8] = [
     },
 ];
 
+impl Sealed {
+    fn at(&self) -> sealed::Column {
+        sealed::Column {
+            table: self.table,
+            column: self.column,
+            key: self.key,
+        }
+    }
+}
+
 fn column(table: &str, column: &str) -> Result<&'static Sealed> {
     SEALED
         .iter()
@@ -97,17 +107,7 @@ fn bound(cipher: &Cipher, s: &Sealed, id: i64, blob: &[u8]) -> Result<Option<Vec
 }
 
 async fn store_bound(conn: &mut AnyConnection, s: &Sealed, id: i64, blob: Vec<u8>) -> Result<()> {
-    // Table and column names are the constants above, never input.
-    sqlx::query(&format!(
-        "UPDATE {} SET {} = $1 WHERE {} = $2",
-        s.table, s.column, s.key
-    ))
-    .bind(blob)
-    .bind(id)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    sealed::write(conn, s.at(), id, blob).await
 }
 
 impl Workspace {
@@ -120,15 +120,7 @@ impl Workspace {
         id: i64,
     ) -> Result<()> {
         for s in SEALED.iter().filter(|s| s.table == table) {
-            let blob: Option<Vec<u8>> = sqlx::query_scalar(&format!(
-                "SELECT {} FROM {} WHERE {} = $1",
-                s.column, s.table, s.key
-            ))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?
-            .flatten();
+            let blob = sealed::read(&mut *conn, s.at(), id).await?;
             if let Some(b) = blob.and_then(|b| bound(&self.cipher, s, id, &b).transpose()) {
                 store_bound(conn, s, id, b?).await?;
             }
@@ -181,36 +173,19 @@ impl Workspace {
 /// marker is written in it).
 pub(crate) async fn bind_all_once(store: &Store, cipher: &Cipher) -> Result<()> {
     const MARK: &str = "secrets_bound_to_rows";
-    let done: Option<String> =
-        sqlx::query_scalar("SELECT value FROM workspace_meta WHERE key = $1")
-            .bind(MARK)
-            .fetch_optional(store.pool())
-            .await
-            .map_err(db_error)?;
+    let done = meta::get(store.pool(), MARK).await?;
     if done.is_some() {
         return Ok(());
     }
     let mut w = store.begin_write().await?;
     for s in &SEALED {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
-            "SELECT {}, {} FROM {} WHERE {} IS NOT NULL",
-            s.key, s.column, s.table, s.column
-        ))
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        let rows = sealed::all(&mut *w.tx, s.at()).await?;
         for (id, blob) in rows {
             if let Some(b) = bound(cipher, s, id, &blob)? {
                 store_bound(&mut w.tx, s, id, b).await?;
             }
         }
     }
-    sqlx::query(
-        "INSERT INTO workspace_meta (key, value) VALUES ($1, '1') ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(MARK)
-    .execute(&mut *w.tx)
-    .await
-    .map_err(db_error)?;
+    meta::put_if_absent(&mut *w.tx, MARK, "1").await?;
     w.commit().await
 }

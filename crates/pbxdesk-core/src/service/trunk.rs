@@ -11,7 +11,7 @@ use crate::error::{Error, Result, ValidationError};
 use crate::model::{NewTrunk, Trunk, TrunkPatch};
 use crate::secret::Purpose;
 use crate::store::trunks;
-use crate::store::{classify, db_error, DbFailure, WriteTx};
+use crate::store::{db_error, WriteTx};
 use sqlx::AnyConnection;
 
 /// A trunk password goes into pjsip.conf: besides the usual secret rules, nothing the config
@@ -56,17 +56,7 @@ pub(crate) async fn trunk_usable_by_tenant(
     tenant_id: i64,
     name: &str,
 ) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM trunks k JOIN tenants t ON t.pbx_id = k.pbx_id \
-         JOIN trunk_tenants kt ON kt.trunk_id = k.id AND kt.tenant_id = t.id \
-         WHERE t.id = $1 AND k.name = $2",
-    )
-    .bind(tenant_id)
-    .bind(name)
-    .fetch_one(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(n > 0)
+    trunks::usable_by_tenant(conn, tenant_id, name).await
 }
 
 impl Workspace {
@@ -102,13 +92,7 @@ impl Workspace {
     ) -> Result<Vec<i64>> {
         let mut ids = Vec::new();
         for slug in slugs {
-            let id: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1 AND pbx_id = $2")
-                    .bind(slug.trim())
-                    .bind(pbx_id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
+            let id = trunks::tenant_on_pbx(&mut *conn, slug.trim(), pbx_id).await?;
             let id = id.ok_or_else(|| {
                 ValidationError::new("tenants", slug, "a tenant of this trunk's PBX")
             })?;
@@ -124,11 +108,7 @@ impl Workspace {
             .await?
             .ok_or_else(|| Error::not_found("trunk", id))?
             .into_trunk()?;
-        t.tenants = sqlx::query_scalar("SELECT t.slug FROM trunk_tenants tt JOIN tenants t ON t.id = tt.tenant_id WHERE tt.trunk_id = $1 ORDER BY t.slug")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
+        t.tenants = trunks::tenant_slugs(&mut *conn, id).await?;
         Ok(t)
     }
 
@@ -138,19 +118,7 @@ impl Workspace {
         trunk_id: i64,
         ids: &[i64],
     ) -> Result<()> {
-        sqlx::query("DELETE FROM trunk_tenants WHERE trunk_id = $1")
-            .bind(trunk_id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        for id in ids {
-            sqlx::query("INSERT INTO trunk_tenants (trunk_id, tenant_id) VALUES ($1, $2)")
-                .bind(trunk_id)
-                .bind(id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
-        }
+        trunks::set_tenants(&mut w.tx, trunk_id, ids).await?;
         Ok(())
     }
 
@@ -188,29 +156,33 @@ impl Workspace {
         let tenant_ids = self
             .trunk_tenant_ids(&mut w.tx, pbx.id, &input.tenants)
             .await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO trunks (pbx_id, name, host, port, transport, register, username, password, from_domain, from_user, codecs, enabled, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) RETURNING id",
+        let host = d.host.as_ref().map(|h| h.as_str().to_owned());
+        let from_domain = d
+            .from_domain
+            .clone()
+            .flatten()
+            .map(|h| h.as_str().to_owned());
+        let from_user = d.from_user.clone().flatten();
+        let id = trunks::insert(
+            &mut *w.tx,
+            pbx.id,
+            &pbx.name,
+            name.as_str(),
+            password,
+            trunks::TrunkFields {
+                host: host.as_deref(),
+                port: d.port.unwrap_or(5060),
+                transport: d.transport.unwrap_or(Transport::Udp).as_str(),
+                register: input.register,
+                username: username.as_deref(),
+                from_domain: from_domain.as_deref(),
+                from_user: from_user.as_deref(),
+                codecs: codecs_to_string(d.codecs.as_deref().unwrap_or_default()),
+                enabled: d.enabled.unwrap_or(true),
+                now,
+            },
         )
-        .bind(pbx.id)
-        .bind(name.as_str())
-        .bind(d.host.as_ref().map(|h| h.as_str().to_owned()))
-        .bind(i64::from(d.port.unwrap_or(5060)))
-        .bind(d.transport.unwrap_or(Transport::Udp).as_str())
-        .bind(input.register)
-        .bind(username)
-        .bind(password)
-        .bind(d.from_domain.clone().flatten().map(|h| h.as_str().to_owned()))
-        .bind(d.from_user.clone().flatten())
-        .bind(codecs_to_string(d.codecs.as_deref().unwrap_or_default()))
-        .bind(d.enabled.unwrap_or(true))
-        .bind(now)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(|e| match classify(&e) {
-            DbFailure::UniqueViolation(_) => Error::Conflict(format!("PBX \"{}\" already has a trunk named \"{name}\"", pbx.name)),
-            _ => db_error(e),
-        })?;
+        .await?;
         self.bind_row_secrets(&mut w.tx, "trunks", id).await?;
         self.write_trunk_tenants(&mut w, id, &tenant_ids).await?;
         let trunk = self.trunk_in_tx(&mut w.tx, id).await?;
@@ -235,20 +207,7 @@ impl Workspace {
         let mut trunks = Vec::new();
         {
             let mut conn = self.store.pool().acquire().await.map_err(db_error)?;
-            let ids: Vec<i64> = match pbx_id {
-                Some(id) => {
-                    sqlx::query_scalar("SELECT id FROM trunks WHERE pbx_id = $1 ORDER BY name")
-                        .bind(id)
-                        .fetch_all(&mut *conn)
-                        .await
-                }
-                None => {
-                    sqlx::query_scalar("SELECT id FROM trunks ORDER BY pbx_id, name")
-                        .fetch_all(&mut *conn)
-                        .await
-                }
-            }
-            .map_err(db_error)?;
+            let ids = trunks::ids(&mut *conn, pbx_id).await?;
             for id in ids {
                 trunks.push(self.trunk_in_tx(&mut conn, id).await?);
             }
@@ -289,12 +248,8 @@ impl Workspace {
 
     async fn trunk_id(&self, pbx: &str, name: &str) -> Result<i64> {
         let pbx = self.pbx_by_name(pbx).await?;
-        sqlx::query_scalar("SELECT id FROM trunks WHERE pbx_id = $1 AND name = $2")
-            .bind(pbx.id)
-            .bind(name.trim())
-            .fetch_optional(self.store.pool())
-            .await
-            .map_err(db_error)?
+        trunks::id_by_name(self.store.pool(), pbx.id, name.trim())
+            .await?
             .ok_or_else(|| Error::not_found("trunk", name))
     }
 
@@ -323,8 +278,13 @@ impl Workspace {
             let now = self.now();
             let mut w = self.store.begin_write().await?;
             let before = self.trunk_in_tx(&mut w.tx, id).await?;
-            check_version("trunk", &before.name, before.version, patch.expected_version)?;
-            let pbx_id: i64 = sqlx::query_scalar("SELECT pbx_id FROM trunks WHERE id = $1").bind(id).fetch_one(&mut *w.tx).await.map_err(db_error)?;
+            check_version(
+                "trunk",
+                &before.name,
+                before.version,
+                patch.expected_version,
+            )?;
+            let pbx_id = trunks::pbx_of(&mut *w.tx, id).await?;
             let register = d.register.unwrap_or(before.register);
             let username = d.username.clone().unwrap_or(before.username.clone());
             let has_password = match &d.password {
@@ -332,31 +292,41 @@ impl Workspace {
                 None => before.password_set,
             };
             if register && (username.is_none() || !has_password) {
-                return Err(ValidationError::new("register", "true", "a registering trunk needs a username and a password").into());
+                return Err(ValidationError::new(
+                    "register",
+                    "true",
+                    "a registering trunk needs a username and a password",
+                )
+                .into());
             }
-            sqlx::query(
-                "UPDATE trunks SET host = $1, port = $2, transport = $3, register = $4, username = $5, from_domain = $6, from_user = $7, \
-                 codecs = $8, enabled = $9, version = version + 1, updated_at = $10 WHERE id = $11",
-            )
-            .bind(d.host.as_ref().map_or(before.host.clone(), |h| h.as_str().to_owned()))
-            .bind(i64::from(d.port.unwrap_or(before.port)))
-            .bind(d.transport.unwrap_or(before.transport).as_str())
-            .bind(register)
-            .bind(username)
-            .bind(match &d.from_domain {
+            let host = d
+                .host
+                .as_ref()
+                .map_or(before.host.clone(), |h| h.as_str().to_owned());
+            let from_domain = match &d.from_domain {
                 Some(h) => h.as_ref().map(|h| h.as_str().to_owned()),
                 None => before.from_domain.clone(),
-            })
-            .bind(d.from_user.clone().unwrap_or(before.from_user.clone()))
-            .bind(codecs_to_string(d.codecs.as_deref().unwrap_or(&before.codecs)))
-            .bind(d.enabled.unwrap_or(before.enabled))
-            .bind(now)
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+            };
+            let from_user = d.from_user.clone().unwrap_or(before.from_user.clone());
+            trunks::update(
+                &mut *w.tx,
+                id,
+                trunks::TrunkFields {
+                    host: Some(host.as_str()),
+                    port: d.port.unwrap_or(before.port),
+                    transport: d.transport.unwrap_or(before.transport).as_str(),
+                    register,
+                    username: username.as_deref(),
+                    from_domain: from_domain.as_deref(),
+                    from_user: from_user.as_deref(),
+                    codecs: codecs_to_string(d.codecs.as_deref().unwrap_or(&before.codecs)),
+                    enabled: d.enabled.unwrap_or(before.enabled),
+                    now,
+                },
+            )
+            .await?;
             if let Some(p) = &d.password {
-                sqlx::query("UPDATE trunks SET password = $1 WHERE id = $2").bind(p.clone()).bind(id).execute(&mut *w.tx).await.map_err(db_error)?;
+                trunks::set_password(&mut *w.tx, id, p.clone()).await?;
                 self.bind_row_secrets(&mut w.tx, "trunks", id).await?;
             }
             if let Some(slugs) = &d.tenants {
@@ -364,7 +334,12 @@ impl Workspace {
                 self.write_trunk_tenants(&mut w, id, &ids).await?;
             }
             let after = self.trunk_in_tx(&mut w.tx, id).await?;
-            let c = Change { action: "trunk.update", entity_type: "trunk", entity_id: format!("{}/{}", after.pbx, after.name), tenant_id: None };
+            let c = Change {
+                action: "trunk.update",
+                entity_type: "trunk",
+                entity_id: format!("{}/{}", after.pbx, after.name),
+                tenant_id: None,
+            };
             record(&mut w, actor, now, c, Some(&before), Some(&after)).await?;
             w.commit().await?;
             Ok(after)
@@ -380,18 +355,11 @@ impl Workspace {
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         let before = self.trunk_in_tx(&mut w.tx, id).await?;
-        let rules: Vec<(String, String, i64, String)> = sqlx::query_as(
-            "SELECT t.slug, p.name, r.position, r.trunks FROM policy_rules r JOIN policies p ON p.id = r.policy_id \
-             JOIN tenants t ON t.id = p.tenant_id JOIN trunks k ON k.pbx_id = t.pbx_id WHERE k.id = $1 ORDER BY t.slug, p.name, r.position",
-        )
-        .bind(id)
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        let rules = trunks::rules_on_its_pbx(&mut *w.tx, id).await?;
         let users: Vec<String> = rules
             .iter()
-            .filter(|r| r.3.split(',').any(|n| n == before.name))
-            .map(|r| format!("{}/{} rule {}", r.0, r.1, r.2))
+            .filter(|r| r.trunks.split(',').any(|n| n == before.name))
+            .map(|r| format!("{}/{} rule {}", r.tenant, r.policy, r.position))
             .collect();
         if !users.is_empty() {
             return Err(Error::Conflict(format!(
@@ -400,16 +368,7 @@ impl Workspace {
                 users.join(", ")
             )));
         }
-        sqlx::query("DELETE FROM trunk_tenants WHERE trunk_id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("DELETE FROM trunks WHERE id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
+        trunks::delete(&mut w.tx, id).await?;
         let c = Change {
             action: "trunk.remove",
             entity_type: "trunk",

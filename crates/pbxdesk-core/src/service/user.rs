@@ -10,7 +10,7 @@ use crate::error::{Error, Result, ValidationError};
 use crate::model::{NewDevice, NewUser, User, UserPatch, UserSummary};
 use crate::secret::{generate_pin, Purpose};
 use crate::store::users;
-use crate::store::{classify, db_error, Backend, DbFailure, WriteTx};
+use crate::store::{db_error, Backend, WriteTx};
 use secrecy::ExposeSecret;
 use sqlx::AnyConnection;
 
@@ -79,11 +79,7 @@ impl Workspace {
         let mut w = self.store.begin_write().await?;
         if self.store.backend() == Backend::Postgres {
             // Serializes allocations per tenant across every laptop of the team.
-            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
-                .bind(tenant.id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(db_error)?;
+            crate::store::tenants::lock_for_allocation(&mut *w.tx, tenant.id).await?;
         }
         let extension = match d.extension {
             Some(ext) => {
@@ -95,36 +91,38 @@ impl Workspace {
         let pin = self
             .cipher
             .seal(Purpose::VoicemailPin, generate_pin().expose_secret())?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (tenant_id, display_name, email, role, status, extension, outbound_caller_id, \
-             voicemail_enabled, voicemail_pin, dnd, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, 1, $10, $10) RETURNING id",
+        let made = users::insert(
+            &mut *w.tx,
+            users::NewUserRow {
+                tenant_id: tenant.id,
+                display_name: d.name.as_str(),
+                email: d.email.as_str(),
+                role: d.role.as_str(),
+                extension: extension.get(),
+                outbound_caller_id: d.caller_id.as_ref().map(|c| c.as_str()),
+                voicemail_enabled: d.voicemail,
+                voicemail_pin: pin,
+                now,
+            },
         )
-        .bind(tenant.id)
-        .bind(d.name.as_str())
-        .bind(d.email.as_str())
-        .bind(d.role.as_str())
-        .bind(i64::from(extension.get()))
-        .bind(d.caller_id.as_ref().map(|c| c.as_str().to_owned()))
-        .bind(d.voicemail)
-        .bind(pin)
-        .bind(false)
-        .bind(now)
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(|e| match classify(&e) {
-            DbFailure::UniqueViolation(what) if what.contains("email") => Error::Conflict(format!(
-                "tenant \"{}\" already has a user with e-mail {}",
-                tenant.slug, d.email
-            )),
+        .await?;
+        let id = match made {
+            Ok(id) => id,
+            Err(users::Taken::Email) => {
+                return Err(Error::Conflict(format!(
+                    "tenant \"{}\" already has a user with e-mail {}",
+                    tenant.slug, d.email
+                )))
+            }
             // Another writer took the number first: allocate again.
-            DbFailure::UniqueViolation(_) if d.extension.is_none() => Error::Busy,
-            DbFailure::UniqueViolation(_) => Error::Conflict(format!(
-                "extension {extension} is already in use in tenant \"{}\"",
-                tenant.slug
-            )),
-            _ => db_error(e),
-        })?;
+            Err(users::Taken::Extension) if d.extension.is_none() => return Err(Error::Busy),
+            Err(users::Taken::Extension) => {
+                return Err(Error::Conflict(format!(
+                    "extension {extension} is already in use in tenant \"{}\"",
+                    tenant.slug
+                )))
+            }
+        };
         self.bind_row_secrets(&mut w.tx, "users", id).await?;
         let defaults = NewDevice::default();
         self.insert_device(&mut w, id, tenant, extension, &defaults, now)
@@ -161,43 +159,20 @@ impl Workspace {
         // The country's emergency numbers in the range count as held (dialling one calls the
         // emergency services, never a user), unless a row already holds them: a number is
         // counted once. They are the renderer's fixed table, not input.
-        let emergency: Vec<String> = pbxdesk_render::snapshot::emergency_numbers(&tenant.country)
+        let reserved: Vec<u32> = pbxdesk_render::snapshot::emergency_numbers(&tenant.country)
             .iter()
             .filter_map(|n| n.parse::<u32>().ok())
             .filter(|n| (range.first().get()..=range.last().get()).contains(n))
-            .map(|n| format!("({n})"))
             .collect();
-        let reserved = if emergency.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " UNION ALL SELECT column1 FROM (VALUES {}) AS r WHERE NOT EXISTS ( \
-                   SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.extension = r.column1 \
-                      AND (u.deleted_at IS NULL OR u.deleted_at > $4))",
-                emergency.join(", ")
-            )
-        };
-        let next: Option<i64> = sqlx::query_scalar(&format!(
-            "WITH held AS ( \
-                SELECT extension AS e FROM users \
-                 WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
-                   AND (deleted_at IS NULL OR deleted_at > $4){reserved} \
-             ), numbered AS ( \
-                SELECT e, $2 + ROW_NUMBER() OVER (ORDER BY e) - 1 AS expected FROM held \
-             ) \
-             SELECT MIN(c) FROM ( \
-                SELECT MIN(expected) AS c FROM numbered WHERE e <> expected \
-                UNION ALL \
-                SELECT $2 + COUNT(*) FROM held \
-             ) candidates",
-        ))
-        .bind(tenant.id)
-        .bind(i64::from(range.first().get()))
-        .bind(i64::from(range.last().get()))
-        .bind(cutoff)
-        .fetch_one(conn)
-        .await
-        .map_err(db_error)?;
+        let next = users::lowest_free(
+            conn,
+            tenant.id,
+            i64::from(range.first().get()),
+            i64::from(range.last().get()),
+            cutoff,
+            &reserved,
+        )
+        .await?;
         next.filter(|n| *n <= i64::from(range.last().get()))
             .map(|n| Extension::from_number(n).map_err(|_| damaged("extension")))
             .transpose()
@@ -231,17 +206,14 @@ impl Workspace {
             return Ok(ext);
         }
         let cutoff = now - self.quarantine.as_millis() as i64;
-        let held: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status = 'deleted' \
-             AND deleted_at > $2 AND extension >= $3 AND extension <= $4",
+        let held = users::quarantined(
+            &mut *w.tx,
+            tenant.id,
+            cutoff,
+            i64::from(range.first().get()),
+            i64::from(range.last().get()),
         )
-        .bind(tenant.id)
-        .bind(cutoff)
-        .bind(i64::from(range.first().get()))
-        .bind(i64::from(range.last().get()))
-        .fetch_one(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Err(Error::Conflict(format!(
             "tenant \"{}\" has no free extension in its range {range} ({held} held in quarantine \
              after deletion); widen the range with `tenant update {} --ext-range`",
@@ -270,16 +242,9 @@ impl Workspace {
             .into());
         }
         let cutoff = now - self.quarantine.as_millis() as i64;
-        let holder: Option<(String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT display_name, status, deleted_at FROM users WHERE tenant_id = $1 AND extension = $2 \
-             AND (deleted_at IS NULL OR deleted_at > $3) ORDER BY id DESC LIMIT 1",
-        )
-        .bind(tenant.id)
-        .bind(i64::from(ext.get()))
-        .bind(cutoff)
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        let holder = users::holder(&mut *w.tx, tenant.id, ext.get(), cutoff)
+            .await?
+            .map(|h| (h.display_name, h.status, h.deleted_at));
         match holder {
             None => Ok(()),
             Some((_, status, Some(deleted_at))) if status == "deleted" => {
@@ -323,14 +288,7 @@ impl Workspace {
         if let Some((slug, ext)) = r.split_once('/') {
             let tenant = self.tenant_key(actor, slug).await?;
             let ext = Extension::parse(ext).map_err(|e| e.for_field("user"))?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM users WHERE tenant_id = $1 AND extension = $2 AND status <> 'deleted'",
-            )
-            .bind(tenant.id)
-            .bind(i64::from(ext.get()))
-            .fetch_optional(self.store.pool())
-            .await
-            .map_err(db_error)?;
+            let id = users::live_id(self.store.pool(), tenant.id, ext.get()).await?;
             return id.ok_or_else(|| Error::not_found("user", r));
         }
         match r.parse::<i64>() {
@@ -347,26 +305,17 @@ impl Workspace {
     /// The live (not deleted) users of a tenant, by extension.
     pub async fn user_list(&self, actor: &Actor, tenant_slug: &str) -> Result<Vec<UserSummary>> {
         let tenant = self.tenant_key(actor, tenant_slug).await?;
-        type Row = (i64, i64, String, String, String, String, i64);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT u.id, u.extension, u.display_name, u.email, u.role, u.status, \
-             (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id) \
-             FROM users u WHERE u.tenant_id = $1 AND u.status <> 'deleted' ORDER BY u.extension",
-        )
-        .bind(tenant.id)
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(db_error)?;
+        let rows = users::summaries(self.store.pool(), tenant.id).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(UserSummary {
-                    id: r.0,
-                    extension: u32::try_from(r.1).map_err(|_| damaged("extension"))?,
-                    display_name: r.2,
-                    email: r.3,
-                    role: UserRole::parse(&r.4).map_err(|_| damaged("user role"))?,
-                    status: UserStatus::parse(&r.5).map_err(|_| damaged("user status"))?,
-                    device_count: r.6,
+                    id: r.id,
+                    extension: u32::try_from(r.extension).map_err(|_| damaged("extension"))?,
+                    display_name: r.display_name,
+                    email: r.email,
+                    role: UserRole::parse(&r.role).map_err(|_| damaged("user role"))?,
+                    status: UserStatus::parse(&r.status).map_err(|_| damaged("user status"))?,
+                    device_count: r.device_count,
                 })
             })
             .collect()
@@ -419,87 +368,112 @@ impl Workspace {
             if current.status == UserStatus::Deleted {
                 return Err(Error::Conflict(format!("user {id} is deleted")));
             }
-            for (field, f) in ["forward_always", "forward_busy", "forward_no_answer"].iter().zip(&forwards) {
+            for (field, f) in ["forward_always", "forward_busy", "forward_no_answer"]
+                .iter()
+                .zip(&forwards)
+            {
                 if let Some(Some(ForwardTarget::Extension(e))) = f {
                     if e.get() == current.extension {
-                        return Err(ValidationError::new(field, &e.to_string(), "a user cannot forward to their own extension").into());
+                        return Err(ValidationError::new(
+                            field,
+                            &e.to_string(),
+                            "a user cannot forward to their own extension",
+                        )
+                        .into());
                     }
                 }
             }
             let now = self.now();
             let mut w = self.store.begin_write().await?;
             let before = self.user_in_tx(&mut w, id).await?;
-            check_version("user", &format!("{}/{}", before.tenant, before.extension), before.version, patch.expected_version)?;
-            let result = sqlx::query(
-                "UPDATE users SET display_name = $1, email = $2, role = $3, outbound_caller_id = $4, \
-                 voicemail_enabled = $5, dnd = $6, forward_always = $7, forward_busy = $8, \
-                 forward_no_answer = $9, version = version + 1, updated_at = $10 \
-                 WHERE id = $11 AND version = $12",
-            )
-            .bind(name.as_ref().map_or(before.display_name.clone(), |n| n.as_str().to_owned()))
-            .bind(email.as_ref().map_or(before.email.clone(), |e| e.as_str().to_owned()))
-            .bind(patch.role.unwrap_or(before.role).as_str())
-            .bind(match &caller_id {
+            check_version(
+                "user",
+                &format!("{}/{}", before.tenant, before.extension),
+                before.version,
+                patch.expected_version,
+            )?;
+            let name_after = name
+                .as_ref()
+                .map_or(before.display_name.clone(), |n| n.as_str().to_owned());
+            let email_after = email
+                .as_ref()
+                .map_or(before.email.clone(), |e| e.as_str().to_owned());
+            let caller_after = match &caller_id {
                 Some(c) => c.as_ref().map(|c| c.as_str().to_owned()),
                 None => before.outbound_caller_id.clone(),
-            })
-            .bind(patch.voicemail_enabled.unwrap_or(before.voicemail_enabled))
-            .bind(patch.dnd.unwrap_or(before.dnd))
-            .bind(forward_or(&forwards[0], &before.forward_always))
-            .bind(forward_or(&forwards[1], &before.forward_busy))
-            .bind(forward_or(&forwards[2], &before.forward_no_answer))
-            .bind(now)
-            .bind(id)
-            .bind(before.version)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(|e| match classify(&e) {
-                DbFailure::UniqueViolation(_) => Error::Conflict(format!(
-                    "tenant \"{}\" already has a user with that e-mail",
-                    before.tenant
-                )),
-                _ => db_error(e),
-            })?;
-            if result.rows_affected() != 1 {
-                return Err(Error::Busy);
+            };
+            let fwd = [
+                forward_or(&forwards[0], &before.forward_always),
+                forward_or(&forwards[1], &before.forward_busy),
+                forward_or(&forwards[2], &before.forward_no_answer),
+            ];
+            let written = users::update(
+                &mut *w.tx,
+                users::UserUpdate {
+                    id,
+                    version: before.version,
+                    display_name: &name_after,
+                    email: &email_after,
+                    role: patch.role.unwrap_or(before.role).as_str(),
+                    outbound_caller_id: caller_after.as_deref(),
+                    voicemail_enabled: patch.voicemail_enabled.unwrap_or(before.voicemail_enabled),
+                    dnd: patch.dnd.unwrap_or(before.dnd),
+                    forward_always: fwd[0].as_deref(),
+                    forward_busy: fwd[1].as_deref(),
+                    forward_no_answer: fwd[2].as_deref(),
+                    now,
+                },
+            )
+            .await?;
+            match written {
+                Ok(true) => {}
+                Ok(false) => return Err(Error::Busy),
+                Err(_) => {
+                    return Err(Error::Conflict(format!(
+                        "tenant \"{}\" already has a user with that e-mail",
+                        before.tenant
+                    )))
+                }
             }
             if let Some(Some(name)) = &policy {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policies WHERE tenant_id = (SELECT tenant_id FROM users WHERE id = $1) AND name = $2")
-                    .bind(id)
-                    .bind(name.as_str())
-                    .fetch_one(&mut *w.tx)
-                    .await
-                    .map_err(db_error)?;
-                if n == 0 {
-                    return Err(ValidationError::new("policy", name.as_str(), format!("tenant \"{}\" has no policy named so", before.tenant)).into());
-                    }
+                let tenant_id = users::tenant_of(&mut *w.tx, id).await?;
+                let known =
+                    crate::store::tenants::has_policy(&mut *w.tx, tenant_id, name.as_str()).await?;
+                if !known {
+                    return Err(ValidationError::new(
+                        "policy",
+                        name.as_str(),
+                        format!("tenant \"{}\" has no policy named so", before.tenant),
+                    )
+                    .into());
+                }
             }
             if policy.is_some() || patch.ring_seconds.is_some() {
-                sqlx::query("UPDATE users SET ring_seconds = $1, policy = $2 WHERE id = $3")
-                    .bind(i64::from(patch.ring_seconds.unwrap_or(before.ring_seconds)))
-                    .bind(match &policy {
-                        Some(p) => p.as_ref().map(|n| n.as_str().to_owned()),
-                        None => before.policy.clone(),
-                    })
-                    .bind(id)
-                    .execute(&mut *w.tx)
-                    .await
-                    .map_err(db_error)?;
+                let policy_after = match &policy {
+                    Some(p) => p.as_ref().map(|n| n.as_str().to_owned()),
+                    None => before.policy.clone(),
+                };
+                users::set_ring_and_policy(
+                    &mut *w.tx,
+                    id,
+                    patch.ring_seconds.unwrap_or(before.ring_seconds),
+                    policy_after.as_deref(),
+                )
+                .await?;
             }
             if let Some(sealed) = &sealed_pin {
                 // Pending until the PBX runs a render holding it (pushed below, or an apply).
-                sqlx::query("UPDATE users SET voicemail_pin = $1, pin_pending_since = $2 WHERE id = $3")
-                    .bind(sealed.clone())
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *w.tx)
-                    .await
-                    .map_err(db_error)?;
+                users::set_pin(&mut *w.tx, id, sealed.clone(), now).await?;
                 self.bind_row_secrets(&mut w.tx, "users", id).await?;
             }
             let after = self.user_in_tx(&mut w, id).await?;
             let tenant_id = self.user_tenant_id(&mut w, id).await?;
-            let change = Change { action: "user.update", entity_type: "user", entity_id: format!("{}/{}", after.tenant, after.extension), tenant_id: Some(tenant_id) };
+            let change = Change {
+                action: "user.update",
+                entity_type: "user",
+                entity_id: format!("{}/{}", after.tenant, after.extension),
+                tenant_id: Some(tenant_id),
+            };
             record(&mut w, actor, now, change, Some(&before), Some(&after)).await?;
             w.commit().await?;
             Ok(after)
@@ -561,15 +535,7 @@ impl Workspace {
         if before.status == UserStatus::Deleted {
             return Err(Error::Conflict(format!("user {id} is deleted")));
         }
-        sqlx::query(
-            "UPDATE users SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(status.as_str())
-        .bind(now)
-        .bind(id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        users::set_status(&mut *w.tx, id, status.as_str(), now).await?;
         let after = self.user_in_tx(&mut w, id).await?;
         let tenant_id = self.user_tenant_id(&mut w, id).await?;
         let action = if status == UserStatus::Suspended {
@@ -600,15 +566,15 @@ impl Workspace {
         }
         // An inbound number must not be left pointing at nobody.
         let tenant_id = self.user_tenant_id(&mut w, id).await?;
-        let routed: Vec<String> = sqlx::query_scalar(
-            "SELECT number FROM dids WHERE tenant_id = $1 AND destination IN ($2, $3) ORDER BY number",
+        let routed = users::numbers_routed_to(
+            &mut *w.tx,
+            tenant_id,
+            [
+                &format!("user:{}", before.extension),
+                &format!("voicemail:{}", before.extension),
+            ],
         )
-        .bind(tenant_id)
-        .bind(format!("user:{}", before.extension))
-        .bind(format!("voicemail:{}", before.extension))
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         if !routed.is_empty() {
             return Err(Error::Conflict(format!(
                 "{} still route(s) to {} ({}); give them another destination first (pbxdesk did update)",
@@ -617,20 +583,7 @@ impl Workspace {
                 before.extension
             )));
         }
-        sqlx::query("DELETE FROM devices WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query(
-            "UPDATE users SET status = 'deleted', deleted_at = $1, voicemail_pin = NULL, version = version + 1, \
-             updated_at = $1 WHERE id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(db_error)?;
+        users::delete(&mut w.tx, id, now).await?;
         let after = self.user_in_tx(&mut w, id).await?;
         let change = Change {
             action: "user.delete",
@@ -644,11 +597,7 @@ impl Workspace {
     }
 
     pub(crate) async fn user_tenant_id(&self, w: &mut WriteTx<'_>, user_id: i64) -> Result<i64> {
-        sqlx::query_scalar("SELECT tenant_id FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_one(&mut *w.tx)
-            .await
-            .map_err(db_error)
+        users::tenant_of(&mut *w.tx, user_id).await
     }
 }
 

@@ -264,3 +264,17 @@ pub(crate) async fn set_status<'e, E: Executor<'e, Database = Any>>(
     .map_err(db_error)?;
     Ok(())
 }
+
+/// Locks the tenant's row to the end of the transaction (PostgreSQL): allocations of one
+/// tenant queue, whichever laptop or server of a team makes them.
+pub(crate) async fn lock_for_allocation<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+) -> Result<()> {
+    sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(e)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}

@@ -110,3 +110,345 @@ pub(crate) async fn live_with_extension<'e, E: Executor<'e, Database = Any>>(
     .await
     .map_err(db_error)
 }
+
+/// What a unique index refused a new user for.
+pub(crate) enum Taken {
+    Email,
+    Extension,
+}
+
+/// A user to create (the PIN sealed).
+pub(crate) struct NewUserRow<'a> {
+    pub tenant_id: i64,
+    pub display_name: &'a str,
+    pub email: &'a str,
+    pub role: &'a str,
+    pub extension: u32,
+    pub outbound_caller_id: Option<&'a str>,
+    pub voicemail_enabled: bool,
+    pub voicemail_pin: Vec<u8>,
+    pub now: i64,
+}
+
+/// Creates a user; its id, or what was taken already (the e-mail, or the extension).
+pub(crate) async fn insert<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    u: NewUserRow<'_>,
+) -> Result<std::result::Result<i64, Taken>> {
+    let made = sqlx::query_scalar(
+        "INSERT INTO users (tenant_id, display_name, email, role, status, extension, \
+         outbound_caller_id, voicemail_enabled, voicemail_pin, dnd, version, created_at, \
+         updated_at) \
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, 1, $10, $10) RETURNING id",
+    )
+    .bind(u.tenant_id)
+    .bind(u.display_name)
+    .bind(u.email)
+    .bind(u.role)
+    .bind(i64::from(u.extension))
+    .bind(u.outbound_caller_id)
+    .bind(u.voicemail_enabled)
+    .bind(u.voicemail_pin)
+    .bind(false)
+    .bind(u.now)
+    .fetch_one(e)
+    .await;
+    match made {
+        Ok(id) => Ok(Ok(id)),
+        Err(e) => match super::classify(&e) {
+            super::DbFailure::UniqueViolation(what) if what.contains("email") => {
+                Ok(Err(Taken::Email))
+            }
+            super::DbFailure::UniqueViolation(_) => Ok(Err(Taken::Extension)),
+            _ => Err(db_error(e)),
+        },
+    }
+}
+
+/// The lowest number of `first..=last` that no live user holds and no user deleted after
+/// `cutoff` holds, counting `reserved` (numbers of code, never input) as held: one query, one
+/// ordered pass over the allocator index `(tenant_id, extension, deleted_at)`. Numbering the
+/// held extensions in order, the first that is not `first + n - 1` marks the gap; with no gap
+/// the answer is `first + count` (past `last` means none is free).
+pub(crate) async fn lowest_free<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    first: i64,
+    last: i64,
+    cutoff: i64,
+    reserved: &[u32],
+) -> Result<Option<i64>> {
+    // A reserved number is counted once: only when no row already holds it.
+    let reserved = if reserved.is_empty() {
+        String::new()
+    } else {
+        let values: Vec<String> = reserved.iter().map(|n| format!("({n})")).collect();
+        format!(
+            " UNION ALL SELECT column1 FROM (VALUES {}) AS r WHERE NOT EXISTS ( \
+               SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.extension = r.column1 \
+                  AND (u.deleted_at IS NULL OR u.deleted_at > $4))",
+            values.join(", ")
+        )
+    };
+    sqlx::query_scalar(&format!(
+        "WITH held AS ( \
+            SELECT extension AS e FROM users \
+             WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
+               AND (deleted_at IS NULL OR deleted_at > $4){reserved} \
+         ), numbered AS ( \
+            SELECT e, $2 + ROW_NUMBER() OVER (ORDER BY e) - 1 AS expected FROM held \
+         ) \
+         SELECT MIN(c) FROM ( \
+            SELECT MIN(expected) AS c FROM numbered WHERE e <> expected \
+            UNION ALL \
+            SELECT $2 + COUNT(*) FROM held \
+         ) candidates",
+    ))
+    .bind(tenant_id)
+    .bind(first)
+    .bind(last)
+    .bind(cutoff)
+    .fetch_one(e)
+    .await
+    .map_err(db_error)
+}
+
+/// How many numbers of `first..=last` users deleted after `cutoff` hold in quarantine.
+pub(crate) async fn quarantined<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    cutoff: i64,
+    first: i64,
+    last: i64,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status = 'deleted' \
+         AND deleted_at > $2 AND extension >= $3 AND extension <= $4",
+    )
+    .bind(tenant_id)
+    .bind(cutoff)
+    .bind(first)
+    .bind(last)
+    .fetch_one(e)
+    .await
+    .map_err(db_error)
+}
+
+/// Who holds an extension: a live user, or one deleted after `cutoff` (in quarantine).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct HolderRow {
+    pub display_name: String,
+    pub status: String,
+    pub deleted_at: Option<i64>,
+}
+
+pub(crate) async fn holder<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    extension: u32,
+    cutoff: i64,
+) -> Result<Option<HolderRow>> {
+    sqlx::query_as(
+        "SELECT display_name, status, deleted_at FROM users WHERE tenant_id = $1 \
+         AND extension = $2 AND (deleted_at IS NULL OR deleted_at > $3) \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(i64::from(extension))
+    .bind(cutoff)
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)
+}
+
+/// The live user of a tenant with that extension.
+pub(crate) async fn live_id<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    extension: u32,
+) -> Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE tenant_id = $1 AND extension = $2 AND status <> 'deleted'",
+    )
+    .bind(tenant_id)
+    .bind(i64::from(extension))
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)
+}
+
+/// A live user as the tenant's list shows it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SummaryRow {
+    pub id: i64,
+    pub extension: i64,
+    pub display_name: String,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub device_count: i64,
+}
+
+/// A tenant's live users, by extension.
+pub(crate) async fn summaries<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<Vec<SummaryRow>> {
+    sqlx::query_as(
+        "SELECT u.id AS id, u.extension AS extension, u.display_name AS display_name, \
+         u.email AS email, u.role AS role, u.status AS status, \
+         (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id) AS device_count \
+         FROM users u WHERE u.tenant_id = $1 AND u.status <> 'deleted' ORDER BY u.extension",
+    )
+    .bind(tenant_id)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}
+
+/// A user's editable fields as they are to be.
+pub(crate) struct UserUpdate<'a> {
+    pub id: i64,
+    pub version: i64,
+    pub display_name: &'a str,
+    pub email: &'a str,
+    pub role: &'a str,
+    pub outbound_caller_id: Option<&'a str>,
+    pub voicemail_enabled: bool,
+    pub dnd: bool,
+    pub forward_always: Option<&'a str>,
+    pub forward_busy: Option<&'a str>,
+    pub forward_no_answer: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Writes a user's fields if it is still at `version`: `Ok(true)` when written, `Ok(false)`
+/// when someone changed it since, `Err(Taken::Email)` when the e-mail is another user's.
+pub(crate) async fn update<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    u: UserUpdate<'_>,
+) -> Result<std::result::Result<bool, Taken>> {
+    let done = sqlx::query(
+        "UPDATE users SET display_name = $1, email = $2, role = $3, outbound_caller_id = $4, \
+         voicemail_enabled = $5, dnd = $6, forward_always = $7, forward_busy = $8, \
+         forward_no_answer = $9, version = version + 1, updated_at = $10 \
+         WHERE id = $11 AND version = $12",
+    )
+    .bind(u.display_name)
+    .bind(u.email)
+    .bind(u.role)
+    .bind(u.outbound_caller_id)
+    .bind(u.voicemail_enabled)
+    .bind(u.dnd)
+    .bind(u.forward_always)
+    .bind(u.forward_busy)
+    .bind(u.forward_no_answer)
+    .bind(u.now)
+    .bind(u.id)
+    .bind(u.version)
+    .execute(e)
+    .await;
+    match done {
+        Ok(r) => Ok(Ok(r.rows_affected() == 1)),
+        Err(e) => match super::classify(&e) {
+            super::DbFailure::UniqueViolation(_) => Ok(Err(Taken::Email)),
+            _ => Err(db_error(e)),
+        },
+    }
+}
+
+pub(crate) async fn set_ring_and_policy<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+    ring_seconds: u32,
+    policy: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE users SET ring_seconds = $1, policy = $2 WHERE id = $3")
+        .bind(i64::from(ring_seconds))
+        .bind(policy)
+        .bind(id)
+        .execute(e)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// A new PIN (sealed), pending until the PBX runs a render holding it.
+pub(crate) async fn set_pin<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+    sealed: Vec<u8>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE users SET voicemail_pin = $1, pin_pending_since = $2 WHERE id = $3")
+        .bind(sealed)
+        .bind(now)
+        .bind(id)
+        .execute(e)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub(crate) async fn set_status<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+    status: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE users SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(status)
+    .bind(now)
+    .bind(id)
+    .execute(e)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The numbers of a tenant routed to these destinations, by number.
+pub(crate) async fn numbers_routed_to<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    destinations: [&str; 2],
+) -> Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT number FROM dids WHERE tenant_id = $1 AND destination IN ($2, $3) \
+         ORDER BY number",
+    )
+    .bind(tenant_id)
+    .bind(destinations[0])
+    .bind(destinations[1])
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}
+
+/// Deletes a user: its devices go, its row stays (deleted, PIN dropped) and holds its number.
+pub(crate) async fn delete(c: &mut sqlx::AnyConnection, id: i64, now: i64) -> Result<()> {
+    sqlx::query("DELETE FROM devices WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    sqlx::query(
+        "UPDATE users SET status = 'deleted', deleted_at = $1, voicemail_pin = NULL, \
+         version = version + 1, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub(crate) async fn tenant_of<'e, E: Executor<'e, Database = Any>>(e: E, id: i64) -> Result<i64> {
+    sqlx::query_scalar("SELECT tenant_id FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(e)
+        .await
+        .map_err(db_error)
+}

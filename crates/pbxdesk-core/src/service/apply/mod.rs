@@ -625,12 +625,7 @@ impl Workspace {
             .map_err(crate::store::db_error)?
             .detach();
         let key = i32::try_from(pbx.id).unwrap_or(i32::MAX);
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(TEAM_LOCK_CLASS)
-            .bind(key)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(crate::store::db_error)?;
+        let got = crate::store::team_lock::try_take(&mut conn, TEAM_LOCK_CLASS, key).await?;
         if !got {
             return Err(Refusal::TeamLocked {
                 pbx: pbx.name.clone(),
@@ -643,11 +638,7 @@ impl Workspace {
     async fn team_apply_unlock(mut conn: sqlx::AnyConnection, pbx_id: i64) {
         use sqlx::Connection as _;
         let key = i32::try_from(pbx_id).unwrap_or(i32::MAX);
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-            .bind(TEAM_LOCK_CLASS)
-            .bind(key)
-            .execute(&mut conn)
-            .await;
+        crate::store::team_lock::give_back(&mut conn, TEAM_LOCK_CLASS, key).await;
         let _ = conn.close().await;
     }
 
