@@ -162,7 +162,7 @@ pub(crate) async fn me_set_pin(
     ))
 }
 
-/// Changes the user's password; their other sessions stay until they end.
+/// Changes the user's password; their other sessions end, this one goes on.
 #[utoipa::path(put, path = "/api/v1/me/password", tag = "self-service",
     security(("bearer" = [])), request_body = MePassword,
     responses((status = 204), (status = 422, body = ApiError)))]

@@ -1157,6 +1157,50 @@ async fn an_end_user_sees_and_changes_only_their_own_settings() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let second = v["token"].as_str().unwrap().to_owned();
 
+    // A password change ends the user's other sessions and keeps this one; the wrong current
+    // password changes nothing.
+    let (s, v, _) = a
+        .call(
+            Method::PUT,
+            "/api/v1/me/password",
+            Some(&second),
+            Some(json!({"current_password": "not it at all!", "new_password": "a newer passphrase 2"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("current_password")),
+        "{v}"
+    );
+    let (s, _, _) = a
+        .call(Method::GET, "/api/v1/me", Some(me_token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "a refused change ends nothing");
+    let (s, v, _) = a
+        .call(
+            Method::PUT,
+            "/api/v1/me/password",
+            Some(&second),
+            Some(json!({"current_password": "my own passphrase 1", "new_password": "a newer passphrase 2"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, _, _) = a
+        .call(Method::GET, "/api/v1/me", Some(me_token), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the other session ended");
+    let (s, _, _) = a.call(Method::GET, "/api/v1/me", Some(&second), None).await;
+    assert_eq!(s, StatusCode::OK, "this one goes on");
+    let (s, _, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/me/login",
+            None,
+            Some(login("acme-dental", email, "my own passphrase 1")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the old password is gone");
+
     // Removing self-service ends every session at once.
     let admin = a.login("acme-admin").await;
     let (s, _, _) = a
@@ -1168,10 +1212,8 @@ async fn an_end_user_sees_and_changes_only_their_own_settings() {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    for t in [me_token, second.as_str()] {
-        let (s, _, _) = a.call(Method::GET, "/api/v1/me", Some(t), None).await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED);
-    }
+    let (s, _, _) = a.call(Method::GET, "/api/v1/me", Some(&second), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -43,6 +43,8 @@ pub struct EndUser {
     tenant: String,
     extension: u32,
     via: Option<String>,
+    /// The SHA-256 of the session this is (none inside an invite being taken).
+    session: Option<String>,
 }
 
 impl EndUser {
@@ -78,6 +80,7 @@ fn end_user(row: EndUserRow, via: Option<String>) -> Result<EndUser> {
         extension: u32::try_from(row.extension)
             .map_err(|_| Error::Store("extension on record is out of range".into()))?,
         via,
+        session: None,
     })
 }
 
@@ -265,8 +268,11 @@ impl Workspace {
         if !token.starts_with(END_USER_TOKEN_PREFIX) {
             return Err(unknown_session());
         }
-        let row = store::by_session(self.store.pool(), &api_token_hash(token), self.now()).await?;
-        end_user(row.ok_or_else(unknown_session)?, Some(via.to_owned()))
+        let hash = api_token_hash(token);
+        let row = store::by_session(self.store.pool(), &hash, self.now()).await?;
+        let mut me = end_user(row.ok_or_else(unknown_session)?, Some(via.to_owned()))?;
+        me.session = Some(hash);
+        Ok(me)
     }
 
     /// Ends an end user's session.
@@ -324,8 +330,9 @@ impl Workspace {
         Ok(Me::of(user))
     }
 
-    /// An end user changes their own password (the current one checked first). Sessions already
-    /// open run out as they would (12 hours at most); removing self-service ends them at once.
+    /// An end user changes their own password (the current one checked first). Every other
+    /// session of theirs ends (a password changed because it leaked must not leave the one who
+    /// took it logged in); this one goes on.
     pub async fn me_change_password(
         &self,
         me: &EndUser,
@@ -344,6 +351,8 @@ impl Workspace {
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         store::set_password(&mut *w.tx, me.user_id, &hash, now).await?;
+        store::end_other_sessions(&mut *w.tx, me.user_id, me.session.as_deref().unwrap_or(""))
+            .await?;
         let change = Change {
             action: "user.self_service_password",
             entity_type: "user",

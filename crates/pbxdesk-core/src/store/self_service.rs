@@ -166,6 +166,21 @@ pub(crate) async fn session_add(
     Ok(())
 }
 
+/// Every session of a user but `keep` (a hash) ends.
+pub(crate) async fn end_other_sessions<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    user_id: i64,
+    keep: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM self_service_sessions WHERE user_id = $1 AND token_hash <> $2")
+        .bind(user_id)
+        .bind(keep)
+        .execute(e)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// The active user of a live session.
 pub(crate) async fn by_session<'e, E: Executor<'e, Database = Any>>(
     e: E,
