@@ -10,6 +10,8 @@
 # Bars (issue 13): list p99 <= 100 ms, create p99 <= 250 ms, login p99 <= 1 s, 0 errors.
 # --quick (CI): 50 sessions, 3 s runs, the debug binary; the figures are not the bars' then,
 # but every part must run and answer without an error.
+# LOAD_BIN=PATH runs a given binary instead of building one (to compare two builds in the
+# same hour: this machine's speed moves by tens of per cent between hours).
 set -euo pipefail
 cd "$(dirname "$0")"
 root="$(cd ../.. && pwd)"
@@ -22,8 +24,10 @@ else
   sessions="${LOAD_SESSIONS:-1000}" secs="${LOAD_SECONDS:-30}" conns=1000 listed=80 profile=release
   create_pause=10000
 fi
-bin="$target/$profile/pbxdesk"
-if [ "$profile" = release ]; then
+bin="${LOAD_BIN:-$target/$profile/pbxdesk}"
+if [ -n "${LOAD_BIN:-}" ]; then
+  : # a given binary (e.g. an older build, to compare in the same hour)
+elif [ "$profile" = release ]; then
   (cd "$root" && cargo build --release --locked -p pbxdesk-cli)
 else
   [ -x "$bin" ] || (cd "$root" && cargo build --locked -p pbxdesk-cli)
