@@ -339,6 +339,28 @@ pub struct Bound {
     ws: Workspace,
     listener: std::net::TcpListener,
     identity: Option<tls::Identity>,
+    /// Cross-origin requests are answered only from these origins (none unless configured).
+    cors: Option<tower_http::cors::CorsLayer>,
+}
+
+/// An origin a browser may call the API from: `https://host[:port]` (or `http://`), nothing
+/// more. A wildcard is refused: an API that changes PBXs names the web apps it trusts.
+pub fn parse_origin(o: &str) -> Result<header::HeaderValue, pbxdesk_core::ValidationError> {
+    const RULE: &str = "scheme://host[:port]: https:// or http://, then a host and maybe a port; \
+                        no path, no wildcard";
+    let bad = || pbxdesk_core::ValidationError::new("cors_origin", o, RULE);
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    if rest.is_empty()
+        || !rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(bad());
+    }
+    header::HeaderValue::from_str(&o.to_ascii_lowercase()).map_err(|_| bad())
 }
 
 /// Binds the API to `listen` with `tls`. Plain HTTP is refused on anything but loopback:
@@ -368,10 +390,28 @@ pub fn bind(ws: Workspace, listen: std::net::SocketAddr, tls: &Tls) -> std::io::
         ws,
         listener,
         identity,
+        cors: None,
     })
 }
 
 impl Bound {
+    /// Lets web apps of `origins` call the API from a browser (CORS); with none, no
+    /// cross-origin request is answered with CORS headers, so browsers refuse them.
+    pub fn allow_origins(
+        mut self,
+        origins: &[String],
+    ) -> Result<Bound, pbxdesk_core::ValidationError> {
+        if origins.is_empty() {
+            return Ok(self);
+        }
+        let list = origins
+            .iter()
+            .map(|o| parse_origin(o.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.cors = Some(cors_layer(list));
+        Ok(self)
+    }
+
     /// Where it answers, e.g. `https://127.0.0.1:8443/api/v1`.
     pub fn url(&self) -> String {
         let scheme = if self.identity.is_some() {
@@ -398,7 +438,11 @@ impl Bound {
     /// Serves until the process is stopped.
     pub async fn run(self) -> std::io::Result<()> {
         // The peer's address reaches the handlers (the login throttle counts by it).
-        let app = router(self.ws).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = match self.cors {
+            Some(cors) => router(self.ws).layer(cors),
+            None => router(self.ws),
+        };
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         match self.identity {
             None => axum::serve(tokio::net::TcpListener::from_std(self.listener)?, app).await,
             Some(id) => {
@@ -418,4 +462,32 @@ impl Bound {
 /// Serves the API on `listen` over plain HTTP (loopback only) until the process is stopped.
 pub async fn serve(ws: Workspace, listen: std::net::SocketAddr) -> std::io::Result<()> {
     bind(ws, listen, &Tls::Off)?.run().await
+}
+
+/// CORS for `origins`: the API's methods and the headers its clients send, no cookies.
+pub fn cors_layer(origins: Vec<header::HeaderValue>) -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// `router` with CORS for the given origins (what `serve --cors-origin` runs).
+pub fn router_with_origins(
+    ws: Workspace,
+    origins: &[String],
+) -> Result<Router, pbxdesk_core::ValidationError> {
+    let list = origins
+        .iter()
+        .map(|o| parse_origin(o.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(router(ws).layer(cors_layer(list)))
 }

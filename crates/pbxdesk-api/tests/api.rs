@@ -1266,3 +1266,55 @@ async fn a_deleted_or_suspended_user_loses_self_service_at_once() {
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+/// A browser's preflight from `origin`: the `Access-Control-Allow-Origin` answered, if any.
+async fn preflight(router: &axum::Router, origin: &str) -> Option<String> {
+    let req = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/api/v1/tenants")
+        .header(header::ORIGIN, origin)
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+        .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+        .body(Body::empty())
+        .unwrap();
+    let res = router.clone().oneshot(req).await.unwrap();
+    res.headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn no_cors_unless_origins_are_named_and_then_only_for_them() {
+    let a = api().await;
+    assert_eq!(
+        preflight(&a.router, "https://psa.example.com").await,
+        None,
+        "none by default"
+    );
+    let with =
+        pbxdesk_api::router_with_origins(a.ws.clone(), &["https://PSA.example.com:8443".into()])
+            .unwrap();
+    assert_eq!(
+        preflight(&with, "https://psa.example.com:8443")
+            .await
+            .as_deref(),
+        Some("https://psa.example.com:8443")
+    );
+    assert_eq!(preflight(&with, "https://evil.example").await, None);
+    assert_eq!(
+        preflight(&with, "https://psa.example.com").await,
+        None,
+        "another port is another origin"
+    );
+    for bad in [
+        "*",
+        "https://x.example/path",
+        "ftp://x.example",
+        "https://a b",
+        "https://",
+        "https://x.example\n",
+    ] {
+        let e = pbxdesk_api::parse_origin(bad).unwrap_err();
+        assert_eq!(e.field, "cors_origin", "{bad:?}");
+    }
+}

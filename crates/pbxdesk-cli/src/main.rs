@@ -101,6 +101,10 @@ enum Command {
         /// HTTPS on loopback too (a self-signed certificate unless --tls-cert is given).
         #[arg(long)]
         tls: bool,
+        /// A web app allowed to call the API from a browser, as https://host[:port]
+        /// (repeatable). None by default: browsers refuse cross-origin calls.
+        #[arg(long = "cors-origin")]
+        cors_origins: Vec<String>,
     },
     /// What a PBX is doing now (the same as `pbx status NAME`): health, trunks, devices,
     /// calls. Exits 11 when the PBX cannot be reached.
@@ -959,6 +963,7 @@ async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
         tls_cert,
         tls_key,
         tls,
+        cors_origins,
     } = &cli.command
     {
         let sqlite = cli
@@ -978,7 +983,8 @@ async fn dispatch(ws: &Workspace, cli: &Cli) -> Result<Box<dyn Show>, Error> {
             _ => pbxdesk_api::Tls::Off,
         };
         let bound = pbxdesk_api::bind(ws.clone(), *listen, &tls)
-            .map_err(|e| Error::Conflict(format!("cannot serve the API on {listen}: {e}")))?;
+            .map_err(|e| Error::Conflict(format!("cannot serve the API on {listen}: {e}")))?
+            .allow_origins(cors_origins)?;
         // Each request logs in for itself: the server has no operator of its own.
         eprintln!(
             "pbxdesk: serving the API on {} (OpenAPI: /api/v1/openapi.json); Ctrl-C stops it",

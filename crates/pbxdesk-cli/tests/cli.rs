@@ -912,3 +912,18 @@ fn serve_speaks_tls_with_a_kept_self_signed_certificate_off_loopback() {
     assert_eq!(again, fp);
     assert!(doc.is_some_and(|d| d.contains("\"openapi\"")));
 }
+
+/// A CORS origin that is not `scheme://host[:port]` (a wildcard, a path) is refused with its
+/// field before anything is served.
+#[test]
+fn serve_refuses_a_cors_origin_that_is_not_one() {
+    let ws = Ws::new();
+    ws.json(&["demo", "seed"]);
+    for bad in ["*", "https://psa.example.com/app"] {
+        let e = ws.fails(
+            &["serve", "--listen", "127.0.0.1:0", "--cors-origin", bad],
+            3,
+        );
+        assert_eq!(e["error"]["field"], "cors_origin", "{bad}: {e}");
+    }
+}
