@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --app
-(cd ui && npx vite build --logLevel warn)
+(cd ui && npx vite build --logLevel warn && npx vite build -c vite.self.config.ts --logLevel warn)
 data="${XDG_DATA_HOME:-$HOME/.local/share}/pbxdesk"
 mkdir -p "$data"
 export PBXDESK_WORKSPACE="${PBXDESK_WORKSPACE:-$data/demo.sqlite}"
