@@ -1,7 +1,7 @@
 //! Logging in: operators' sessions (access and refresh tokens), the failed-login throttle,
 //! and the automation tokens an msp_admin makes.
 
-use crate::{bearer, ApiError, ApiResult, Caller, Input, Param, Source};
+use crate::{bearer, no_store, ApiError, ApiResult, Caller, Input, Param, Source};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -174,13 +174,10 @@ pub(crate) async fn token_create(
     Caller(a): Caller,
     Input(input): Input<NewApiToken>,
 ) -> Result<Response, ApiError> {
-    let made = ws.api_token_create(&a, &input).await?;
-    Ok((
+    Ok(no_store(
         StatusCode::CREATED,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(made),
-    )
-        .into_response())
+        ws.api_token_create(&a, &input).await?,
+    ))
 }
 
 /// Every API token made, revoked ones too, with its last use; never a secret (msp_admin,

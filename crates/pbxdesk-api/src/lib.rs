@@ -107,6 +107,12 @@ impl IntoResponse for ApiError {
 
 pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// An answer that holds a secret (a token, a password, a render with secrets): never kept by
+/// a cache or a proxy.
+pub(crate) fn no_store<T: Serialize>(status: StatusCode, body: T) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
 /// A JSON request body; one that does not parse is answered in the API's error shape (code
 /// `validation`, the parser's words), like every other error.
 pub struct Input<T>(pub T);

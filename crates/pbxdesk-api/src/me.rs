@@ -4,11 +4,13 @@
 //! The operator's side (invite, remove) is here too, on `/api/v1/users/{id}`.
 
 use crate::auth::throttled;
-use crate::{bearer, client_via, ApiError, ApiResult, Caller, Input, LoginThrottle, Param, Source};
+use crate::{
+    bearer, client_via, no_store, ApiError, ApiResult, Caller, Input, LoginThrottle, Param, Source,
+};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use pbxdesk_core::model::{Me, MeDevice, MePatch, SelfServiceInvite, SelfServiceSession};
 use pbxdesk_core::service::{EndUser, END_USER_TOKEN_PREFIX};
@@ -72,10 +74,6 @@ pub struct MePassword {
     pub current_password: String,
     /// 12 to 1,024 characters.
     pub new_password: String,
-}
-
-fn no_store<T: serde::Serialize>(status: StatusCode, body: T) -> Response {
-    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
 /// Takes an invite: sets the user's password and logs them in.

@@ -1,6 +1,6 @@
 //! PBXs: their profiles, what pbxdesk renders for them, the guarded apply, and the live side.
 
-use crate::{ApiError, ApiResult, Caller, Filter, Input, Param};
+use crate::{no_store, ApiError, ApiResult, Caller, Filter, Input, Param};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -189,7 +189,7 @@ pub(crate) async fn pbx_render(
         contexts: r.contexts,
         findings: r.findings,
     };
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view)).into_response())
+    Ok(no_store(StatusCode::OK, view))
 }
 
 /// What an apply would change (offline): each file's unified diff and the rows, secrets

@@ -1,9 +1,9 @@
 //! Tenants, their users and the users' devices.
 
-use crate::{ApiError, ApiResult, Caller, Input, Param};
+use crate::{no_store, ApiError, ApiResult, Caller, Input, Param};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use pbxdesk_core::model::{
     Device, NewDevice, NewTenant, NewUser, RevealedDevice, Tenant, TenantPatch, User, UserPatch,
@@ -190,6 +190,5 @@ pub(crate) async fn device_reveal(
     Caller(a): Caller,
     Param(id): Param<i64>,
 ) -> Result<Response, ApiError> {
-    let revealed = ws.device_reveal(&a, id).await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(revealed)).into_response())
+    Ok(no_store(StatusCode::OK, ws.device_reveal(&a, id).await?))
 }

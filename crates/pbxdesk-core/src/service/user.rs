@@ -435,8 +435,8 @@ impl Workspace {
                     )))
                 }
             }
+            let tenant_id = self.user_tenant_id(&mut w, id).await?;
             if let Some(Some(name)) = &policy {
-                let tenant_id = users::tenant_of(&mut *w.tx, id).await?;
                 let known =
                     crate::store::tenants::has_policy(&mut *w.tx, tenant_id, name.as_str()).await?;
                 if !known {
@@ -467,7 +467,6 @@ impl Workspace {
                 self.bind_row_secrets(&mut w.tx, "users", id).await?;
             }
             let after = self.user_in_tx(&mut w, id).await?;
-            let tenant_id = self.user_tenant_id(&mut w, id).await?;
             let change = Change {
                 action: "user.update",
                 entity_type: "user",
