@@ -85,6 +85,12 @@ enum Command {
     /// Outbound policies (classes of service): ordered rules of a tenant.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Bulk import from CSV: all or nothing, a report of every row (and every problem) first.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Bulk export as CSV, in the columns `import` reads.
+    #[command(subcommand)]
+    Export(ExportCmd),
     /// Serve the HTTP API (/api/v1, its OpenAPI document at /api/v1/openapi.json) on this
     /// workspace until stopped. Operators log in with POST /api/v1/auth/login. Plain HTTP on
     /// loopback only: on any other address it is HTTPS, with --tls-cert/--tls-key or a
@@ -664,6 +670,64 @@ enum DeviceCmd {
 }
 
 #[derive(Subcommand)]
+enum ImportCmd {
+    /// A tenant's users from a CSV file (`-` reads standard input). A header row names the
+    /// columns, in any order: email, name, extension (empty: the lowest free), role,
+    /// outbound_caller_id, voicemail, voicemail_pin, dnd, forward_always, forward_busy,
+    /// forward_no_answer, ring_seconds, policy, and device_N_label / _sip_username /
+    /// _transport / _codecs / _nat for devices. Rows update the users they match; a column
+    /// left out leaves that field as it is. `,` `;` or tab separated, UTF-8 (with or without
+    /// BOM). Exits 3 with every problem listed when any row is bad; nothing is written then.
+    Users {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        /// Say what each row would do; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// What rows are matched on.
+        #[arg(long = "match", value_enum, default_value = "email")]
+        key: MatchKey,
+    },
+    /// A tenant's inbound numbers from CSV: number, label, destination, trunk.
+    Dids {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MatchKey {
+    Email,
+    Extension,
+}
+
+#[derive(Subcommand)]
+enum ExportCmd {
+    /// A tenant's users as CSV (to standard output, or --out FILE).
+    Users {
+        #[arg(long)]
+        tenant: String,
+        /// Write to this file (owner-only, replaced whole) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Add voicemail PINs and SIP passwords (needs the right to reveal them; audited).
+        #[arg(long)]
+        with_secrets: bool,
+    },
+    /// A tenant's inbound numbers as CSV.
+    Dids {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum DidCmd {
     /// Route a number: --destination user:EXT | voicemail:EXT | external:+NUMBER | hangup.
     Add {
@@ -868,6 +932,68 @@ async fn apply_one(
                 }
             );
         }
+    }
+    Ok(report)
+}
+
+/// `import users|dids`: the file read whole (or standard input), progress on a terminal, exit
+/// 3 when the report lists problems (nothing was written then).
+async fn import(
+    ws: &Workspace,
+    me: &Actor,
+    cmd: &ImportCmd,
+    json: bool,
+) -> Result<pbxdesk_core::model::ImportReport, Error> {
+    use pbxdesk_core::model::{ImportKey, ImportProgress};
+    use std::io::IsTerminal;
+    let file = match cmd {
+        ImportCmd::Users { file, .. } | ImportCmd::Dids { file, .. } => file,
+    };
+    let mut bytes = Vec::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut bytes).map(|_| ()))
+    };
+    read.map_err(|e| {
+        pbxdesk_core::ValidationError::new(
+            "file",
+            &file.display().to_string(),
+            format!("cannot be read: {e}"),
+        )
+    })?;
+    let show = !json && std::io::stderr().is_terminal();
+    let progress = move |p: ImportProgress| {
+        if show {
+            eprint!("\rwriting {}/{} rows", p.done, p.total);
+            if p.done == p.total {
+                eprintln!();
+            }
+        }
+    };
+    let report = match cmd {
+        ImportCmd::Users {
+            tenant,
+            dry_run,
+            key,
+            ..
+        } => {
+            let key = match key {
+                MatchKey::Email => ImportKey::Email,
+                MatchKey::Extension => ImportKey::Extension,
+            };
+            ws.users_import(me, tenant, &bytes, key, *dry_run, &progress)
+                .await?
+        }
+        ImportCmd::Dids {
+            tenant, dry_run, ..
+        } => {
+            ws.dids_import(me, tenant, &bytes, *dry_run, &progress)
+                .await?
+        }
+    };
+    if !report.errors.is_empty() {
+        FAILED_EXIT.store(exit_code(ErrorCode::Validation), Ordering::Relaxed);
     }
     Ok(report)
 }
@@ -1289,6 +1415,22 @@ async fn with_actor(
                     .await?,
             ),
         },
+        Command::Import(cmd) => Box::new(import(ws, me, cmd, json).await?),
+        Command::Export(cmd) => {
+            let (csv, out, secret) = match cmd {
+                ExportCmd::Users {
+                    tenant,
+                    out,
+                    with_secrets,
+                } => (
+                    ws.users_export(me, tenant, *with_secrets).await?,
+                    out,
+                    *with_secrets,
+                ),
+                ExportCmd::Dids { tenant, out } => (ws.dids_export(me, tenant).await?, out, false),
+            };
+            Box::new(output::Exported::write(csv, out.as_deref(), secret)?)
+        }
         Command::Did(cmd) => match cmd {
             DidCmd::Add {
                 tenant,

@@ -2,8 +2,9 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use pbxdesk_core::model::{
-    ApiToken, AuditEntry, CheckLine, CreatedApiToken, Device, Did, Operator, Pbx, Policy,
-    PolicyRule, RevealedDevice, SelfServiceInvite, Tenant, Trunk, User, UserSummary,
+    ApiToken, AuditEntry, CheckLine, CreatedApiToken, Device, Did, ImportAction, ImportReport,
+    Operator, Pbx, Policy, PolicyRule, RevealedDevice, SelfServiceInvite, Tenant, Trunk, User,
+    UserSummary,
 };
 use pbxdesk_core::service::{
     ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, Live, PbxDiff, RenderWritten,
@@ -980,5 +981,145 @@ mod tests {
         assert!(refusal_hint(&untrusted)
             .unwrap()
             .contains("pbxdesk pbx trust pbx1"));
+    }
+}
+
+/// Rows of an import listed for people before "…and N more".
+const IMPORT_ROWS_SHOWN: usize = 50;
+
+impl Human for ImportReport {
+    fn human(&self) -> String {
+        let mut s = String::new();
+        if !self.errors.is_empty() {
+            s.push_str(&format!(
+                "{} problem(s); nothing was written:\n",
+                self.errors.len()
+            ));
+            for e in &self.errors {
+                let at = match (e.line, e.column.is_empty()) {
+                    (0, _) => "the file".to_owned(),
+                    (l, true) => format!("line {l}"),
+                    (l, false) => format!("line {l}, column {}", e.column),
+                };
+                if e.value.is_empty() {
+                    s.push_str(&format!("  {at}: {}\n", e.rule));
+                } else {
+                    s.push_str(&format!("  {at}: \"{}\": {}\n", e.value, e.rule));
+                }
+            }
+            return s;
+        }
+        let verb = if self.written {
+            "created"
+        } else {
+            "would create"
+        };
+        s.push_str(&format!(
+            "{}: {verb} {}, {} {}, {} unchanged{}\n",
+            self.tenant,
+            self.created,
+            if self.written {
+                "updated"
+            } else {
+                "would update"
+            },
+            self.updated,
+            self.unchanged,
+            if self.dry_run {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            }
+        ));
+        let changing: Vec<_> = self
+            .rows
+            .iter()
+            .filter(|r| matches!(r.action, ImportAction::Create | ImportAction::Update))
+            .collect();
+        for r in changing.iter().take(IMPORT_ROWS_SHOWN) {
+            let ext = r.extension.map(|e| format!(" ({e})")).unwrap_or_default();
+            match r.action {
+                ImportAction::Create => {
+                    s.push_str(&format!("  line {}: create {}{ext}\n", r.line, r.key))
+                }
+                _ => s.push_str(&format!(
+                    "  line {}: update {}{ext}: {}\n",
+                    r.line,
+                    r.key,
+                    r.changes.join(", ")
+                )),
+            }
+        }
+        if changing.len() > IMPORT_ROWS_SHOWN {
+            s.push_str(&format!(
+                "  …and {} more\n",
+                changing.len() - IMPORT_ROWS_SHOWN
+            ));
+        }
+        s
+    }
+}
+
+/// A CSV export: printed, or written to a file (replaced whole, owner-only).
+#[derive(Serialize)]
+pub struct Exported {
+    /// The CSV itself when it went to standard output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<String>,
+    pub rows: usize,
+}
+
+impl Exported {
+    pub fn write(csv: String, out: Option<&std::path::Path>, secret: bool) -> Result<Self, Error> {
+        let rows = csv.lines().count().saturating_sub(1);
+        let Some(path) = out else {
+            return Ok(Self {
+                csv: Some(csv),
+                out: None,
+                rows,
+            });
+        };
+        let io = |e: std::io::Error| {
+            Error::Validation(pbxdesk_core::ValidationError::new(
+                "out",
+                &path.display().to_string(),
+                format!("cannot be written: {e}"),
+            ))
+        };
+        let tmp = path.with_extension("csv.tmp~");
+        // Made anew, so the mode below is the file's (an old one would keep its own).
+        let _ = std::fs::remove_file(&tmp);
+        {
+            use std::io::Write;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(if secret { 0o600 } else { 0o644 });
+            }
+            let mut f = opts.open(&tmp).map_err(io)?;
+            f.write_all(csv.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(Self {
+            csv: None,
+            out: Some(path.display().to_string()),
+            rows,
+        })
+    }
+}
+
+impl Human for Exported {
+    fn human(&self) -> String {
+        match (&self.csv, &self.out) {
+            (Some(csv), _) => csv.clone(),
+            (None, Some(out)) => format!("wrote {} row(s) to {out}", self.rows),
+            (None, None) => String::new(),
+        }
     }
 }

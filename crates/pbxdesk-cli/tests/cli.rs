@@ -927,3 +927,105 @@ fn serve_refuses_a_cors_origin_that_is_not_one() {
         assert_eq!(e["error"]["field"], "cors_origin", "{bad}: {e}");
     }
 }
+
+#[test]
+fn import_and_export_users_and_numbers_from_csv() {
+    let ws = Ws::new();
+    ws.json(&["pbx", "add", "--name", "pbx1", "--host", "pbx1.example.net"]);
+    ws.json(&[
+        "tenant",
+        "create",
+        "--name",
+        "Acme",
+        "--pbx",
+        "pbx1",
+        "--ext-range",
+        "100-199",
+    ]);
+    let file = ws.dir.path().join("users.csv");
+    std::fs::write(
+        &file,
+        "\u{feff}Email;Name;Extension\r\nann@acme.example;Ann;\r\nbob@acme.example;\"Bob; B.\";120\r\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let dry = ws.json(&["import", "users", "--tenant", "acme", f, "--dry-run"]);
+    assert_eq!(
+        (dry["created"].as_u64(), dry["written"].as_bool()),
+        (Some(2), Some(false))
+    );
+    assert_eq!(
+        ws.json(&["user", "list", "--tenant", "acme"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let done = ws.json(&["import", "users", "--tenant", "acme", f]);
+    assert_eq!(done["written"], true);
+    assert_eq!(done["rows"][0]["extension"], 100);
+    // People get a summary and the rows; the export goes to a file and comes back unchanged.
+    let out = ws.dir.path().join("export.csv");
+    let text = ws
+        .cmd()
+        .args([
+            "export",
+            "users",
+            "--tenant",
+            "acme",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stdout).contains("wrote 2 row(s)"));
+    let again = ws
+        .cmd()
+        .args(["import", "users", "--tenant", "acme", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("created 0, updated 0, 2 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    // A bad file exits 3 with every problem listed, and nothing is written.
+    std::fs::write(
+        &file,
+        "email,name,ring_seconds\nx@acme.example,X,999\n,Y,\n",
+    )
+    .unwrap();
+    let bad = ws.fails(&["import", "users", "--tenant", "acme", f], 3);
+    assert_eq!(bad["errors"].as_array().unwrap().len(), 2, "{bad}");
+    assert_eq!(bad["errors"][0]["column"], "ring_seconds");
+    assert_eq!(
+        ws.json(&["user", "list", "--tenant", "acme"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Numbers from standard input.
+    let out = ws
+        .cmd()
+        .args(["--json", "import", "dids", "--tenant", "acme", "-"])
+        .write_stdin("number,destination\n+41445551234,user:100\n")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let csv = ws
+        .cmd()
+        .args(["export", "dids", "--tenant", "acme"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&csv.stdout),
+        "number,label,destination,trunk\n+41445551234,+41445551234,user:100,\n"
+    );
+}

@@ -720,3 +720,83 @@ impl MeDevice {
         }
     }
 }
+
+/// What a bulk import does with one row of its file.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ImportAction {
+    Create,
+    Update,
+    Unchanged,
+    Error,
+}
+
+/// One row of an import file and what it does (or would do, in a dry run).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportRow {
+    /// The file's line where the row starts (the header is line 1).
+    pub line: u32,
+    /// What the row is matched on: the user's e-mail (or extension), the number.
+    pub key: String,
+    pub action: ImportAction,
+    /// A user's extension, as it is or will be (a new user's allocated one).
+    pub extension: Option<u32>,
+    /// The fields an update changes.
+    pub changes: Vec<String>,
+}
+
+/// A value of an import file that breaks a rule: where it is, what it is, and the rule.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportProblem {
+    /// The file's line (the header is line 1); 0 for the file as a whole.
+    pub line: u32,
+    /// The column's name as the file's header spells it; empty for the row or the file.
+    pub column: String,
+    /// The value, made printable (control characters escaped, long values cut; secrets never).
+    pub value: String,
+    pub rule: String,
+}
+
+/// The outcome of an import: every row's action, and every problem of the file at once.
+/// Nothing is written unless `errors` is empty (all or nothing); a dry run writes nothing.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportReport {
+    pub tenant: String,
+    pub dry_run: bool,
+    /// Whether the changes were written (no error, not a dry run).
+    pub written: bool,
+    pub created: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+    pub rows: Vec<ImportRow>,
+    pub errors: Vec<ImportProblem>,
+}
+
+/// What an import matches the file's users on.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ImportKey {
+    /// A row updates the tenant's user with the same e-mail (the default).
+    #[default]
+    Email,
+    /// A row updates the user with the same extension (its e-mail may then change).
+    Extension,
+}
+
+/// How far a long import has come (sent while it writes).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ImportProgress {
+    pub done: u32,
+    pub total: u32,
+}

@@ -8,6 +8,7 @@ mod api_token;
 mod apply;
 mod apply_history;
 mod audit;
+mod bulk;
 mod check;
 mod device;
 mod did;

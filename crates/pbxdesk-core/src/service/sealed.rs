@@ -128,6 +128,21 @@ impl Workspace {
         Ok(())
     }
 
+    /// Seals `plaintext` for `table.column` of row `id` and stores it there: one write, for a
+    /// row made in the same transaction with a placeholder (the bulk import).
+    pub(crate) async fn put_row_secret(
+        &self,
+        conn: &mut AnyConnection,
+        table: &str,
+        col: &str,
+        id: i64,
+        plaintext: &str,
+    ) -> Result<()> {
+        let s = column(table, col)?;
+        let blob = self.seal_for_row(table, col, id, plaintext)?;
+        store_bound(conn, s, id, blob).await
+    }
+
     /// Seals `plaintext` for `table.column` of row `id` (when the row's key is known).
     pub(crate) fn seal_for_row(
         &self,

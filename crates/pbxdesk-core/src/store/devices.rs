@@ -226,3 +226,56 @@ pub(crate) async fn sealed_password<'e, E: Executor<'e, Database = Any>>(
         .await
         .map_err(db_error)
 }
+
+/// Every SIP username on a PBX (a new device's must be none of them).
+pub(crate) async fn usernames_of_pbx<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    pbx_id: i64,
+) -> Result<Vec<String>> {
+    sqlx::query_scalar("SELECT sip_username FROM devices WHERE pbx_id = $1")
+        .bind(pbx_id)
+        .fetch_all(e)
+        .await
+        .map_err(db_error)
+}
+
+/// A device's settings as they are to be (its username and password stay).
+pub(crate) async fn update<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+    label: &str,
+    transport: &str,
+    codecs: &str,
+    nat: bool,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE devices SET label = $1, transport = $2, codecs = $3, nat = $4, updated_at = $5 \
+         WHERE id = $6",
+    )
+    .bind(label)
+    .bind(transport)
+    .bind(codecs)
+    .bind(nat)
+    .bind(now)
+    .bind(id)
+    .execute(e)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The sealed SIP passwords of a tenant's live users' devices, by device id.
+pub(crate) async fn passwords_of_tenant<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<Vec<(i64, Vec<u8>)>> {
+    sqlx::query_as(
+        "SELECT d.id, d.sip_password FROM devices d JOIN users u ON u.id = d.user_id \
+         WHERE u.tenant_id = $1 AND u.status <> 'deleted'",
+    )
+    .bind(tenant_id)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}

@@ -144,3 +144,18 @@ pub(crate) async fn delete<'e, E: Executor<'e, Database = Any>>(e: E, id: i64) -
         .map_err(db_error)?;
     Ok(())
 }
+
+/// Every number routed on the PBX of a tenant, with its tenant's id.
+pub(crate) async fn numbers_on_pbx_of<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT d.number, d.tenant_id FROM dids d \
+         WHERE d.pbx_id = (SELECT pbx_id FROM tenants WHERE id = $1)",
+    )
+    .bind(tenant_id)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}

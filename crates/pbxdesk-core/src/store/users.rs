@@ -452,3 +452,82 @@ pub(crate) async fn tenant_of<'e, E: Executor<'e, Database = Any>>(e: E, id: i64
         .await
         .map_err(db_error)
 }
+
+/// A tenant's live users (not deleted), by extension: what an export writes and an import
+/// compares with, in one query.
+pub(crate) async fn of_tenant<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<Vec<UserRow>> {
+    sqlx::query_as(&format!(
+        "{SELECT} WHERE u.tenant_id = $1 AND u.status <> 'deleted' ORDER BY u.extension"
+    ))
+    .bind(tenant_id)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}
+
+/// The extensions of a tenant held by a live user or by one deleted after `cutoff`.
+pub(crate) async fn held_extensions<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    cutoff: i64,
+) -> Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT extension FROM users WHERE tenant_id = $1 \
+         AND (deleted_at IS NULL OR deleted_at > $2)",
+    )
+    .bind(tenant_id)
+    .bind(cutoff)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}
+
+/// The fields of a new user that its insert leaves at their defaults, set at once.
+pub(crate) struct NewUserExtras<'a> {
+    pub id: i64,
+    pub dnd: bool,
+    pub forward_always: Option<&'a str>,
+    pub forward_busy: Option<&'a str>,
+    pub forward_no_answer: Option<&'a str>,
+    pub ring_seconds: u32,
+    pub policy: Option<&'a str>,
+}
+
+pub(crate) async fn set_extras<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    x: NewUserExtras<'_>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE users SET dnd = $1, forward_always = $2, forward_busy = $3, \
+         forward_no_answer = $4, ring_seconds = $5, policy = $6 WHERE id = $7",
+    )
+    .bind(x.dnd)
+    .bind(x.forward_always)
+    .bind(x.forward_busy)
+    .bind(x.forward_no_answer)
+    .bind(i64::from(x.ring_seconds))
+    .bind(x.policy)
+    .bind(x.id)
+    .execute(e)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The sealed voicemail PINs of a tenant's live users, by user id.
+pub(crate) async fn pins_of_tenant<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<Vec<(i64, Vec<u8>)>> {
+    sqlx::query_as(
+        "SELECT id, voicemail_pin FROM users WHERE tenant_id = $1 AND status <> 'deleted' \
+         AND voicemail_pin IS NOT NULL",
+    )
+    .bind(tenant_id)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)
+}
