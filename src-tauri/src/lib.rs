@@ -7,7 +7,8 @@ mod local_api;
 use local_api::{LocalApi, LocalApiSetting, LocalServer};
 use pbxdesk_core::domain::{TenantStatus, UserStatus};
 use pbxdesk_core::model::{
-    CheckLine, Device, Did, DidPatch, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
+    AuditFilter, AuditPage, CheckLine, Device, Did, DidPatch, ExportKind, ExportedFile, ImportKey,
+    ImportProgress, ImportReport, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
     NewUser, Pbx, PbxPatch, Policy, PolicyPatch, RevealedDevice, Tenant, TenantPatch, Trunk,
     TrunkPatch, User, UserPatch, UserSummary,
 };
@@ -481,6 +482,90 @@ async fn pbx_apply(
         .await?)
 }
 
+/// Imports a tenant's users from the text of a CSV file (a dry run first, to preview); the
+/// write's progress goes to the window.
+#[tauri::command]
+#[specta::specta]
+async fn users_import(
+    s: State<'_, AppState>,
+    tenant: String,
+    csv: String,
+    key: ImportKey,
+    dry_run: bool,
+    progress: Channel<ImportProgress>,
+) -> ApiResult<ImportReport> {
+    let on = move |p: ImportProgress| {
+        let _ = progress.send(p);
+    };
+    Ok(s.ws
+        .users_import(
+            &s.current_actor().await?,
+            &tenant,
+            csv.as_bytes(),
+            key,
+            dry_run,
+            &on,
+        )
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn dids_import(
+    s: State<'_, AppState>,
+    tenant: String,
+    csv: String,
+    dry_run: bool,
+    progress: Channel<ImportProgress>,
+) -> ApiResult<ImportReport> {
+    let on = move |p: ImportProgress| {
+        let _ = progress.send(p);
+    };
+    Ok(s.ws
+        .dids_import(
+            &s.current_actor().await?,
+            &tenant,
+            csv.as_bytes(),
+            dry_run,
+            &on,
+        )
+        .await?)
+}
+
+/// Exports a tenant's users or numbers (no secret) to a new file in the Downloads folder.
+#[tauri::command]
+#[specta::specta]
+async fn export_to_downloads(
+    s: State<'_, AppState>,
+    tenant: String,
+    what: ExportKind,
+) -> ApiResult<ExportedFile> {
+    let dir = pbxdesk_core::paths::export_dir();
+    Ok(s.ws
+        .export_to_folder(&s.current_actor().await?, &tenant, what, &dir)
+        .await?)
+}
+
+/// A page of the audit log (newest first), filtered.
+#[tauri::command]
+#[specta::specta]
+async fn audit_page(s: State<'_, AppState>, filter: AuditFilter) -> ApiResult<AuditPage> {
+    Ok(s.ws.audit_page(&s.current_actor().await?, &filter).await?)
+}
+
+/// The audit entries of a filter as CSV, to a new file in the Downloads folder.
+#[tauri::command]
+#[specta::specta]
+async fn audit_export_to_downloads(
+    s: State<'_, AppState>,
+    filter: AuditFilter,
+) -> ApiResult<ExportedFile> {
+    let dir = pbxdesk_core::paths::export_dir();
+    Ok(s.ws
+        .audit_export_to_folder(&s.current_actor().await?, &filter, &dir)
+        .await?)
+}
+
 /// The PBXs whose render differs from their last apply (offline).
 #[tauri::command]
 #[specta::specta]
@@ -597,6 +682,11 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         pbx_watch,
         tenant_watch,
         live_unwatch,
+        audit_page,
+        audit_export_to_downloads,
+        users_import,
+        dids_import,
+        export_to_downloads,
         did_list,
         did_add,
         did_update,

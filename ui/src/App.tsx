@@ -10,6 +10,7 @@ import {
   Title,
 } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
+import { AuditView } from "./AuditView";
 import { call } from "./api";
 import { type AppInfo, commands, type Pbx, type Tenant } from "./bindings";
 import { FleetView } from "./FleetView";
@@ -30,6 +31,7 @@ export function App() {
   const [pbxView, setPbxView] = useState<string | null>(null);
   const [addingPbx, setAddingPbx] = useState(false);
   const [fleet, setFleet] = useState(false);
+  const [audit, setAudit] = useState(false);
 
   const reloadTenants = useCallback(async () => {
     try {
@@ -111,6 +113,7 @@ export function App() {
               description="apply every pending PBX"
               onClick={() => {
                 setFleet(true);
+                setAudit(false);
                 setPbxView(null);
               }}
               data-testid="nav-fleet"
@@ -132,6 +135,7 @@ export function App() {
               onClick={() => {
                 setPbxView(p.name);
                 setFleet(false);
+                setAudit(false);
                 // The lists again: the CLI, a teammate on a team workspace or a PBX double may
                 // have changed a profile (its host key trusted, say) since they were read.
                 reloadTenants();
@@ -140,6 +144,18 @@ export function App() {
             />
           ))}
         </Stack>
+        <NavLink
+          active={audit}
+          label="Audit log"
+          description="who did what, when"
+          onClick={() => {
+            setAudit(true);
+            setFleet(false);
+            setPbxView(null);
+          }}
+          mb="md"
+          data-testid="nav-audit"
+        />
         <Group justify="space-between" mb="xs">
           <Text fw={600} size="sm">
             Tenants
@@ -153,7 +169,7 @@ export function App() {
             {tenants.map((t) => (
               <NavLink
                 key={t.slug}
-                active={t.slug === selected && pbxView === null && !fleet}
+                active={t.slug === selected && pbxView === null && !fleet && !audit}
                 label={t.name}
                 description={`${t.slug} · ${t.ext_range}`}
                 rightSection={
@@ -171,6 +187,7 @@ export function App() {
                   setSelected(t.slug);
                   setPbxView(null);
                   setFleet(false);
+                  setAudit(false);
                 }}
                 data-testid={`tenant-${t.slug}`}
               />
@@ -189,7 +206,9 @@ export function App() {
         </ScrollArea>
       </AppShell.Navbar>
       <AppShell.Main style={{ display: "flex", flexDirection: "column", height: "100vh" }}>
-        {fleet ? (
+        {audit ? (
+          <AuditView />
+        ) : fleet ? (
           <FleetView onApplied={reloadTenants} />
         ) : pbxView ? (
           <PbxView

@@ -1,7 +1,9 @@
 import { Alert, Badge, Button, Group, Modal, Stack, Tabs, Text, Title } from "@mantine/core";
 import { notifications } from "@mantine/notifications";
 import { useCallback, useEffect, useState } from "react";
+import { AuditView } from "./AuditView";
 import { call } from "./api";
+import { type ImportKind, ImportModal } from "./BulkImport";
 import { commands, type Tenant, type User, type UserSummary } from "./bindings";
 import { EditTenantModal } from "./EditTenantModal";
 import { EditUserModal } from "./EditUserModal";
@@ -22,6 +24,8 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
   const [editing, setEditing] = useState<User | null>(null);
   const [deleting, setDeleting] = useState<UserSummary | null>(null);
   const [editingTenant, setEditingTenant] = useState(false);
+  const [importing, setImporting] = useState<ImportKind | null>(null);
+  const [numbersVersion, setNumbersVersion] = useState(0);
 
   const reload = useCallback(async () => {
     try {
@@ -56,6 +60,38 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
     } catch (e) {
       notifications.show({ color: "red", message: e instanceof Error ? e.message : String(e) });
     }
+  }
+
+  async function exportCsv(what: ImportKind) {
+    try {
+      const f = await call(commands.exportToDownloads(tenant.slug, what));
+      notifications.show({ message: `${f.rows} row(s) exported to ${f.path}` });
+    } catch (e) {
+      notifications.show({ color: "red", message: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  function bulkBar(what: ImportKind) {
+    return (
+      <Group gap="xs" justify="end">
+        <Button
+          variant="default"
+          size="xs"
+          onClick={() => setImporting(what)}
+          data-testid={`import-${what}`}
+        >
+          Import CSV…
+        </Button>
+        <Button
+          variant="default"
+          size="xs"
+          onClick={() => exportCsv(what)}
+          data-testid={`export-${what}`}
+        >
+          Export CSV
+        </Button>
+      </Group>
+    );
   }
 
   return (
@@ -103,9 +139,16 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           <Tabs.Tab value="policies" data-testid="tab-policies">
             Outbound policies
           </Tabs.Tab>
+          <Tabs.Tab value="audit" data-testid="tab-audit">
+            Audit
+          </Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="numbers" pt="sm">
-          <DidPanel tenant={tenant.slug} />
+          {bulkBar("dids")}
+          <DidPanel key={numbersVersion} tenant={tenant.slug} />
+        </Tabs.Panel>
+        <Tabs.Panel value="audit" pt="sm" style={{ flex: 1, minHeight: 0, display: "flex" }}>
+          <AuditView tenant={tenant.slug} />
         </Tabs.Panel>
         <Tabs.Panel value="policies" pt="sm">
           <PolicyPanel tenant={tenant.slug} pbx={tenant.pbx} />
@@ -115,6 +158,7 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           pt="sm"
           style={{ flex: 1, minHeight: 0, display: "flex", flexDirection: "column", gap: 16 }}
         >
+          {bulkBar("users")}
           <NewUserForm
             tenant={tenant.slug}
             onCreated={() => {
@@ -158,6 +202,21 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           )}
         </Tabs.Panel>
       </Tabs>
+      <ImportModal
+        tenant={tenant.slug}
+        kind={importing ?? "users"}
+        opened={importing !== null}
+        onClose={() => setImporting(null)}
+        onImported={(r) => {
+          setImporting(null);
+          notifications.show({
+            message: `Imported: ${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged`,
+          });
+          if (importing === "dids") setNumbersVersion((v) => v + 1);
+          reload();
+          onTenantChanged();
+        }}
+      />
       <EditTenantModal
         tenant={editingTenant ? tenant : null}
         onClose={() => setEditingTenant(false)}

@@ -38,6 +38,18 @@ export const commands = {
 	tenantWatch: (tenant: string, updates: Channel<Live_Deserialize>) => typedError<number, ApiError_Serialize>(__TAURI_INVOKE("tenant_watch", { tenant, updates })),
 	/**  Ends a live view; the PBX's watcher stops with its last view. */
 	liveUnwatch: (id: number) => typedError<null, ApiError_Serialize>(__TAURI_INVOKE("live_unwatch", { id })),
+	/**  A page of the audit log (newest first), filtered. */
+	auditPage: (filter: AuditFilter_Deserialize) => typedError<AuditPage_Serialize, ApiError_Serialize>(__TAURI_INVOKE("audit_page", { filter })),
+	/**  The audit entries of a filter as CSV, to a new file in the Downloads folder. */
+	auditExportToDownloads: (filter: AuditFilter_Deserialize) => typedError<ExportedFile, ApiError_Serialize>(__TAURI_INVOKE("audit_export_to_downloads", { filter })),
+	/**
+	 *  Imports a tenant's users from the text of a CSV file (a dry run first, to preview); the
+	 *  write's progress goes to the window.
+	 */
+	usersImport: (tenant: string, csv: string, key: ImportKey, dryRun: boolean, progress: Channel<ImportProgress>) => typedError<ImportReport_Serialize, ApiError_Serialize>(__TAURI_INVOKE("users_import", { tenant, csv, key, dryRun, progress })),
+	didsImport: (tenant: string, csv: string, dryRun: boolean, progress: Channel<ImportProgress>) => typedError<ImportReport_Serialize, ApiError_Serialize>(__TAURI_INVOKE("dids_import", { tenant, csv, dryRun, progress })),
+	/**  Exports a tenant's users or numbers (no secret) to a new file in the Downloads folder. */
+	exportToDownloads: (tenant: string, what: ExportKind) => typedError<ExportedFile, ApiError_Serialize>(__TAURI_INVOKE("export_to_downloads", { tenant, what })),
 	/**  The command list, generic over the runtime so tests and the app share it. */
 	didList: (tenant: string) => typedError<Did_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("did_list", { tenant })),
 	didAdd: (input: NewDid_Deserialize) => typedError<Did_Serialize, ApiError_Serialize>(__TAURI_INVOKE("did_add", { input })),
@@ -255,6 +267,107 @@ export type ApplyStep = {
 	detail: string,
 };
 
+/**  An audit entry as a screen shows it: the tenant by slug, and the fields that changed. */
+export type AuditEntryView = AuditEntryView_Serialize | AuditEntryView_Deserialize;
+
+/**  An audit entry as a screen shows it: the tenant by slug, and the fields that changed. */
+export type AuditEntryView_Deserialize = {
+	id: number | null,
+	/**  Unix milliseconds. */
+	at: number | null,
+	actor: string,
+	/**  "app", "cli", "api ADDRESS", "phone"; none for entries made before this was recorded. */
+	via?: string | null,
+	action: string,
+	entity_type: string,
+	entity_id: string,
+	tenant?: string | null,
+	/**
+	 *  The fields whose values differ between before and after, each with both values as
+	 *  text. A secret's field (a PIN, a password) never carries a value: only that it changed.
+	 */
+	changes: FieldChange_Deserialize[],
+};
+
+/**  An audit entry as a screen shows it: the tenant by slug, and the fields that changed. */
+export type AuditEntryView_Serialize = {
+	id: number | null,
+	/**  Unix milliseconds. */
+	at: number | null,
+	actor: string,
+	/**  "app", "cli", "api ADDRESS", "phone"; none for entries made before this was recorded. */
+	via: string | null,
+	action: string,
+	entity_type: string,
+	entity_id: string,
+	tenant: string | null,
+	/**
+	 *  The fields whose values differ between before and after, each with both values as
+	 *  text. A secret's field (a PIN, a password) never carries a value: only that it changed.
+	 */
+	changes: FieldChange_Serialize[],
+};
+
+/**  Which audit entries to list, newest first, a page at a time. Every filter is optional. */
+export type AuditFilter = AuditFilter_Serialize | AuditFilter_Deserialize;
+
+/**  Which audit entries to list, newest first, a page at a time. Every filter is optional. */
+export type AuditFilter_Deserialize = {
+	/**  A tenant's slug; all the operator may see when absent. */
+	tenant?: string | null,
+	/**  Who: an operator's name, `token:NAME`, `user:TENANT/EXT`, `phone:TENANT/EXT`. */
+	actor?: string | null,
+	/**  An action (`user.update`), or all of a kind when it ends with a dot (`user.`). */
+	action?: string | null,
+	/**  What kind of thing changed: user, device, did, tenant, pbx, trunk, policy, operator. */
+	entity_type?: string | null,
+	/**  From this time on (Unix milliseconds). */
+	from?: number | null,
+	/**  Before this time (Unix milliseconds). */
+	to?: number | null,
+	/**  The page after the one that ended here (`next_before` of the last page). */
+	before?: number | null,
+	/**  Entries a page (50 when absent, at most 500). */
+	limit?: number | null,
+};
+
+/**  Which audit entries to list, newest first, a page at a time. Every filter is optional. */
+export type AuditFilter_Serialize = {
+	/**  A tenant's slug; all the operator may see when absent. */
+	tenant: string | null,
+	/**  Who: an operator's name, `token:NAME`, `user:TENANT/EXT`, `phone:TENANT/EXT`. */
+	actor: string | null,
+	/**  An action (`user.update`), or all of a kind when it ends with a dot (`user.`). */
+	action: string | null,
+	/**  What kind of thing changed: user, device, did, tenant, pbx, trunk, policy, operator. */
+	entity_type: string | null,
+	/**  From this time on (Unix milliseconds). */
+	from: number | null,
+	/**  Before this time (Unix milliseconds). */
+	to: number | null,
+	/**  The page after the one that ended here (`next_before` of the last page). */
+	before: number | null,
+	/**  Entries a page (50 when absent, at most 500). */
+	limit: number | null,
+};
+
+/**  One page of the audit log, newest first. */
+export type AuditPage = AuditPage_Serialize | AuditPage_Deserialize;
+
+/**  One page of the audit log, newest first. */
+export type AuditPage_Deserialize = {
+	entries: AuditEntryView_Deserialize[],
+	/**  Pass as `before` for the next page; none when this is the last. */
+	next_before?: number | null,
+};
+
+/**  One page of the audit log, newest first. */
+export type AuditPage_Serialize = {
+	entries: AuditEntryView_Serialize[],
+	/**  Pass as `before` for the next page; none when this is the last. */
+	next_before: number | null,
+};
+
 /**
  *  One channel of a call. Named `CallChannel` in the app's bindings, beside Tauri's `Channel`
  *  (the name never appears in JSON).
@@ -448,6 +561,29 @@ export type ErrorCode = "validation" | "not_found" | "conflict" | "forbidden" | 
 /**  The PBX cannot be reached. */
 "unreachable";
 
+/**  What an export holds. */
+export type ExportKind = "users" | "dids";
+
+/**  An export written to a file. */
+export type ExportedFile = {
+	path: string,
+	rows: number,
+};
+
+export type FieldChange = FieldChange_Serialize | FieldChange_Deserialize;
+
+export type FieldChange_Deserialize = {
+	field: string,
+	before?: string | null,
+	after?: string | null,
+};
+
+export type FieldChange_Serialize = {
+	field: string,
+	before: string | null,
+	after: string | null,
+};
+
 export type FileChange = "added" | "removed" | "changed";
 
 export type FileDiff = {
@@ -575,6 +711,100 @@ export type Hop = {
 };
 
 export type HopKind = "did" | "caller" | "user" | "devices" | "no_answer" | "voicemail" | "feature" | "emergency" | "rule" | "trunks" | "denied" | "not_in_service";
+
+/**  What a bulk import does with one row of its file. */
+export type ImportAction = "create" | "update" | "unchanged" | "error";
+
+/**  What an import matches the file's users on. */
+export type ImportKey = 
+/**  A row updates the tenant's user with the same e-mail (the default). */
+"email" | 
+/**  A row updates the user with the same extension (its e-mail may then change). */
+"extension";
+
+/**  A value of an import file that breaks a rule: where it is, what it is, and the rule. */
+export type ImportProblem = {
+	/**  The file's line (the header is line 1); 0 for the file as a whole. */
+	line: number,
+	/**  The column's name as the file's header spells it; empty for the row or the file. */
+	column: string,
+	/**  The value, made printable (control characters escaped, long values cut; secrets never). */
+	value: string,
+	rule: string,
+};
+
+/**  How far a long import has come (sent while it writes). */
+export type ImportProgress = {
+	done: number,
+	total: number,
+};
+
+/**
+ *  The outcome of an import: every row's action, and every problem of the file at once.
+ *  Nothing is written unless `errors` is empty (all or nothing); a dry run writes nothing.
+ */
+export type ImportReport = ImportReport_Serialize | ImportReport_Deserialize;
+
+/**
+ *  The outcome of an import: every row's action, and every problem of the file at once.
+ *  Nothing is written unless `errors` is empty (all or nothing); a dry run writes nothing.
+ */
+export type ImportReport_Deserialize = {
+	tenant: string,
+	dry_run: boolean,
+	/**  Whether the changes were written (no error, not a dry run). */
+	written: boolean,
+	created: number,
+	updated: number,
+	unchanged: number,
+	rows: ImportRow_Deserialize[],
+	errors: ImportProblem[],
+};
+
+/**
+ *  The outcome of an import: every row's action, and every problem of the file at once.
+ *  Nothing is written unless `errors` is empty (all or nothing); a dry run writes nothing.
+ */
+export type ImportReport_Serialize = {
+	tenant: string,
+	dry_run: boolean,
+	/**  Whether the changes were written (no error, not a dry run). */
+	written: boolean,
+	created: number,
+	updated: number,
+	unchanged: number,
+	rows: ImportRow_Serialize[],
+	errors: ImportProblem[],
+};
+
+/**  One row of an import file and what it does (or would do, in a dry run). */
+export type ImportRow = ImportRow_Serialize | ImportRow_Deserialize;
+
+/**  One row of an import file and what it does (or would do, in a dry run). */
+export type ImportRow_Deserialize = {
+	/**  The file's line where the row starts (the header is line 1). */
+	line: number,
+	/**  What the row is matched on: the user's e-mail (or extension), the number. */
+	key: string,
+	action: ImportAction,
+	/**  A user's extension, as it is or will be (a new user's allocated one). */
+	extension?: number | null,
+	/**  The fields an update changes. */
+	changes: string[],
+};
+
+/**  One row of an import file and what it does (or would do, in a dry run). */
+export type ImportRow_Serialize = {
+	/**  The file's line where the row starts (the header is line 1). */
+	line: number,
+	/**  What the row is matched on: the user's e-mail (or extension), the number. */
+	key: string,
+	action: ImportAction,
+	/**  A user's extension, as it is or will be (a new user's allocated one). */
+	extension: number | null,
+	/**  The fields an update changes. */
+	changes: string[],
+};
 
 /**  What the watcher publishes. */
 export type Live = Live_Serialize | Live_Deserialize;

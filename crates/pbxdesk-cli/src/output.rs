@@ -1081,31 +1081,7 @@ impl Exported {
                 rows,
             });
         };
-        let io = |e: std::io::Error| {
-            Error::Validation(pbxdesk_core::ValidationError::new(
-                "out",
-                &path.display().to_string(),
-                format!("cannot be written: {e}"),
-            ))
-        };
-        let tmp = path.with_extension("csv.tmp~");
-        // Made anew, so the mode below is the file's (an old one would keep its own).
-        let _ = std::fs::remove_file(&tmp);
-        {
-            use std::io::Write;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(if secret { 0o600 } else { 0o644 });
-            }
-            let mut f = opts.open(&tmp).map_err(io)?;
-            f.write_all(csv.as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
+        pbxdesk_core::service::write_export(path, &csv, secret)?;
         Ok(Self {
             csv: None,
             out: Some(path.display().to_string()),

@@ -22,7 +22,8 @@ fn quick() -> bool {
 }
 
 fn csv(users: usize) -> String {
-    let mut s = String::from("email,name,extension,outbound_caller_id,device_1_label,device_1_codecs\n");
+    let mut s =
+        String::from("email,name,extension,outbound_caller_id,device_1_label,device_1_codecs\n");
     for i in 0..users {
         s.push_str(&format!(
             "user{i}@bench.example,\"Müller, User {i}\",,+4144555{:04},Desk,\"g722,ulaw\"\n",
@@ -33,20 +34,31 @@ fn csv(users: usize) -> String {
 }
 
 async fn open(location: Location, dir: &std::path::Path) -> (Workspace, Actor) {
-    let ws = Workspace::open(OpenOptions::new(location, KeySource::File(dir.join("bench.key"))))
-        .await
-        .unwrap();
+    let ws = Workspace::open(OpenOptions::new(
+        location,
+        KeySource::File(dir.join("bench.key")),
+    ))
+    .await
+    .unwrap();
     let actor = match ws.local_owner() {
         Ok(a) => a,
         Err(_) => {
             let pw = SecretString::from("bench password 123");
-            ws.operator_add(None, "bench", pbxdesk_core::domain::Role::MspAdmin, &[], &pw)
-                .await
-                .unwrap();
+            ws.operator_add(
+                None,
+                "bench",
+                pbxdesk_core::domain::Role::MspAdmin,
+                &[],
+                &pw,
+            )
+            .await
+            .unwrap();
             ws.login("bench", &pw).await.unwrap()
         }
     };
-    ws.pbx_add(&actor, &NewPbx::at("pbx", "10.0.0.1")).await.unwrap();
+    ws.pbx_add(&actor, &NewPbx::at("pbx", "10.0.0.1"))
+        .await
+        .unwrap();
     ws.tenant_create(
         &actor,
         &NewTenant {
@@ -118,7 +130,8 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let got = rt.block_on(async {
                 if engine == "SQLite" {
-                    let (ws, me) = open(Location::Sqlite(dir.path().join("ws.sqlite")), dir.path()).await;
+                    let (ws, me) =
+                        open(Location::Sqlite(dir.path().join("ws.sqlite")), dir.path()).await;
                     let got = sample(&ws, &me, file.as_bytes(), users).await;
                     ws.close().await;
                     got
@@ -126,7 +139,9 @@ fn main() {
                     let admin = pg_admin();
                     let name = format!("pbxdesk_bench_{:016x}", rand::random::<u64>());
                     let mut conn = PgConnection::connect(&admin).await.unwrap();
-                    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+                    conn.execute(format!("CREATE DATABASE {name}").as_str())
+                        .await
+                        .unwrap();
                     let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
                     let url = SecretString::from(format!("{base}/{name}"));
                     let (ws, me) = open(Location::Postgres(url), dir.path()).await;
@@ -142,7 +157,11 @@ fn main() {
                 v.push(t);
             }
         }
-        let bar = if engine == "SQLite" { "≤ 5000 ms" } else { "≤ 10000 ms" };
+        let bar = if engine == "SQLite" {
+            "≤ 5000 ms"
+        } else {
+            "≤ 10000 ms"
+        };
         let names = [
             ("dry run", "≤ 2000 ms"),
             ("import", bar),

@@ -800,3 +800,89 @@ pub struct ImportProgress {
     pub done: u32,
     pub total: u32,
 }
+
+/// What an export holds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ExportKind {
+    Users,
+    Dids,
+}
+
+/// An export written to a file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ExportedFile {
+    pub path: String,
+    pub rows: u32,
+}
+
+/// Which audit entries to list, newest first, a page at a time. Every filter is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+pub struct AuditFilter {
+    /// A tenant's slug; all the operator may see when absent.
+    pub tenant: Option<String>,
+    /// Who: an operator's name, `token:NAME`, `user:TENANT/EXT`, `phone:TENANT/EXT`.
+    pub actor: Option<String>,
+    /// An action (`user.update`), or all of a kind when it ends with a dot (`user.`).
+    pub action: Option<String>,
+    /// What kind of thing changed: user, device, did, tenant, pbx, trunk, policy, operator.
+    pub entity_type: Option<String>,
+    /// From this time on (Unix milliseconds).
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
+    pub from: Option<i64>,
+    /// Before this time (Unix milliseconds).
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
+    pub to: Option<i64>,
+    /// The page after the one that ended here (`next_before` of the last page).
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
+    pub before: Option<i64>,
+    /// Entries a page (50 when absent, at most 500).
+    pub limit: Option<u32>,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `before` for the next page; none when this is the last.
+    #[cfg_attr(feature = "specta", specta(type = Option<f64>))]
+    pub next_before: Option<i64>,
+}
+
+/// An audit entry as a screen shows it: the tenant by slug, and the fields that changed.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntryView {
+    #[cfg_attr(feature = "specta", specta(type = f64))]
+    pub id: i64,
+    /// Unix milliseconds.
+    #[cfg_attr(feature = "specta", specta(type = f64))]
+    pub at: i64,
+    pub actor: String,
+    /// "app", "cli", "api ADDRESS", "phone"; none for entries made before this was recorded.
+    pub via: Option<String>,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub tenant: Option<String>,
+    /// The fields whose values differ between before and after, each with both values as
+    /// text. A secret's field (a PIN, a password) never carries a value: only that it changed.
+    pub changes: Vec<FieldChange>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}

@@ -37,3 +37,18 @@ fn data_dir() -> PathBuf {
         .map(|d| d.data_dir().to_path_buf())
         .unwrap_or_else(|| PathBuf::from(".pbxdesk"))
 }
+
+/// Where the app writes exports: `PBXDESK_EXPORT_DIR` when set (the end-to-end test), else the
+/// person's Downloads folder (~/Downloads), else the home folder.
+pub fn export_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PBXDESK_EXPORT_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    directories::UserDirs::new()
+        .and_then(|d| {
+            d.download_dir()
+                .map(Path::to_path_buf)
+                .or_else(|| Some(d.home_dir().to_path_buf()))
+        })
+        .unwrap_or_else(|| PathBuf::from("."))
+}

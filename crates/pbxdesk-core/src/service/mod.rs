@@ -33,6 +33,7 @@ pub use apply::{
     StepKind, CONFIRM_DEFAULT,
 };
 pub use apply_history::ApplyRecord;
+pub use bulk::write_export;
 pub use features::FeatureSync;
 pub use fleet::{FleetLine, FleetOutcome, FleetProgress, FleetReport, FLEET_PARALLEL};
 pub use pbxdesk_remote::watch::Live;

@@ -98,3 +98,130 @@ pub(crate) async fn applies_of_pbx<'e, E: Executor<'e, Database = Any>>(
     .await
     .map_err(db_error)
 }
+
+/// What a page of the audit log is filtered on (all optional; the tenant list empty means all).
+pub(crate) struct PageQuery<'a> {
+    pub tenant_ids: &'a [i64],
+    pub actor: Option<&'a str>,
+    /// Exact, or the action range `[prefix, prefix_end)` for a kind ("user." up to "user/").
+    pub action: Option<(&'a str, Option<String>)>,
+    pub entity_type: Option<&'a str>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// A page of entries, newest first (keyset on id: each page costs the same at any depth).
+pub(crate) async fn page<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    q: &PageQuery<'_>,
+) -> Result<Vec<(EntryRow, Option<String>)>> {
+    // `$N` placeholders are numbered by hand (sqlx's QueryBuilder writes `?` for Any).
+    enum Arg<'a> {
+        I(i64),
+        S(&'a str),
+        O(String),
+    }
+    let mut args: Vec<Arg<'_>> = Vec::new();
+    let mut wh: Vec<String> = Vec::new();
+    let mark = |args: &Vec<Arg<'_>>| format!("${}", args.len());
+    if !q.tenant_ids.is_empty() {
+        let mut marks = Vec::new();
+        for id in q.tenant_ids {
+            args.push(Arg::I(*id));
+            marks.push(mark(&args));
+        }
+        wh.push(format!("a.tenant_id IN ({})", marks.join(", ")));
+    }
+    if let Some(actor) = q.actor {
+        args.push(Arg::S(actor));
+        wh.push(format!("a.actor = {}", mark(&args)));
+    }
+    match &q.action {
+        Some((exact, None)) => {
+            args.push(Arg::S(exact));
+            wh.push(format!("a.action = {}", mark(&args)));
+        }
+        Some((prefix, Some(end))) => {
+            args.push(Arg::S(prefix));
+            let lo = mark(&args);
+            args.push(Arg::O(end.clone()));
+            wh.push(format!("a.action >= {lo} AND a.action < {}", mark(&args)));
+        }
+        None => {}
+    }
+    if let Some(t) = q.entity_type {
+        args.push(Arg::S(t));
+        wh.push(format!("a.entity_type = {}", mark(&args)));
+    }
+    if let Some(from) = q.from {
+        args.push(Arg::I(from));
+        wh.push(format!("a.at >= {}", mark(&args)));
+    }
+    if let Some(to) = q.to {
+        args.push(Arg::I(to));
+        wh.push(format!("a.at < {}", mark(&args)));
+    }
+    if let Some(before) = q.before {
+        args.push(Arg::I(before));
+        wh.push(format!("a.id < {}", mark(&args)));
+    }
+    args.push(Arg::I(q.limit));
+    let limit = mark(&args);
+    let sql = format!(
+        "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.action AS action, \
+         a.entity_type AS entity_type, a.entity_id AS entity_id, a.tenant_id AS tenant_id, \
+         a.before_json AS before_json, a.after_json AS after_json, a.via AS via, t.slug AS slug \
+         FROM audit_log a LEFT JOIN tenants t ON t.id = a.tenant_id {} ORDER BY a.id DESC LIMIT {limit}",
+        if wh.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", wh.join(" AND "))
+        }
+    );
+    let mut query = sqlx::query_as::<_, PageRow>(&sql);
+    for a in args {
+        query = match a {
+            Arg::I(i) => query.bind(i),
+            Arg::S(s) => query.bind(s),
+            Arg::O(s) => query.bind(s),
+        };
+    }
+    let rows = query.fetch_all(e).await.map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                EntryRow {
+                    id: r.id,
+                    at: r.at,
+                    actor: r.actor,
+                    action: r.action,
+                    entity_type: r.entity_type,
+                    entity_id: r.entity_id,
+                    tenant_id: r.tenant_id,
+                    before_json: r.before_json,
+                    after_json: r.after_json,
+                    via: r.via,
+                },
+                r.slug,
+            )
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    id: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    entity_type: String,
+    entity_id: String,
+    tenant_id: Option<i64>,
+    before_json: Option<String>,
+    after_json: Option<String>,
+    via: Option<String>,
+    slug: Option<String>,
+}

@@ -10,6 +10,8 @@
 
 mod dids;
 mod table;
+
+pub(crate) use table::formula_safe;
 mod users;
 
 use crate::model::ImportProblem;
@@ -38,3 +40,106 @@ fn sort_problems(p: &mut [ImportProblem]) {
 
 /// Calls `progress` every this many rows written.
 const PROGRESS_EVERY: usize = 250;
+
+/// Writes an export whole or not at all: to a new file beside `path`, then renamed over it.
+/// `owner_only` (an export with secrets) makes it readable by its owner alone.
+pub fn write_export(path: &std::path::Path, csv: &str, owner_only: bool) -> crate::Result<()> {
+    use std::io::Write;
+    let io = |e: std::io::Error| {
+        crate::error::ValidationError::new(
+            "out",
+            &path.display().to_string(),
+            format!("cannot be written: {e}"),
+        )
+    };
+    let tmp = path.with_extension("csv.tmp~");
+    // Made anew, so the mode below is the file's (an old one would keep its own).
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if owner_only { 0o600 } else { 0o644 });
+    }
+    let mut f = opts.open(&tmp).map_err(io)?;
+    f.write_all(csv.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(())
+}
+
+/// A name in `dir` no file has yet: "STEM.csv", then "STEM (2).csv", …
+fn free_name(dir: &std::path::Path, stem: &str) -> std::path::PathBuf {
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                dir.join(format!("{stem}.csv"))
+            } else {
+                dir.join(format!("{stem} ({n}).csv"))
+            }
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(format!("{stem}.csv")))
+}
+
+impl crate::service::Workspace {
+    /// Exports a tenant's users or numbers (no secret) into a new file of `dir`, named after
+    /// the tenant and what it holds; the file's path and its number of rows.
+    pub async fn export_to_folder(
+        &self,
+        actor: &crate::service::Actor,
+        tenant: &str,
+        what: crate::model::ExportKind,
+        dir: &std::path::Path,
+    ) -> crate::Result<crate::model::ExportedFile> {
+        use crate::model::ExportKind;
+        let (csv, kind) = match what {
+            ExportKind::Users => (self.users_export(actor, tenant, false).await?, "users"),
+            ExportKind::Dids => (self.dids_export(actor, tenant).await?, "numbers"),
+        };
+        self.write_into(dir, &format!("{}-{kind}", tenant.trim()), &csv)
+    }
+
+    /// The audit entries of a filter as CSV, into a new file of `dir`.
+    pub async fn audit_export_to_folder(
+        &self,
+        actor: &crate::service::Actor,
+        filter: &crate::model::AuditFilter,
+        dir: &std::path::Path,
+    ) -> crate::Result<crate::model::ExportedFile> {
+        let csv = self.audit_export(actor, filter).await?;
+        let stem = match filter
+            .tenant
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            Some(t) => format!("{t}-audit"),
+            None => "audit".to_owned(),
+        };
+        self.write_into(dir, &stem, &csv)
+    }
+
+    fn write_into(
+        &self,
+        dir: &std::path::Path,
+        stem: &str,
+        csv: &str,
+    ) -> crate::Result<crate::model::ExportedFile> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            crate::error::ValidationError::new(
+                "folder",
+                &dir.display().to_string(),
+                format!("cannot be made: {e}"),
+            )
+        })?;
+        let path = free_name(dir, stem);
+        write_export(&path, csv, false)?;
+        Ok(crate::model::ExportedFile {
+            path: path.display().to_string(),
+            rows: u32::try_from(csv.lines().count().saturating_sub(1)).unwrap_or(u32::MAX),
+        })
+    }
+}
