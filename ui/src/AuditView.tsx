@@ -23,15 +23,15 @@ const PAGE = 50;
 
 const KINDS = [
   { value: "", label: "Everything" },
-  { value: "user.", label: "Users" },
-  { value: "users.", label: "User imports and exports" },
-  { value: "device.", label: "Devices" },
-  { value: "did.", label: "Numbers" },
-  { value: "tenant.", label: "Tenants" },
-  { value: "pbx.", label: "PBXs and applies" },
-  { value: "trunk.", label: "Trunks" },
-  { value: "policy.", label: "Outbound policies" },
-  { value: "operator.", label: "Operators" },
+  { value: "user", label: "Users" },
+  { value: "device", label: "Devices" },
+  { value: "did", label: "Numbers" },
+  { value: "tenant", label: "Tenants and imports" },
+  { value: "pbx", label: "PBXs and applies" },
+  { value: "trunk", label: "Trunks" },
+  { value: "policy", label: "Outbound policies" },
+  { value: "operator", label: "Operators" },
+  { value: "api_token", label: "API tokens" },
 ];
 
 /** A date input's "YYYY-MM-DD" as the Unix milliseconds of that local midnight. */
@@ -67,8 +67,8 @@ export function AuditView({ tenant }: Props) {
       return {
         tenant: tenant ?? null,
         actor: actor.trim() || null,
-        action: kind || null,
-        entity_type: null,
+        action: null,
+        entity_type: kind || null,
         from: dayStart(from),
         // "To" is the whole of that day.
         to: toDay === null ? null : toDay + 86_400_000,

@@ -828,7 +828,7 @@ pub struct AuditFilter {
     pub tenant: Option<String>,
     /// Who: an operator's name, `token:NAME`, `user:TENANT/EXT`, `phone:TENANT/EXT`.
     pub actor: Option<String>,
-    /// An action (`user.update`), or all of a kind when it ends with a dot (`user.`).
+    /// An action, e.g. `user.update`, `users.import`, `pbx.apply`.
     pub action: Option<String>,
     /// What kind of thing changed: user, device, did, tenant, pbx, trunk, policy, operator.
     pub entity_type: Option<String>,

@@ -205,16 +205,11 @@ impl Workspace {
         };
         let actor_name = clean(&f.actor);
         let action = clean(&f.action);
-        // "user." is every action of that kind: the range up to "user/" ('/' follows '.').
-        let action = action.as_deref().map(|a| match a.strip_suffix('.') {
-            Some(kind) => (a, Some(format!("{kind}/"))),
-            None => (a, None),
-        });
         let entity_type = clean(&f.entity_type);
         let q = audit::PageQuery {
             tenant_ids: &tenant_ids,
             actor: actor_name.as_deref(),
-            action,
+            action: action.as_deref(),
             entity_type: entity_type.as_deref(),
             from: f.from,
             to: f.to,

@@ -103,8 +103,7 @@ pub(crate) async fn applies_of_pbx<'e, E: Executor<'e, Database = Any>>(
 pub(crate) struct PageQuery<'a> {
     pub tenant_ids: &'a [i64],
     pub actor: Option<&'a str>,
-    /// Exact, or the action range `[prefix, prefix_end)` for a kind ("user." up to "user/").
-    pub action: Option<(&'a str, Option<String>)>,
+    pub action: Option<&'a str>,
     pub entity_type: Option<&'a str>,
     pub from: Option<i64>,
     pub to: Option<i64>,
@@ -112,7 +111,8 @@ pub(crate) struct PageQuery<'a> {
     pub limit: i64,
 }
 
-/// A page of entries, newest first (keyset on id: each page costs the same at any depth).
+/// A page of entries, newest first (keyset on (at, id): each page costs the same at any
+/// depth, and a time window is a range of the same order).
 pub(crate) async fn page<'e, E: Executor<'e, Database = Any>>(
     e: E,
     q: &PageQuery<'_>,
@@ -121,7 +121,6 @@ pub(crate) async fn page<'e, E: Executor<'e, Database = Any>>(
     enum Arg<'a> {
         I(i64),
         S(&'a str),
-        O(String),
     }
     let mut args: Vec<Arg<'_>> = Vec::new();
     let mut wh: Vec<String> = Vec::new();
@@ -138,18 +137,9 @@ pub(crate) async fn page<'e, E: Executor<'e, Database = Any>>(
         args.push(Arg::S(actor));
         wh.push(format!("a.actor = {}", mark(&args)));
     }
-    match &q.action {
-        Some((exact, None)) => {
-            args.push(Arg::S(exact));
-            wh.push(format!("a.action = {}", mark(&args)));
-        }
-        Some((prefix, Some(end))) => {
-            args.push(Arg::S(prefix));
-            let lo = mark(&args);
-            args.push(Arg::O(end.clone()));
-            wh.push(format!("a.action >= {lo} AND a.action < {}", mark(&args)));
-        }
-        None => {}
+    if let Some(action) = q.action {
+        args.push(Arg::S(action));
+        wh.push(format!("a.action = {}", mark(&args)));
     }
     if let Some(t) = q.entity_type {
         args.push(Arg::S(t));
@@ -164,8 +154,12 @@ pub(crate) async fn page<'e, E: Executor<'e, Database = Any>>(
         wh.push(format!("a.at < {}", mark(&args)));
     }
     if let Some(before) = q.before {
+        // After the entry the last page ended with, in (at, id) order.
         args.push(Arg::I(before));
-        wh.push(format!("a.id < {}", mark(&args)));
+        let m = mark(&args);
+        wh.push(format!(
+            "(a.at, a.id) < ((SELECT b.at FROM audit_log b WHERE b.id = {m}), {m})"
+        ));
     }
     args.push(Arg::I(q.limit));
     let limit = mark(&args);
@@ -173,7 +167,7 @@ pub(crate) async fn page<'e, E: Executor<'e, Database = Any>>(
         "SELECT a.id AS id, a.at AS at, a.actor AS actor, a.action AS action, \
          a.entity_type AS entity_type, a.entity_id AS entity_id, a.tenant_id AS tenant_id, \
          a.before_json AS before_json, a.after_json AS after_json, a.via AS via, t.slug AS slug \
-         FROM audit_log a LEFT JOIN tenants t ON t.id = a.tenant_id {} ORDER BY a.id DESC LIMIT {limit}",
+         FROM audit_log a LEFT JOIN tenants t ON t.id = a.tenant_id {} ORDER BY a.at DESC, a.id DESC LIMIT {limit}",
         if wh.is_empty() {
             String::new()
         } else {
@@ -185,7 +179,6 @@ pub(crate) async fn page<'e, E: Executor<'e, Database = Any>>(
         query = match a {
             Arg::I(i) => query.bind(i),
             Arg::S(s) => query.bind(s),
-            Arg::O(s) => query.bind(s),
         };
     }
     let rows = query.fetch_all(e).await.map_err(db_error)?;
