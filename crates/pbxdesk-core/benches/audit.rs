@@ -38,20 +38,31 @@ const ROW: &str = "CASE WHEN i % 100 = 0 THEN 'rare-operator' ELSE 'admin' END, 
      'app'";
 
 async fn open(location: Location, dir: &std::path::Path) -> (Workspace, Actor) {
-    let ws = Workspace::open(OpenOptions::new(location, KeySource::File(dir.join("bench.key"))))
-        .await
-        .unwrap();
+    let ws = Workspace::open(OpenOptions::new(
+        location,
+        KeySource::File(dir.join("bench.key")),
+    ))
+    .await
+    .unwrap();
     let me = match ws.local_owner() {
         Ok(a) => a,
         Err(_) => {
             let pw = SecretString::from("bench password 123");
-            ws.operator_add(None, "admin", pbxdesk_core::domain::Role::MspAdmin, &[], &pw)
-                .await
-                .unwrap();
+            ws.operator_add(
+                None,
+                "admin",
+                pbxdesk_core::domain::Role::MspAdmin,
+                &[],
+                &pw,
+            )
+            .await
+            .unwrap();
             ws.login("admin", &pw).await.unwrap()
         }
     };
-    ws.pbx_add(&me, &NewPbx::at("pbx", "10.0.0.1")).await.unwrap();
+    ws.pbx_add(&me, &NewPbx::at("pbx", "10.0.0.1"))
+        .await
+        .unwrap();
     for (slug, range) in [("acme", "100-999"), ("globex", "1000-1999")] {
         ws.tenant_create(
             &me,
@@ -72,7 +83,10 @@ async fn open(location: Location, dir: &std::path::Path) -> (Workspace, Actor) {
 fn filters(n: i64) -> Vec<(&'static str, AuditFilter)> {
     let day = 86_400_000;
     vec![
-        ("the first page (50 entries), all tenants", AuditFilter::default()),
+        (
+            "the first page (50 entries), all tenants",
+            AuditFilter::default(),
+        ),
         (
             "a page in the middle of the log",
             AuditFilter {
@@ -124,9 +138,7 @@ async fn measure(ws: &Workspace, me: &Actor, engine: &str, n: i64, samples: usiz
         // Warm once, then sample.
         let first = ws.audit_page(me, &f).await.unwrap();
         assert!(!first.entries.is_empty(), "{what}: no entries");
-        let mut v: Vec<Duration> = (0..samples)
-            .map(|_| Duration::ZERO)
-            .collect();
+        let mut v: Vec<Duration> = (0..samples).map(|_| Duration::ZERO).collect();
         for t in &mut v {
             let s = Instant::now();
             let p = ws.audit_page(me, &f).await.unwrap();
@@ -183,7 +195,9 @@ fn main() {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("pbxdesk_bench_{:016x}", rand::random::<u64>());
         let mut conn = PgConnection::connect(&admin).await.unwrap();
-        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
         let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
         let url = SecretString::from(format!("{base}/{name}"));
         let dir = tempfile::tempdir().unwrap();
