@@ -11,8 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use output::{print_error, print_ok, Show};
 use pbxdesk_core::domain::{Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via};
 use pbxdesk_core::model::{
-    AuditQuery, DidPatch, NewApiToken, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
-    NewUser, PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch, UserPatch,
+    AuditFilter, AuditQuery, DidPatch, NewApiToken, NewDevice, NewDid, NewPbx, NewPolicy,
+    NewTenant, NewTrunk, NewUser, PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch,
+    UserPatch,
 };
 use pbxdesk_core::service::{
     parse_rule, ApplyOptions, ApplyOutcome, ApplySource, ApplyStep, OpenOptions, Progress,
@@ -816,6 +817,65 @@ enum AuditCmd {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// A page of entries (newest first) filtered like the app's audit screen, each with the
+    /// fields it changed; `--before ID` (the last page's `next_before`) gives the next page.
+    Search {
+        #[command(flatten)]
+        filter: AuditArgs,
+        #[arg(long)]
+        before: Option<i64>,
+        /// Entries a page (at most 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The entries of a filter as CSV (to standard output, or --out FILE).
+    Export {
+        #[command(flatten)]
+        filter: AuditArgs,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Who: an operator, token:NAME, user:TENANT/EXT, phone:TENANT/EXT.
+    #[arg(long)]
+    actor: Option<String>,
+    /// One action, e.g. user.update, users.import, pbx.apply.
+    #[arg(long)]
+    action: Option<String>,
+    /// What kind of thing: user, device, did, tenant, pbx, trunk, policy, operator, api_token.
+    #[arg(long)]
+    kind: Option<String>,
+    /// From this day (2026-12-03, UTC) or time (RFC 3339) on.
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this day or time.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl AuditArgs {
+    fn filter(&self, before: Option<i64>, limit: Option<u32>) -> Result<AuditFilter, Error> {
+        let time = |field: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| pbxdesk_core::domain::parse_time(field, s))
+                .transpose()
+        };
+        Ok(AuditFilter {
+            tenant: self.tenant.clone(),
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            entity_type: self.kind.clone(),
+            from: time("since", &self.since)?,
+            to: time("until", &self.until)?,
+            before,
+            limit,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -1536,6 +1596,19 @@ async fn with_actor(
         Command::Serve { .. } => {
             return Err(Error::Store("serve is handled before login".into()));
         }
+        Command::Audit(AuditCmd::Search {
+            filter,
+            before,
+            limit,
+        }) => Box::new(
+            ws.audit_page(me, &filter.filter(*before, Some(*limit))?)
+                .await?,
+        ),
+        Command::Audit(AuditCmd::Export { filter, out }) => Box::new(output::Exported::write(
+            ws.audit_export(me, &filter.filter(None, None)?).await?,
+            out.as_deref(),
+            false,
+        )?),
         Command::Audit(AuditCmd::List { tenant, limit }) => Box::new(
             ws.audit_list(
                 me,

@@ -2,9 +2,9 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use pbxdesk_core::model::{
-    ApiToken, AuditEntry, CheckLine, CreatedApiToken, Device, Did, ImportAction, ImportReport,
-    Operator, Pbx, Policy, PolicyRule, RevealedDevice, SelfServiceInvite, Tenant, Trunk, User,
-    UserSummary,
+    ApiToken, AuditEntry, AuditPage, CheckLine, CreatedApiToken, Device, Did, ImportAction,
+    ImportReport, Operator, Pbx, Policy, PolicyRule, RevealedDevice, SelfServiceInvite, Tenant,
+    Trunk, User, UserSummary,
 };
 use pbxdesk_core::service::{
     ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, Live, PbxDiff, RenderWritten,
@@ -499,6 +499,35 @@ impl Human for Vec<AuditEntry> {
 impl Human for Did {
     fn human(&self) -> String {
         Human::human(&vec![self.clone()])
+    }
+}
+
+impl Human for AuditPage {
+    fn human(&self) -> String {
+        let mut s = table(
+            &[
+                "ID", "AT (UTC)", "ACTOR", "VIA", "ACTION", "ENTITY", "CHANGED",
+            ],
+            self.entries
+                .iter()
+                .map(|e| {
+                    let changed: Vec<&str> = e.changes.iter().map(|c| c.field.as_str()).collect();
+                    vec![
+                        e.id.to_string(),
+                        utc(e.at),
+                        e.actor.clone(),
+                        e.via.clone().unwrap_or_default(),
+                        e.action.clone(),
+                        format!("{} {}", e.entity_type, e.entity_id),
+                        changed.join(", "),
+                    ]
+                })
+                .collect(),
+        );
+        if let Some(b) = self.next_before {
+            s.push_str(&format!("\nolder entries: --before {b}\n"));
+        }
+        s
     }
 }
 

@@ -1029,3 +1029,61 @@ fn import_and_export_users_and_numbers_from_csv() {
         "number,label,destination,trunk\n+41445551234,+41445551234,user:100,\n"
     );
 }
+
+#[test]
+fn audit_search_filters_and_pages_and_exports_csv() {
+    let ws = Ws::new();
+    ws.json(&["pbx", "add", "--name", "pbx1", "--host", "pbx1.example.net"]);
+    ws.json(&[
+        "tenant",
+        "create",
+        "--name",
+        "Acme",
+        "--pbx",
+        "pbx1",
+        "--ext-range",
+        "100-199",
+    ]);
+    for i in 0..3 {
+        ws.json(&[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            &format!("U{i}"),
+            "--email",
+            &format!("u{i}@acme.example"),
+        ]);
+    }
+    let p = ws.json(&["audit", "search", "--kind", "user", "--limit", "2"]);
+    assert_eq!(p["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(p["entries"][0]["entity_id"], "acme/102");
+    assert!(p["entries"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["field"] == "email"));
+    let before = p["next_before"].as_i64().unwrap().to_string();
+    let p2 = ws.json(&[
+        "audit", "search", "--kind", "user", "--limit", "2", "--before", &before,
+    ]);
+    assert_eq!(p2["entries"].as_array().unwrap().len(), 1);
+    assert!(p2["next_before"].is_null());
+    let none = ws.json(&["audit", "search", "--since", "2999-01-01"]);
+    assert!(none["entries"].as_array().unwrap().is_empty());
+    let bad = ws.fails(&["audit", "search", "--since", "yesterday"], 3);
+    assert_eq!(bad["error"]["field"], "since", "{bad}");
+    let csv = ws
+        .cmd()
+        .args(["audit", "export", "--action", "user.create"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&csv.stdout);
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.starts_with("time,actor,via,action,entity_type,entity_id,tenant,changes\n"));
+    assert!(
+        text.contains(",cli,user.create,user,acme/100,acme,"),
+        "{text}"
+    );
+}

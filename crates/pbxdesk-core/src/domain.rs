@@ -919,9 +919,54 @@ pub fn codecs_to_string(codecs: &[Codec]) -> String {
         .join(",")
 }
 
+/// A point in time as typed: a day (`2026-12-03`, its first moment in UTC) or an RFC 3339
+/// time (`2026-12-03T14:30:00Z`, `…+01:00`), as Unix milliseconds.
+pub fn parse_time(field: &str, s: &str) -> Parsed<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let t = s.trim();
+    let err = || {
+        ValidationError::new(
+            field,
+            s,
+            "a day like 2026-12-03 or a time like 2026-12-03T14:30:00Z",
+        )
+    };
+    if let Ok(at) = time::OffsetDateTime::parse(t, &Rfc3339) {
+        return i64::try_from(at.unix_timestamp_nanos() / 1_000_000).map_err(|_| err());
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(t, &fmt).map_err(|_| err())?;
+    Ok(day.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_as_typed() {
+        assert_eq!(
+            parse_time("since", "2026-12-03").unwrap(),
+            1_796_256_000_000
+        );
+        assert_eq!(
+            parse_time("since", "2026-12-03T01:00:00+01:00").unwrap(),
+            1_796_256_000_000
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-12-03 14:00",
+            "1796256000000",
+        ] {
+            assert_eq!(
+                parse_time("since", bad).unwrap_err().field,
+                "since",
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn slug_rules() {
