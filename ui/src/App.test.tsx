@@ -372,4 +372,23 @@ describe("the user list", () => {
     expect(screen.getByTestId("user-ext").textContent).toBe("2999");
     expect(screen.getByTestId("user-count").textContent).toBe("1 of 10000 users");
   });
+
+  it("finds a name without its accents, and says when nothing matches", async () => {
+    const users = [
+      { ...summary(0), display_name: "José Álvarez", email: "jose@acme.example" },
+      { ...summary(1), display_name: "Ann Example" },
+    ];
+    render(
+      <MantineProvider>
+        <UserTable users={users} onEdit={() => {}} onToggleSuspend={() => {}} onDelete={() => {}} />
+      </MantineProvider>,
+    );
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText("Filter users"), "alvarez");
+    await waitFor(() => expect(screen.getAllByTestId("user-row")).toHaveLength(1));
+    expect(screen.getByTestId("user-count").textContent).toBe("1 of 2 users");
+    await user.clear(screen.getByLabelText("Filter users"));
+    await user.type(screen.getByLabelText("Filter users"), "nobody");
+    expect((await screen.findByTestId("user-empty")).textContent).toBe('No user matches "nobody".');
+  });
 });

@@ -149,6 +149,7 @@ export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
               label="Ring time (seconds)"
               min={5}
               max={300}
+              clampBehavior="none"
               value={ringSeconds}
               onChange={(v) => setRingSeconds(Number(v) || 0)}
               error={errors.ring_seconds}

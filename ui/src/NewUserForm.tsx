@@ -1,7 +1,10 @@
 import { Alert, Button, Group, Paper, TextInput } from "@mantine/core";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import { commands, type User } from "./bindings";
+
+/** How long "X got extension N" stays. */
+const CONFIRMATION_MS = 10_000;
 
 interface Props {
   tenant: string;
@@ -16,11 +19,18 @@ export function NewUserForm({ tenant, onCreated }: Props) {
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState(false);
   const [created, setCreated] = useState<User | null>(null);
+  // The confirmation goes after a while, so it is never read next to a later error or change.
+  useEffect(() => {
+    if (!created) return;
+    const t = setTimeout(() => setCreated(null), CONFIRMATION_MS);
+    return () => clearTimeout(t);
+  }, [created]);
 
   async function submit(event: React.FormEvent) {
     event.preventDefault();
     setBusy(true);
     setErrors({});
+    setCreated(null);
     try {
       const user = await call(
         commands.userCreate({

@@ -22,6 +22,14 @@ const COLUMNS = "90px minmax(160px, 2fr) minmax(180px, 2fr) 90px 100px 70px 230p
 const ELLIPSIS = { overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" } as const;
 
 /** Virtualized: only the rows in view are in the DOM, so 10,000 users scroll smoothly. */
+/** Lower case without accents: "alvarez" finds "José Álvarez". */
+export function folded(s: string): string {
+  return s
+    .normalize("NFD")
+    .replace(/\p{Diacritic}/gu, "")
+    .toLowerCase();
+}
+
 export function UserTable({
   users,
   endpoints,
@@ -33,12 +41,12 @@ export function UserTable({
 }: Props) {
   const [filter, setFilter] = useState("");
   const shown = useMemo(() => {
-    const f = filter.trim().toLowerCase();
+    const f = folded(filter.trim());
     if (!f) return users;
     return users.filter(
       (u) =>
-        u.display_name.toLowerCase().includes(f) ||
-        u.email.includes(f) ||
+        folded(u.display_name).includes(f) ||
+        folded(u.email).includes(f) ||
         String(u.extension).startsWith(f),
     );
   }, [users, filter]);
@@ -65,6 +73,13 @@ export function UserTable({
           {shown.length} of {users.length} users
         </Text>
       </Group>
+      {shown.length === 0 && (
+        <Text size="sm" c="dimmed" px="sm" pb="sm" data-testid="user-empty">
+          {users.length === 0
+            ? "No users yet: add one above, or import a CSV file."
+            : `No user matches "${filter.trim()}".`}
+        </Text>
+      )}
       {/* A real table laid out as a grid, so rows can be positioned for virtualization. */}
       <div ref={scrollRef} style={{ flex: 1, overflow: "auto" }} data-testid="user-scroll">
         <table style={{ display: "grid", width: "100%", borderCollapse: "collapse" }}>

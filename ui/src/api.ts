@@ -28,6 +28,12 @@ export async function call<T>(pending: Promise<Outcome<T>>): Promise<T> {
 export type FieldErrors = Record<string, string>;
 
 export function fieldErrors(e: unknown): FieldErrors {
-  if (e instanceof ApiFailure) return { [e.field ?? "_form"]: e.message };
+  if (e instanceof ApiFailure) {
+    // Shown at its field, the message need not start with the field's internal name.
+    const prefix = `${e.field}: `;
+    const text =
+      e.field && e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+    return { [e.field ?? "_form"]: text };
+  }
   return { _form: e instanceof Error ? e.message : String(e) };
 }
