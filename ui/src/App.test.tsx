@@ -152,6 +152,23 @@ afterEach(() => {
   clearMocks();
 });
 
+describe("about", () => {
+  it("says which version, workspace and engine run, and switches to dark", async () => {
+    fakeBackend();
+    renderApp();
+    const user = userEvent.setup();
+    await user.click(await screen.findByTestId("about-open"));
+    const about = await screen.findByTestId("about");
+    expect(about.textContent).toContain("pbxdesk 0.1.0");
+    expect(about.textContent).toContain("/tmp/demo.sqlite");
+    expect(about.textContent).toContain("SQLite (this laptop)");
+    await user.click(screen.getByText("Dark"));
+    await waitFor(() =>
+      expect(document.documentElement.getAttribute("data-mantine-color-scheme")).toBe("dark"),
+    );
+  });
+});
+
 describe("creating a user", () => {
   it("shows the extension and device the user got", async () => {
     const backend = fakeBackend();

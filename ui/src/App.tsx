@@ -10,6 +10,7 @@ import {
   Title,
 } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
+import { AboutButton } from "./AboutModal";
 import { AuditView } from "./AuditView";
 import { call } from "./api";
 import { type AppInfo, commands, type Pbx, type Tenant } from "./bindings";
@@ -79,6 +80,7 @@ export function App() {
                 {info.operator} · {info.team ? info.workspace : info.workspace.split("/").pop()}
               </Text>
               <LocalApiControl />
+              <AboutButton info={info} />
               {info.team && (
                 <Button
                   size="compact-xs"

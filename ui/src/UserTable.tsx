@@ -99,7 +99,7 @@ export function UserTable({
                 padding: "6px 12px",
                 fontSize: 13,
                 textAlign: "left",
-                borderBottom: "1px solid var(--mantine-color-gray-3)",
+                borderBottom: "1px solid var(--mantine-color-default-border)",
               }}
             >
               <th>Ext</th>
@@ -134,7 +134,7 @@ export function UserTable({
                     alignItems: "center",
                     padding: "0 12px",
                     fontSize: 14,
-                    borderBottom: "1px solid var(--mantine-color-gray-2)",
+                    borderBottom: "1px solid var(--mantine-color-default-border)",
                   }}
                 >
                   <td data-testid="user-ext">{u.extension}</td>
