@@ -271,4 +271,58 @@ describe("preview and call path", () => {
       expect(screen.getByTestId("did-table").textContent).toContain("+41445551050"),
     );
   });
+
+  it("picks a destination by a person's name, shows the name, and Enter routes the number", async () => {
+    const dids: Record<string, unknown>[] = [];
+    mockIPC((cmd, args) => {
+      const a = args as { input?: { destination: string } };
+      if (cmd === "did_list") return dids;
+      if (cmd === "user_list") {
+        return [
+          {
+            id: 1,
+            extension: 101,
+            display_name: "José Álvarez",
+            email: "j@acme.example",
+            role: "member",
+            status: "active",
+            device_count: 1,
+          },
+          {
+            id: 2,
+            extension: 102,
+            display_name: "Ann Example",
+            email: "a@acme.example",
+            role: "member",
+            status: "active",
+            device_count: 1,
+          },
+        ];
+      }
+      if (cmd === "did_add" && a.input) {
+        const d = {
+          id: 1,
+          version: 1,
+          tenant: "acme",
+          number: "+41445551050",
+          label: "Main",
+          destination: a.input.destination,
+          trunk: null,
+        };
+        dids.push(d);
+        return d;
+      }
+      throw new Error(`unexpected ${cmd}`);
+    });
+    inApp(<DidPanel tenant="acme" />);
+    const user = userEvent.setup();
+    await user.type(screen.getByTestId("did-number"), "044 555 10 50");
+    await user.type(screen.getByTestId("did-destination"), "alvarez");
+    await user.click(await screen.findByText("user:101 · José Álvarez"));
+    expect((screen.getByTestId("did-destination") as HTMLInputElement).value).toBe("user:101");
+    await user.type(screen.getByTestId("did-number"), "{Enter}");
+    await waitFor(() =>
+      expect(screen.getByTestId("did-table").textContent).toContain("user:101 · José Álvarez"),
+    );
+  });
 });

@@ -3,6 +3,7 @@
 import {
   ActionIcon,
   Alert,
+  Autocomplete,
   Badge,
   Button,
   Group,
@@ -20,7 +21,15 @@ import {
 import { notifications } from "@mantine/notifications";
 import { useCallback, useEffect, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
-import { commands, type Did, type Policy, type PolicyRule, type Trunk } from "./bindings";
+import {
+  commands,
+  type Did,
+  type Policy,
+  type PolicyRule,
+  type Trunk,
+  type UserSummary,
+} from "./bindings";
+import { folded } from "./UserTable";
 
 function useList<T>(load: () => Promise<T[]>) {
   const [items, setItems] = useState<T[] | null>(null);
@@ -62,8 +71,28 @@ export function DidPanel({ tenant }: { tenant: string }) {
   const [label, setLabel] = useState("");
   const [destination, setDestination] = useState("");
   const [errors, setErrors] = useState<FieldErrors>({});
+  const [people, setPeople] = useState<UserSummary[]>([]);
 
-  async function add() {
+  useEffect(() => {
+    call(commands.userList(tenant))
+      .then(setPeople)
+      .catch(() => setPeople([]));
+  }, [tenant]);
+  const nameOf = new Map(people.map((u) => [u.extension, u.display_name]));
+  /** "user:101" → "user:101 · Ann Example" when 101 is someone's. */
+  const described = (dest: string) => {
+    const ext = Number(dest.split(":")[1]);
+    const who = dest.includes(":") ? nameOf.get(ext) : undefined;
+    return who ? `${dest} · ${who}` : dest;
+  };
+  const choices = [
+    ...people.map((u) => `user:${u.extension}`),
+    ...people.map((u) => `voicemail:${u.extension}`),
+    "hangup",
+  ];
+
+  async function add(event?: React.FormEvent) {
+    event?.preventDefault();
     try {
       const d = await call(
         commands.didAdd({
@@ -87,7 +116,7 @@ export function DidPanel({ tenant }: { tenant: string }) {
 
   return (
     <Stack>
-      <Paper withBorder p="sm">
+      <Paper withBorder p="sm" component="form" onSubmit={add}>
         <Group align="flex-start">
           <TextInput
             label="Number"
@@ -103,16 +132,24 @@ export function DidPanel({ tenant }: { tenant: string }) {
             onChange={(e) => setLabel(e.currentTarget.value)}
             error={errors.label}
           />
-          <TextInput
+          <Autocomplete
             label="Destination"
-            placeholder="user:100, voicemail:100, external:+41…, hangup"
+            placeholder="a person's name or extension, external:+41…, hangup"
             value={destination}
-            onChange={(e) => setDestination(e.currentTarget.value)}
+            onChange={setDestination}
+            data={choices}
+            // A person is found by name or extension; the field keeps the destination itself.
+            filter={({ options, search }) => {
+              const q = folded(search.trim());
+              return options.filter((o) => "value" in o && folded(described(o.value)).includes(q));
+            }}
+            renderOption={({ option }) => described(option.value)}
+            limit={20}
             error={errors.destination}
-            w={300}
+            w={320}
             data-testid="did-destination"
           />
-          <Button mt={24} onClick={add} data-testid="did-add">
+          <Button mt={24} type="submit" data-testid="did-add">
             Route number
           </Button>
         </Group>
@@ -137,7 +174,7 @@ export function DidPanel({ tenant }: { tenant: string }) {
             <Table.Tr key={d.number}>
               <Table.Td>{d.number}</Table.Td>
               <Table.Td>{d.label}</Table.Td>
-              <Table.Td>{d.destination}</Table.Td>
+              <Table.Td>{described(d.destination)}</Table.Td>
               <Table.Td>
                 <Button
                   size="xs"
@@ -154,6 +191,13 @@ export function DidPanel({ tenant }: { tenant: string }) {
       </Table>
     </Stack>
   );
+}
+
+/** The rules with two of them swapped (first match wins: order is meaning). */
+function swap(rules: PolicyRule[], a: number, b: number): PolicyRule[] {
+  const out = [...rules];
+  [out[a], out[b]] = [out[b], out[a]];
+  return out;
 }
 
 const emptyRule = (): PolicyRule => ({
@@ -179,6 +223,22 @@ function RuleEditor({
     onChange(rules.map((r, j) => (j === i ? { ...r, ...patch } : r)));
   return (
     <Stack gap={4}>
+      {rules.length > 0 && (
+        <Group gap="xs" wrap="nowrap">
+          <Text w={20} />
+          {[
+            ["Pattern", 140],
+            ["Action", 90],
+            ["Strip digits", 80],
+            ["Prepend", 90],
+            ["Trunks, in order", 220],
+          ].map(([label, w]) => (
+            <Text key={label} w={w as number} size="xs" fw={500} c="dimmed">
+              {label}
+            </Text>
+          ))}
+        </Group>
+      )}
       {rules.map((r, i) => {
         const err = (f: string) => errors[`rules[${i + 1}].${f}`];
         return (
@@ -204,7 +264,8 @@ function RuleEditor({
               w={90}
             />
             <NumberInput
-              placeholder="strip"
+              placeholder="0"
+              aria-label="strip digits"
               value={r.strip}
               min={0}
               max={20}
@@ -228,6 +289,24 @@ function RuleEditor({
               error={err("trunks")}
               w={220}
             />
+            <ActionIcon
+              variant="subtle"
+              mt={4}
+              aria-label={`move rule ${i + 1} up`}
+              disabled={i === 0}
+              onClick={() => onChange(swap(rules, i, i - 1))}
+            >
+              ↑
+            </ActionIcon>
+            <ActionIcon
+              variant="subtle"
+              mt={4}
+              aria-label={`move rule ${i + 1} down`}
+              disabled={i === rules.length - 1}
+              onClick={() => onChange(swap(rules, i, i + 1))}
+            >
+              ↓
+            </ActionIcon>
             <ActionIcon
               variant="subtle"
               color="red"
