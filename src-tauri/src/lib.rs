@@ -363,6 +363,15 @@ async fn device_reveal(s: State<'_, AppState>, id: i32) -> ApiResult<RevealedDev
         .await?)
 }
 
+/// A new SIP password for a device, shown once (the PBX gets it at the next apply).
+#[tauri::command]
+#[specta::specta]
+async fn device_new_password(s: State<'_, AppState>, id: i32) -> ApiResult<RevealedDevice> {
+    Ok(s.ws
+        .device_new_password(&s.current_actor().await?, i64::from(id))
+        .await?)
+}
+
 /// The command list, generic over the runtime so tests and the app share it.
 #[tauri::command]
 #[specta::specta]
@@ -713,6 +722,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         device_remove,
         device_list_of_tenant,
         device_reveal,
+        device_new_password,
         local_api_get,
         local_api_set,
     ])

@@ -114,6 +114,15 @@ function fakeBackend() {
       }
       case "device_list_of_tenant":
         return users.flatMap((u) => u.devices);
+      case "device_reveal":
+      case "device_new_password": {
+        const device = users.flatMap((u) => u.devices).find((d) => d.id === a.id);
+        calls.push(`${cmd}:${a.id}`);
+        return {
+          device,
+          sip_password: cmd === "device_reveal" ? "old-Secret-1234567" : "new-Secret-7654321",
+        };
+      }
       // The live view opens; no PBX state arrives in these tests.
       case "tenant_watch":
         return 1;
@@ -407,5 +416,25 @@ describe("the user list", () => {
     await user.clear(screen.getByLabelText("Filter users"));
     await user.type(screen.getByLabelText("Filter users"), "nobody");
     expect((await screen.findByTestId("user-empty")).textContent).toBe('No user matches "nobody".');
+  });
+});
+
+describe("a device's SIP password", () => {
+  it("is shown on request and renewed on request, each a call of its own", async () => {
+    const backend = fakeBackend();
+    const user = await editNewUser();
+    const id = backend.users[0].devices[0].id;
+    await user.click(await screen.findByTestId(`device-reveal-${id}`));
+    expect((await screen.findByTestId(`device-password-${id}`)).textContent).toBe(
+      "old-Secret-1234567",
+    );
+    await user.click(screen.getByText("Hide"));
+    await user.click(await screen.findByTestId(`device-renew-${id}`));
+    expect((await screen.findByTestId(`device-password-${id}`)).textContent).toBe(
+      "new-Secret-7654321",
+    );
+    expect(screen.getByText("new: the phone needs it after the next apply")).toBeTruthy();
+    expect(backend.calls).toContain(`device_reveal:${id}`);
+    expect(backend.calls).toContain(`device_new_password:${id}`);
   });
 });

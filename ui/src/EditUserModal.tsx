@@ -13,6 +13,7 @@ import {
 import { useEffect, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import { commands, type Live, type User } from "./bindings";
+import { DevicePassword } from "./DevicePassword";
 import { DeviceLiveDetail } from "./LiveStatus";
 
 interface Props {
@@ -200,6 +201,7 @@ export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
                 <Table.Th>Transport</Table.Th>
                 <Table.Th>Codecs</Table.Th>
                 <Table.Th>Now</Table.Th>
+                <Table.Th>SIP password</Table.Th>
               </Table.Tr>
             </Table.Thead>
             <Table.Tbody>
@@ -213,6 +215,9 @@ export function EditUserModal({ user, live = null, onClose, onSaved }: Props) {
                   <Table.Td>{d.codecs.join(", ")}</Table.Td>
                   <Table.Td>
                     <DeviceLiveDetail endpoint={d.sip_username} live={live} />
+                  </Table.Td>
+                  <Table.Td>
+                    <DevicePassword deviceId={d.id} />
                   </Table.Td>
                 </Table.Tr>
               ))}

@@ -77,6 +77,8 @@ export const commands = {
 	deviceRemove: (id: number) => typedError<Device, ApiError_Serialize>(__TAURI_INVOKE("device_remove", { id })),
 	deviceListOfTenant: (tenant: string) => typedError<Device[], ApiError_Serialize>(__TAURI_INVOKE("device_list_of_tenant", { tenant })),
 	deviceReveal: (id: number) => typedError<RevealedDevice, ApiError_Serialize>(__TAURI_INVOKE("device_reveal", { id })),
+	/**  A new SIP password for a device, shown once (the PBX gets it at the next apply). */
+	deviceNewPassword: (id: number) => typedError<RevealedDevice, ApiError_Serialize>(__TAURI_INVOKE("device_new_password", { id })),
 	/**  The local API's setting and state. */
 	localApiGet: () => typedError<LocalApi_Serialize, ApiError_Serialize>(__TAURI_INVOKE("local_api_get")),
 	/**  Switches the local API on or off, or moves it to another port; kept for the next start. */
@@ -317,7 +319,7 @@ export type AuditFilter_Deserialize = {
 	tenant?: string | null,
 	/**  Who: an operator's name, `token:NAME`, `user:TENANT/EXT`, `phone:TENANT/EXT`. */
 	actor?: string | null,
-	/**  An action (`user.update`), or all of a kind when it ends with a dot (`user.`). */
+	/**  An action, e.g. `user.update`, `users.import`, `pbx.apply`. */
 	action?: string | null,
 	/**  What kind of thing changed: user, device, did, tenant, pbx, trunk, policy, operator. */
 	entity_type?: string | null,
@@ -337,7 +339,7 @@ export type AuditFilter_Serialize = {
 	tenant: string | null,
 	/**  Who: an operator's name, `token:NAME`, `user:TENANT/EXT`, `phone:TENANT/EXT`. */
 	actor: string | null,
-	/**  An action (`user.update`), or all of a kind when it ends with a dot (`user.`). */
+	/**  An action, e.g. `user.update`, `users.import`, `pbx.apply`. */
 	action: string | null,
 	/**  What kind of thing changed: user, device, did, tenant, pbx, trunk, policy, operator. */
 	entity_type: string | null,

@@ -668,6 +668,9 @@ enum DeviceCmd {
     Remove { device: String },
     /// Show the device's SIP password (audited).
     Reveal { device: String },
+    /// Give the device a new random SIP password and print it once (audited). The PBX gets it
+    /// at the next apply; until then the phone keeps the old one.
+    NewPassword { device: String },
 }
 
 #[derive(Subcommand)]
@@ -1472,6 +1475,10 @@ async fn with_actor(
             ),
             DeviceCmd::Reveal { device } => Box::new(
                 ws.device_reveal(me, ws.device_resolve(me, device).await?)
+                    .await?,
+            ),
+            DeviceCmd::NewPassword { device } => Box::new(
+                ws.device_new_password(me, ws.device_resolve(me, device).await?)
                     .await?,
             ),
         },

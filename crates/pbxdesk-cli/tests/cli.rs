@@ -112,6 +112,13 @@ fn first_run_creates_the_workspace_and_a_user_gets_an_extension() {
     assert_eq!(r["sip_password"].as_str().unwrap().len(), 24);
     let audit = ws.json(&["audit", "list"]);
     assert_eq!(audit[0]["action"], "device.reveal");
+    // A new password, printed once; reveal shows it from then on.
+    let n = ws.json(&["device", "new-password", "acme-dental-1000"]);
+    assert_ne!(n["sip_password"], r["sip_password"]);
+    assert_eq!(
+        ws.json(&["device", "reveal", "acme-dental-1000"])["sip_password"],
+        n["sip_password"]
+    );
     assert!(
         ws.dir.path().join("sub/ws.sqlite.key").exists(),
         "key file beside the workspace"

@@ -1209,7 +1209,47 @@ async fn api_tokens_stand_for_their_operator_and_end(h: &Harness) {
     assert_eq!(e.code(), ErrorCode::Unauthenticated, "{e}");
 }
 
+async fn a_device_gets_a_new_password_shown_once(h: &Harness) {
+    let ws = &h.ws;
+    let me = setup(ws, &[("acme", "100-199")]).await;
+    let u = ws
+        .user_create(&me, &new_user("acme", "Ann", "ann@acme.example"))
+        .await
+        .unwrap();
+    let id = u.devices[0].id;
+    let old = ws.device_reveal(&me, id).await.unwrap().sip_password;
+    let new = ws.device_new_password(&me, id).await.unwrap().sip_password;
+    assert_ne!(old, new);
+    assert!(new.len() >= 16, "a strong password");
+    assert_eq!(ws.device_reveal(&me, id).await.unwrap().sip_password, new);
+    let audit = ws
+        .audit_list(
+            &me,
+            &AuditQuery {
+                tenant: Some("acme".into()),
+                limit: Some(20),
+            },
+        )
+        .await
+        .unwrap();
+    let entry = audit
+        .iter()
+        .find(|e| e.action == "device.new_password")
+        .unwrap();
+    let text = format!("{:?}{:?}", entry.before, entry.after);
+    assert!(!text.contains(&new) && !text.contains(&old), "{text}");
+    let pw = SecretString::from("auditor password 1");
+    ws.operator_add(Some(&me), "aud", Role::Auditor, &[], &pw)
+        .await
+        .unwrap();
+    let aud = ws.login("aud", &pw).await.unwrap();
+    let e = ws.device_new_password(&aud, id).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Forbidden);
+    assert_eq!(ws.device_reveal(&me, id).await.unwrap().sip_password, new);
+}
+
 on_both_stores!(
+    a_device_gets_a_new_password_shown_once,
     api_tokens_stand_for_their_operator_and_end,
     sealed_secrets_are_bound_to_their_row,
     emergency_numbers_are_never_given_to_a_user,

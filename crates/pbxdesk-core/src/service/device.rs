@@ -202,6 +202,32 @@ impl Workspace {
         Ok(device)
     }
 
+    /// Gives a device a new random SIP password (a phone's leaked or forgotten one) and shows
+    /// it once. The PBX gets it at the next apply; until then the phone keeps the old one.
+    /// Audited, never with the password.
+    pub async fn device_new_password(&self, actor: &Actor, id: i64) -> Result<RevealedDevice> {
+        actor.require_write()?;
+        actor.require_reveal()?;
+        let (device, tenant_id) = self.device_get(actor, id).await?;
+        let password = generate_sip_password();
+        let sealed = self.seal_for_row("devices", "sip_password", id, password.expose_secret())?;
+        let now = self.now();
+        let mut w = self.store.begin_write().await?;
+        devices::set_password(&mut *w.tx, id, sealed, now).await?;
+        let change = Change {
+            action: "device.new_password",
+            entity_type: "device",
+            entity_id: device.sip_username.clone(),
+            tenant_id: Some(tenant_id),
+        };
+        record::<Device, Device>(&mut w, actor, now, change, None, None).await?;
+        w.commit().await?;
+        Ok(RevealedDevice {
+            device,
+            sip_password: password.expose_secret().to_owned(),
+        })
+    }
+
     /// The device's SIP password in clear, for provisioning a phone by hand. Audited.
     pub async fn device_reveal(&self, actor: &Actor, id: i64) -> Result<RevealedDevice> {
         actor.require_reveal()?;

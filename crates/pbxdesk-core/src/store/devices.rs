@@ -279,3 +279,20 @@ pub(crate) async fn passwords_of_tenant<'e, E: Executor<'e, Database = Any>>(
     .await
     .map_err(db_error)
 }
+
+/// A device's new SIP password (sealed for its row).
+pub(crate) async fn set_password<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: i64,
+    sealed: Vec<u8>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE devices SET sip_password = $1, updated_at = $2 WHERE id = $3")
+        .bind(sealed)
+        .bind(now)
+        .bind(id)
+        .execute(e)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
