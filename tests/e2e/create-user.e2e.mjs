@@ -103,9 +103,12 @@ try {
     // textContent: WebKitWebDriver's getText reads this Mantine alert as empty.
     const said = await browser.execute(() => document.querySelector('[data-testid="findings"]')?.textContent ?? "(missing)");
     if (!said.includes("No findings")) throw new Error(`findings: ${said}`);
-    // Side by side: two columns of code per file.
+    // Nothing applied yet: every file is new, labelled so (never "renamed") and drawn as one
+    // column, not beside an empty one.
+    const tags = await browser.execute(() => [...document.querySelectorAll(".d2h-tag")].map((t) => t.textContent.trim().toUpperCase()));
+    if (!tags.includes("ADDED") || tags.includes("RENAMED")) throw new Error(`file labels: ${tags.join(", ")}`);
     const sides = await browser.$$(".d2h-file-side-diff");
-    if (sides.length < 2) throw new Error(`expected a side-by-side view, got ${sides.length} side(s)`);
+    if (sides.length !== 0) throw new Error(`a new file is drawn beside an empty side (${sides.length} side(s))`);
     await browser.saveScreenshot(`${env.E2E_SHOTS}/preview.png`);
   });
 

@@ -29,7 +29,7 @@ import {
   type Refusal,
   type StepKind,
 } from "./bindings";
-import { DiffView } from "./DiffView";
+import { UnifiedDiffView } from "./DiffView";
 
 const outcomeColor: Record<ApplyOutcome | "rolled_back_by_pbx", string> = {
   applied: "green",
@@ -414,7 +414,7 @@ export function HistoryPanel({ pbx }: { pbx: string }) {
               {shown.log}
             </Text>
           ) : shown.diff ? (
-            <DiffView unified={shown.diff} />
+            <UnifiedDiffView unified={shown.diff} />
           ) : (
             <Text size="sm" c="dimmed">
               No file changes.

@@ -30,7 +30,7 @@ export function Findings({ findings }: { findings: Finding[] }) {
   if (findings.length === 0) {
     return (
       <div data-testid="findings">
-        <Alert color="green">No findings: this render may be applied.</Alert>
+        <Alert color="green">No findings in this render.</Alert>
       </div>
     );
   }
@@ -134,7 +134,20 @@ export function PreviewPanel({ pbx }: { pbx: string }) {
                   .
                 </Text>
                 {d.files.length > 0 && (
-                  <DiffView unified={d.files.map((f) => f.unified).join("")} />
+                  // The diff itself is on the Preview tab: the dialog names the files only.
+                  <Text
+                    size="sm"
+                    ff="monospace"
+                    style={{ whiteSpace: "pre-line" }}
+                    data-testid="apply-files"
+                  >
+                    {d.files
+                      .map(
+                        (f) =>
+                          `${f.change === "added" ? "+" : f.change === "removed" ? "−" : "~"} ${f.path}`,
+                      )
+                      .join("\n")}
+                  </Text>
                 )}
               </>
             }
@@ -154,7 +167,7 @@ export function PreviewPanel({ pbx }: { pbx: string }) {
           {d.files.length === 0 ? (
             <Alert color="gray">No file changes.</Alert>
           ) : (
-            <DiffView unified={d.files.map((f) => f.unified).join("")} />
+            <DiffView files={d.files} />
           )}
         </>
       )}
