@@ -195,10 +195,31 @@ export function PbxView({ name, onChanged, onRemoved }: Props) {
                   </Text>
                   <Text size="sm">{l.detail}</Text>
                 </Group>
-                {l.fix && (
-                  <Text size="sm" c="dimmed" ml={64}>
-                    Fix: {l.fix}
-                  </Text>
+                {l.fix?.startsWith("pbxdesk pbx trust ") ? (
+                  // The app has the button that does it; the command is for scripts.
+                  <Group gap="xs" ml={64}>
+                    <Button
+                      size="compact-xs"
+                      variant="light"
+                      loading={busy === "probe"}
+                      onClick={() =>
+                        run("probe", async () =>
+                          setOffered(await call(commands.pbxProbeHostKey(name))),
+                        )
+                      }
+                    >
+                      Trust host key…
+                    </Button>
+                    <Text size="xs" c="dimmed">
+                      (or {l.fix})
+                    </Text>
+                  </Group>
+                ) : (
+                  l.fix && (
+                    <Text size="sm" c="dimmed" ml={64}>
+                      Fix: {l.fix}
+                    </Text>
+                  )
                 )}
               </div>
             ))}
