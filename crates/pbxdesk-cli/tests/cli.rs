@@ -615,8 +615,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
 }
 
 /// `pbx check` with a failing check exits 9 (scripts branch on it), and `--json` carries each
-/// check's outcome. The demo PBX's host key is not trusted yet: that check fails before
-/// anything is contacted.
+/// check's outcome. The demo PBX (pbx.example.net) does not resolve: that check fails first.
 #[test]
 fn pbx_check_exits_non_zero_when_a_check_fails() {
     let ws = Ws::new();

@@ -79,13 +79,23 @@ async fn check_reports_each_part_with_a_fix() {
     .await
     .unwrap();
 
-    // Nothing is contacted with an untrusted host key.
+    // An untrusted host key: only the host is reached (no login), and its key is named.
     let lines = ws.pbx_check(&me, "pbx1").await.unwrap();
     assert_eq!(lines.len(), 1);
     assert!(
         !lines[0].ok && lines[0].fix.as_deref() == Some("pbxdesk pbx trust pbx1"),
         "{lines:?}"
     );
+    assert!(lines[0].detail.contains(&sshd.fingerprint()), "{lines:?}");
+    // A host that does not resolve is said to be the problem, not its key.
+    ws.pbx_add(&me, &NewPbx::at("nowhere", "pbx.does-not-resolve.invalid"))
+        .await
+        .unwrap();
+    let lines = ws.pbx_check(&me, "nowhere").await.unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].item, "SSH");
+    assert!(lines[0].detail.contains("cannot reach"), "{lines:?}");
+    assert!(!lines[0].fix.as_deref().unwrap_or("").contains("trust"), "{lines:?}");
 
     let offered = ws.pbx_probe_host_key(&me, "pbx1").await.unwrap();
     assert_eq!(offered, sshd.fingerprint());

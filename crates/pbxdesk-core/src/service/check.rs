@@ -95,12 +95,27 @@ impl Workspace {
         let [ssh_secret, ami_secret, db_password] = self.pbx_secrets(pbx.id).await?;
         let mut out = Vec::new();
         let Some(pinned) = pbx.host_key.clone() else {
-            out.push(line(
-                "SSH host key",
-                false,
-                "not trusted yet",
-                Some(&format!("pbxdesk pbx trust {name}")),
-            ));
+            // Reach the host first: a host that does not resolve or answer is the problem to
+            // fix, not its key (trusting would fail on the same thing).
+            let (host, port) = (pbx.host.clone(), pbx.ssh_port);
+            let timeout = Duration::from_millis(u64::from(pbx.connect_timeout_ms));
+            match blocking(move || ssh::probe_host_key(&host, port, timeout)).await? {
+                Ok(key) => out.push(line(
+                    "SSH host key",
+                    false,
+                    format!(
+                        "not trusted yet; the host offers {} (compare it with the PBX's own)",
+                        key.fingerprint
+                    ),
+                    Some(&format!("pbxdesk pbx trust {name}")),
+                )),
+                Err(e) => out.push(line(
+                    "SSH",
+                    false,
+                    e.to_string(),
+                    Some("check the PBX's host name or address and SSH port (pbxdesk pbx update), and that its SSH server runs"),
+                )),
+            }
             return Ok(out);
         };
         let t = target(&pbx, ssh_secret.clone());
