@@ -95,7 +95,10 @@ async fn check_reports_each_part_with_a_fix() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0].item, "SSH");
     assert!(lines[0].detail.contains("cannot reach"), "{lines:?}");
-    assert!(!lines[0].fix.as_deref().unwrap_or("").contains("trust"), "{lines:?}");
+    assert!(
+        !lines[0].fix.as_deref().unwrap_or("").contains("trust"),
+        "{lines:?}"
+    );
 
     let offered = ws.pbx_probe_host_key(&me, "pbx1").await.unwrap();
     assert_eq!(offered, sshd.fingerprint());
