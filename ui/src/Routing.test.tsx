@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { HistoryPanel } from "./ApplyWizard";
 import type { PbxDiff, Trace } from "./bindings";
 import { CallPathPanel, PreviewPanel } from "./Preview";
-import { DidPanel } from "./RoutingViews";
+import { DidPanel, TrunkPanel } from "./RoutingViews";
+import { acme } from "./test-fixtures";
 
 afterEach(() => {
   cleanup();
@@ -324,5 +325,49 @@ describe("preview and call path", () => {
     await waitFor(() =>
       expect(screen.getByTestId("did-table").textContent).toContain("user:101 · José Álvarez"),
     );
+  });
+
+  it("edits a trunk: its transport, its tenants; the password stays unless typed", async () => {
+    const sent: Record<string, unknown>[] = [];
+    const trunk = {
+      id: 1,
+      pbx: "pbx1",
+      name: "swisscom",
+      host: "sip.swisscom.ch",
+      port: 5060,
+      transport: "udp",
+      register: true,
+      username: "acct1",
+      password_set: true,
+      from_domain: null,
+      from_user: null,
+      codecs: ["alaw"],
+      enabled: true,
+      tenants: ["acme"],
+      version: 3,
+    };
+    mockIPC((cmd, args) => {
+      if (cmd === "trunk_list") return [trunk];
+      if (cmd === "tenant_list") return [{ ...acme }, { ...acme, slug: "globex", name: "Globex" }];
+      if (cmd === "trunk_update") {
+        sent.push(args as Record<string, unknown>);
+        return trunk;
+      }
+      throw new Error(`unexpected ${cmd}`);
+    });
+    inApp(<TrunkPanel pbx="pbx1" />);
+    const user = userEvent.setup();
+    await user.click(await screen.findByTestId("trunk-edit-swisscom"));
+    expect(screen.getByText("Edit trunk swisscom")).toBeTruthy();
+    await user.click(screen.getByTestId("trunk-transport"));
+    await user.click(await screen.findByText("tcp"));
+    await user.click(screen.getByTestId("trunk-save"));
+    await waitFor(() => expect(sent.length).toBe(1));
+    const patch = sent[0].patch as Record<string, unknown>;
+    expect(sent[0].name).toBe("swisscom");
+    expect(patch.transport).toBe("tcp");
+    expect(patch.password).toBeNull();
+    expect(patch.expected_version).toBe(3);
+    expect(patch.tenants).toEqual(["acme"]);
   });
 });

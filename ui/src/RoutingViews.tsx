@@ -26,6 +26,7 @@ import {
   type Did,
   type Policy,
   type PolicyRule,
+  type Transport,
   type Trunk,
   type UserSummary,
 } from "./bindings";
@@ -498,39 +499,81 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
       .then((list) => setTenants(list.filter((t) => t.pbx === pbx).map((t) => t.slug)))
       .catch(toast);
   }, [pbx]);
-  const [form, setForm] = useState({
+  const blank = {
     name: "",
     host: "",
     port: 5060,
+    transport: "udp" as Transport,
     register: true,
     username: "",
     password: "",
     tenants: [] as string[],
-  });
+  };
+  const [form, setForm] = useState(blank);
+  /** The trunk being edited (the form then saves it), or null to add one. */
+  const [editing, setEditing] = useState<Trunk | null>(null);
   const [errors, setErrors] = useState<FieldErrors>({});
   const set = <K extends keyof typeof form>(k: K, v: (typeof form)[K]) =>
     setForm({ ...form, [k]: v });
 
-  async function add() {
+  function edit(t: Trunk) {
+    setEditing(t);
+    setErrors({});
+    setForm({
+      name: t.name,
+      host: t.host,
+      port: t.port,
+      transport: t.transport,
+      register: t.register,
+      username: t.username ?? "",
+      // Write-only: empty keeps the stored one.
+      password: "",
+      tenants: t.tenants,
+    });
+  }
+
+  async function save(event?: React.FormEvent) {
+    event?.preventDefault();
     try {
-      await call(
-        commands.trunkAdd({
-          pbx,
-          name: form.name,
-          host: form.host,
-          port: form.port,
-          transport: null,
-          register: form.register,
-          username: form.username || null,
-          password: form.password || null,
-          from_domain: null,
-          from_user: null,
-          codecs: null,
-          enabled: true,
-          tenants: form.tenants,
-        }),
-      );
-      setForm({ ...form, name: "", host: "", username: "", password: "" });
+      if (editing) {
+        await call(
+          commands.trunkUpdate(pbx, editing.name, {
+            host: form.host,
+            port: form.port,
+            transport: form.transport,
+            register: form.register,
+            username: form.username,
+            password: form.password || null,
+            from_domain: null,
+            from_user: null,
+            codecs: null,
+            enabled: null,
+            tenants: form.tenants,
+            expected_version: editing.version,
+          }),
+        );
+        notifications.show({ message: `Trunk ${editing.name} saved` });
+      } else {
+        await call(
+          commands.trunkAdd({
+            pbx,
+            name: form.name,
+            host: form.host,
+            port: form.port,
+            transport: form.transport,
+            register: form.register,
+            username: form.username || null,
+            password: form.password || null,
+            from_domain: null,
+            from_user: null,
+            codecs: null,
+            enabled: true,
+            tenants: form.tenants,
+          }),
+        );
+      }
+      setForm(blank);
+      setEditing(null);
       setErrors({});
       await reload();
     } catch (e) {
@@ -592,6 +635,14 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
                 <Button
                   size="xs"
                   variant="subtle"
+                  onClick={() => edit(t)}
+                  data-testid={`trunk-edit-${t.name}`}
+                >
+                  Edit
+                </Button>
+                <Button
+                  size="xs"
+                  variant="subtle"
                   color="red"
                   onClick={() => act(() => call(commands.trunkRemove(pbx, t.name)))}
                 >
@@ -602,13 +653,17 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
           ))}
         </Table.Tbody>
       </Table>
-      <Paper withBorder p="sm">
+      <Paper withBorder p="sm" component="form" onSubmit={save} data-testid="trunk-form">
+        <Text fw={600} size="sm" mb="xs">
+          {editing ? `Edit trunk ${editing.name}` : "Add a trunk"}
+        </Text>
         <SimpleGrid cols={4}>
           <TextInput
             label="Name"
             value={form.name}
             onChange={(e) => set("name", e.currentTarget.value)}
             error={errors.name}
+            disabled={editing !== null}
           />
           <TextInput
             label="Host"
@@ -621,6 +676,15 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
             value={form.port}
             onChange={(v) => set("port", Number(v) || 5060)}
             error={errors.port}
+          />
+          <Select
+            label="Transport"
+            data={["udp", "tcp", "tls"]}
+            value={form.transport}
+            onChange={(v) => set("transport", (v ?? "udp") as Transport)}
+            allowDeselect={false}
+            error={errors.transport}
+            data-testid="trunk-transport"
           />
           <Switch
             mt={30}
@@ -637,6 +701,7 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
           <TextInput
             label="Password"
             type="password"
+            placeholder={editing?.password_set ? "unchanged" : ""}
             value={form.password}
             onChange={(e) => set("password", e.currentTarget.value)}
             error={errors.password}
@@ -648,9 +713,23 @@ export function TrunkPanel({ pbx }: { pbx: string }) {
             onChange={(v) => set("tenants", v)}
             error={errors.tenants}
           />
-          <Button mt={24} onClick={add}>
-            Add trunk
-          </Button>
+          <Group mt={24} gap="xs">
+            <Button type="submit" data-testid="trunk-save">
+              {editing ? "Save trunk" : "Add trunk"}
+            </Button>
+            {editing && (
+              <Button
+                variant="default"
+                onClick={() => {
+                  setEditing(null);
+                  setForm(blank);
+                  setErrors({});
+                }}
+              >
+                Cancel
+              </Button>
+            )}
+          </Group>
         </SimpleGrid>
         {errors._form && (
           <Alert color="red" mt="sm">
