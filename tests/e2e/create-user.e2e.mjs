@@ -126,6 +126,11 @@ try {
     if (!said.includes("not trusted yet") || !said.includes("pbxdesk pbx trust demo-pbx")) {
       throw new Error(`apply said: ${said}`);
     }
+    if (!said.includes("Nothing on the PBX was changed")) throw new Error(`apply does not say nothing changed: ${said}`);
+    // The Apply step is marked failed, not ticked off.
+    const failedStep = await browser.execute(() => document.querySelector('[data-testid="apply-step-run"]')?.getAttribute("data-failed") ?? "(missing)");
+    assertEqual(failedStep, "true", "the Apply step marked failed");
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/apply-refused.png`);
     await browser.keys("Escape");
     await browser.$('[data-testid="apply-error"]').waitForExist({ reverse: true, timeout: 10_000 });
   });

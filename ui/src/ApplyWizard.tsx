@@ -6,6 +6,7 @@ import {
   Badge,
   Button,
   Checkbox,
+  Code,
   Group,
   Loader,
   Modal,
@@ -40,6 +41,23 @@ const outcomeColor: Record<ApplyOutcome | "rolled_back_by_pbx", string> = {
   rolled_back_by_pbx: "red",
 };
 
+/** A message whose `quoted` parts are commands or names: drawn as code, not as backticks. */
+export function WithCode({ text }: { text: string }) {
+  const parts = text.split("`");
+  return (
+    <>
+      {parts.map((p, i) =>
+        i % 2 === 1 ? (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one fixed string
+          <Code key={i}>{p}</Code>
+        ) : (
+          p
+        ),
+      )}
+    </>
+  );
+}
+
 function StepRows({ steps }: { steps: ApplyStep[] }) {
   return (
     <Table>
@@ -55,7 +73,9 @@ function StepRows({ steps }: { steps: ApplyStep[] }) {
             </Table.Td>
             <Table.Td w={200}>{s.step}</Table.Td>
             <Table.Td w={80}>{s.ms} ms</Table.Td>
-            <Table.Td>{s.detail}</Table.Td>
+            <Table.Td>
+              <WithCode text={s.detail} />
+            </Table.Td>
           </Table.Tr>
         ))}
       </Table.Tbody>
@@ -193,6 +213,9 @@ export function ApplyWizard({
   }
 
   const verified = report?.steps.filter((s) => verifications.has(s.kind) && s.ok) ?? [];
+  const failedRun =
+    active === 2 &&
+    (error !== null || (report !== null && !["applied", "nothing_to_do"].includes(report.outcome)));
   const fix = remedy(refusal);
   const said = advice(refusal, pbx);
   return (
@@ -254,7 +277,15 @@ export function ApplyWizard({
             </Group>
           </Stack>
         </Stepper.Step>
-        <Stepper.Step label="Apply" description="lock, back up, upload, reload, verify, confirm">
+        <Stepper.Step
+          label="Apply"
+          description="lock, back up, upload, reload, verify, confirm"
+          // A failed or refused apply is not a completed step.
+          color={failedRun ? "red" : undefined}
+          completedIcon={failedRun ? "✕" : undefined}
+          data-testid="apply-step-run"
+          data-failed={failedRun ? "true" : "false"}
+        >
           <Stack data-testid="apply-progress">
             <StepRows steps={live} />
             <Group>
@@ -270,6 +301,11 @@ export function ApplyWizard({
             {error && (
               <Alert color="red" data-testid="apply-error">
                 {error}
+                {refusal && (
+                  <Text size="sm" mt="xs" fw={500}>
+                    Nothing on the PBX was changed.
+                  </Text>
+                )}
                 {said && (
                   <Text size="sm" mt="xs" data-testid="apply-advice">
                     {said}
@@ -395,7 +431,9 @@ export function HistoryPanel({ pbx }: { pbx: string }) {
                     {r.outcome}
                   </Badge>
                 </Table.Td>
-                <Table.Td>{r.summary}</Table.Td>
+                <Table.Td>
+                  <WithCode text={r.summary} />
+                </Table.Td>
               </Table.Tr>
             ))}
           </Table.Tbody>
