@@ -57,6 +57,9 @@ try {
     await browser.$('[data-testid="user-count"]').waitUntil(async function () {
       return (await this.getText()).startsWith("9 of 9");
     }, { timeout: 10_000 });
+    // The new user's row is scrolled to and marked.
+    const marked = await browser.execute(() => document.querySelector('[data-testid="user-row"][data-highlighted="true"] [data-testid="user-ext"]')?.textContent ?? "(none)");
+    assertEqual(marked, "108", "the marked row");
     await browser.saveScreenshot(`${env.E2E_SHOTS}/create-user.png`);
   });
 

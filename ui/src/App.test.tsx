@@ -399,6 +399,24 @@ describe("the user list", () => {
     expect(screen.getByTestId("user-count").textContent).toBe("1 of 10000 users");
   });
 
+  it("marks the row it is asked to, the user just created", () => {
+    const users = Array.from({ length: 5 }, (_, i) => summary(i));
+    render(
+      <MantineProvider>
+        <UserTable
+          users={users}
+          highlight={users[3].id}
+          onEdit={() => {}}
+          onToggleSuspend={() => {}}
+          onDelete={() => {}}
+        />
+      </MantineProvider>,
+    );
+    const marked = document.querySelector('[data-highlighted="true"] [data-testid="user-ext"]');
+    expect(marked?.textContent).toBe(String(users[3].extension));
+    expect(document.querySelectorAll('[data-highlighted="true"]').length).toBe(1);
+  });
+
   it("finds a name without its accents, and says when nothing matches", async () => {
     const users = [
       { ...summary(0), display_name: "José Álvarez", email: "jose@acme.example" },

@@ -25,6 +25,7 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
   const [deleting, setDeleting] = useState<UserSummary | null>(null);
   const [editingTenant, setEditingTenant] = useState(false);
   const [importing, setImporting] = useState<ImportKind | null>(null);
+  const [justMade, setJustMade] = useState<number | null>(null);
   const [numbersVersion, setNumbersVersion] = useState(0);
 
   const reload = useCallback(async () => {
@@ -161,7 +162,8 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           {bulkBar("users")}
           <NewUserForm
             tenant={tenant.slug}
-            onCreated={() => {
+            onCreated={(u) => {
+              setJustMade(u.id);
               reload();
               onTenantChanged();
             }}
@@ -170,6 +172,7 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           {users && (
             <UserTable
               users={users}
+              highlight={justMade}
               endpoints={endpoints}
               live={live}
               liveWhy={liveError}

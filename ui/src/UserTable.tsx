@@ -1,6 +1,6 @@
 import { Badge, Button, Group, Paper, Text, TextInput, VisuallyHidden } from "@mantine/core";
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { useMemo, useRef, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import type { Live, UserSummary } from "./bindings";
 import { DeviceDot } from "./LiveStatus";
 
@@ -15,13 +15,14 @@ interface Props {
   onEdit: (u: UserSummary) => void;
   onToggleSuspend: (u: UserSummary) => void;
   onDelete: (u: UserSummary) => void;
+  /** A user to scroll to and mark (the one just created). */
+  highlight?: number | null;
 }
 
 const ROW_HEIGHT = 44;
 const COLUMNS = "90px minmax(160px, 2fr) minmax(180px, 2fr) 90px 100px 70px 230px";
 const ELLIPSIS = { overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" } as const;
 
-/** Virtualized: only the rows in view are in the DOM, so 10,000 users scroll smoothly. */
 /** Lower case without accents: "alvarez" finds "José Álvarez". */
 export function folded(s: string): string {
   return s
@@ -30,6 +31,7 @@ export function folded(s: string): string {
     .toLowerCase();
 }
 
+/** Virtualized: only the rows in view are in the DOM, so 10,000 users scroll smoothly. */
 export function UserTable({
   users,
   endpoints,
@@ -38,6 +40,7 @@ export function UserTable({
   onEdit,
   onToggleSuspend,
   onDelete,
+  highlight = null,
 }: Props) {
   const [filter, setFilter] = useState("");
   const shown = useMemo(() => {
@@ -58,6 +61,10 @@ export function UserTable({
     overscan: 10,
     initialRect: { width: 1000, height: 600 },
   });
+  const highlighted = highlight === null ? -1 : shown.findIndex((u) => u.id === highlight);
+  useEffect(() => {
+    if (highlighted >= 0) virtualizer.scrollToIndex(highlighted, { align: "center" });
+  }, [highlighted, virtualizer]);
 
   return (
     <Paper withBorder style={{ flex: 1, minHeight: 240, display: "flex", flexDirection: "column" }}>
@@ -122,7 +129,10 @@ export function UserTable({
                 <tr
                   key={u.id}
                   data-testid="user-row"
+                  data-highlighted={item.index === highlighted ? "true" : undefined}
                   style={{
+                    background:
+                      item.index === highlighted ? "var(--mantine-color-yellow-light)" : undefined,
                     position: "absolute",
                     top: 0,
                     left: 0,
