@@ -215,15 +215,21 @@ function HopCard({ hop }: { hop: Hop }) {
   );
 }
 
-export function CallPathPanel({ pbx }: { pbx: string }) {
-  const [number, setNumber] = useState("");
+export function CallPathPanel({ pbx, initial = "" }: { pbx: string; initial?: string }) {
+  const [number, setNumber] = useState(initial);
   const [from, setFrom] = useState("");
   const [trace, setTrace] = useState<Trace | null>(null);
   const [errors, setErrors] = useState<FieldErrors>({});
 
-  async function run() {
+  // Opened for a number (a click on it in the Numbers list): its path at once.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: only when opened for a number
+  useEffect(() => {
+    if (initial) run(initial);
+  }, [initial]);
+
+  async function run(n: string = number) {
     try {
-      setTrace(await call(commands.pbxTrace(pbx, number, from.trim() || null)));
+      setTrace(await call(commands.pbxTrace(pbx, n, from.trim() || null)));
       setErrors({});
     } catch (e) {
       setTrace(null);
@@ -251,7 +257,7 @@ export function CallPathPanel({ pbx }: { pbx: string }) {
           error={errors.from}
           data-testid="trace-from"
         />
-        <Button mt={24} onClick={run} data-testid="trace-run">
+        <Button mt={24} onClick={() => run()} data-testid="trace-run">
           Where does it go?
         </Button>
       </Group>

@@ -274,10 +274,22 @@ describe("preview and call path", () => {
   });
 
   it("picks a destination by a person's name, shows the name, and Enter routes the number", async () => {
+    const traced: string[] = [];
     const dids: Record<string, unknown>[] = [];
     mockIPC((cmd, args) => {
       const a = args as { input?: { destination: string } };
       if (cmd === "did_list") return dids;
+      if (cmd === "pbx_trace") {
+        traced.push((args as { number: string }).number);
+        return {
+          number: "+41445551050",
+          tenant: "acme",
+          path: [
+            { kind: "did", title: "DID +41445551050", detail: "tenant acme" },
+            { kind: "user", title: "101 José Álvarez", detail: "" },
+          ],
+        };
+      }
       if (cmd === "user_list") {
         return [
           {
@@ -315,7 +327,7 @@ describe("preview and call path", () => {
       }
       throw new Error(`unexpected ${cmd}`);
     });
-    inApp(<DidPanel tenant="acme" />);
+    inApp(<DidPanel tenant="acme" pbx="pbx1" />);
     const user = userEvent.setup();
     await user.type(screen.getByTestId("did-number"), "044 555 10 50");
     await user.type(screen.getByTestId("did-destination"), "alvarez");
@@ -325,6 +337,10 @@ describe("preview and call path", () => {
     await waitFor(() =>
       expect(screen.getByTestId("did-table").textContent).toContain("user:101 · José Álvarez"),
     );
+    // A click on the number shows where it goes.
+    await user.click(screen.getByTestId("did-trace-+41445551050"));
+    expect((await screen.findByTestId("hop-user")).textContent).toContain("José Álvarez");
+    expect(traced).toEqual(["+41445551050"]);
   });
 
   it("edits a trunk: its transport, its tenants; the password stays unless typed", async () => {

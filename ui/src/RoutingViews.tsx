@@ -7,6 +7,7 @@ import {
   Badge,
   Button,
   Group,
+  Modal,
   MultiSelect,
   NumberInput,
   Paper,
@@ -30,6 +31,7 @@ import {
   type Trunk,
   type UserSummary,
 } from "./bindings";
+import { CallPathPanel } from "./Preview";
 import { folded } from "./UserTable";
 
 function useList<T>(load: () => Promise<T[]>) {
@@ -65,7 +67,8 @@ function toast(e: unknown) {
   notifications.show({ color: "red", message: e instanceof Error ? e.message : String(e) });
 }
 
-export function DidPanel({ tenant }: { tenant: string }) {
+export function DidPanel({ tenant, pbx }: { tenant: string; pbx?: string }) {
+  const [tracing, setTracing] = useState<string | null>(null);
   const load = useCallback(() => call(commands.didList(tenant)), [tenant]);
   const { items, error, reload, act } = useList<Did>(load);
   const [number, setNumber] = useState("");
@@ -173,7 +176,21 @@ export function DidPanel({ tenant }: { tenant: string }) {
         <Table.Tbody>
           {(items ?? []).map((d) => (
             <Table.Tr key={d.number}>
-              <Table.Td>{d.number}</Table.Td>
+              <Table.Td>
+                {pbx ? (
+                  <Button
+                    size="compact-sm"
+                    variant="subtle"
+                    title="Where does this number go?"
+                    onClick={() => setTracing(d.number)}
+                    data-testid={`did-trace-${d.number}`}
+                  >
+                    {d.number}
+                  </Button>
+                ) : (
+                  d.number
+                )}
+              </Table.Td>
               <Table.Td>{d.label}</Table.Td>
               <Table.Td>{described(d.destination)}</Table.Td>
               <Table.Td>
@@ -190,6 +207,16 @@ export function DidPanel({ tenant }: { tenant: string }) {
           ))}
         </Table.Tbody>
       </Table>
+      {pbx && (
+        <Modal
+          opened={tracing !== null}
+          onClose={() => setTracing(null)}
+          title={`Where ${tracing ?? ""} goes`}
+          size="xl"
+        >
+          {tracing && <CallPathPanel pbx={pbx} initial={tracing} />}
+        </Modal>
+      )}
     </Stack>
   );
 }

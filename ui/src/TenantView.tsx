@@ -146,7 +146,7 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
         </Tabs.List>
         <Tabs.Panel value="numbers" pt="sm">
           {bulkBar("dids")}
-          <DidPanel key={numbersVersion} tenant={tenant.slug} />
+          <DidPanel key={numbersVersion} tenant={tenant.slug} pbx={tenant.pbx} />
         </Tabs.Panel>
         <Tabs.Panel value="audit" pt="sm" style={{ flex: 1, minHeight: 0, display: "flex" }}>
           <AuditView tenant={tenant.slug} />
