@@ -305,7 +305,15 @@ impl Workspace {
     /// The live (not deleted) users of a tenant, by extension.
     pub async fn user_list(&self, actor: &Actor, tenant_slug: &str) -> Result<Vec<UserSummary>> {
         let tenant = self.tenant_key(actor, tenant_slug).await?;
-        let rows = users::summaries(self.store.pool(), tenant.id).await?;
+        let rows = match self.store.sqlite_path() {
+            Some(path) => {
+                let (path, id) = (path.to_owned(), tenant.id);
+                tokio::task::spawn_blocking(move || users::summaries_sqlite(&path, id))
+                    .await
+                    .map_err(|e| Error::Store(format!("reading the workspace failed: {e}")))??
+            }
+            None => users::summaries(self.store.pool(), tenant.id).await?,
+        };
         rows.into_iter()
             .map(|r| {
                 Ok(UserSummary {
