@@ -2,7 +2,7 @@
 //! number (read in any common form, with the tenant's country for national ones).
 
 use super::table::{self, formula_safe, text_cell, Table};
-use super::{sort_problems, PROGRESS_EVERY};
+use super::PROGRESS_EVERY;
 use crate::domain::{DialingPlan, DidDestination, DisplayName, TrunkName, E164};
 use crate::error::{printable, Result};
 use crate::model::{Did, ImportAction, ImportProblem, ImportProgress, ImportReport, ImportRow};
@@ -195,22 +195,7 @@ impl Workspace {
             (rows, ops)
         };
         drop(ops);
-        sort_problems(&mut problems);
-        let bad: HashSet<u32> = problems.iter().map(|p| p.line).collect();
-        for mut r in rows {
-            if bad.contains(&r.line) {
-                r.action = ImportAction::Error;
-            }
-            match r.action {
-                ImportAction::Create => report.created += 1,
-                ImportAction::Update => report.updated += 1,
-                ImportAction::Unchanged => report.unchanged += 1,
-                ImportAction::Error => {}
-            }
-            report.rows.push(r);
-        }
-        report.errors = problems;
-        Ok(report)
+        Ok(super::finish(report, rows, problems))
     }
 
     async fn plan_dids(

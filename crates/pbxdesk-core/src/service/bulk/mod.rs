@@ -33,9 +33,30 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_owned()
 }
 
-/// Problems in file order: by line, then column.
-fn sort_problems(p: &mut [ImportProblem]) {
-    p.sort_by(|a, b| (a.line, &a.column).cmp(&(b.line, &b.column)));
+/// The report of a planned file: its problems in file order, every row with a problem marked
+/// an error, and the counts of what the others do.
+fn finish(
+    mut report: crate::model::ImportReport,
+    rows: Vec<crate::model::ImportRow>,
+    mut problems: Vec<ImportProblem>,
+) -> crate::model::ImportReport {
+    use crate::model::ImportAction;
+    problems.sort_by(|a, b| (a.line, &a.column).cmp(&(b.line, &b.column)));
+    let bad: std::collections::HashSet<u32> = problems.iter().map(|p| p.line).collect();
+    for mut r in rows {
+        if bad.contains(&r.line) {
+            r.action = ImportAction::Error;
+        }
+        match r.action {
+            ImportAction::Create => report.created += 1,
+            ImportAction::Update => report.updated += 1,
+            ImportAction::Unchanged => report.unchanged += 1,
+            ImportAction::Error => {}
+        }
+        report.rows.push(r);
+    }
+    report.errors = problems;
+    report
 }
 
 /// Calls `progress` every this many rows written.

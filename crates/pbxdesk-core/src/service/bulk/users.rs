@@ -1,7 +1,7 @@
 //! A tenant's users as CSV: one row a user, its devices in `device_N_…` columns.
 
 use super::table::{self, formula_safe, text_cell, Row, Table};
-use super::{parse_bool, sort_problems, yes_no, PROGRESS_EVERY};
+use super::{parse_bool, yes_no, PROGRESS_EVERY};
 use crate::domain::{
     codecs_to_string, parse_codecs, Codec, DisplayName, Email, ExtRange, Extension, ForwardTarget,
     PolicyName, SipUsername, TenantStatus, Transport, UserRole, UserStatus, VoicemailPin, E164,
@@ -325,7 +325,7 @@ impl Workspace {
             let plan = self
                 .plan_users(&mut conn, &tenant, &t, &lines, key, &mut problems)
                 .await?;
-            return Ok(finish(report, plan, problems));
+            return Ok(super::finish(report, plan.rows, problems));
         }
         let mut w = self.store.begin_write().await?;
         if self.store.backend() == Backend::Postgres {
@@ -335,7 +335,7 @@ impl Workspace {
             .plan_users(&mut w.tx, &tenant, &t, &lines, key, &mut problems)
             .await?;
         if !problems.is_empty() {
-            return Ok(finish(report, plan, problems));
+            return Ok(super::finish(report, plan.rows, problems));
         }
         let now = self.now();
         let total = u32::try_from(plan.ops.len()).unwrap_or(u32::MAX);
@@ -359,7 +359,7 @@ impl Workspace {
                 });
             }
         }
-        let mut report = finish(report, plan, problems);
+        let mut report = super::finish(report, plan.rows, problems);
         let summary = serde_json::json!({
             "created": report.created,
             "updated": report.updated,
@@ -844,25 +844,6 @@ impl Workspace {
         }
         Ok(out)
     }
-}
-
-fn finish(mut report: ImportReport, plan: Plan, mut problems: Vec<ImportProblem>) -> ImportReport {
-    sort_problems(&mut problems);
-    let bad: HashSet<u32> = problems.iter().map(|p| p.line).collect();
-    for mut r in plan.rows {
-        if bad.contains(&r.line) {
-            r.action = ImportAction::Error;
-        }
-        match r.action {
-            ImportAction::Create => report.created += 1,
-            ImportAction::Update => report.updated += 1,
-            ImportAction::Unchanged => report.unchanged += 1,
-            ImportAction::Error => {}
-        }
-        report.rows.push(r);
-    }
-    report.errors = problems;
-    report
 }
 
 /// Plans rows one at a time, remembering what earlier rows of the file took.
