@@ -185,12 +185,12 @@ impl Workspace {
                     astdb::write_user(c, &r.tenant, ext, from.as_ref(), &to)
                         .await
                         .map_err(unreachable)?;
-                    rows::set_known(self.store.pool(), r.user_id, &to, now).await?;
+                    self.note_known(r.user_id, &to, now).await?;
                     done.written += 1;
                 }
                 Act::Known { row } => {
                     let r = &rows[row];
-                    rows::set_known(self.store.pool(), r.user_id, &r.wanted(), now).await?;
+                    self.note_known(r.user_id, &r.wanted(), now).await?;
                 }
                 Act::Adopt { row, got } => {
                     let r = &rows[row];
@@ -267,6 +267,14 @@ impl Workspace {
         }
     }
 
+    /// Records what the PBX now holds for a user, through the workspace's write lock like
+    /// every write (a bare autocommit beside it would race the app's own transactions).
+    async fn note_known(&self, user_id: i64, f: &Features, now: i64) -> Result<()> {
+        let mut w = self.store.begin_write().await?;
+        rows::set_known(&mut *w.tx, user_id, f, now).await?;
+        w.commit().await
+    }
+
     async fn push_one(&self, c: &Client, r: &FeatureRow) -> Result<()> {
         let ext = u32::try_from(r.extension).unwrap_or_default();
         let (read, refused) = astdb::read_user(c, &r.tenant, ext)
@@ -277,7 +285,7 @@ impl Workspace {
         astdb::write_user(c, &r.tenant, ext, from.as_ref(), &want)
             .await
             .map_err(unreachable)?;
-        rows::set_known(self.store.pool(), r.user_id, &want, self.now()).await
+        self.note_known(r.user_id, &want, self.now()).await
     }
 }
 

@@ -160,7 +160,14 @@ impl Store {
             Backend::Sqlite => Some(self.sqlite_writer.lock().await),
             Backend::Postgres => None,
         };
-        let tx = self.pool.begin().await.map_err(db_error)?;
+        // SQLite: take the write lock at BEGIN. A deferred transaction that reads first and
+        // writes later fails at once with BUSY_SNAPSHOT when another connection (the CLI beside
+        // the app, a write outside this lock) committed in between; busy_timeout never helps it.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(db_error)?;
         Ok(WriteTx {
             tx,
             _writer: writer,
@@ -221,5 +228,53 @@ pub fn db_error(e: sqlx::Error) -> Error {
             tracing::error!(error = %e, "workspace database error");
             Error::Store(redact_error(&e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write transaction that reads first keeps its place when another connection to the
+    /// same file (the CLI beside the app) writes meanwhile: the other writer waits for it,
+    /// instead of this one failing with BUSY_SNAPSHOT at its first write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_transaction_survives_another_connections_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("ws.sqlite"))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE race (who TEXT NOT NULL)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let mut w = store.begin_write().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM race")
+            .fetch_one(&mut *w.tx)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        // A bare autocommit write on another connection, outside the workspace's lock.
+        let other = {
+            let pool = store.pool().clone();
+            tokio::spawn(async move {
+                sqlx::query("INSERT INTO race (who) VALUES ('other')")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sqlx::query("INSERT INTO race (who) VALUES ('mine')")
+            .execute(&mut *w.tx)
+            .await
+            .expect("the transaction's own write after another connection's");
+        w.commit().await.unwrap();
+        other.await.unwrap().expect("the other write, after it");
+        let who: Vec<String> = sqlx::query_scalar("SELECT who FROM race ORDER BY rowid")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(who, ["mine", "other"]);
     }
 }

@@ -78,7 +78,9 @@ impl Workspace {
             let ext = u32::try_from(row.extension).unwrap_or(u32::MAX);
             if with_voicemail_pin(applied, &row.tenant, ext, pin.expose_secret()) == PinChange::Same
             {
-                pins::settle(self.store.pool(), row.user_id, &row.voicemail_pin).await?;
+                let mut w = self.store.begin_write().await?;
+                pins::settle(&mut *w.tx, row.user_id, &row.voicemail_pin).await?;
+                w.commit().await?;
                 n += 1;
             }
         }
