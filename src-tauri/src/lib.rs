@@ -40,23 +40,38 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Why an apply was refused (code `refused`): the app offers what fixes it.
     pub refusal: Option<pbxdesk_core::Refusal>,
+    /// Every input field that is wrong (code `validation`), each with what is wrong with it,
+    /// worded for showing next to that field.
+    pub fields: Vec<FieldProblem>,
+}
+
+#[derive(Debug, Serialize, specta::Type)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
 }
 
 impl From<pbxdesk_core::Error> for ApiError {
     fn from(e: pbxdesk_core::Error) -> Self {
-        let field = match &e {
-            pbxdesk_core::Error::Validation(v) => Some(v.field.clone()),
-            _ => None,
-        };
+        let field = e.fields().first().map(|v| v.field.clone());
         let refusal = match &e {
             pbxdesk_core::Error::Refused(r) => Some(r.clone()),
             _ => None,
         };
+        let fields = e
+            .fields()
+            .iter()
+            .map(|v| FieldProblem {
+                field: v.field.clone(),
+                message: v.explain(),
+            })
+            .collect();
         ApiError {
             code: e.code(),
             message: e.to_string(),
             field,
             refusal,
+            fields,
         }
     }
 }
@@ -91,6 +106,7 @@ impl AppState {
             message: "log in to the team workspace first".into(),
             field: None,
             refusal: None,
+            fields: Vec::new(),
         })
     }
 
@@ -195,6 +211,10 @@ async fn local_api_set(s: State<'_, AppState>, setting: LocalApiSetting) -> ApiR
     let mut server = s.local_api.lock().await;
     server.set(&s.ws, setting).map_err(|message| ApiError {
         code: ErrorCode::Validation,
+        fields: vec![FieldProblem {
+            field: "port".into(),
+            message: message.clone(),
+        }],
         message,
         field: Some("port".into()),
         refusal: None,

@@ -97,6 +97,23 @@ function fakeBackend() {
           voicemail_pin: string | null;
         };
         patches.push(a.patch as Record<string, unknown>);
+        // As the core does: every wrong field at once, each worded for its own field.
+        const wrong = [];
+        if (patch.name === "") wrong.push({ field: "name", message: "must not be empty" });
+        if (String(a.patch && (a.patch as Record<string, unknown>).forward_always).includes("$")) {
+          wrong.push({
+            field: "forward_always",
+            message: `"${SHELL_ID}" is not allowed: an extension or +E.164 number`,
+          });
+        }
+        if (wrong.length > 0) {
+          throw {
+            code: "validation",
+            message: wrong.map((w) => `${w.field}: ${w.message}`).join("; "),
+            field: wrong[0].field,
+            fields: wrong,
+          };
+        }
         const u = users.find((x) => x.id === a.id);
         if (!u) throw { code: "not_found", message: "user was not found", field: null };
         if (patch.expected_version !== u.version) {
@@ -134,6 +151,9 @@ function fakeBackend() {
   });
   return { users, calls, patches };
 }
+
+/** Dialplan syntax a person might type: kept as data, never a template. */
+const SHELL_ID = ["$", "{SHELL(id)}"].join("");
 
 function renderApp() {
   return render(
@@ -273,6 +293,30 @@ describe("editing a user", () => {
     await user.type(nameInput, "Ann B");
     await user.click(screen.getByRole("button", { name: "Save" }));
     expect(await screen.findByText(/changed by someone else/)).toBeTruthy();
+    expect(backend.users[0].display_name).toBe("Ann");
+  });
+});
+
+describe("a user's wrong fields", () => {
+  it("are all shown at once, each at its own field and without its internal name", async () => {
+    const backend = fakeBackend();
+    const user = await editNewUser();
+    const nameInput = await screen.findByDisplayValue("Ann");
+    await user.clear(nameInput);
+    const forward = screen.getByLabelText("Forward always", { exact: false });
+    await user.click(forward);
+    await user.paste(SHELL_ID);
+    await user.click(screen.getByRole("button", { name: "Save" }));
+    await waitFor(() => expect(nameInput.getAttribute("aria-invalid")).toBe("true"));
+    expect(forward.getAttribute("aria-invalid")).toBe("true");
+    const said = (input: HTMLElement) =>
+      (input.getAttribute("aria-describedby") ?? "")
+        .split(" ")
+        .map((id) => document.getElementById(id)?.textContent ?? "")
+        .join(" ");
+    expect(said(nameInput)).toContain("must not be empty");
+    expect(said(forward)).toContain("an extension or +E.164 number");
+    expect(said(forward)).not.toContain("forward_always");
     expect(backend.users[0].display_name).toBe("Ann");
   });
 });

@@ -32,13 +32,18 @@ import {
 } from "./bindings";
 import { UnifiedDiffView } from "./DiffView";
 
-const outcomeColor: Record<ApplyOutcome | "rolled_back_by_pbx", string> = {
+/** A history row's outcome is a report's, or one only the history has. */
+type RecordOutcome = ApplyOutcome | "rolled_back_by_pbx" | "refused" | "failed";
+
+const outcomeColor: Record<RecordOutcome, string> = {
   applied: "green",
   nothing_to_do: "gray",
   dry_run: "gray",
   rolled_back: "red",
   stopped: "orange",
   rolled_back_by_pbx: "red",
+  refused: "yellow",
+  failed: "orange",
 };
 
 /** A message whose `quoted` parts are commands or names: drawn as code, not as backticks. */
@@ -427,7 +432,7 @@ export function HistoryPanel({ pbx }: { pbx: string }) {
                 </Table.Td>
                 <Table.Td>{r.actor}</Table.Td>
                 <Table.Td>
-                  <Badge color={outcomeColor[r.outcome as ApplyOutcome] ?? "gray"}>
+                  <Badge color={outcomeColor[r.outcome as RecordOutcome] ?? "gray"}>
                     {r.outcome}
                   </Badge>
                 </Table.Td>
@@ -444,6 +449,11 @@ export function HistoryPanel({ pbx }: { pbx: string }) {
           {shown.failed && (
             <Text size="sm" c="red">
               Failed at “{shown.failed}”
+            </Text>
+          )}
+          {(shown.outcome === "refused" || shown.outcome === "failed") && (
+            <Text size="sm" data-testid="history-unchanged">
+              <WithCode text={shown.summary} /> Nothing on the PBX was changed.
             </Text>
           )}
           <StepRows steps={shown.steps} />

@@ -142,6 +142,18 @@ describe("preview and call path", () => {
             diff: "--- a/voicemail.d/pbxdesk/tenant-acme.conf\n+++ b/voicemail.d/pbxdesk/tenant-acme.conf\n@@ -1 +1 @@\n-100 => ********,Ada\n+100 => ********,Ada King\n",
           },
           {
+            id: 6,
+            at: 1789995000000,
+            actor: "local:owner",
+            outcome: "refused",
+            summary:
+              "the PBX was changed by hand since the last apply (`pjsip.d/pbxdesk/tenant-acme.conf`)",
+            failed: "check drift",
+            steps: [{ kind: "lock", step: "lock", ok: true, ms: 3, detail: "locked" }],
+            diff: "",
+            log: null,
+          },
+          {
             id: 5,
             at: 1789990000000,
             actor: "local:owner",
@@ -179,13 +191,20 @@ describe("preview and call path", () => {
     inApp(<HistoryPanel pbx="pbx1" />);
     const user = userEvent.setup();
     const rows = await screen.findAllByTestId("history-row");
-    expect(rows).toHaveLength(2);
-    expect(rows[1].textContent).toContain("rolled_back_by_pbx");
+    expect(rows).toHaveLength(3);
+    expect(rows[2].textContent).toContain("rolled_back_by_pbx");
+    // A refused attempt is listed, its names drawn as code, and says that nothing changed.
+    expect(rows[1].textContent).toContain("refused");
+    expect(rows[1].textContent).not.toContain("`");
+    await user.click(rows[1]);
+    const refused = await screen.findByTestId("history-unchanged");
+    expect(refused.textContent).toContain("Nothing on the PBX was changed");
+    expect(refused.querySelector("code")?.textContent).toBe("pjsip.d/pbxdesk/tenant-acme.conf");
     await user.click(rows[0]);
     await waitFor(() =>
       expect(screen.getByTestId("history-detail").textContent).toContain("tenant-acme.conf"),
     );
-    await user.click(rows[1]);
+    await user.click(rows[2]);
     await waitFor(() =>
       expect(screen.getByTestId("history-detail").textContent).toContain(
         "not confirmed within 300 s",

@@ -7,12 +7,15 @@ export class ApiFailure extends Error {
   readonly field: string | null;
   /** Why an apply was refused (code "refused"): the UI offers what fixes it. */
   readonly refusal: Refusal | null;
+  /** Every wrong input field, each with its message worded for that field. */
+  readonly fields: { field: string; message: string }[];
 
   constructor(error: ApiError) {
     super(error.message);
     this.code = error.code;
     this.field = error.field ?? null;
     this.refusal = error.refusal ?? null;
+    this.fields = error.fields ?? [];
   }
 }
 
@@ -28,6 +31,9 @@ export async function call<T>(pending: Promise<Outcome<T>>): Promise<T> {
 export type FieldErrors = Record<string, string>;
 
 export function fieldErrors(e: unknown): FieldErrors {
+  if (e instanceof ApiFailure && e.fields.length > 0) {
+    return Object.fromEntries(e.fields.map((f) => [f.field, f.message]));
+  }
   if (e instanceof ApiFailure) {
     // Shown at its field, the message need not start with the field's internal name.
     const prefix = `${e.field}: `;

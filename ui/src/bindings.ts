@@ -102,6 +102,11 @@ export type ApiError_Deserialize = {
 	field?: string | null,
 	/**  Why an apply was refused (code `refused`): the app offers what fixes it. */
 	refusal?: Refusal | null,
+	/**
+	 *  Every input field that is wrong (code `validation`), each with what is wrong with it,
+	 *  worded for showing next to that field.
+	 */
+	fields: FieldProblem[],
 };
 
 /**
@@ -114,6 +119,11 @@ export type ApiError_Serialize = {
 	field: string | null,
 	/**  Why an apply was refused (code `refused`): the app offers what fixes it. */
 	refusal: Refusal | null,
+	/**
+	 *  Every input field that is wrong (code `validation`), each with what is wrong with it,
+	 *  worded for showing next to that field.
+	 */
+	fields: FieldProblem[],
 };
 
 export type AppInfo = AppInfo_Serialize | AppInfo_Deserialize;
@@ -584,6 +594,11 @@ export type FieldChange_Serialize = {
 	field: string,
 	before: string | null,
 	after: string | null,
+};
+
+export type FieldProblem = {
+	field: string,
+	message: string,
 };
 
 export type FileChange = "added" | "removed" | "changed";

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers and the model's types.
 
-use crate::{audit::*, auth::*, me::*, pbx::*, people::*, routing::*, ApiError};
+use crate::{audit::*, auth::*, me::*, pbx::*, people::*, routing::*, ApiError, FieldProblem};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use pbxdesk_core::model::{
@@ -105,7 +105,7 @@ impl utoipa::Modify for ErrorResponses {
         pbx_render, pbx_diff, pbx_trace, pbx_history, pbx_apply, pbx_status,
         audit_list, user_invite, user_self_service_remove, me_accept, me_login, me_logout,
         me_show, me_update, me_set_pin, me_password, me_devices, openapi_json),
-    components(schemas(ApiError, ApiTokens, Login, Refresh, NewApiToken, ApiToken, CreatedApiToken,
+    components(schemas(ApiError, FieldProblem, ApiTokens, Login, Refresh, NewApiToken, ApiToken, CreatedApiToken,
         Operator, NewOperator, Live, Tenant, NewTenant, TenantPatch,
         UserSummary, User, NewUser, UserPatch, Device, NewDevice, RevealedDevice, Did, NewDid,
         DidPatch, Trunk, NewTrunk, TrunkPatch, Policy, NewPolicy, PolicyPatch, PolicyRule, Pbx,

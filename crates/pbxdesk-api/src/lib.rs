@@ -37,10 +37,20 @@ use serde::Serialize;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    /// The input field a validation error concerns.
+    /// The input field a validation error concerns (the first, when several are wrong).
     pub field: Option<String>,
+    /// Every input field that is wrong, each with what is wrong with it.
+    pub fields: Vec<FieldProblem>,
     #[serde(skip)]
     status: StatusCode,
+}
+
+/// One wrong input field of a validation error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FieldProblem {
+    pub field: String,
+    /// What is wrong, worded without the field's name.
+    pub message: String,
 }
 
 /// The HTTP status of each error code.
@@ -59,10 +69,15 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 
 impl From<pbxdesk_core::Error> for ApiError {
     fn from(e: pbxdesk_core::Error) -> Self {
-        let field = match &e {
-            pbxdesk_core::Error::Validation(v) => Some(v.field.clone()),
-            _ => None,
-        };
+        let field = e.fields().first().map(|v| v.field.clone());
+        let fields = e
+            .fields()
+            .iter()
+            .map(|v| FieldProblem {
+                field: v.field.clone(),
+                message: v.explain(),
+            })
+            .collect();
         let code = e.code();
         let message = match code {
             // What went wrong inside is the server's log's, not the caller's.
@@ -76,6 +91,7 @@ impl From<pbxdesk_core::Error> for ApiError {
             code,
             message,
             field,
+            fields,
             status: status_of(code),
         }
     }
@@ -87,6 +103,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            fields: Vec::new(),
             status: status_of(code),
         }
     }
@@ -127,6 +144,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
                 code: ErrorCode::Validation,
                 message: r.body_text(),
                 field: None,
+                fields: Vec::new(),
                 status: r.status(),
             }),
         }
@@ -146,6 +164,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Fil
                 code: ErrorCode::Validation,
                 message: r.body_text(),
                 field: None,
+                fields: Vec::new(),
                 status: r.status(),
             }),
         }
@@ -165,6 +184,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
                 code: ErrorCode::Validation,
                 message: r.body_text(),
                 field: None,
+                fields: Vec::new(),
                 status: r.status(),
             }),
         }

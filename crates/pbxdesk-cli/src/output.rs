@@ -56,20 +56,33 @@ pub fn print_error(e: &Error, json: bool) {
         _ => None,
     };
     if json {
-        let field = match e {
-            Error::Validation(v) => Some(v.field.clone()),
-            _ => None,
-        };
+        let field = e.fields().first().map(|v| v.field.clone());
+        let fields: Vec<_> = e
+            .fields()
+            .iter()
+            .map(|v| serde_json::json!({ "field": v.field, "message": v.explain() }))
+            .collect();
         let refusal = match e {
             Error::Refused(r) => Some(r),
             _ => None,
         };
-        let body = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "field": field, "refusal": refusal, "hint": hint } });
+        let body = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "field": field, "fields": fields, "refusal": refusal, "hint": hint } });
         out_line(&body.to_string());
     } else {
         use std::io::Write;
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {e}");
+        match e.fields() {
+            // Several fields: one line each, so none is lost in a long line.
+            many @ [_, _, ..] => {
+                let _ = writeln!(err, "error: {} fields are not valid:", many.len());
+                for v in many {
+                    let _ = writeln!(err, "  {v}");
+                }
+            }
+            _ => {
+                let _ = writeln!(err, "error: {e}");
+            }
+        }
         if let Some(h) = hint {
             let _ = writeln!(err, "hint: {h}");
         }

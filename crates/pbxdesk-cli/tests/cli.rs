@@ -568,9 +568,19 @@ fn apply_dry_run_previews_offline_and_an_untrusted_pbx_is_refused() {
         10,
     );
     assert!(e.to_string().contains("no earlier apply"), "{e}");
-    assert_eq!(
-        ws.json(&["history", "--pbx", "demo-pbx"]),
-        serde_json::json!([])
+    // The history lists the two refused attempts (the single one and the fleet's), not the
+    // dry runs nor the refused confirm windows, and nothing applied.
+    let h = ws.json(&["history", "--pbx", "demo-pbx"]);
+    let outcomes: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["refused", "refused"], "{h}");
+    assert!(
+        h[0]["summary"].as_str().unwrap().contains("not trusted"),
+        "{h}"
     );
 }
 

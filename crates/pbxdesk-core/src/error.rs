@@ -34,17 +34,20 @@ impl ValidationError {
     }
 }
 
+impl ValidationError {
+    /// What is wrong, without the field's name: for showing next to the field itself.
+    pub fn explain(&self) -> String {
+        if self.value.is_empty() {
+            self.rule.clone()
+        } else {
+            format!("\"{}\" is not allowed: {}", self.value, self.rule)
+        }
+    }
+}
+
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.value.is_empty() {
-            write!(f, "{}: {}", self.field, self.rule)
-        } else {
-            write!(
-                f,
-                "{}: \"{}\" is not allowed: {}",
-                self.field, self.value, self.rule
-            )
-        }
+        write!(f, "{}: {}", self.field, self.explain())
     }
 }
 
@@ -67,10 +70,53 @@ pub fn printable(value: &str) -> String {
     out
 }
 
+/// Every field's error of one input, gathered so the person sees them all at once rather than
+/// one per attempt. `finish` gives one error as `Error::Validation`, several as `Error::Invalid`.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<ValidationError>);
+
+impl Problems {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value when it is good; else its error is kept and `None` returned.
+    pub fn take<T>(&mut self, r: Result<T, ValidationError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    pub fn push(&mut self, e: ValidationError) {
+        self.0.push(e);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn finish(mut self) -> Result<(), Error> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(Error::Validation(self.0.remove(0))),
+            _ => Err(Error::Invalid(self.0)),
+        }
+    }
+}
+
+fn joined(errors: &[ValidationError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Validation(ValidationError),
+    /// Two or more fields of one input are wrong (each as a `Validation` would be).
+    #[error("{}", joined(.0))]
+    Invalid(Vec<ValidationError>),
     #[error("{entity} {key} was not found")]
     NotFound { entity: &'static str, key: String },
     #[error("{0}")]
@@ -154,10 +200,19 @@ impl Error {
         }
     }
 
+    /// The input fields this error concerns, each with its rule (empty unless validation).
+    pub fn fields(&self) -> &[ValidationError] {
+        match self {
+            Error::Validation(v) => std::slice::from_ref(v),
+            Error::Invalid(list) => list,
+            _ => &[],
+        }
+    }
+
     /// A stable code for callers that branch (UI, CLI exit codes).
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Validation(_) => ErrorCode::Validation,
+            Error::Validation(_) | Error::Invalid(_) => ErrorCode::Validation,
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::Forbidden(_) => ErrorCode::Forbidden,

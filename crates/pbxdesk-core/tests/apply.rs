@@ -167,9 +167,14 @@ async fn apply_then_nothing_to_do_then_a_failed_reload_restores_the_old_state() 
         .any(|n| n == "db.cnf" || n == "armed"));
     let audit = ws.audit_list(&me, &AuditQuery::default()).await.unwrap();
     let applies: Vec<_> = audit.iter().filter(|a| a.action == "pbx.apply").collect();
-    assert_eq!(applies.len(), 2, "one applied, one rolled back");
+    assert_eq!(
+        applies.len(),
+        3,
+        "one refused (no include line yet), one applied, one rolled back"
+    );
     let text = serde_json::to_string(&applies).unwrap();
     assert!(text.contains("rolled_back") && text.contains("\"applied\""));
+    assert!(text.contains("\"refused\""), "{text}");
     let pw = ws
         .device_reveal(
             &me,
@@ -277,6 +282,11 @@ async fn drift_and_locks_are_respected() {
             if files == &vec!["extensions.d/pbxdesk/tenant-globex.conf".to_owned()]),
         "{e}"
     );
+    // The refused attempt is in the PBX's history, newest first, with the steps it took.
+    let hist = ws.pbx_apply_history(&me, "demo-pbx", 1).await.unwrap();
+    assert_eq!(hist[0].outcome, "refused", "{hist:?}");
+    assert!(hist[0].summary.contains("changed by hand"), "{hist:?}");
+    assert!(hist[0].diff.is_empty(), "nothing was applied: {hist:?}");
     let rep = ws
         .pbx_apply(
             &me,
@@ -657,8 +667,11 @@ async fn history_progress_and_rolling_back_the_last_apply() {
     let (files_b, rows_b) = (product_files(&etc), endpoints(&pbx.db).await);
 
     let hist = ws.pbx_apply_history(&me, "demo-pbx", 50).await.unwrap();
-    assert_eq!(hist.len(), 2, "{hist:?}");
+    assert_eq!(hist.len(), 3, "{hist:?}");
     assert_eq!(hist[0].outcome, "applied");
+    // The first attempt (no earlier apply to go back to) is listed as refused.
+    assert_eq!(hist[2].outcome, "refused", "{hist:?}");
+    assert!(hist[2].summary.contains("no earlier apply"), "{hist:?}");
     assert!(
         hist[0].diff.contains("+100 => ********,Ada Second"),
         "{}",
@@ -692,7 +705,7 @@ async fn history_progress_and_rolling_back_the_last_apply() {
             .await
             .unwrap()
             .len(),
-        4
+        5
     );
 }
 

@@ -595,6 +595,63 @@ async fn nasty_input_is_refused_with_field_and_rule(h: &Harness) {
         1,
         "nothing half-written"
     );
+    // Every wrong field of one input at once, each worded without its field's name.
+    let e = ws
+        .user_create(
+            &me,
+            &NewUser {
+                extension: Some("250".into()),
+                outbound_caller_id: Some("+41;1".into()),
+                ..new_user("acme", "", "a;b@acme.example")
+            },
+        )
+        .await
+        .unwrap_err();
+    let fields: Vec<&str> = e.fields().iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["name", "email", "outbound_caller_id", "extension"],
+        "{e}"
+    );
+    assert!(e.fields()[3].explain().contains("range 100-199"), "{e}");
+    let e = ws
+        .user_update(
+            &me,
+            odd.id,
+            &UserPatch {
+                name: Some("Zoë\u{7}".into()),
+                forward_always: Some("${SHELL(id)}".into()),
+                forward_busy: Some("1;2".into()),
+                ring_seconds: Some(999),
+                voicemail_pin: Some("12ab".into()),
+                policy: Some("no such;policy".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let fields: Vec<&str> = e.fields().iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "forward_always",
+            "forward_busy",
+            "voicemail_pin",
+            "ring_seconds",
+            "policy"
+        ],
+        "{e}"
+    );
+    assert!(
+        !e.to_string().contains("12ab"),
+        "a PIN is never echoed: {e}"
+    );
+    assert_eq!(
+        ws.user_show(&me, odd.id).await.unwrap().display_name,
+        "Zoë ${SHELL(id)}; [x] \"q\"",
+        "nothing written"
+    );
 }
 
 async fn concurrent_edit_with_stale_version_is_refused(h: &Harness) {

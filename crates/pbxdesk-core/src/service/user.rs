@@ -6,7 +6,7 @@ use crate::domain::{
     DisplayName, Email, ExtRange, Extension, ForwardTarget, PolicyName, TenantStatus, UserRole,
     UserStatus, VoicemailPin, E164,
 };
-use crate::error::{Error, Result, ValidationError};
+use crate::error::{Error, Problems, Result, ValidationError};
 use crate::model::{NewDevice, NewUser, User, UserPatch, UserSummary};
 use crate::secret::{generate_pin, Purpose};
 use crate::store::users;
@@ -33,21 +33,50 @@ impl Workspace {
     /// for), a voicemail box with a random PIN, and one device with fresh SIP credentials.
     pub async fn user_create(&self, actor: &Actor, input: &NewUser) -> Result<User> {
         actor.require_write()?;
-        let draft = UserDraft {
-            name: DisplayName::parse("name", &input.name)?,
-            email: Email::parse(&input.email)?,
-            extension: input
+        // Every field is checked, so the person sees all that is wrong at once.
+        let mut bad = Problems::new();
+        let name = bad.take(DisplayName::parse("name", &input.name));
+        let email = bad.take(Email::parse(&input.email));
+        let extension = bad.take(
+            input
                 .extension
                 .as_deref()
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(Extension::parse)
-                .transpose()?,
+                .transpose(),
+        );
+        let caller_id = bad.take(optional_e164(
+            input.outbound_caller_id.as_deref(),
+            "outbound_caller_id",
+        ));
+        let tenant = self.tenant_key(actor, &input.tenant).await?;
+        if let Some(Some(ext)) = extension {
+            if !tenant.range.contains(ext) {
+                bad.push(ValidationError::new(
+                    "extension",
+                    &ext.to_string(),
+                    format!(
+                        "must be within tenant \"{}\"'s range {}",
+                        tenant.slug, tenant.range
+                    ),
+                ));
+            }
+        }
+        bad.finish()?;
+        let (Some(name), Some(email), Some(extension), Some(caller_id)) =
+            (name, email, extension, caller_id)
+        else {
+            unreachable!("every field without an error was taken");
+        };
+        let draft = UserDraft {
+            name,
+            email,
+            extension,
             role: input.role.unwrap_or(UserRole::Member),
-            caller_id: optional_e164(input.outbound_caller_id.as_deref(), "outbound_caller_id")?,
+            caller_id,
             voicemail: input.voicemail.unwrap_or(true),
         };
-        let tenant = self.tenant_key(actor, &input.tenant).await?;
         if tenant.status != TenantStatus::Active {
             return Err(Error::Conflict(format!(
                 "tenant \"{}\" is suspended; resume it before adding users",
@@ -55,16 +84,6 @@ impl Workspace {
             )));
         }
         let range = tenant.range;
-        if let Some(ext) = draft.extension {
-            if !range.contains(ext) {
-                return Err(ValidationError::new(
-                    "extension",
-                    &ext.to_string(),
-                    format!("must be within tenant \"{}\"'s range {range}", tenant.slug),
-                )
-                .into());
-            }
-        }
         retry_busy(|| self.try_user_create(actor, &tenant, range, &draft)).await
     }
 
@@ -148,33 +167,37 @@ impl Workspace {
     /// the whole query and no table row is read. No DISTINCT (it cost a third of the time): a
     /// number is held by at most one row, since a new holder is only admitted when no row holds
     /// it (the allocator, `check_extension_free`, and the live-extension unique index).
+    /// The lowest free extension of the range, and the allocator's hint to keep when it is
+    /// taken (see `users::lowest_free`).
     async fn lowest_free_extension(
         &self,
         conn: &mut AnyConnection,
         tenant: &TenantKey,
         range: ExtRange,
         now: i64,
-    ) -> Result<Option<Extension>> {
+    ) -> Result<Option<(Extension, i64)>> {
         let cutoff = now - self.quarantine.as_millis() as i64;
         // The country's emergency numbers in the range count as held (dialling one calls the
-        // emergency services, never a user), unless a row already holds them: a number is
-        // counted once. They are the renderer's fixed table, not input.
-        let reserved: Vec<u32> = pbxdesk_render::snapshot::emergency_numbers(&tenant.country)
+        // emergency services, never a user). They are the renderer's fixed table, not input.
+        let reserved: Vec<i64> = pbxdesk_render::snapshot::emergency_numbers(&tenant.country)
             .iter()
-            .filter_map(|n| n.parse::<u32>().ok())
-            .filter(|n| (range.first().get()..=range.last().get()).contains(n))
+            .filter_map(|n| n.parse::<i64>().ok())
             .collect();
-        let next = users::lowest_free(
-            conn,
-            tenant.id,
-            i64::from(range.first().get()),
-            i64::from(range.last().get()),
+        let scope = users::AllocScope {
+            tenant_id: tenant.id,
+            first: i64::from(range.first().get()),
+            last: i64::from(range.last().get()),
+            country: &tenant.country,
             cutoff,
-            &reserved,
-        )
-        .await?;
-        next.filter(|n| *n <= i64::from(range.last().get()))
-            .map(|n| Extension::from_number(n).map_err(|_| damaged("extension")))
+            reserved: &reserved,
+        };
+        users::lowest_free(conn, &scope)
+            .await?
+            .map(|(n, hint)| {
+                Extension::from_number(n)
+                    .map(|e| (e, hint))
+                    .map_err(|_| damaged("extension"))
+            })
             .transpose()
     }
 
@@ -189,7 +212,7 @@ impl Workspace {
         let next = self
             .lowest_free_extension(&mut conn, &tenant, tenant.range, self.now())
             .await?;
-        Ok(next.map(Extension::get))
+        Ok(next.map(|(e, _)| e.get()))
     }
 
     async fn allocate_extension(
@@ -199,10 +222,13 @@ impl Workspace {
         range: ExtRange,
         now: i64,
     ) -> Result<Extension> {
-        if let Some(ext) = self
+        if let Some((ext, hint)) = self
             .lowest_free_extension(&mut w.tx, tenant, range, now)
             .await?
         {
+            // In the same transaction as the user's row: the hint holds only with it.
+            let first = i64::from(range.first().get());
+            users::keep_hint(&mut *w.tx, tenant.id, first, &tenant.country, hint).await?;
             return Ok(ext);
         }
         let cutoff = now - self.quarantine.as_millis() as i64;
@@ -331,46 +357,64 @@ impl Workspace {
 
     pub async fn user_update(&self, actor: &Actor, id: i64, patch: &UserPatch) -> Result<User> {
         actor.require_write()?;
-        // Validate everything before touching the database.
-        let name = patch
-            .name
-            .as_deref()
-            .map(|n| DisplayName::parse("name", n))
-            .transpose()?;
-        let email = patch.email.as_deref().map(Email::parse).transpose()?;
-        let caller_id = patch
-            .outbound_caller_id
-            .as_deref()
-            .map(|s| optional_e164(Some(s), "outbound_caller_id"))
-            .transpose()?;
+        // Validate everything before touching the database, and every field at once.
+        let mut bad = Problems::new();
+        let name = bad
+            .take(
+                patch
+                    .name
+                    .as_deref()
+                    .map(|n| DisplayName::parse("name", n))
+                    .transpose(),
+            )
+            .flatten();
+        let email = bad
+            .take(patch.email.as_deref().map(Email::parse).transpose())
+            .flatten();
+        let caller_id = bad
+            .take(
+                patch
+                    .outbound_caller_id
+                    .as_deref()
+                    .map(|s| optional_e164(Some(s), "outbound_caller_id"))
+                    .transpose(),
+            )
+            .flatten();
         // Each forward: `None` leaves it, `Some(None)` clears it.
         let forwards = [
             ("forward_always", &patch.forward_always),
             ("forward_busy", &patch.forward_busy),
             ("forward_no_answer", &patch.forward_no_answer),
         ]
-        .map(|(field, v)| clearable(v.as_deref(), |s| ForwardTarget::parse(field, s)));
-        let [always, busy, no_answer] = forwards;
-        let forwards = [always?, busy?, no_answer?];
-        let pin = patch
-            .voicemail_pin
-            .as_deref()
-            .map(VoicemailPin::parse)
-            .transpose()?;
-        let sealed_pin = pin
-            .map(|p| self.cipher.seal(Purpose::VoicemailPin, p.expose()))
-            .transpose()?;
+        .map(|(field, v)| {
+            bad.take(clearable(v.as_deref(), |s| ForwardTarget::parse(field, s)))
+                .flatten()
+        });
+        let pin = bad
+            .take(
+                patch
+                    .voicemail_pin
+                    .as_deref()
+                    .map(VoicemailPin::parse)
+                    .transpose(),
+            )
+            .flatten();
         if let Some(r) = patch.ring_seconds {
             if !(5..=300).contains(&r) {
-                return Err(ValidationError::new(
+                bad.push(ValidationError::new(
                     "ring_seconds",
                     &r.to_string(),
                     "5 to 300 seconds",
-                )
-                .into());
+                ));
             }
         }
-        let policy = clearable(patch.policy.as_deref(), PolicyName::parse)?;
+        let policy = bad
+            .take(clearable(patch.policy.as_deref(), PolicyName::parse))
+            .flatten();
+        bad.finish()?;
+        let sealed_pin = pin
+            .map(|p| self.cipher.seal(Purpose::VoicemailPin, p.expose()))
+            .transpose()?;
         let after = retry_busy(|| async {
             let current = self.user_show(actor, id).await?;
             if current.status == UserStatus::Deleted {

@@ -4,7 +4,7 @@ use super::db_error;
 use crate::domain::{UserRole, UserStatus};
 use crate::error::{Error, Result};
 use crate::model::User;
-use sqlx::{Any, Executor};
+use sqlx::{Any, AnyConnection, Executor};
 
 /// A user with its tenant's slug (devices apart).
 #[derive(Debug, sqlx::FromRow)]
@@ -165,52 +165,137 @@ pub(crate) async fn insert<'e, E: Executor<'e, Database = Any>>(
     }
 }
 
-/// The lowest number of `first..=last` that no live user holds and no user deleted after
-/// `cutoff` holds, counting `reserved` (numbers of code, never input) as held: one query, one
-/// ordered pass over the allocator index `(tenant_id, extension, deleted_at)`. Numbering the
-/// held extensions in order, the first that is not `first + n - 1` marks the gap; with no gap
-/// the answer is `first + count` (past `last` means none is free).
-pub(crate) async fn lowest_free<'e, E: Executor<'e, Database = Any>>(
+/// Where a tenant's allocator may start (see migration 0013): every number of
+/// `first..next` has a user row or is reserved.
+pub(crate) struct AllocScope<'a> {
+    pub tenant_id: i64,
+    pub first: i64,
+    pub last: i64,
+    pub country: &'a str,
+    /// Users deleted after this still hold their number (quarantine).
+    pub cutoff: i64,
+    /// Numbers of code (the country's emergency numbers), never input: counted as held.
+    pub reserved: &'a [i64],
+}
+
+/// How many held numbers a step of the walk from the hint reads.
+const WALK_BATCH: i64 = 64;
+
+/// The lowest number of the scope that no live user holds, no user deleted after `cutoff`
+/// holds, and is not reserved; and the hint to keep if it is taken. Its cost does not grow with
+/// the tenant: a walk from the hint over the held numbers that follow it (none, when users are
+/// added one after another), and the deleted users' numbers below the hint whose quarantine ran
+/// out (a partial index of deleted rows only).
+pub(crate) async fn lowest_free(
+    conn: &mut AnyConnection,
+    s: &AllocScope<'_>,
+) -> Result<Option<(i64, i64)>> {
+    let hint: Option<i64> = sqlx::query_scalar(
+        "SELECT next FROM extension_hints WHERE tenant_id = $1 AND ext_first = $2 AND country = $3",
+    )
+    .bind(s.tenant_id)
+    .bind(s.first)
+    .bind(s.country)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let hint = hint.unwrap_or(s.first).max(s.first);
+    // Below the hint: a number only deleted users hold, all of them out of quarantine.
+    let freed: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(d.extension) FROM users d \
+         WHERE d.tenant_id = $1 AND d.deleted_at IS NOT NULL AND d.deleted_at <= $2 \
+           AND d.extension >= $3 AND d.extension < $4 \
+           AND NOT EXISTS (SELECT 1 FROM users h WHERE h.tenant_id = $1 \
+                AND h.extension = d.extension AND (h.deleted_at IS NULL OR h.deleted_at > $2))",
+    )
+    .bind(s.tenant_id)
+    .bind(s.cutoff)
+    .bind(s.first)
+    .bind(hint)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    // A freed number may since have become reserved (the tenant's country changed: then the
+    // hint was dropped, so this is rare); look past it.
+    if let Some(n) = freed.filter(|n| !s.reserved.contains(n)) {
+        return Ok(Some((n, hint)));
+    }
+    if freed.is_some() {
+        return walk_from(conn, s, s.first).await;
+    }
+    walk_from(conn, s, hint).await
+}
+
+/// The lowest free number from `from` on, reading the held numbers after it in order, a batch
+/// at a time; with the hint to keep if it is taken (every number before it is held).
+async fn walk_from(
+    conn: &mut AnyConnection,
+    s: &AllocScope<'_>,
+    from: i64,
+) -> Result<Option<(i64, i64)>> {
+    let skip_reserved = |mut n: i64| {
+        while s.reserved.contains(&n) {
+            n += 1;
+        }
+        n
+    };
+    let mut candidate = skip_reserved(from);
+    loop {
+        if candidate > s.last {
+            return Ok(None);
+        }
+        let held: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT extension FROM users \
+             WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
+               AND (deleted_at IS NULL OR deleted_at > $4) \
+             ORDER BY extension LIMIT $5",
+        )
+        .bind(s.tenant_id)
+        .bind(candidate)
+        .bind(s.last)
+        .bind(s.cutoff)
+        .bind(WALK_BATCH)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        let whole_batch = held.len() as i64 == WALK_BATCH;
+        for e in held {
+            // A row on a reserved number already passed over.
+            if e < candidate {
+                continue;
+            }
+            if e > candidate {
+                return Ok(Some((candidate, candidate + 1)));
+            }
+            candidate = skip_reserved(e + 1);
+        }
+        if !whole_batch {
+            return Ok((candidate <= s.last).then_some((candidate, candidate + 1)));
+        }
+    }
+}
+
+/// Keeps where the tenant's next allocation starts (see migration 0013).
+pub(crate) async fn keep_hint<'e, E: Executor<'e, Database = Any>>(
     e: E,
     tenant_id: i64,
     first: i64,
-    last: i64,
-    cutoff: i64,
-    reserved: &[u32],
-) -> Result<Option<i64>> {
-    // A reserved number is counted once: only when no row already holds it.
-    let reserved = if reserved.is_empty() {
-        String::new()
-    } else {
-        let values: Vec<String> = reserved.iter().map(|n| format!("({n})")).collect();
-        format!(
-            " UNION ALL SELECT column1 FROM (VALUES {}) AS r WHERE NOT EXISTS ( \
-               SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.extension = r.column1 \
-                  AND (u.deleted_at IS NULL OR u.deleted_at > $4))",
-            values.join(", ")
-        )
-    };
-    sqlx::query_scalar(&format!(
-        "WITH held AS ( \
-            SELECT extension AS e FROM users \
-             WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
-               AND (deleted_at IS NULL OR deleted_at > $4){reserved} \
-         ), numbered AS ( \
-            SELECT e, $2 + ROW_NUMBER() OVER (ORDER BY e) - 1 AS expected FROM held \
-         ) \
-         SELECT MIN(c) FROM ( \
-            SELECT MIN(expected) AS c FROM numbered WHERE e <> expected \
-            UNION ALL \
-            SELECT $2 + COUNT(*) FROM held \
-         ) candidates",
-    ))
+    country: &str,
+    next: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO extension_hints (tenant_id, ext_first, country, next) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id) DO UPDATE SET ext_first = excluded.ext_first, \
+           country = excluded.country, next = excluded.next",
+    )
     .bind(tenant_id)
     .bind(first)
-    .bind(last)
-    .bind(cutoff)
-    .fetch_one(e)
+    .bind(country)
+    .bind(next)
+    .execute(e)
     .await
-    .map_err(db_error)
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// How many numbers of `first..=last` users deleted after `cutoff` hold in quarantine.

@@ -216,7 +216,36 @@ pub enum ApplySource {
 }
 
 /// The steps so far, each passed to the progress callback as it ends.
+#[derive(Default)]
 pub(crate) struct Steps(Vec<ApplyStep>, Option<Progress>);
+
+/// An apply that ended in an error (refused, the PBX unreachable), as its history records it:
+/// the same keys as a report's, so the history reads both alike.
+#[derive(Serialize)]
+struct Attempt<'a> {
+    /// `refused` (nothing was tried) or `failed` (it stopped on an error before any change).
+    outcome: &'static str,
+    summary: String,
+    code: crate::error::ErrorCode,
+    steps: &'a [ApplyStep],
+    failed: Option<StepKind>,
+}
+
+impl<'a> Attempt<'a> {
+    fn of(e: &Error, steps: &'a [ApplyStep]) -> Attempt<'a> {
+        Attempt {
+            outcome: if matches!(e, Error::Refused(_)) {
+                "refused"
+            } else {
+                "failed"
+            },
+            summary: e.to_string(),
+            code: e.code(),
+            steps,
+            failed: steps.iter().rev().find(|s| !s.ok).map(|s| s.kind),
+        }
+    }
+}
 
 impl Steps {
     fn new(progress: Option<Progress>) -> Steps {
@@ -378,10 +407,33 @@ impl Workspace {
             let p = self.prepare_apply(actor, &pbx, source, &mut steps).await?;
             return Ok(p.report(&pbx, ApplyOutcome::DryRun, p.summary.clone(), steps, None));
         }
+        let ran = self
+            .apply_attempt(actor, &pbx, opts, window, source, &mut steps)
+            .await;
+        if let Err(e) = &ran {
+            // A refused or failed attempt belongs in the PBX's history too.
+            let attempt = Attempt::of(e, &steps.0);
+            if let Err(re) = self.record_on_pbx(actor, &pbx, "pbx.apply", &attempt).await {
+                tracing::warn!(error = %re, "the failed apply attempt could not be recorded");
+            }
+        }
+        ran
+    }
+
+    async fn apply_attempt(
+        &self,
+        actor: &Actor,
+        pbx: &Pbx,
+        opts: &ApplyOptions,
+        window: u32,
+        source: ApplySource,
+        steps: &mut Steps,
+    ) -> Result<ApplyReport> {
+        let pbx = pbx.clone();
         // The SSH handshake goes on while the workspace is rendered (most of either is waiting
         // or computing, not both); a refused render still wins over an unreachable PBX.
         let (p, session) = tokio::join!(
-            self.prepare_apply(actor, &pbx, source, &mut steps),
+            self.prepare_apply(actor, &pbx, source, steps),
             self.open_session(actor, &pbx, window)
         );
         let p = p?;
@@ -393,17 +445,10 @@ impl Workspace {
             window,
         };
         let ran = self
-            .apply_on(
-                actor,
-                &pbx,
-                &mut session,
-                &job,
-                Recorded::NewApply,
-                &mut steps,
-            )
+            .apply_on(actor, &pbx, &mut session, &job, Recorded::NewApply, steps)
             .await;
         if matches!(ran, Ok(Ran::Applied | Ran::NothingToDo)) {
-            self.apply_features(&pbx, &session, &mut steps).await;
+            self.apply_features(&pbx, &session, steps).await;
             // The PINs changed before this render was taken are on the PBX now.
             if let Err(e) = self.pins_settle(pbx.id, &p.rendered).await {
                 tracing::warn!(error = %e, "the pending voicemail PINs could not be settled");
@@ -417,13 +462,25 @@ impl Workspace {
                 } else {
                     "the PBX already runs this configuration"
                 };
-                return Ok(p.report(&pbx, ApplyOutcome::NothingToDo, said.into(), steps, None));
+                return Ok(p.report(
+                    &pbx,
+                    ApplyOutcome::NothingToDo,
+                    said.into(),
+                    std::mem::take(steps),
+                    None,
+                ));
             }
             Ran::Applied => (ApplyOutcome::Applied, None),
             Ran::Stopped(k) => (ApplyOutcome::Stopped, Some(k)),
             Ran::RolledBack { failed, .. } => (ApplyOutcome::RolledBack, Some(failed)),
         };
-        let rep = p.report(&pbx, outcome, p.summary.clone(), steps, failed);
+        let rep = p.report(
+            &pbx,
+            outcome,
+            p.summary.clone(),
+            std::mem::take(steps),
+            failed,
+        );
         self.record_on_pbx(actor, &pbx, "pbx.apply", &rep).await?;
         Ok(rep)
     }
