@@ -3,6 +3,7 @@
 //! tauri-specta, and a test fails when the committed file is stale.
 
 mod local_api;
+mod settings;
 
 use local_api::{LocalApi, LocalApiSetting, LocalServer};
 use pbxdesk_core::domain::{TenantStatus, UserStatus};
@@ -96,6 +97,8 @@ pub struct AppState {
     next_view: AtomicU32,
     /// The API on 127.0.0.1 for local automation (off unless switched on).
     local_api: tokio::sync::Mutex<LocalServer>,
+    /// The app's settings file (the local API's switch, the workspace of the next start).
+    settings_file: PathBuf,
 }
 
 impl AppState {
@@ -193,6 +196,76 @@ async fn logout(s: State<'_, AppState>) -> ApiResult<AppInfo> {
         *s.actor.write().await = None;
     }
     Ok(s.info().await)
+}
+
+/// Which workspace the app opens at its next start.
+#[derive(Debug, Serialize, specta::Type)]
+pub struct WorkspaceChoice {
+    /// The file chosen in the app; none: the OS data folder's.
+    pub chosen: Option<String>,
+    /// PBXDESK_WORKSPACE or PBXDESK_DATABASE_URL is set, and wins over the choice.
+    pub overridden_by_environment: bool,
+}
+
+fn workspace_choice(file: &std::path::Path) -> WorkspaceChoice {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    WorkspaceChoice {
+        chosen: settings::Settings::load(file)
+            .workspace
+            .map(|p| p.display().to_string()),
+        overridden_by_environment: set("PBXDESK_WORKSPACE") || set("PBXDESK_DATABASE_URL"),
+    }
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn workspace_choice_get(s: State<'_, AppState>) -> ApiResult<WorkspaceChoice> {
+    s.current_actor().await?;
+    Ok(workspace_choice(&s.settings_file))
+}
+
+/// Chooses the SQLite workspace file the app opens from its next start (empty: the default);
+/// a file that does not exist yet becomes a new workspace there.
+#[tauri::command]
+#[specta::specta]
+async fn workspace_choose(s: State<'_, AppState>, path: String) -> ApiResult<WorkspaceChoice> {
+    s.current_actor().await?;
+    let chosen = if path.trim().is_empty() {
+        None
+    } else {
+        Some(settings::workspace_path(&path).map_err(|message| ApiError {
+            code: ErrorCode::Validation,
+            fields: vec![FieldProblem {
+                field: "workspace".into(),
+                message: message
+                    .strip_prefix("workspace: ")
+                    .unwrap_or(&message)
+                    .to_owned(),
+            }],
+            message: message.clone(),
+            field: Some("workspace".into()),
+            refusal: None,
+        })?)
+    };
+    settings::Settings::update(&s.settings_file, |st| st.workspace = chosen).map_err(
+        |message| ApiError {
+            code: ErrorCode::Internal,
+            message: format!("cannot keep the setting: {message}"),
+            field: None,
+            refusal: None,
+            fields: Vec::new(),
+        },
+    )?;
+    Ok(workspace_choice(&s.settings_file))
+}
+
+/// Starts the app again (to open the workspace chosen for the next start).
+#[tauri::command]
+#[specta::specta]
+fn app_restart() {
+    // What `AppHandle::restart` does, without a handle (the commands are generic over the
+    // runtime); the environment carries the AppImage's path when run from one.
+    tauri::process::restart(&tauri::Env::default());
 }
 
 /// The local API's setting and state.
@@ -745,6 +818,9 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         device_new_password,
         local_api_get,
         local_api_set,
+        workspace_choice_get,
+        workspace_choose,
+        app_restart,
     ])
 }
 
@@ -765,13 +841,16 @@ struct Startup {
 }
 
 impl Startup {
-    fn from_env() -> Startup {
+    /// From the environment, else the workspace the settings name (chosen in the app).
+    fn from_env(settings: &settings::Settings) -> Startup {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let demo = std::env::args().any(|a| a == "--demo")
             || var("PBXDESK_DEMO").is_some_and(|v| v == "1");
         let options = OpenOptions::choose(
             var("PBXDESK_DATABASE_URL").map(SecretString::from),
-            var("PBXDESK_WORKSPACE").map(PathBuf::from),
+            var("PBXDESK_WORKSPACE")
+                .map(PathBuf::from)
+                .or_else(|| settings.workspace.clone()),
             var("PBXDESK_KEY_FILE").map(PathBuf::from),
             var("PBXDESK_PASSPHRASE").map(SecretString::from),
         );
@@ -794,7 +873,8 @@ impl Startup {
             team,
             views: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             next_view: AtomicU32::new(1),
-            local_api: tokio::sync::Mutex::new(LocalServer::load(settings)),
+            local_api: tokio::sync::Mutex::new(LocalServer::load(settings.clone())),
+            settings_file: settings,
         })
     }
 }
@@ -821,7 +901,8 @@ pub fn run() {
                 Some(f) => PathBuf::from(f),
                 None => app.path().app_config_dir()?.join("settings.json"),
             };
-            let state = tauri::async_runtime::block_on(Startup::from_env().open(settings))
+            let startup = Startup::from_env(&settings::Settings::load(&settings));
+            let state = tauri::async_runtime::block_on(startup.open(settings))
                 .map_err(|e| format!("cannot open the workspace: {e}"))?;
             tauri::async_runtime::block_on(async {
                 state.local_api.lock().await.start_if_enabled(&state.ws);

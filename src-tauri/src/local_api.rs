@@ -3,6 +3,7 @@
 //! on; the choice is kept in the app's settings file and the server started again with the app.
 //! Every request still logs in or carries a token: the server has no operator of its own.
 
+use crate::settings::Settings;
 use pbxdesk_core::Workspace;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -38,12 +39,6 @@ pub struct LocalApi {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Settings {
-    #[serde(default)]
-    local_api: LocalApiSetting,
-}
-
 /// The server as it is, and where its setting lives.
 pub struct LocalServer {
     file: PathBuf,
@@ -55,11 +50,7 @@ pub struct LocalServer {
 impl LocalServer {
     /// Reads the setting (none, or one that does not parse, is "off").
     pub fn load(file: PathBuf) -> LocalServer {
-        let setting = std::fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Settings>(&b).ok())
-            .map(|s| s.local_api)
-            .unwrap_or_default();
+        let setting = Settings::load(&file).local_api;
         LocalServer {
             file,
             setting,
@@ -126,19 +117,7 @@ impl LocalServer {
     }
 
     fn save(&self, setting: &LocalApiSetting) -> Result<(), String> {
-        let text = serde_json::to_vec_pretty(&Settings {
-            local_api: setting.clone(),
-        })
-        .map_err(|e| e.to_string())?;
-        let dir = self
-            .file
-            .parent()
-            .ok_or_else(|| "the settings file has no folder".to_owned())?;
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        // Written beside and renamed over: a crash leaves the old file or the new, whole.
-        let tmp = self.file.with_extension("json.tmp");
-        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.file).map_err(|e| format!("{}: {e}", self.file.display()))
+        Settings::update(&self.file, |s| s.local_api = setting.clone())
     }
 }
 

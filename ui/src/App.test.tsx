@@ -36,6 +36,29 @@ function fakeBackend() {
           team: false,
           version: "0.1.0",
         };
+      case "workspace_choice_get":
+        return { chosen: null, overridden_by_environment: false };
+      case "workspace_choose": {
+        calls.push(`workspace_choose:${a.path}`);
+        const path = String(a.path);
+        if (!path.startsWith("/")) {
+          throw {
+            code: "validation",
+            message: `workspace: "${path}" is not allowed: an absolute path to a .sqlite or .db file`,
+            field: "workspace",
+            fields: [
+              {
+                field: "workspace",
+                message: `"${path}" is not allowed: an absolute path to a .sqlite or .db file`,
+              },
+            ],
+          };
+        }
+        return { chosen: path, overridden_by_environment: false };
+      }
+      case "app_restart":
+        calls.push("app_restart");
+        return null;
       case "tenant_list":
         return [acme];
       case "pbx_list":
@@ -195,6 +218,27 @@ describe("about", () => {
     await waitFor(() =>
       expect(document.documentElement.getAttribute("data-mantine-color-scheme")).toBe("dark"),
     );
+  });
+
+  it("keeps the workspace of the next start, refuses a bad path at its field, and restarts", async () => {
+    const backend = fakeBackend();
+    renderApp();
+    const user = userEvent.setup();
+    await user.click(await screen.findByTestId("about-open"));
+    const input = await screen.findByTestId("next-workspace");
+    await user.type(input, "clinic.sqlite");
+    await user.click(screen.getByTestId("next-workspace-keep"));
+    await waitFor(() => expect(input.getAttribute("aria-invalid")).toBe("true"));
+    expect(screen.queryByTestId("next-workspace-restart")).toBeNull();
+    await user.clear(input);
+    await user.type(input, "/home/tech/clinic.sqlite");
+    await user.click(screen.getByTestId("next-workspace-keep"));
+    expect((await screen.findByTestId("next-workspace-kept")).textContent).toContain(
+      "/home/tech/clinic.sqlite",
+    );
+    await user.click(screen.getByTestId("next-workspace-restart"));
+    await waitFor(() => expect(backend.calls).toContain("app_restart"));
+    expect(backend.calls).toContain("workspace_choose:/home/tech/clinic.sqlite");
   });
 });
 

@@ -19,6 +19,7 @@ import {
 } from "@mantine/core";
 import { Channel } from "@tauri-apps/api/core";
 import { useCallback, useEffect, useState } from "react";
+import "./stepper.css";
 import { ApiFailure, call } from "./api";
 import {
   type ApplyOutcome,

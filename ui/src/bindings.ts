@@ -83,6 +83,14 @@ export const commands = {
 	localApiGet: () => typedError<LocalApi_Serialize, ApiError_Serialize>(__TAURI_INVOKE("local_api_get")),
 	/**  Switches the local API on or off, or moves it to another port; kept for the next start. */
 	localApiSet: (setting: LocalApiSetting) => typedError<LocalApi_Serialize, ApiError_Serialize>(__TAURI_INVOKE("local_api_set", { setting })),
+	workspaceChoiceGet: () => typedError<WorkspaceChoice_Serialize, ApiError_Serialize>(__TAURI_INVOKE("workspace_choice_get")),
+	/**
+	 *  Chooses the SQLite workspace file the app opens from its next start (empty: the default);
+	 *  a file that does not exist yet becomes a new workspace there.
+	 */
+	workspaceChoose: (path: string) => typedError<WorkspaceChoice_Serialize, ApiError_Serialize>(__TAURI_INVOKE("workspace_choose", { path })),
+	/**  Starts the app again (to open the workspace chosen for the next start). */
+	appRestart: () => __TAURI_INVOKE<void>("app_restart"),
 };
 
 /* Types */
@@ -1669,6 +1677,25 @@ export type User_Serialize = {
  *  own 127.0.0.1, so neither is exposed on the network) or directly.
  */
 export type Via = "tunnel" | "direct";
+
+/**  Which workspace the app opens at its next start. */
+export type WorkspaceChoice = WorkspaceChoice_Serialize | WorkspaceChoice_Deserialize;
+
+/**  Which workspace the app opens at its next start. */
+export type WorkspaceChoice_Deserialize = {
+	/**  The file chosen in the app; none: the OS data folder's. */
+	chosen?: string | null,
+	/**  PBXDESK_WORKSPACE or PBXDESK_DATABASE_URL is set, and wins over the choice. */
+	overridden_by_environment: boolean,
+};
+
+/**  Which workspace the app opens at its next start. */
+export type WorkspaceChoice_Serialize = {
+	/**  The file chosen in the app; none: the OS data folder's. */
+	chosen: string | null,
+	/**  PBXDESK_WORKSPACE or PBXDESK_DATABASE_URL is set, and wins over the choice. */
+	overridden_by_environment: boolean,
+};
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

@@ -108,6 +108,9 @@ struct Size {
     frees: usize,
     list: usize,
     lists: usize,
+    /// Tenant sizes at which single creates are timed (the allocator must not grow with it).
+    grow: [usize; 2],
+    grows: usize,
 }
 
 fn size() -> Size {
@@ -120,6 +123,8 @@ fn size() -> Size {
             frees: 3,
             list: 50,
             lists: 2,
+            grow: [10, 30],
+            grows: 3,
         }
     } else {
         Size {
@@ -130,6 +135,8 @@ fn size() -> Size {
             frees: 300,
             list: 10_000,
             lists: 30,
+            grow: [1_000, 10_000],
+            grows: 200,
         }
     }
 }
@@ -190,6 +197,33 @@ async fn bench_store(
             z.range
         )));
         eprintln!("{}", out[out.len() - 1]);
+    }
+
+    // A single create in a tenant of 1,000 and of 10,000 users: the same cost.
+    if wanted("grow") {
+        tenant(&ws, &a, "grow", "10000-39999").await;
+        let mut made = 0;
+        for size in z.grow {
+            while made < size {
+                ws.user_create(&a, &user("grow", made))
+                    .await
+                    .expect("fill grow");
+                made += 1;
+            }
+            let mut grow = Stats(Vec::new());
+            for _ in 0..z.grows {
+                let t = Instant::now();
+                let u = ws
+                    .user_create(&a, &user("grow", made))
+                    .await
+                    .expect("create");
+                grow.0.push(t.elapsed());
+                assert_eq!(u.extension as usize, 10_000 + made, "the lowest free");
+                made += 1;
+            }
+            out.push(grow.line(&format!("{label}: create user in a tenant of {size}")));
+            eprintln!("{}", out[out.len() - 1]);
+        }
     }
 
     // Listing 10,000 users.

@@ -266,6 +266,10 @@ async fn meta_get_or_init(
     key: &str,
     init: impl FnOnce() -> String,
 ) -> Result<String> {
+    // Read first: every open of a workspace passes here, and a write would cost a commit.
+    if let Some(v) = crate::store::meta::get(store.pool(), key).await? {
+        return Ok(v);
+    }
     let value = init();
     let mut w = store.begin_write().await?;
     crate::store::meta::put_if_absent(&mut *w.tx, key, &value).await?;

@@ -118,22 +118,27 @@ pub(crate) async fn pbx_of_tenant<'e, E: Executor<'e, Database = Any>>(
         .map_err(db_error)
 }
 
-/// The SIP usernames on a PBX that are `base` or `base-…` (to find the next free one).
-pub(crate) async fn usernames_like<'e, E: Executor<'e, Database = Any>>(
+/// Which of `names` a device of the PBX already has: point lookups on the
+/// (pbx_id, sip_username) index, so the cost does not grow with the PBX (a `LIKE 'base-%'`
+/// read every device of it, and a range would depend on the database's collation).
+pub(crate) async fn usernames_taken<'e, E: Executor<'e, Database = Any>>(
     e: E,
     pbx_id: i64,
-    base: &str,
+    names: &[String],
 ) -> Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT sip_username FROM devices WHERE pbx_id = $1 \
-         AND (sip_username = $2 OR sip_username LIKE $3)",
-    )
-    .bind(pbx_id)
-    .bind(base)
-    .bind(format!("{base}-%"))
-    .fetch_all(e)
-    .await
-    .map_err(db_error)
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT sip_username FROM devices WHERE pbx_id = $1 AND sip_username IN ({})",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_scalar(&sql).bind(pbx_id);
+    for n in names {
+        q = q.bind(n);
+    }
+    q.fetch_all(e).await.map_err(db_error)
 }
 
 /// A device to add (its password sealed).

@@ -178,9 +178,6 @@ pub(crate) struct AllocScope<'a> {
     pub reserved: &'a [i64],
 }
 
-/// How many held numbers a step of the walk from the hint reads.
-const WALK_BATCH: i64 = 64;
-
 /// The lowest number of the scope that no live user holds, no user deleted after `cutoff`
 /// holds, and is not reserved; and the hint to keep if it is taken. Its cost does not grow with
 /// the tenant: a walk from the hint over the held numbers that follow it (none, when users are
@@ -226,53 +223,55 @@ pub(crate) async fn lowest_free(
     walk_from(conn, s, hint).await
 }
 
-/// The lowest free number from `from` on, reading the held numbers after it in order, a batch
-/// at a time; with the hint to keep if it is taken (every number before it is held).
+/// The lowest free number from `from` on, with the hint to keep if it is taken (every number
+/// before it is held). One query, one ordered pass over the allocator index
+/// `(tenant_id, extension, deleted_at)` from `from`: numbering the held numbers in order, the
+/// first that is not `from + n - 1` marks the gap; with no gap the answer is `from + count`.
+/// From a good hint it reads nothing (the next number is free).
 async fn walk_from(
     conn: &mut AnyConnection,
     s: &AllocScope<'_>,
     from: i64,
 ) -> Result<Option<(i64, i64)>> {
-    let skip_reserved = |mut n: i64| {
-        while s.reserved.contains(&n) {
-            n += 1;
-        }
-        n
-    };
-    let mut candidate = skip_reserved(from);
-    loop {
-        if candidate > s.last {
-            return Ok(None);
-        }
-        let held: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT extension FROM users \
-             WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
-               AND (deleted_at IS NULL OR deleted_at > $4) \
-             ORDER BY extension LIMIT $5",
+    // A reserved number is counted once: only when no row already holds it.
+    let reserved: Vec<String> = s
+        .reserved
+        .iter()
+        .filter(|n| (from..=s.last).contains(n))
+        .map(|n| format!("({n})"))
+        .collect();
+    let reserved = if reserved.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " UNION ALL SELECT column1 FROM (VALUES {}) AS r WHERE NOT EXISTS ( \
+               SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.extension = r.column1 \
+                  AND (u.deleted_at IS NULL OR u.deleted_at > $4))",
+            reserved.join(", ")
         )
-        .bind(s.tenant_id)
-        .bind(candidate)
-        .bind(s.last)
-        .bind(s.cutoff)
-        .bind(WALK_BATCH)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        let whole_batch = held.len() as i64 == WALK_BATCH;
-        for e in held {
-            // A row on a reserved number already passed over.
-            if e < candidate {
-                continue;
-            }
-            if e > candidate {
-                return Ok(Some((candidate, candidate + 1)));
-            }
-            candidate = skip_reserved(e + 1);
-        }
-        if !whole_batch {
-            return Ok((candidate <= s.last).then_some((candidate, candidate + 1)));
-        }
-    }
+    };
+    let next: Option<i64> = sqlx::query_scalar(&format!(
+        "WITH held AS ( \
+            SELECT extension AS e FROM users \
+             WHERE tenant_id = $1 AND extension >= $2 AND extension <= $3 \
+               AND (deleted_at IS NULL OR deleted_at > $4){reserved} \
+         ), numbered AS ( \
+            SELECT e, $2 + ROW_NUMBER() OVER (ORDER BY e) - 1 AS expected FROM held \
+         ) \
+         SELECT MIN(c) FROM ( \
+            SELECT MIN(expected) AS c FROM numbered WHERE e <> expected \
+            UNION ALL \
+            SELECT $2 + COUNT(*) FROM held \
+         ) candidates",
+    ))
+    .bind(s.tenant_id)
+    .bind(from)
+    .bind(s.last)
+    .bind(s.cutoff)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(next.filter(|n| *n <= s.last).map(|n| (n, n + 1)))
 }
 
 /// Keeps where the tenant's next allocation starts (see migration 0013).
