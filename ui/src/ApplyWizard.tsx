@@ -16,10 +16,10 @@ import {
   Stepper,
   Table,
   Text,
+  ThemeIcon,
 } from "@mantine/core";
 import { Channel } from "@tauri-apps/api/core";
 import { useCallback, useEffect, useState } from "react";
-import "./stepper.css";
 import { ApiFailure, call } from "./api";
 import {
   type ApplyOutcome,
@@ -32,6 +32,37 @@ import {
   type StepKind,
 } from "./bindings";
 import { UnifiedDiffView } from "./DiffView";
+
+/** A step's mark, drawn by the app: Mantine's own enters with a transition that was seen never
+ * to end in the app's web view (WebKitGTK under Xvfb), leaving completed steps as empty discs
+ * and the failed apply's ✕ not drawn at all. */
+function StepMark({ n, active, failed }: { n: number; active: number; failed: boolean }) {
+  const state = failed ? "failed" : n < active ? "done" : n === active ? "now" : "later";
+  const text = state === "failed" ? "✕" : state === "done" ? "✓" : String(n + 1);
+  const color = state === "failed" ? "red" : state === "later" ? "gray" : "blue";
+  const filled = state === "done" || state === "failed";
+  return (
+    <ThemeIcon
+      radius="xl"
+      size="md"
+      color={color}
+      variant={filled ? "filled" : "light"}
+      data-testid="step-mark"
+      data-state={state}
+    >
+      {text}
+    </ThemeIcon>
+  );
+}
+
+function stepLabel(n: number, active: number, failed: boolean, text: string) {
+  return (
+    <Group gap={6} wrap="nowrap">
+      <StepMark n={n} active={active} failed={failed} />
+      {text}
+    </Group>
+  );
+}
 
 /** A history row's outcome is a report's, or one only the history has. */
 type RecordOutcome = ApplyOutcome | "rolled_back_by_pbx" | "refused" | "failed";
@@ -235,7 +266,11 @@ export function ApplyWizard({
       withCloseButton={active !== 1}
     >
       <Stepper active={active} size="sm" allowNextStepsSelect={false}>
-        <Stepper.Step label="Review" description="findings, changes, consent">
+        <Stepper.Step
+          withIcon={false}
+          label={stepLabel(0, active, false, "Review")}
+          description="findings, changes, consent"
+        >
           <Stack data-testid="apply-box">
             {what === "previous_apply" ? (
               <Alert color="yellow">
@@ -284,11 +319,11 @@ export function ApplyWizard({
           </Stack>
         </Stepper.Step>
         <Stepper.Step
-          label="Apply"
-          description="lock, back up, upload, reload, verify, confirm"
+          withIcon={false}
           // A failed or refused apply is not a completed step.
+          label={stepLabel(1, active, failedRun, "Apply")}
+          description="lock, back up, upload, reload, verify, confirm"
           color={failedRun ? "red" : undefined}
-          completedIcon={failedRun ? "✕" : undefined}
           data-testid="apply-step-run"
           data-failed={failedRun ? "true" : "false"}
         >
@@ -302,7 +337,11 @@ export function ApplyWizard({
             </Group>
           </Stack>
         </Stepper.Step>
-        <Stepper.Step label="Result" description="what Asterisk reports">
+        <Stepper.Step
+          withIcon={false}
+          label={stepLabel(2, active, false, "Result")}
+          description="what Asterisk reports"
+        >
           <Stack>
             {error && (
               <Alert color="red" data-testid="apply-error">

@@ -105,6 +105,11 @@ describe("preview and call path", () => {
     expect(report.textContent).toContain("Failed at “reload”");
     expect(report.textContent).toContain("pbx_config: An unknown error occurred");
     expect(screen.queryByTestId("apply-rollback")).toBeNull();
+    // The rolled back apply is marked failed, not ticked off.
+    const marks = screen
+      .getAllByTestId("step-mark")
+      .map((m) => `${m.getAttribute("data-state")}:${m.textContent}`);
+    expect(marks).toEqual(["done:✓", "failed:✕", "now:3"]);
     expect(sent[0].name).toBe("pbx1");
     expect(sent[0].source).toBe("workspace");
     expect(sent[0].options).toEqual({
