@@ -1103,3 +1103,18 @@ fn audit_search_filters_and_pages_and_exports_csv() {
         "{text}"
     );
 }
+
+/// `pbxdesk --version` is the workspace's version, as the app's About and bundle are
+/// (src-tauri/tests/version.rs).
+#[test]
+fn the_version_is_the_workspaces() {
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("pbxdesk"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("pbxdesk {}", env!("CARGO_PKG_VERSION"))
+    );
+}
