@@ -187,13 +187,18 @@ impl Workspace {
     ) -> Result<Tenant> {
         let (name, range) = (change.name.as_ref(), change.range);
         let current = self.tenant_by_slug(actor, slug).await?;
+        // Read before the transaction: a pool query while it holds its connection would wait
+        // for a second one (and for itself, were the pool one connection).
+        let key = match &change.unknown_did {
+            Some(_) => Some(self.tenant_key(actor, &current.slug).await?),
+            None => None,
+        };
         let now = self.now();
         let mut w = self.store.begin_write().await?;
         let before = self.tenant_in_tx(&mut w, current.id).await?;
         check_version("tenant", &before.slug, before.version, expected_version)?;
-        if let Some(d) = &change.unknown_did {
-            let key = self.tenant_key(actor, &before.slug).await?;
-            self.check_destination(&mut w.tx, &key, d).await?;
+        if let (Some(d), Some(key)) = (&change.unknown_did, &key) {
+            self.check_destination(&mut w.tx, key, d).await?;
         }
         if let Some(Some(p)) = &change.default_policy {
             let known = tenants::has_policy(&mut *w.tx, before.id, p).await?;
