@@ -17,6 +17,7 @@ use pbxdesk_core::service::{
     ApplyOptions, ApplyRecord, ApplyReport, ApplySource, ApplyStep, FleetLine, FleetProgress,
     FleetReport, Live, Location, OpenOptions, PbxDiff, Progress,
 };
+use pbxdesk_core::FieldProblem;
 use pbxdesk_core::{Actor, ErrorCode, Workspace};
 use pbxdesk_render::Trace;
 use secrecy::SecretString;
@@ -46,12 +47,6 @@ pub struct ApiError {
     pub fields: Vec<FieldProblem>,
 }
 
-#[derive(Debug, Serialize, specta::Type)]
-pub struct FieldProblem {
-    pub field: String,
-    pub message: String,
-}
-
 impl From<pbxdesk_core::Error> for ApiError {
     fn from(e: pbxdesk_core::Error) -> Self {
         let field = e.fields().first().map(|v| v.field.clone());
@@ -59,14 +54,7 @@ impl From<pbxdesk_core::Error> for ApiError {
             pbxdesk_core::Error::Refused(r) => Some(r.clone()),
             _ => None,
         };
-        let fields = e
-            .fields()
-            .iter()
-            .map(|v| FieldProblem {
-                field: v.field.clone(),
-                message: v.explain(),
-            })
-            .collect();
+        let fields = e.field_problems();
         ApiError {
             code: e.code(),
             message: e.to_string(),
@@ -233,19 +221,7 @@ async fn workspace_choose(s: State<'_, AppState>, path: String) -> ApiResult<Wor
     let chosen = if path.trim().is_empty() {
         None
     } else {
-        Some(settings::workspace_path(&path).map_err(|message| ApiError {
-            code: ErrorCode::Validation,
-            fields: vec![FieldProblem {
-                field: "workspace".into(),
-                message: message
-                    .strip_prefix("workspace: ")
-                    .unwrap_or(&message)
-                    .to_owned(),
-            }],
-            message: message.clone(),
-            field: Some("workspace".into()),
-            refusal: None,
-        })?)
+        Some(settings::workspace_path(&path).map_err(pbxdesk_core::Error::from)?)
     };
     settings::Settings::update(&s.settings_file, |st| st.workspace = chosen).map_err(
         |message| ApiError {

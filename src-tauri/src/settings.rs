@@ -4,6 +4,7 @@
 //! the old file or the new one, whole.
 
 use crate::local_api::LocalApiSetting;
+use pbxdesk_core::ValidationError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -43,23 +44,23 @@ impl Settings {
 
 /// A workspace file the technician names: an absolute path to an SQLite file (`.sqlite` or
 /// `.db`) in a folder that exists; it need not exist yet (a new workspace is made there).
-pub fn workspace_path(text: &str) -> Result<PathBuf, String> {
+pub fn workspace_path(text: &str) -> Result<PathBuf, ValidationError> {
     let t = text.trim();
     let rule = "an absolute path to a .sqlite or .db file, in a folder that exists";
-    if t.is_empty() || t.chars().any(char::is_control) {
-        return Err(format!("workspace: {rule}"));
-    }
     let p = PathBuf::from(t);
     let ext_ok = matches!(
         p.extension().and_then(|e| e.to_str()),
         Some("sqlite" | "db")
     );
     let dir_ok = p.parent().is_some_and(Path::is_dir);
-    if !p.is_absolute() || !ext_ok || !dir_ok || p.is_dir() {
-        return Err(format!(
-            "workspace: \"{}\" is not allowed: {rule}",
-            pbxdesk_core::error::printable(t)
-        ));
+    if t.is_empty()
+        || t.chars().any(char::is_control)
+        || !p.is_absolute()
+        || !ext_ok
+        || !dir_ok
+        || p.is_dir()
+    {
+        return Err(ValidationError::new("workspace", t, rule));
     }
     Ok(p)
 }
@@ -97,7 +98,8 @@ mod tests {
             "/tmp/ws\n.sqlite",
         ] {
             let e = workspace_path(bad).unwrap_err();
-            assert!(e.starts_with("workspace: "), "{bad:?}: {e}");
+            assert_eq!(e.field, "workspace", "{bad:?}: {e}");
+            assert!(!e.value.contains('\n'), "the value is shown escaped: {e}");
         }
         assert!(workspace_path(dir.path().to_str().unwrap()).is_err());
     }

@@ -604,6 +604,10 @@ export type FieldChange_Serialize = {
 	after: string | null,
 };
 
+/**
+ *  One wrong input field as the front ends show it: the field, and what is wrong with it worded
+ *  for showing next to that field (without its name).
+ */
 export type FieldProblem = {
 	field: string,
 	message: string,

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers and the model's types.
 
-use crate::{audit::*, auth::*, me::*, pbx::*, people::*, routing::*, ApiError, FieldProblem};
+use crate::{audit::*, auth::*, me::*, pbx::*, people::*, routing::*, ApiError};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use pbxdesk_core::model::{
@@ -12,6 +12,7 @@ use pbxdesk_core::model::{
 };
 use pbxdesk_core::service::ApiTokens;
 use pbxdesk_core::service::{ApplyRecord, ApplyReport, Live, PbxDiff};
+use pbxdesk_core::FieldProblem;
 use utoipa::OpenApi;
 
 /// This document.

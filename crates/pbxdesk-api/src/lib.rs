@@ -29,7 +29,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
-use pbxdesk_core::{Actor, ErrorCode, Workspace};
+use pbxdesk_core::{Actor, ErrorCode, FieldProblem, Workspace};
 use serde::Serialize;
 
 /// An error as every front end words it: the code, the message, the field it concerns.
@@ -43,14 +43,6 @@ pub struct ApiError {
     pub fields: Vec<FieldProblem>,
     #[serde(skip)]
     status: StatusCode,
-}
-
-/// One wrong input field of a validation error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FieldProblem {
-    pub field: String,
-    /// What is wrong, worded without the field's name.
-    pub message: String,
 }
 
 /// The HTTP status of each error code.
@@ -70,14 +62,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 impl From<pbxdesk_core::Error> for ApiError {
     fn from(e: pbxdesk_core::Error) -> Self {
         let field = e.fields().first().map(|v| v.field.clone());
-        let fields = e
-            .fields()
-            .iter()
-            .map(|v| FieldProblem {
-                field: v.field.clone(),
-                message: v.explain(),
-            })
-            .collect();
+        let fields = e.field_problems();
         let code = e.code();
         let message = match code {
             // What went wrong inside is the server's log's, not the caller's.

@@ -57,11 +57,7 @@ pub fn print_error(e: &Error, json: bool) {
     };
     if json {
         let field = e.fields().first().map(|v| v.field.clone());
-        let fields: Vec<_> = e
-            .fields()
-            .iter()
-            .map(|v| serde_json::json!({ "field": v.field, "message": v.explain() }))
-            .collect();
+        let fields = e.field_problems();
         let refusal = match e {
             Error::Refused(r) => Some(r),
             _ => None,

@@ -70,6 +70,16 @@ pub fn printable(value: &str) -> String {
     out
 }
 
+/// One wrong input field as the front ends show it: the field, and what is wrong with it worded
+/// for showing next to that field (without its name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
 /// Every field's error of one input, gathered so the person sees them all at once rather than
 /// one per attempt. `finish` gives one error as `Error::Validation`, several as `Error::Invalid`.
 #[derive(Debug, Default)]
@@ -207,6 +217,17 @@ impl Error {
             Error::Invalid(list) => list,
             _ => &[],
         }
+    }
+
+    /// [`Error::fields`] as each front end shows them.
+    pub fn field_problems(&self) -> Vec<FieldProblem> {
+        self.fields()
+            .iter()
+            .map(|v| FieldProblem {
+                field: v.field.clone(),
+                message: v.explain(),
+            })
+            .collect()
     }
 
     /// A stable code for callers that branch (UI, CLI exit codes).

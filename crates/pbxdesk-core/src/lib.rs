@@ -13,5 +13,5 @@ pub mod secret;
 pub mod service;
 pub mod store;
 
-pub use error::{Error, ErrorCode, Problems, Refusal, Result, ValidationError};
+pub use error::{Error, ErrorCode, FieldProblem, Problems, Refusal, Result, ValidationError};
 pub use service::{Actor, Clock, KeySource, Location, OpenOptions, Workspace};

@@ -12,31 +12,13 @@ mod harness;
 
 use harness::Harness;
 use pbxdesk_core::model::{NewPbx, NewTenant, NewUser, TenantPatch};
-use pbxdesk_core::{Actor, OpenOptions, Workspace};
+use pbxdesk_core::OpenOptions;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use secrecy::SecretString;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-async fn admin(ws: &Workspace) -> Actor {
-    if let Ok(a) = ws.local_owner() {
-        return a;
-    }
-    let pw = SecretString::from("admin password 123");
-    ws.operator_add(
-        None,
-        "admin",
-        pbxdesk_core::domain::Role::MspAdmin,
-        &[],
-        &pw,
-    )
-    .await
-    .expect("bootstrap");
-    ws.login("admin", &pw).await.expect("login")
-}
 
 /// What the allocator must answer, kept by the test itself.
 struct Model {
@@ -71,7 +53,7 @@ fn emergency(country: &str) -> BTreeSet<u32> {
 
 async fn run(h: &Harness, seed: u64, steps: usize) {
     let ws = &h.ws;
-    let me = admin(ws).await;
+    let me = harness::ws_admin(ws).await;
     ws.pbx_add(&me, &NewPbx::at("pbx1", "10.0.0.5"))
         .await
         .unwrap();

@@ -4,7 +4,7 @@
 
 mod harness;
 
-use harness::Harness;
+use harness::{ws_admin, Harness};
 use pbxdesk_core::domain::{Role, TenantStatus, UserStatus};
 use pbxdesk_core::model::{
     AuditQuery, DidPatch, NewDevice, NewDid, NewPbx, NewTenant, NewUser, PbxPatch, TenantPatch,
@@ -36,18 +36,6 @@ async fn setup(ws: &Workspace, slugs: &[(&str, &str)]) -> Actor {
         .expect("tenant");
     }
     me
-}
-
-/// The msp_admin: the local owner on SQLite, a bootstrapped operator on PostgreSQL.
-async fn ws_admin(ws: &Workspace) -> Actor {
-    if let Ok(a) = ws.local_owner() {
-        return a;
-    }
-    let pw = SecretString::from("admin password 123");
-    ws.operator_add(None, "admin", Role::MspAdmin, &[], &pw)
-        .await
-        .expect("bootstrap");
-    ws.login("admin", &pw).await.expect("login")
 }
 
 fn new_user(tenant: &str, name: &str, email: &str) -> NewUser {

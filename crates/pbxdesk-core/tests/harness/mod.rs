@@ -26,6 +26,24 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The msp_admin: the local owner on SQLite, a bootstrapped operator on PostgreSQL.
+pub async fn ws_admin(ws: &Workspace) -> pbxdesk_core::Actor {
+    if let Ok(a) = ws.local_owner() {
+        return a;
+    }
+    let pw = SecretString::from("admin password 123");
+    ws.operator_add(
+        None,
+        "admin",
+        pbxdesk_core::domain::Role::MspAdmin,
+        &[],
+        &pw,
+    )
+    .await
+    .expect("bootstrap");
+    ws.login("admin", &pw).await.expect("login")
+}
+
 impl Harness {
     pub async fn sqlite() -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");

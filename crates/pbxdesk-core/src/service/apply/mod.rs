@@ -429,12 +429,11 @@ impl Workspace {
         source: ApplySource,
         steps: &mut Steps,
     ) -> Result<ApplyReport> {
-        let pbx = pbx.clone();
         // The SSH handshake goes on while the workspace is rendered (most of either is waiting
         // or computing, not both); a refused render still wins over an unreachable PBX.
         let (p, session) = tokio::join!(
-            self.prepare_apply(actor, &pbx, source, steps),
-            self.open_session(actor, &pbx, window)
+            self.prepare_apply(actor, pbx, source, steps),
+            self.open_session(actor, pbx, window)
         );
         let p = p?;
         let mut session = session?;
@@ -445,10 +444,10 @@ impl Workspace {
             window,
         };
         let ran = self
-            .apply_on(actor, &pbx, &mut session, &job, Recorded::NewApply, steps)
+            .apply_on(actor, pbx, &mut session, &job, Recorded::NewApply, steps)
             .await;
         if matches!(ran, Ok(Ran::Applied | Ran::NothingToDo)) {
-            self.apply_features(&pbx, &session, steps).await;
+            self.apply_features(pbx, &session, steps).await;
             // The PINs changed before this render was taken are on the PBX now.
             if let Err(e) = self.pins_settle(pbx.id, &p.rendered).await {
                 tracing::warn!(error = %e, "the pending voicemail PINs could not be settled");
@@ -463,7 +462,7 @@ impl Workspace {
                     "the PBX already runs this configuration"
                 };
                 return Ok(p.report(
-                    &pbx,
+                    pbx,
                     ApplyOutcome::NothingToDo,
                     said.into(),
                     std::mem::take(steps),
@@ -475,13 +474,13 @@ impl Workspace {
             Ran::RolledBack { failed, .. } => (ApplyOutcome::RolledBack, Some(failed)),
         };
         let rep = p.report(
-            &pbx,
+            pbx,
             outcome,
             p.summary.clone(),
             std::mem::take(steps),
             failed,
         );
-        self.record_on_pbx(actor, &pbx, "pbx.apply", &rep).await?;
+        self.record_on_pbx(actor, pbx, "pbx.apply", &rep).await?;
         Ok(rep)
     }
 
