@@ -3,7 +3,8 @@
 //! tauri-specta, and a test fails when the committed file is stale.
 
 mod local_api;
-mod settings;
+pub mod settings;
+pub mod update;
 
 use local_api::{LocalApi, LocalApiSetting, LocalServer};
 use pbxdesk_core::domain::{TenantStatus, UserStatus};
@@ -87,9 +88,18 @@ pub struct AppState {
     local_api: tokio::sync::Mutex<LocalServer>,
     /// The app's settings file (the local API's switch, the workspace of the next start).
     settings_file: PathBuf,
+    /// Signed self-updates (tauri-plugin-updater through the app's handle); set once the app
+    /// is built.
+    updater: Option<Arc<dyn update::AppUpdater>>,
 }
 
 impl AppState {
+    fn updater(&self) -> Result<Arc<dyn update::AppUpdater>, update::UpdateError> {
+        self.updater
+            .clone()
+            .ok_or_else(|| update::UpdateError::Setting("the updater is not running".into()))
+    }
+
     async fn current_actor(&self) -> ApiResult<Actor> {
         let actor = self.actor.read().await.clone();
         actor.map(|a| a.from_source("app")).ok_or_else(|| ApiError {
@@ -242,6 +252,175 @@ fn app_restart() {
     // What `AppHandle::restart` does, without a handle (the commands are generic over the
     // runtime); the environment carries the AppImage's path when run from one.
     tauri::process::restart(&tauri::Env::default());
+}
+
+/// The update server as set, and what this copy can do with an update.
+#[derive(Debug, Serialize, specta::Type)]
+pub struct UpdateSetup {
+    /// The manifest's address (none: updates are off).
+    pub endpoint: Option<String>,
+    pub ca_file: Option<String>,
+    pub installed: String,
+    pub install_kind: update::InstallKind,
+}
+
+/// Bytes of an update downloaded so far, and of the whole when the server says (u32, a number
+/// for the UI rather than a BigInt: a package is some 100 MB).
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct UpdateProgress {
+    pub downloaded: u32,
+    pub total: Option<u32>,
+}
+
+fn update_setup(file: &std::path::Path) -> UpdateSetup {
+    let u = settings::Settings::load(file).updates;
+    UpdateSetup {
+        endpoint: u.endpoint,
+        ca_file: u.ca_file.map(|p| p.display().to_string()),
+        installed: env!("CARGO_PKG_VERSION").to_owned(),
+        install_kind: update::install_kind(),
+    }
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn updates_get(s: State<'_, AppState>) -> ApiResult<UpdateSetup> {
+    s.current_actor().await?;
+    Ok(update_setup(&s.settings_file))
+}
+
+/// Sets the update server (an empty endpoint turns updates off) and, when its certificate is
+/// issued by a CA of the MSP's own, that CA's PEM file.
+#[tauri::command]
+#[specta::specta]
+async fn updates_set(
+    s: State<'_, AppState>,
+    endpoint: String,
+    ca_file: String,
+) -> ApiResult<UpdateSetup> {
+    s.current_actor().await?;
+    let endpoint = match endpoint.trim() {
+        "" => None,
+        e => Some(pbxdesk_core::update::endpoint(e).map_err(pbxdesk_core::Error::from)?),
+    };
+    let ca_file = match ca_file.trim() {
+        "" => None,
+        f => {
+            let p = PathBuf::from(f);
+            if !p.is_absolute() || f.chars().any(char::is_control) {
+                return Err(
+                    pbxdesk_core::Error::from(pbxdesk_core::ValidationError::new(
+                        "update_ca_file",
+                        f,
+                        "an absolute path to a PEM certificate file",
+                    ))
+                    .into(),
+                );
+            }
+            update::read_ca(&p).map_err(|e| {
+                ApiError::from(pbxdesk_core::Error::from(
+                    pbxdesk_core::ValidationError::new("update_ca_file", f, e.to_string()),
+                ))
+            })?;
+            Some(p)
+        }
+    };
+    settings::Settings::update(&s.settings_file, |st| {
+        st.updates = settings::UpdateSettings { endpoint, ca_file }
+    })
+    .map_err(|message| ApiError {
+        code: ErrorCode::Internal,
+        message: format!("cannot keep the setting: {message}"),
+        field: None,
+        refusal: None,
+        fields: Vec::new(),
+    })?;
+    Ok(update_setup(&s.settings_file))
+}
+
+/// Asks the update server what it offers; installs nothing.
+#[tauri::command]
+#[specta::specta]
+async fn update_check(s: State<'_, AppState>) -> ApiResult<pbxdesk_core::update::UpdateNews> {
+    s.current_actor().await?;
+    let src = update::Source::from_settings(&settings::Settings::load(&s.settings_file).updates)?;
+    Ok(s.updater()?.check(&src).await?.news)
+}
+
+/// Downloads `version` (the one the technician agreed to), checks its signature and installs
+/// it; it runs after a restart. Anything else offered meanwhile is refused.
+#[tauri::command]
+#[specta::specta]
+async fn update_install(
+    s: State<'_, AppState>,
+    version: String,
+    progress: Channel<UpdateProgress>,
+) -> ApiResult<String> {
+    s.current_actor().await?;
+    let src = update::Source::from_settings(&settings::Settings::load(&s.settings_file).updates)?;
+    let mut last = 0u64;
+    let updater = s.updater()?;
+    let report = Box::new(move |got: u64, total: Option<u64>| {
+        // A line for each 256 KiB is plenty for a progress bar.
+        if got - last >= 256 * 1024 || Some(got) == total {
+            last = got;
+            let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+            let _ = progress.send(UpdateProgress {
+                downloaded: n(got),
+                total: total.map(n),
+            });
+        }
+    });
+    let verified = updater.fetch(&src, &version, report).await?;
+    let kind = update::install_kind();
+    // dpkg or the AppImage swap blocks: off the async runtime.
+    let installed = tokio::task::spawn_blocking(move || update::install(verified, kind))
+        .await
+        .map_err(|e| ApiError {
+            code: ErrorCode::Internal,
+            message: format!("the install stopped: {e}"),
+            field: None,
+            refusal: None,
+            fields: Vec::new(),
+        })??;
+    Ok(installed)
+}
+
+/// The window painted `screen` ("app": the first screen with the workspace's data; "users":
+/// a tenant's users list). For the start-up bench only: when PBXDESK_STARTUP_MARK names a file,
+/// a JSON line with the time and the process's resident memory is added to it; otherwise
+/// nothing happens.
+#[tauri::command]
+#[specta::specta]
+fn startup_painted(screen: String) {
+    let Some(file) = std::env::var_os("PBXDESK_STARTUP_MARK") else {
+        return;
+    };
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let rss_kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let line = serde_json::json!({
+        "screen": screen.chars().filter(char::is_ascii_alphanumeric).take(16).collect::<String>(),
+        "at_unix_ms": at_ms as u64,
+        "pid": std::process::id(),
+        "rss_kb": rss_kb,
+    });
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+    {
+        let _ = writeln!(f, "{line}");
+    }
 }
 
 /// The local API's setting and state.
@@ -797,6 +976,11 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         workspace_choice_get,
         workspace_choose,
         app_restart,
+        updates_get,
+        updates_set,
+        update_check,
+        update_install,
+        startup_painted,
     ])
 }
 
@@ -851,6 +1035,7 @@ impl Startup {
             next_view: AtomicU32::new(1),
             local_api: tokio::sync::Mutex::new(LocalServer::load(settings.clone())),
             settings_file: settings,
+            updater: None,
         })
     }
 }
@@ -858,6 +1043,9 @@ impl Startup {
 pub fn run() {
     let builder = specta_builder::<tauri::Wry>();
     let result = tauri::Builder::default()
+        // The updater's Rust side only: the window reaches it through the commands above,
+        // never through the plugin's own (no capability grants them).
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .invoke_handler(builder.invoke_handler())
         // A page (re)load leaves no one to read the views the page before opened: they end
         // (and with their last view, the PBX's watcher and its AMI connection).
@@ -878,8 +1066,9 @@ pub fn run() {
                 None => app.path().app_config_dir()?.join("settings.json"),
             };
             let startup = Startup::from_env(&settings::Settings::load(&settings));
-            let state = tauri::async_runtime::block_on(startup.open(settings))
+            let mut state = tauri::async_runtime::block_on(startup.open(settings))
                 .map_err(|e| format!("cannot open the workspace: {e}"))?;
+            state.updater = Some(Arc::new(app.handle().clone()));
             tauri::async_runtime::block_on(async {
                 state.local_api.lock().await.start_if_enabled(&state.ws);
             });

@@ -1,7 +1,7 @@
 //! The app's settings file (`settings.json` in the OS config folder, or PBXDESK_SETTINGS): the
-//! local API's switch and the workspace to open at the next start. Each writer changes only its
-//! own key and keeps the others; the file is written beside and renamed over, so a crash leaves
-//! the old file or the new one, whole.
+//! local API's switch, the workspace to open at the next start, and the update server. Each
+//! writer changes only its own key and keeps the others; the file is written beside and renamed
+//! over, so a crash leaves the old file or the new one, whole.
 
 use crate::local_api::LocalApiSetting;
 use pbxdesk_core::ValidationError;
@@ -16,6 +16,21 @@ pub struct Settings {
     /// not set (none: the OS data folder's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<PathBuf>,
+    /// Where updates are looked for (none: never).
+    #[serde(default)]
+    pub updates: UpdateSettings,
+}
+
+/// The update server: off until the technician names one.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UpdateSettings {
+    /// The manifest's https:// address (`latest.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// A PEM file of the CA the server's certificate is issued by, for an MSP serving updates
+    /// under a CA of its own (none: the system's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -77,9 +92,17 @@ mod tests {
         let ws = dir.path().join("other.sqlite");
         Settings::update(&f, |s| s.workspace = Some(ws.clone())).unwrap();
         Settings::update(&f, |s| s.local_api.enabled = true).unwrap();
+        Settings::update(&f, |s| {
+            s.updates.endpoint = Some("https://updates.example.net/latest.json".into())
+        })
+        .unwrap();
         let s = Settings::load(&f);
         assert_eq!(s.workspace, Some(ws));
         assert!(s.local_api.enabled);
+        assert_eq!(
+            s.updates.endpoint.as_deref(),
+            Some("https://updates.example.net/latest.json")
+        );
         // A damaged file reads as the defaults, and is replaced whole by the next write.
         std::fs::write(&f, b"{not json").unwrap();
         assert_eq!(Settings::load(&f), Settings::default());

@@ -1,7 +1,9 @@
 // The real pbxdesk app, in a real window, driven over WebDriver: create a user, read the
 // assigned extension back from the screen, and check the workspace with the CLI.
 import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:https";
 import { remote } from "webdriverio";
 
 const env = process.env;
@@ -368,6 +370,78 @@ try {
     const changes = await browser.execute(() => document.querySelector('[data-testid="audit-changes"]')?.textContent ?? "");
     if (!changes.includes("created") || !changes.includes("updated")) throw new Error(`audit entry: ${changes}`);
     await browser.saveScreenshot(`${env.E2E_SHOTS}/audit.png`);
+  });
+
+  await check("updates: the newer version and its notes are shown; a download not signed by the publisher, a downgrade and a server gone are refused, the app untouched", async () => {
+    const appBefore = createHash("sha256").update(readFileSync(env.E2E_APP)).digest("hex");
+    const tls = env.E2E_TLS;
+    let manifest = null;
+    const pkg = readFileSync(`${tls}/pkg.deb`);
+    const server = createServer({ key: readFileSync(`${tls}/server.key`), cert: readFileSync(`${tls}/server.pem`) }, (req, res) => {
+      if (req.url === "/latest.json" && manifest) {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(manifest));
+      } else if (req.url === "/pkg.deb") {
+        res.writeHead(200, { "content-type": "application/octet-stream" }).end(pkg);
+      } else res.writeHead(404).end();
+    });
+    await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+    const base = `https://localhost:${server.address().port}`;
+    const offer = (version) => ({
+      version,
+      notes: "Ring groups for the front desk.\nA faster render.",
+      pub_date: "2026-12-04T10:00:00Z",
+      platforms: { "linux-x86_64": { url: `${base}/pkg.deb`, signature: readFileSync(`${tls}/pkg.deb.sig`, "utf8") } },
+    });
+    const about = async () => {
+      await browser.$('[data-testid="about-open"]').click();
+      await browser.$('[data-testid="updates"]').waitForExist({ timeout: 10_000 });
+    };
+    const shown = (id) => browser.execute((i) => document.querySelector(`[data-testid="${i}"]`)?.textContent ?? "", id);
+    try {
+      await about();
+      if (!(await shown("updates-off")).includes("Updates are off")) throw new Error("updates are not off before a server is set");
+      // An address that is not https is refused at its field.
+      await browser.$('[data-testid="update-endpoint"]').setValue(`http://localhost:${server.address().port}/latest.json`);
+      await browser.$('[data-testid="update-keep"]').click();
+      await browser.$('[data-testid="update-endpoint"]').waitUntil(async function () {
+        return (await this.getAttribute("aria-invalid")) === "true";
+      }, { timeout: 10_000, timeoutMsg: "an http:// update server was not refused at its field" });
+      await browser.$('[data-testid="update-endpoint"]').setValue(`${base}/latest.json`);
+      await browser.$('[data-testid="update-ca"]').setValue(`${tls}/ca.pem`);
+      await browser.$('[data-testid="update-keep"]').click();
+      await browser.waitUntil(async () => (await shown("updates-off")) === "", { timeout: 10_000, timeoutMsg: "the update server was not kept" });
+
+      manifest = offer("9.9.0");
+      await browser.$('[data-testid="update-check"]').click();
+      await browser.$('[data-testid="update-news"]').waitForExist({ timeout: 20_000 });
+      const news = await shown("update-news");
+      if (!news.includes("pbxdesk 9.9.0 is available") || !news.includes("Ring groups for the front desk.")) throw new Error(`news: ${news}`);
+      await browser.saveScreenshot(`${env.E2E_SHOTS}/update-available.png`);
+
+      // Signed, but not by the publisher whose key the app carries: refused.
+      await browser.$('[data-testid="update-install"]').click();
+      await browser.$('[data-testid="update-error"]').waitForExist({ timeout: 20_000 });
+      const refused = await shown("update-error");
+      if (!refused.includes("not the publisher's") || !refused.includes("nothing was changed")) throw new Error(`refusal: ${refused}`);
+      await browser.saveScreenshot(`${env.E2E_SHOTS}/update-refused.png`);
+
+      // A downgrade is told, not offered.
+      manifest = offer("0.0.1");
+      await browser.$('[data-testid="update-check"]').click();
+      await browser.waitUntil(async () => (await shown("update-news")).includes("older than this"), { timeout: 20_000, timeoutMsg: `downgrade: ${await shown("update-news")}` });
+      if (await browser.$('[data-testid="update-install"]').isExisting()) throw new Error("a downgrade is offered for install");
+
+      // The server gone.
+      await new Promise((ok) => server.close(ok));
+      server.closeAllConnections?.();
+      await browser.$('[data-testid="update-check"]').click();
+      await browser.waitUntil(async () => (await shown("update-error")).includes("could not be reached"), { timeout: 30_000, timeoutMsg: `unreachable: ${await shown("update-error")}` });
+      const appAfter = createHash("sha256").update(readFileSync(env.E2E_APP)).digest("hex");
+      assertEqual(appAfter, appBefore, "the app binary after the refused updates");
+      await browser.keys("Escape");
+    } finally {
+      server.close();
+    }
   });
 } finally {
   double?.stdin.end();

@@ -1,6 +1,6 @@
 // About and settings: what is running (version, workspace, engine, who is logged in), the
-// workspace to open at the next start (kept in the app's settings file), and the look (light,
-// dark, or the system's, kept by Mantine in the web view's local storage).
+// workspace to open at the next start (kept in the app's settings file), updates, and the look
+// (light, dark, or the system's, kept by Mantine in the web view's local storage).
 import {
   Alert,
   Button,
@@ -17,6 +17,7 @@ import {
 import { useEffect, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import { type AppInfo, commands, type WorkspaceChoice } from "./bindings";
+import { UpdatesPanel } from "./Updates";
 
 /** The workspace file the app opens from its next start; a restart opens it. */
 function NextWorkspace({ team }: { team: boolean }) {
@@ -124,6 +125,7 @@ export function AboutButton({ info }: { info: AppInfo }) {
             </Table.Tbody>
           </Table>
           <NextWorkspace team={info.team} />
+          <UpdatesPanel />
           <div>
             <Text size="sm" fw={500} mb={4}>
               Theme

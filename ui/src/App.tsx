@@ -9,6 +9,7 @@ import {
   Text,
   Title,
 } from "@mantine/core";
+import { notifications } from "@mantine/notifications";
 import { useCallback, useEffect, useState } from "react";
 import { AboutButton } from "./AboutModal";
 import { AuditView } from "./AuditView";
@@ -20,7 +21,9 @@ import { LoginScreen } from "./LoginScreen";
 import { NewPbxModal } from "./NewPbxModal";
 import { NewTenantModal } from "./NewTenantModal";
 import { PbxView } from "./PbxView";
+import { markPainted } from "./startup";
 import { TenantView } from "./TenantView";
+import { tellOfUpdate } from "./Updates";
 
 export function App() {
   const [info, setInfo] = useState<AppInfo | null>(null);
@@ -39,6 +42,7 @@ export function App() {
       setPbxes(await call(commands.pbxList()));
       const list = await call(commands.tenantList());
       setTenants(list);
+      markPainted("app");
       setSelected((current) => current ?? list[0]?.slug ?? null);
       setLoadError(null);
     } catch (e) {
@@ -50,7 +54,10 @@ export function App() {
     call(commands.appInfo())
       .then((i) => {
         setInfo(i);
-        if (i.operator !== null) reloadTenants();
+        if (i.operator !== null) {
+          reloadTenants();
+          tellOfUpdate((title, message) => notifications.show({ title, message }));
+        }
       })
       .catch((e) => setLoadError(e instanceof Error ? e.message : String(e)));
   }, [reloadTenants]);

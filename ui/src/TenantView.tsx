@@ -10,6 +10,7 @@ import { EditUserModal } from "./EditUserModal";
 import { useLive } from "./live";
 import { NewUserForm } from "./NewUserForm";
 import { DidPanel, PolicyPanel } from "./RoutingViews";
+import { markPainted } from "./startup";
 import { UserTable } from "./UserTable";
 
 interface Props {
@@ -39,6 +40,7 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
       setUsers(list);
       setEndpoints(by);
       setError(null);
+      markPainted("users");
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     }

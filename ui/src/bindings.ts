@@ -91,6 +91,26 @@ export const commands = {
 	workspaceChoose: (path: string) => typedError<WorkspaceChoice_Serialize, ApiError_Serialize>(__TAURI_INVOKE("workspace_choose", { path })),
 	/**  Starts the app again (to open the workspace chosen for the next start). */
 	appRestart: () => __TAURI_INVOKE<void>("app_restart"),
+	updatesGet: () => typedError<UpdateSetup_Serialize, ApiError_Serialize>(__TAURI_INVOKE("updates_get")),
+	/**
+	 *  Sets the update server (an empty endpoint turns updates off) and, when its certificate is
+	 *  issued by a CA of the MSP's own, that CA's PEM file.
+	 */
+	updatesSet: (endpoint: string, caFile: string) => typedError<UpdateSetup_Serialize, ApiError_Serialize>(__TAURI_INVOKE("updates_set", { endpoint, caFile })),
+	/**  Asks the update server what it offers; installs nothing. */
+	updateCheck: () => typedError<UpdateNews_Serialize, ApiError_Serialize>(__TAURI_INVOKE("update_check")),
+	/**
+	 *  Downloads `version` (the one the technician agreed to), checks its signature and installs
+	 *  it; it runs after a restart. Anything else offered meanwhile is refused.
+	 */
+	updateInstall: (version: string, progress: Channel<UpdateProgress_Deserialize>) => typedError<string, ApiError_Serialize>(__TAURI_INVOKE("update_install", { version, progress })),
+	/**
+	 *  The window painted `screen` ("app": the first screen with the workspace's data; "users":
+	 *  a tenant's users list). For the start-up bench only: when PBXDESK_STARTUP_MARK names a file,
+	 *  a JSON line with the time and the process's resident memory is added to it; otherwise
+	 *  nothing happens.
+	 */
+	startupPainted: (screen: string) => __TAURI_INVOKE<void>("startup_painted", { screen }),
 };
 
 /* Types */
@@ -835,6 +855,15 @@ export type ImportRow_Serialize = {
 	changes: string[],
 };
 
+/**  How this copy of the app was installed, which decides whether it can replace itself. */
+export type InstallKind = 
+/**  From the .deb (installed again with `dpkg -i`, after the system asks for a password). */
+"deb" | 
+/**  An AppImage (the file is replaced). */
+"app_image" | 
+/**  Built from source or copied: it cannot update itself. */
+"not_a_package";
+
 /**  What the watcher publishes. */
 export type Live = Live_Serialize | Live_Deserialize;
 
@@ -1331,6 +1360,15 @@ export type Severity = "error" | "warning";
 /**  How pbxdesk logs in over SSH. */
 export type SshAuth = "key" | "agent" | "password";
 
+/**  Where the announced version stands against the running one. */
+export type Standing = 
+/**  Newer than this build: an update. */
+"newer" | 
+/**  This very version. */
+"current" | 
+/**  Older than this build: never installed (a downgrade). */
+"older";
+
 /**
  *  The steps of an apply, in the order they run (the rollback's last). Front ends switch on
  *  these, never on a step's words.
@@ -1534,6 +1572,90 @@ export type Trunk_Serialize = {
 	/**  Slugs of the tenants that may use it. */
 	tenants: string[],
 	version: number,
+};
+
+/**  What a check found, for a front end to show. */
+export type UpdateNews = UpdateNews_Serialize | UpdateNews_Deserialize;
+
+/**  What a check found, for a front end to show. */
+export type UpdateNews_Deserialize = {
+	installed: string,
+	offered: string,
+	standing: Standing,
+	/**
+	 *  The release notes, control characters other than newlines and tabs removed, cut to
+	 *  16 KiB.
+	 */
+	notes?: string | null,
+	published?: string | null,
+	/**
+	 *  Whether the manifest has an artifact for this platform (a newer version without one
+	 *  cannot be installed here).
+	 */
+	for_this_platform: boolean,
+};
+
+/**  What a check found, for a front end to show. */
+export type UpdateNews_Serialize = {
+	installed: string,
+	offered: string,
+	standing: Standing,
+	/**
+	 *  The release notes, control characters other than newlines and tabs removed, cut to
+	 *  16 KiB.
+	 */
+	notes: string | null,
+	published: string | null,
+	/**
+	 *  Whether the manifest has an artifact for this platform (a newer version without one
+	 *  cannot be installed here).
+	 */
+	for_this_platform: boolean,
+};
+
+/**
+ *  Bytes of an update downloaded so far, and of the whole when the server says (u32, a number
+ *  for the UI rather than a BigInt: a package is some 100 MB).
+ */
+export type UpdateProgress = UpdateProgress_Serialize | UpdateProgress_Deserialize;
+
+/**
+ *  Bytes of an update downloaded so far, and of the whole when the server says (u32, a number
+ *  for the UI rather than a BigInt: a package is some 100 MB).
+ */
+export type UpdateProgress_Deserialize = {
+	downloaded: number,
+	total?: number | null,
+};
+
+/**
+ *  Bytes of an update downloaded so far, and of the whole when the server says (u32, a number
+ *  for the UI rather than a BigInt: a package is some 100 MB).
+ */
+export type UpdateProgress_Serialize = {
+	downloaded: number,
+	total: number | null,
+};
+
+/**  The update server as set, and what this copy can do with an update. */
+export type UpdateSetup = UpdateSetup_Serialize | UpdateSetup_Deserialize;
+
+/**  The update server as set, and what this copy can do with an update. */
+export type UpdateSetup_Deserialize = {
+	/**  The manifest's address (none: updates are off). */
+	endpoint?: string | null,
+	ca_file?: string | null,
+	installed: string,
+	install_kind: InstallKind,
+};
+
+/**  The update server as set, and what this copy can do with an update. */
+export type UpdateSetup_Serialize = {
+	/**  The manifest's address (none: updates are off). */
+	endpoint: string | null,
+	ca_file: string | null,
+	installed: string,
+	install_kind: InstallKind,
 };
 
 export type User = User_Serialize | User_Deserialize;

@@ -17,6 +17,8 @@ mod page;
 mod pbx;
 mod people;
 mod routing;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod tls;
 
 pub use auth::{LoginThrottle, LOGIN_FAILURES, LOGIN_WINDOW_MS};

@@ -6,6 +6,7 @@
 //! anything (drift, a missing include line, the PBX locked, …), 11 the PBX cannot be reached.
 
 mod output;
+mod version;
 
 use clap::{Args, Parser, Subcommand};
 use output::{print_error, print_ok, Show};
@@ -112,6 +113,19 @@ enum Command {
         /// (repeatable). None by default: browsers refuse cross-origin calls.
         #[arg(long = "cors-origin")]
         cors_origins: Vec<String>,
+    },
+    /// This build's version; with --check, what the update server offers. Installs nothing
+    /// (the app installs an update once the technician agrees, its signature checked). Exits 11
+    /// when the server cannot be reached.
+    Version {
+        #[arg(long)]
+        check: bool,
+        /// The update manifest's https:// address (the one the app's About → Updates names).
+        #[arg(long, env = "PBXDESK_UPDATE_ENDPOINT")]
+        endpoint: Option<String>,
+        /// The PEM file of the CA that issued the server's certificate, when it is the MSP's own.
+        #[arg(long, env = "PBXDESK_UPDATE_CA")]
+        ca_file: Option<PathBuf>,
     },
     /// What a PBX is doing now (the same as `pbx status NAME`): health, trunks, devices,
     /// calls. Exits 11 when the PBX cannot be reached.
@@ -1140,6 +1154,22 @@ async fn actor(ws: &Workspace, cli: &Cli) -> Result<Actor, Error> {
 }
 
 async fn run(cli: Cli) -> Result<Box<dyn Show>, Error> {
+    // The version needs no workspace (and must work where none can be opened).
+    if let Command::Version {
+        check,
+        endpoint,
+        ca_file,
+    } = &cli.command
+    {
+        let update = match check {
+            true => Some(version::check(endpoint.as_deref(), ca_file.as_deref()).await?),
+            false => None,
+        };
+        return Ok(Box::new(version::VersionReport {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            update,
+        }));
+    }
     let ws = Workspace::open(open_options(&cli)).await?;
     let out = dispatch(&ws, &cli).await;
     ws.close().await;
@@ -1602,6 +1632,11 @@ async fn with_actor(
         }
         Command::Serve { .. } => {
             return Err(Error::Store("serve is handled before login".into()));
+        }
+        Command::Version { .. } => {
+            return Err(Error::Store(
+                "version is handled before the workspace opens".into(),
+            ));
         }
         Command::Audit(AuditCmd::Search {
             filter,

@@ -18,7 +18,7 @@ pub trait Show {
     fn human(&self) -> String;
 }
 
-trait Human {
+pub(crate) trait Human {
     fn human(&self) -> String;
 }
 

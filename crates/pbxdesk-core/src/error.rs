@@ -273,3 +273,19 @@ pub enum ErrorCode {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error's text followed by its causes' (an HTTP client's own text, "error sending request",
+/// says nothing of the refused connection or the certificate behind it).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}

@@ -12,6 +12,7 @@ pub mod paths;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod update;
 
 pub use error::{Error, ErrorCode, FieldProblem, Problems, Refusal, Result, ValidationError};
 pub use service::{Actor, Clock, KeySource, Location, OpenOptions, Workspace};
