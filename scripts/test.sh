@@ -41,7 +41,6 @@ bash tests/e2e/self-service.sh
 step "start-up bench, quick mode (the debug build under Xvfb: it must keep running; figures come from a full run)"
 bash tests/startup/run.sh --quick
 
-# Last: the bundler marks the app binary it packs (in place) as a .deb install.
 step "bundle: the .deb from the tests' build, unpacked with dpkg -x, runs pbxdesk --version"
 bash tests/bundle/run.sh
 

@@ -10,9 +10,9 @@ use local_api::{LocalApi, LocalApiSetting, LocalServer};
 use pbxdesk_core::domain::{TenantStatus, UserStatus};
 use pbxdesk_core::model::{
     AuditFilter, AuditPage, CheckLine, Device, Did, DidPatch, ExportKind, ExportedFile, ImportKey,
-    ImportProgress, ImportReport, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
-    NewUser, Pbx, PbxPatch, Policy, PolicyPatch, RevealedDevice, Tenant, TenantPatch, Trunk,
-    TrunkPatch, User, UserPatch, UserSummary,
+    ImportProgress, ImportReport, NewDevice, NewDid, NewPbx, NewPolicy, NewRingGroup, NewTenant,
+    NewTrunk, NewUser, Pbx, PbxPatch, Policy, PolicyPatch, RevealedDevice, RingGroup,
+    RingGroupPatch, Tenant, TenantPatch, Trunk, TrunkPatch, User, UserPatch, UserSummary,
 };
 use pbxdesk_core::service::{
     ApplyOptions, ApplyRecord, ApplyReport, ApplySource, ApplyStep, FleetLine, FleetProgress,
@@ -393,6 +393,11 @@ async fn update_install(
 #[tauri::command]
 #[specta::specta]
 fn startup_painted(screen: String) {
+    startup_mark(&screen);
+}
+
+/// Adds a start-up mark (see `startup_painted`); the backend marks the end of its setup too.
+fn startup_mark(screen: &str) {
     let Some(file) = std::env::var_os("PBXDESK_STARTUP_MARK") else {
         return;
     };
@@ -621,6 +626,47 @@ async fn device_new_password(s: State<'_, AppState>, id: i32) -> ApiResult<Revea
 }
 
 /// The command list, generic over the runtime so tests and the app share it.
+#[tauri::command]
+#[specta::specta]
+async fn ring_group_list(s: State<'_, AppState>, tenant: String) -> ApiResult<Vec<RingGroup>> {
+    Ok(s.ws
+        .ring_group_list(&s.current_actor().await?, &tenant)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn ring_group_create(s: State<'_, AppState>, input: NewRingGroup) -> ApiResult<RingGroup> {
+    Ok(s.ws
+        .ring_group_create(&s.current_actor().await?, &input)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn ring_group_update(
+    s: State<'_, AppState>,
+    tenant: String,
+    extension: u32,
+    patch: RingGroupPatch,
+) -> ApiResult<RingGroup> {
+    Ok(s.ws
+        .ring_group_update(&s.current_actor().await?, &tenant, extension, &patch)
+        .await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+async fn ring_group_delete(
+    s: State<'_, AppState>,
+    tenant: String,
+    extension: u32,
+) -> ApiResult<RingGroup> {
+    Ok(s.ws
+        .ring_group_delete(&s.current_actor().await?, &tenant, extension)
+        .await?)
+}
+
 #[tauri::command]
 #[specta::specta]
 async fn did_list(s: State<'_, AppState>, tenant: String) -> ApiResult<Vec<Did>> {
@@ -980,6 +1026,10 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
         updates_set,
         update_check,
         update_install,
+        ring_group_list,
+        ring_group_create,
+        ring_group_update,
+        ring_group_delete,
         startup_painted,
     ])
 }
@@ -1041,6 +1091,7 @@ impl Startup {
 }
 
 pub fn run() {
+    startup_mark("main");
     let builder = specta_builder::<tauri::Wry>();
     let result = tauri::Builder::default()
         // The updater's Rust side only: the window reaches it through the commands above,
@@ -1069,6 +1120,7 @@ pub fn run() {
             let mut state = tauri::async_runtime::block_on(startup.open(settings))
                 .map_err(|e| format!("cannot open the workspace: {e}"))?;
             state.updater = Some(Arc::new(app.handle().clone()));
+            startup_mark("setup");
             tauri::async_runtime::block_on(async {
                 state.local_api.lock().await.start_if_enabled(&state.ws);
             });

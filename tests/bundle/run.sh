@@ -9,6 +9,11 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 fail() { echo "bundle test: $*" >&2; exit 1; }
 
+# The bundler marks the binary it packs as a .deb install, in place: the tests' binary is kept
+# aside and put back, so the demo and the end-to-end run never take themselves for a package.
+app="$target/debug/pbxdesk-app"
+cp -p "$app" "$app.unbundled"
+trap 'mv -f "$app.unbundled" "$app"' EXIT
 bash scripts/bundle.sh --debug >/dev/null
 deb="$target/debug/bundle/deb/pbxdesk_${version}_amd64.deb"
 [ -f "$deb" ] || fail "no $deb"
@@ -17,7 +22,7 @@ deb="$target/debug/bundle/deb/pbxdesk_${version}_amd64.deb"
 dpkg-deb -f "$deb" Depends | grep -q libwebkit2gtk-4.1 || fail "no WebKitGTK dependency: $(dpkg-deb -f "$deb" Depends)"
 
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf "$root"; mv -f "$app.unbundled" "$app"' EXIT
 dpkg -x "$deb" "$root"
 for f in usr/bin/pbxdesk usr/bin/pbxdesk-app usr/share/applications/pbxdesk.desktop; do
   [ -e "$root/$f" ] || fail "$f is not in the package: $(dpkg-deb -c "$deb" | awk '{print $6}' | tr '\n' ' ')"

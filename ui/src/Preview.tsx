@@ -181,6 +181,7 @@ const look: Record<HopKind, { color: string; label: string }> = {
   user: { color: "teal", label: "user" },
   devices: { color: "teal", label: "rings" },
   no_answer: { color: "gray", label: "no answer" },
+  ring_group: { color: "grape", label: "ring group" },
   voicemail: { color: "violet", label: "voicemail" },
   feature: { color: "cyan", label: "feature code" },
   emergency: { color: "red", label: "emergency" },

@@ -27,6 +27,7 @@ import {
   type Did,
   type Policy,
   type PolicyRule,
+  type RingGroup,
   type Transport,
   type Trunk,
   type UserSummary,
@@ -76,22 +77,33 @@ export function DidPanel({ tenant, pbx }: { tenant: string; pbx?: string }) {
   const [destination, setDestination] = useState("");
   const [errors, setErrors] = useState<FieldErrors>({});
   const [people, setPeople] = useState<UserSummary[]>([]);
+  const [groups, setGroups] = useState<RingGroup[]>([]);
 
   useEffect(() => {
     call(commands.userList(tenant))
       .then(setPeople)
       .catch(() => setPeople([]));
+    call(commands.ringGroupList(tenant))
+      .then(setGroups)
+      .catch(() => setGroups([]));
   }, [tenant]);
   const nameOf = new Map(people.map((u) => [u.extension, u.display_name]));
-  /** "user:101" → "user:101 · Ann Example" when 101 is someone's. */
+  const groupOf = new Map(groups.map((g) => [g.extension, g.name]));
+  /** "user:101" → "user:101 · Ann Example" when 101 is someone's; a ring group by its name. */
   const described = (dest: string) => {
-    const ext = Number(dest.split(":")[1]);
-    const who = dest.includes(":") ? nameOf.get(ext) : undefined;
+    const [kind, value] = dest.split(":");
+    const ext = Number(value);
+    const who = !dest.includes(":")
+      ? undefined
+      : kind === "ring_group"
+        ? groupOf.get(ext)
+        : nameOf.get(ext);
     return who ? `${dest} · ${who}` : dest;
   };
   const choices = [
     ...people.map((u) => `user:${u.extension}`),
     ...people.map((u) => `voicemail:${u.extension}`),
+    ...groups.map((g) => `ring_group:${g.extension}`),
     "hangup",
   ];
 

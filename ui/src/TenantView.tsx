@@ -9,6 +9,7 @@ import { EditTenantModal } from "./EditTenantModal";
 import { EditUserModal } from "./EditUserModal";
 import { useLive } from "./live";
 import { NewUserForm } from "./NewUserForm";
+import { RingGroupPanel } from "./RingGroups";
 import { DidPanel, PolicyPanel } from "./RoutingViews";
 import { markPainted } from "./startup";
 import { UserTable } from "./UserTable";
@@ -139,6 +140,9 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
           <Tabs.Tab value="numbers" data-testid="tab-numbers">
             Numbers
           </Tabs.Tab>
+          <Tabs.Tab value="ring-groups" data-testid="tab-ring-groups">
+            Ring groups
+          </Tabs.Tab>
           <Tabs.Tab value="policies" data-testid="tab-policies">
             Outbound policies
           </Tabs.Tab>
@@ -149,6 +153,9 @@ export function TenantView({ tenant, onTenantChanged }: Props) {
         <Tabs.Panel value="numbers" pt="sm">
           {bulkBar("dids")}
           <DidPanel key={numbersVersion} tenant={tenant.slug} pbx={tenant.pbx} />
+        </Tabs.Panel>
+        <Tabs.Panel value="ring-groups" pt="sm">
+          <RingGroupPanel tenant={tenant.slug} />
         </Tabs.Panel>
         <Tabs.Panel value="audit" pt="sm" style={{ flex: 1, minHeight: 0, display: "flex" }}>
           <AuditView tenant={tenant.slug} />

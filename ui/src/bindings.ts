@@ -50,7 +50,6 @@ export const commands = {
 	didsImport: (tenant: string, csv: string, dryRun: boolean, progress: Channel<ImportProgress>) => typedError<ImportReport_Serialize, ApiError_Serialize>(__TAURI_INVOKE("dids_import", { tenant, csv, dryRun, progress })),
 	/**  Exports a tenant's users or numbers (no secret) to a new file in the Downloads folder. */
 	exportToDownloads: (tenant: string, what: ExportKind) => typedError<ExportedFile, ApiError_Serialize>(__TAURI_INVOKE("export_to_downloads", { tenant, what })),
-	/**  The command list, generic over the runtime so tests and the app share it. */
 	didList: (tenant: string) => typedError<Did_Serialize[], ApiError_Serialize>(__TAURI_INVOKE("did_list", { tenant })),
 	didAdd: (input: NewDid_Deserialize) => typedError<Did_Serialize, ApiError_Serialize>(__TAURI_INVOKE("did_add", { input })),
 	didUpdate: (number: string, patch: DidPatch_Deserialize) => typedError<Did_Serialize, ApiError_Serialize>(__TAURI_INVOKE("did_update", { number, patch })),
@@ -104,6 +103,11 @@ export const commands = {
 	 *  it; it runs after a restart. Anything else offered meanwhile is refused.
 	 */
 	updateInstall: (version: string, progress: Channel<UpdateProgress_Deserialize>) => typedError<string, ApiError_Serialize>(__TAURI_INVOKE("update_install", { version, progress })),
+	/**  The command list, generic over the runtime so tests and the app share it. */
+	ringGroupList: (tenant: string) => typedError<RingGroup[], ApiError_Serialize>(__TAURI_INVOKE("ring_group_list", { tenant })),
+	ringGroupCreate: (input: NewRingGroup_Deserialize) => typedError<RingGroup, ApiError_Serialize>(__TAURI_INVOKE("ring_group_create", { input })),
+	ringGroupUpdate: (tenant: string, extension: number, patch: RingGroupPatch_Deserialize) => typedError<RingGroup, ApiError_Serialize>(__TAURI_INVOKE("ring_group_update", { tenant, extension, patch })),
+	ringGroupDelete: (tenant: string, extension: number) => typedError<RingGroup, ApiError_Serialize>(__TAURI_INVOKE("ring_group_delete", { tenant, extension })),
 	/**
 	 *  The window painted `screen` ("app": the first screen with the workspace's data; "users":
 	 *  a tenant's users list). For the start-up bench only: when PBXDESK_STARTUP_MARK names a file,
@@ -759,7 +763,7 @@ export type Hop = {
 	detail: string,
 };
 
-export type HopKind = "did" | "caller" | "user" | "devices" | "no_answer" | "voicemail" | "feature" | "emergency" | "rule" | "trunks" | "denied" | "not_in_service";
+export type HopKind = "did" | "caller" | "user" | "devices" | "no_answer" | "ring_group" | "voicemail" | "feature" | "emergency" | "rule" | "trunks" | "denied" | "not_in_service";
 
 /**  What a bulk import does with one row of its file. */
 export type ImportAction = "create" | "update" | "unchanged" | "error";
@@ -1006,6 +1010,42 @@ export type NewPolicy = {
 	rules: PolicyRule[],
 	/**  Makes it the tenant's default. */
 	make_default: boolean,
+};
+
+export type NewRingGroup = NewRingGroup_Serialize | NewRingGroup_Deserialize;
+
+export type NewRingGroup_Deserialize = {
+	tenant: string,
+	name: string,
+	/**  In the tenant's range; none: the lowest free number. */
+	extension?: number | null,
+	/**  "all" when none. */
+	strategy?: RingStrategy | null,
+	/**  The members' extensions, in ringing order (live users of the tenant). */
+	members: number[],
+	/**  20 when none. */
+	member_seconds?: number | null,
+	/**  60 when none. */
+	total_seconds?: number | null,
+	/**  "hangup" when none. */
+	no_answer?: string | null,
+};
+
+export type NewRingGroup_Serialize = {
+	tenant: string,
+	name: string,
+	/**  In the tenant's range; none: the lowest free number. */
+	extension: number | null,
+	/**  "all" when none. */
+	strategy: RingStrategy | null,
+	/**  The members' extensions, in ringing order (live users of the tenant). */
+	members: number[],
+	/**  20 when none. */
+	member_seconds: number | null,
+	/**  60 when none. */
+	total_seconds: number | null,
+	/**  "hangup" when none. */
+	no_answer: string | null,
 };
 
 export type NewTenant = NewTenant_Serialize | NewTenant_Deserialize;
@@ -1348,6 +1388,57 @@ export type RevealedDevice = {
 	device: Device,
 	sip_password: string,
 };
+
+/**  A ring group: an extension of the tenant that rings some of its users, then goes on. */
+export type RingGroup = {
+	id: number,
+	tenant: string,
+	extension: number,
+	name: string,
+	strategy: RingStrategy,
+	/**  In ringing order. */
+	members: RingMember[],
+	/**  How long each member rings (in order and round robin; all at once: the whole group). */
+	member_seconds: number,
+	/**  How long the group rings in all, before the no-answer destination. */
+	total_seconds: number,
+	/**  Where the call goes when nobody answers: a destination as DIDs take it. */
+	no_answer: string,
+	version: number,
+};
+
+export type RingGroupPatch = RingGroupPatch_Serialize | RingGroupPatch_Deserialize;
+
+export type RingGroupPatch_Deserialize = {
+	name?: string | null,
+	strategy?: RingStrategy | null,
+	members?: number[] | null,
+	member_seconds?: number | null,
+	total_seconds?: number | null,
+	no_answer?: string | null,
+	expected_version?: number | null,
+};
+
+export type RingGroupPatch_Serialize = {
+	name: string | null,
+	strategy: RingStrategy | null,
+	members: number[] | null,
+	member_seconds: number | null,
+	total_seconds: number | null,
+	no_answer: string | null,
+	expected_version: number | null,
+};
+
+export type RingMember = {
+	extension: number,
+	name: string,
+};
+
+/**
+ *  How a ring group rings its members: all at once, one after another in the order given,
+ *  or one after another starting one further each call.
+ */
+export type RingStrategy = "all" | "in_order" | "round_robin";
 
 export type RowChange = {
 	id: string,

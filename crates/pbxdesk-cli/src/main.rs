@@ -10,11 +10,13 @@ mod version;
 
 use clap::{Args, Parser, Subcommand};
 use output::{print_error, print_ok, Show};
-use pbxdesk_core::domain::{Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via};
+use pbxdesk_core::domain::{
+    RingStrategy, Role, SshAuth, TenantStatus, Transport, UserRole, UserStatus, Via,
+};
 use pbxdesk_core::model::{
     AuditFilter, AuditQuery, DidPatch, NewApiToken, NewDevice, NewDid, NewPbx, NewPolicy,
-    NewTenant, NewTrunk, NewUser, PbxPatch, PolicyPatch, PolicyRule, TenantPatch, TrunkPatch,
-    UserPatch,
+    NewRingGroup, NewTenant, NewTrunk, NewUser, PbxPatch, PolicyPatch, PolicyRule, RingGroupPatch,
+    TenantPatch, TrunkPatch, UserPatch,
 };
 use pbxdesk_core::service::{
     parse_rule, ApplyOptions, ApplyOutcome, ApplySource, ApplyStep, OpenOptions, Progress,
@@ -81,6 +83,9 @@ enum Command {
     /// Inbound numbers and where they go.
     #[command(subcommand)]
     Did(DidCmd),
+    /// Ring groups: an extension that rings some of a tenant's users, then goes on.
+    #[command(subcommand, name = "ring-group")]
+    RingGroup(RingGroupCmd),
     /// SIP trunks of a PBX and the tenants that may use them.
     #[command(subcommand)]
     Trunk(TrunkCmd),
@@ -747,7 +752,8 @@ enum ExportCmd {
 
 #[derive(Subcommand)]
 enum DidCmd {
-    /// Route a number: --destination user:EXT | voicemail:EXT | external:+NUMBER | hangup.
+    /// Route a number: --destination user:EXT | voicemail:EXT | ring_group:EXT |
+    /// external:+NUMBER | hangup.
     Add {
         #[arg(long)]
         tenant: String,
@@ -785,6 +791,78 @@ enum DidCmd {
     Remove {
         number: String,
     },
+}
+
+#[derive(Subcommand)]
+enum RingGroupCmd {
+    /// Make a ring group (the lowest free extension of the tenant's range unless --extension).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        extension: Option<u32>,
+        /// Members' extensions in ringing order, comma-separated: --members 100,101,102.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<u32>,
+        /// all (at once, the default), in_order or round_robin.
+        #[arg(long, value_parser = parse_ring_strategy)]
+        strategy: Option<RingStrategy>,
+        /// Seconds each member rings (in_order, round_robin); 20 when absent.
+        #[arg(long)]
+        member_seconds: Option<u32>,
+        /// Seconds the group rings in all; 60 when absent.
+        #[arg(long)]
+        total_seconds: Option<u32>,
+        /// Where a call goes when nobody answers: user:EXT, voicemail:EXT, ring_group:EXT,
+        /// external:+NUMBER or hangup (the default).
+        #[arg(long)]
+        no_answer: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// GROUP as SLUG/EXT, e.g. acme-dental/600.
+    Show { group: String },
+    Update {
+        group: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The new members, in order (replaces the list).
+        #[arg(long, value_delimiter = ',')]
+        members: Option<Vec<u32>>,
+        #[arg(long, value_parser = parse_ring_strategy)]
+        strategy: Option<RingStrategy>,
+        #[arg(long)]
+        member_seconds: Option<u32>,
+        #[arg(long)]
+        total_seconds: Option<u32>,
+        #[arg(long)]
+        no_answer: Option<String>,
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    /// Delete a group nothing routes to any more.
+    Delete { group: String },
+}
+
+fn parse_ring_strategy(s: &str) -> Result<RingStrategy, String> {
+    RingStrategy::parse(s).map_err(|e| e.to_string())
+}
+
+/// A group reference, SLUG/EXT.
+fn group_ref(r: &str) -> Result<(String, u32), Error> {
+    let bad = || {
+        Error::Validation(pbxdesk_core::ValidationError::new(
+            "group",
+            r,
+            "the tenant's slug and the group's extension, SLUG/EXT (e.g. acme-dental/600)",
+        ))
+    };
+    let (t, e) = r.trim().split_once('/').ok_or_else(bad)?;
+    Ok((t.to_owned(), e.parse().map_err(|_| bad())?))
 }
 
 #[derive(Subcommand)]
@@ -1528,6 +1606,71 @@ async fn with_actor(
             };
             Box::new(output::Exported::write(csv, out.as_deref(), secret)?)
         }
+        Command::RingGroup(cmd) => match cmd {
+            RingGroupCmd::Create {
+                tenant,
+                name,
+                extension,
+                members,
+                strategy,
+                member_seconds,
+                total_seconds,
+                no_answer,
+            } => Box::new(
+                ws.ring_group_create(
+                    me,
+                    &NewRingGroup {
+                        tenant: tenant.clone(),
+                        name: name.clone(),
+                        extension: *extension,
+                        strategy: *strategy,
+                        members: members.clone(),
+                        member_seconds: *member_seconds,
+                        total_seconds: *total_seconds,
+                        no_answer: no_answer.clone(),
+                    },
+                )
+                .await?,
+            ),
+            RingGroupCmd::List { tenant } => Box::new(ws.ring_group_list(me, tenant).await?),
+            RingGroupCmd::Show { group } => {
+                let (t, e) = group_ref(group)?;
+                Box::new(ws.ring_group_show(me, &t, e).await?)
+            }
+            RingGroupCmd::Update {
+                group,
+                name,
+                members,
+                strategy,
+                member_seconds,
+                total_seconds,
+                no_answer,
+                expected_version,
+            } => {
+                let (t, e) = group_ref(group)?;
+                Box::new(
+                    ws.ring_group_update(
+                        me,
+                        &t,
+                        e,
+                        &RingGroupPatch {
+                            name: name.clone(),
+                            strategy: *strategy,
+                            members: members.clone(),
+                            member_seconds: *member_seconds,
+                            total_seconds: *total_seconds,
+                            no_answer: no_answer.clone(),
+                            expected_version: *expected_version,
+                        },
+                    )
+                    .await?,
+                )
+            }
+            RingGroupCmd::Delete { group } => {
+                let (t, e) = group_ref(group)?;
+                Box::new(ws.ring_group_delete(me, &t, e).await?)
+            }
+        },
         Command::Did(cmd) => match cmd {
             DidCmd::Add {
                 tenant,

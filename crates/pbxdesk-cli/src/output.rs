@@ -3,8 +3,8 @@
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use pbxdesk_core::model::{
     ApiToken, AuditEntry, AuditPage, CheckLine, CreatedApiToken, Device, Did, ImportAction,
-    ImportReport, Operator, Pbx, Policy, PolicyRule, RevealedDevice, SelfServiceInvite, Tenant,
-    Trunk, User, UserSummary,
+    ImportReport, Operator, Pbx, Policy, PolicyRule, RevealedDevice, RingGroup, SelfServiceInvite,
+    Tenant, Trunk, User, UserSummary,
 };
 use pbxdesk_core::service::{
     ApplyRecord, ApplyReport, ApplyStep, FleetLine, FleetReport, Live, PbxDiff, RenderWritten,
@@ -535,6 +535,47 @@ impl Human for AuditPage {
         );
         if let Some(b) = self.next_before {
             s.push_str(&format!("\nolder entries: --before {b}\n"));
+        }
+        s
+    }
+}
+
+impl Human for Vec<RingGroup> {
+    fn human(&self) -> String {
+        table(
+            &["EXT", "NAME", "STRATEGY", "MEMBERS", "RINGS", "NO ANSWER"],
+            self.iter()
+                .map(|g| {
+                    vec![
+                        g.extension.to_string(),
+                        g.name.clone(),
+                        g.strategy.to_string(),
+                        g.members
+                            .iter()
+                            .map(|m| m.extension.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        match g.strategy {
+                            pbxdesk_core::domain::RingStrategy::All => {
+                                format!("{} s", g.total_seconds)
+                            }
+                            _ => {
+                                format!("{} s each, {} s in all", g.member_seconds, g.total_seconds)
+                            }
+                        },
+                        g.no_answer.clone(),
+                    ]
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Human for RingGroup {
+    fn human(&self) -> String {
+        let mut s = Human::human(&vec![self.clone()]);
+        for (i, m) in self.members.iter().enumerate() {
+            s.push_str(&format!("\n{}. {} {}", i + 1, m.extension, m.name));
         }
         s
     }

@@ -1118,3 +1118,133 @@ fn the_version_is_the_workspaces() {
         format!("pbxdesk {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Ring groups from the command line: made, listed, shown, changed, routed to, traced, and
+/// refused where they must be (with the exit codes of validation and conflict).
+#[test]
+fn ring_groups_from_the_command_line() {
+    let ws = Ws::new();
+    ws.json(&["pbx", "add", "--name", "pbx1", "--host", "pbx1.example.net"]);
+    ws.json(&[
+        "tenant",
+        "create",
+        "--name",
+        "Acme",
+        "--slug",
+        "acme",
+        "--pbx",
+        "pbx1",
+        "--ext-range",
+        "100-199",
+    ]);
+    for (name, email) in [("Ann", "ann@acme.example"), ("Bob", "bob@acme.example")] {
+        ws.json(&[
+            "user", "create", "--tenant", "acme", "--name", name, "--email", email,
+        ]);
+    }
+    let g = ws.json(&[
+        "ring-group",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Front desk",
+        "--members",
+        "101,100",
+        "--strategy",
+        "in_order",
+        "--no-answer",
+        "voicemail:100",
+    ]);
+    assert_eq!(g["extension"], 102);
+    assert_eq!(g["strategy"], "in_order");
+    assert_eq!(g["members"][0]["extension"], 101);
+    let list = ws.json(&["ring-group", "list", "--tenant", "acme"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let human = ws
+        .cmd()
+        .args(["ring-group", "show", "acme/102"])
+        .output()
+        .unwrap();
+    let human = String::from_utf8(human.stdout).unwrap();
+    assert!(
+        human.contains("1. 101 Bob") && human.contains("2. 100 Ann"),
+        "{human}"
+    );
+    let g = ws.json(&[
+        "ring-group",
+        "update",
+        "acme/102",
+        "--strategy",
+        "round_robin",
+        "--total-seconds",
+        "90",
+    ]);
+    assert_eq!(
+        (g["strategy"].as_str(), g["total_seconds"].as_u64()),
+        (Some("round_robin"), Some(90))
+    );
+    ws.json(&[
+        "did",
+        "add",
+        "--tenant",
+        "acme",
+        "--number",
+        "+41445551200",
+        "--destination",
+        "ring_group:102",
+    ]);
+    let t = ws.json(&["trace", "--pbx", "pbx1", "--number", "+41445551200"]);
+    assert!(
+        t["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "ring_group"),
+        "{t}"
+    );
+
+    // Bad input: every field named; a group something routes to is kept.
+    let e = ws.fails(
+        &[
+            "ring-group",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "x\ny",
+            "--members",
+            "100,100",
+            "--member-seconds",
+            "0",
+        ],
+        3,
+    );
+    let fields: Vec<&str> = e["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["field"].as_str())
+        .collect();
+    assert!(
+        fields.contains(&"members") && fields.contains(&"member_seconds"),
+        "{e}"
+    );
+    ws.fails(&["ring-group", "show", "acme/x"], 3);
+    ws.fails(&["ring-group", "show", "acme/150"], 4);
+    let e = ws.fails(&["ring-group", "delete", "acme/102"], 5);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("+41445551200"),
+        "{e}"
+    );
+    ws.json(&["did", "update", "+41445551200", "--destination", "user:100"]);
+    ws.json(&["ring-group", "delete", "acme/102"]);
+    assert!(ws
+        .json(&["ring-group", "list", "--tenant", "acme"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+}

@@ -128,6 +128,25 @@ pub async fn seed(ws: &Workspace, actor: &Actor) -> Result<bool> {
             },
         )
         .await?;
+        // The front desk: the first two people at once, then the first one's voicemail (an
+        // extension at the top of the range, so the next user still gets the lowest number).
+        let (desk, members) = if slug == "globex" {
+            (1990, vec![1000, 1001])
+        } else {
+            (190, vec![100, 101])
+        };
+        ws.ring_group_create(
+            actor,
+            &crate::model::NewRingGroup {
+                tenant: slug.into(),
+                name: "Front desk".into(),
+                extension: Some(desk),
+                members: members.clone(),
+                no_answer: Some(format!("voicemail:{}", members[0])),
+                ..crate::model::NewRingGroup::default()
+            },
+        )
+        .await?;
         for (number, destination) in dids {
             ws.did_add(
                 actor,

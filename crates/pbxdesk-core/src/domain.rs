@@ -222,10 +222,13 @@ pub enum DidDestination {
     External(E164),
     /// Answered with a "not in service" message.
     Hangup,
+    /// Rings the tenant's ring group with this extension.
+    RingGroup(Extension),
 }
 
 impl DidDestination {
-    pub const RULE: &'static str = "user:EXT, voicemail:EXT, external:+NUMBER or hangup";
+    pub const RULE: &'static str =
+        "user:EXT, voicemail:EXT, ring_group:EXT, external:+NUMBER or hangup";
 
     pub fn parse(s: &str) -> Parsed<Self> {
         let t = s.trim();
@@ -243,6 +246,9 @@ impl DidDestination {
                 .map_err(|_| err()),
             "external" => E164::parse(value)
                 .map(DidDestination::External)
+                .map_err(|_| err()),
+            "ring_group" => Extension::parse(value)
+                .map(DidDestination::RingGroup)
                 .map_err(|_| err()),
             _ => Err(err()),
         }
@@ -264,6 +270,7 @@ impl fmt::Display for DidDestination {
             DidDestination::Voicemail(e) => write!(f, "voicemail:{e}"),
             DidDestination::External(n) => write!(f, "external:{n}"),
             DidDestination::Hangup => f.write_str("hangup"),
+            DidDestination::RingGroup(e) => write!(f, "ring_group:{e}"),
         }
     }
 }
@@ -789,6 +796,12 @@ string_enum!(
 string_enum!(UserStatus, "status" { Active = "active", Suspended = "suspended", Deleted = "deleted" });
 
 string_enum!(TenantStatus, "status" { Active = "active", Suspended = "suspended" });
+
+string_enum!(
+    /// How a ring group rings its members: all at once, one after another in the order given,
+    /// or one after another starting one further each call.
+    RingStrategy, "strategy" { All = "all", InOrder = "in_order", RoundRobin = "round_robin" }
+);
 
 string_enum!(Transport, "transport" { Udp = "udp", Tcp = "tcp", Tls = "tls" });
 

@@ -384,6 +384,71 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
+/// A ring group: an extension of the tenant that rings some of its users, then goes on.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RingGroup {
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub id: i64,
+    pub tenant: String,
+    pub extension: u32,
+    pub name: String,
+    pub strategy: crate::domain::RingStrategy,
+    /// In ringing order.
+    pub members: Vec<RingMember>,
+    /// How long each member rings (in order and round robin; all at once: the whole group).
+    pub member_seconds: u32,
+    /// How long the group rings in all, before the no-answer destination.
+    pub total_seconds: u32,
+    /// Where the call goes when nobody answers: a destination as DIDs take it.
+    pub no_answer: String,
+    #[cfg_attr(feature = "specta", specta(type = i32))]
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RingMember {
+    pub extension: u32,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewRingGroup {
+    pub tenant: String,
+    pub name: String,
+    /// In the tenant's range; none: the lowest free number.
+    pub extension: Option<u32>,
+    /// "all" when none.
+    pub strategy: Option<crate::domain::RingStrategy>,
+    /// The members' extensions, in ringing order (live users of the tenant).
+    pub members: Vec<u32>,
+    /// 20 when none.
+    pub member_seconds: Option<u32>,
+    /// 60 when none.
+    pub total_seconds: Option<u32>,
+    /// "hangup" when none.
+    pub no_answer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RingGroupPatch {
+    pub name: Option<String>,
+    pub strategy: Option<crate::domain::RingStrategy>,
+    pub members: Option<Vec<u32>>,
+    pub member_seconds: Option<u32>,
+    pub total_seconds: Option<u32>,
+    pub no_answer: Option<String>,
+    #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
+    pub expected_version: Option<i64>,
+}
+
 /// An inbound number and where it goes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]

@@ -83,6 +83,7 @@ fn tenant(slug: &str, users: Vec<User>, dids: Vec<Did>, rules: Vec<Rule>) -> Ten
             name: "default".into(),
             rules,
         }],
+        ring_groups: Vec::new(),
     }
 }
 
@@ -94,7 +95,7 @@ fn snapshot() -> Snapshot {
         destination: Destination::User(ext),
         trunk: None,
     };
-    let acme = tenant(
+    let mut acme = tenant(
         "acme",
         vec![
             user(1000, "Ada", vec![dev("acme-1000")]),
@@ -108,6 +109,33 @@ fn snapshot() -> Snapshot {
             rule("_0900X.", false, 0, "", &[]),
         ],
     );
+    // The front desk rings both at once, then the two in turn (round robin), then voicemail.
+    acme.dids.push(Did {
+        number: "+41445550150".into(),
+        label: "Front desk".into(),
+        destination: Destination::RingGroup(1500),
+        trunk: None,
+    });
+    acme.ring_groups = vec![
+        RingGroup {
+            extension: 1500,
+            name: "Front desk".into(),
+            ring: Ring::All,
+            members: vec![1000, 1001],
+            member_seconds: 20,
+            total_seconds: 30,
+            no_answer: Destination::RingGroup(1501),
+        },
+        RingGroup {
+            extension: 1501,
+            name: "Everyone; ${EXTEN}".into(),
+            ring: Ring::RoundRobin,
+            members: vec![1001, 1000],
+            member_seconds: 10,
+            total_seconds: 15,
+            no_answer: Destination::Voicemail(1000),
+        },
+    ];
     let globex = tenant(
         "globex",
         vec![user(2000, "Hank", vec![dev("globex-2000")])],
@@ -408,4 +436,69 @@ fn arbitrary_dialled_strings_stay_in_the_tenant_and_trace_agrees() {
             Ok(())
         })
         .unwrap();
+}
+
+/// A call to a ring group, run by the double: the members at once, then in turn from where the
+/// last call started, each ring bounded by the group's time, members on DND left out, an
+/// answer ending it, and voicemail last.
+#[test]
+fn a_ring_group_call_rings_its_members_in_turn_and_goes_on() {
+    let pbx = Pbx::new();
+    let endpoints = |o: &pbxdesk_remote::testkit::dialplan::Outcome| -> Vec<String> {
+        o.dialed.iter().map(|d| d.endpoint.clone()).collect()
+    };
+    let mut x = Executor::new(&pbx.program);
+    x.dial_status = Box::new(|_| "NOANSWER".to_owned());
+    let first = x
+        .call(&trunk_context("carrier"), "+41445550150", &[])
+        .unwrap();
+    assert_eq!(
+        endpoints(&first),
+        [
+            "acme-1000",
+            "acme-1001",
+            "acme-1001-desk",
+            "acme-1001",
+            "acme-1001-desk",
+            "acme-1000"
+        ],
+        "{:#?}",
+        first.trace
+    );
+    // 30 s at once; then 10 s for Bob and the 5 s the group has left for Ada.
+    assert_eq!(x.dial_timeouts, ["30", "10", "5"]);
+    assert_eq!(first.voicemail, ["1000@acme_vm"]);
+    // The next call starts one further: Ada first. Bob on DND is left out everywhere.
+    let db = x.db.clone();
+    let mut x = Executor::new(&pbx.program);
+    x.dial_status = Box::new(|_| "NOANSWER".to_owned());
+    x.db = db;
+    x.db.insert("pbxdesk/acme/1001/dnd".into(), "1".into());
+    let second = x
+        .call(&trunk_context("carrier"), "+41445550150", &[])
+        .unwrap();
+    assert_eq!(
+        endpoints(&second),
+        ["acme-1000", "acme-1000"],
+        "{:#?}",
+        second.trace
+    );
+    assert_eq!(second.voicemail, ["1000@acme_vm"]);
+    // An answer ends the call there.
+    let mut x = Executor::new(&pbx.program);
+    x.dial_status = Box::new(|_| "ANSWER".to_owned());
+    let answered = x
+        .call(&trunk_context("carrier"), "+41445550150", &[])
+        .unwrap();
+    assert_eq!(endpoints(&answered).len(), 3);
+    assert!(answered.voicemail.is_empty());
+    // Dialled from a phone, the group's extension rings the same group.
+    let inside = pbx.call_from_device("acme-1000", "1500", &[]);
+    assert!(
+        inside.iter().any(|d| d.endpoint == "acme-1001"),
+        "{inside:?}"
+    );
+    assert_within(&pbx.snap, "acme", "ring group", &inside);
+    // A person's text never reaches the dialplan.
+    assert!(pbx.rendered.files.values().all(|f| !f.contains("Everyone")));
 }

@@ -73,7 +73,10 @@ fn big(z: &Size) -> Snapshot {
             .map(|i| Did {
                 number: format!("+4143{:03}{:04}", t, i),
                 label: format!("Line {i}"),
-                destination: if i % 7 == 0 {
+                destination: if i < 5 {
+                    // The main numbers ring the tenant's groups.
+                    Destination::RingGroup(2000 + i)
+                } else if i % 7 == 0 {
                     Destination::Voicemail(1000 + i)
                 } else {
                     Destination::User(1000 + i)
@@ -102,6 +105,25 @@ fn big(z: &Size) -> Snapshot {
             default_policy: Some("default".into()),
             users,
             dids,
+            // Five groups of ten, one of each strategy and two more; each goes on to the next
+            // when nobody answers, the last to a voicemail.
+            ring_groups: (0..5u32)
+                .map(|g| RingGroup {
+                    extension: 2000 + g,
+                    name: format!("Group {g}"),
+                    ring: [Ring::All, Ring::InOrder, Ring::RoundRobin][(g % 3) as usize],
+                    members: (0..10)
+                        .map(|m| 1000 + (g * 10 + m) % z.users.max(1))
+                        .collect(),
+                    member_seconds: 15,
+                    total_seconds: 60,
+                    no_answer: if g < 4 {
+                        Destination::RingGroup(2001 + g)
+                    } else {
+                        Destination::Voicemail(1000)
+                    },
+                })
+                .collect(),
             policies: vec![
                 Policy {
                     name: "default".into(),
@@ -274,6 +296,17 @@ fn main() {
         }
         let (a, b) = p50(v);
         println!("| trace an inbound number (DID → user → devices → voicemail) | {} | {a:.3} | {b:.3} | ≤ 1 ms |", z.traces);
+        let mut v = Vec::new();
+        for i in 0..z.traces {
+            // The tenant's first number: five ring groups one after another, then voicemail.
+            let n = format!("+4143{:03}0000", (i * 7) % z.tenants);
+            let t = Instant::now();
+            let tr = trace_inbound(&s, &n);
+            v.push(t.elapsed());
+            assert!(tr.path.len() > 15, "{tr:?}");
+        }
+        let (a, b) = p50(v);
+        println!("| trace a number through 5 ring groups of 10 (DID → group → … → voicemail) | {} | {a:.3} | {b:.3} | ≤ 1 ms |", z.traces);
         let mut v = Vec::new();
         let last = format!("tenant-{:03}", z.tenants - 1);
         for i in 0..z.traces {

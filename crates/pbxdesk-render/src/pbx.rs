@@ -18,7 +18,7 @@
 
 use crate::dialplan::{filtered, Part, RenderError, Steps, Writer, Written, DIALLED};
 use crate::pattern::Pattern;
-use crate::snapshot::{emergency_numbers, Destination, Snapshot, Tenant, Trunk, User};
+use crate::snapshot::{emergency_numbers, Destination, Ring, Snapshot, Tenant, Trunk, User};
 use crate::validate::{validate_pbx, validate_tenant, Finding};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -514,6 +514,82 @@ fn common(pbx: &str) -> Written {
         "ss-noservice",
         "pbxdesk: number not in service",
     );
+    // Ring groups. ARG1 the group's total seconds: when it ends, and nobody dialled yet.
+    w.context("pbxdesk_group_start", &[""; 0]);
+    w.exten("s", |e| {
+        e.own(None, "Set", &["PBXDESK_END=$[${EPOCH} + ${ARG1}]"])?
+            .own(None, "Set", &["PBXDESK_D="])?
+            .own(None, "Return", &[])?;
+        Ok(())
+    });
+    // ARG1 AstDB family below pbxdesk/ (SLUG/EXT), ARG2 the member's devices: appended to
+    // PBXDESK_D unless the member is on DND (read at call time, like a user's).
+    w.context("pbxdesk_member", &[""; 0]);
+    w.exten("s", |e| {
+        e.own(
+            None,
+            "Set",
+            &["PBXDESK_D=${PBXDESK_D}${IF($[\"${FILTER(01,${DB(pbxdesk/${ARG1}/dnd)})}\" = \"1\"]?:&${ARG2})}"],
+        )?
+        .own(None, "Return", &[])?;
+        Ok(())
+    });
+    // ARG1 seconds: rings what PBXDESK_D holds (nothing: nobody to ring) at most until the
+    // group's end; an answered call ends here.
+    w.context("pbxdesk_group_dial", &[""; 0]);
+    w.exten("s", |e| {
+        e.own(None, "GotoIf", &["$[\"${PBXDESK_D}\" = \"\"]?none"])?
+            .own(None, "Set", &["PBXDESK_LEFT=$[${PBXDESK_END} - ${EPOCH}]"])?
+            .own(None, "GotoIf", &["$[${PBXDESK_LEFT} <= 0]?none"])?
+            .own(
+                None,
+                "Dial",
+                &[
+                    "${PBXDESK_D:1}",
+                    "${IF($[${PBXDESK_LEFT} < ${ARG1}]?${PBXDESK_LEFT}:${ARG1})}",
+                ],
+            )?
+            .own(
+                None,
+                "ExecIf",
+                &["$[\"${DIALSTATUS}\" = \"ANSWER\"]?Hangup()"],
+            )?
+            .own(Some("none"), "Return", &[])?;
+        Ok(())
+    });
+    // ARG1 AstDB family (pbxdesk_rg/SLUG/EXT), ARG2 members: PBXDESK_S is where this call
+    // starts, and the next call starts one further.
+    w.context("pbxdesk_group_next", &[""; 0]);
+    w.exten("s", |e| {
+        e.own(
+            None,
+            "Set",
+            &["PBXDESK_S=$[0${FILTER(0123456789,${DB(${ARG1}/next)})} % ${ARG2}]"],
+        )?
+        .own(
+            None,
+            "Set",
+            &["DB(${ARG1}/next)=$[(${PBXDESK_S} + 1) % ${ARG2}]"],
+        )?
+        .own(None, "Return", &[])?;
+        Ok(())
+    });
+    // ARG1 the group's members context (one numbered step a member), ARG2 members, ARG3 the
+    // first: each member in turn from there, until one answers or the group's time ends.
+    w.context("pbxdesk_group_walk", &[""; 0]);
+    w.exten("s", |e| {
+        e.own(None, "Set", &["PBXDESK_I=0"])?
+            .own(Some("next"), "GotoIf", &["$[${PBXDESK_I} >= ${ARG2}]?done"])?
+            .own(
+                None,
+                "Gosub",
+                &["${ARG1}", "$[(${ARG3} + ${PBXDESK_I}) % ${ARG2}]", "1"],
+            )?
+            .own(None, "Set", &["PBXDESK_I=$[${PBXDESK_I} + 1]"])?
+            .own(None, "Goto", &["next"])?
+            .own(Some("done"), "Return", &[])?;
+        Ok(())
+    });
     w.context("pbxdesk_nomatch", &[""; 0]);
     for p in ["_X.", "_+X.", "_*X.", "_X"] {
         w.exten(p, |e| {
@@ -606,6 +682,9 @@ fn destination(e: &mut Steps, t: &Tenant, n: &Names, d: &Destination) -> Result<
         },
         Destination::Hangup => {
             goto(e, "pbxdesk_nis", "s")?;
+        }
+        Destination::RingGroup(ext) => {
+            goto(e, &n.ctx("users"), &ext.to_string())?;
         }
     }
     Ok(())
@@ -771,6 +850,8 @@ fn tenant_file(trunks: &[Trunk], t: &Tenant, w: &mut Writer) {
         });
     }
 
+    ring_groups(t, &n, w);
+
     w.context(&n.ctx("unknown"), &none);
     w.exten("s", |e| destination(e, t, &n, &t.unknown_did));
 
@@ -818,6 +899,109 @@ fn tenant_file(trunks: &[Trunk], t: &Tenant, w: &mut Writer) {
         }
         inc.push("pbxdesk_nomatch".into());
         w.context(&n.cos(class), &inc);
+    }
+}
+
+/// The tenant's ring groups, in its users context (a group's extension is dialled like a
+/// user's, and a number routed to it goes there): all at once is one Dial of every member not
+/// on DND; in order and round robin walk a context of one numbered step per member, round
+/// robin from where the last call started (AstDB `pbxdesk_rg/SLUG/EXT`). The group's total
+/// time bounds every member's ring. Members suspended or without devices are left out.
+fn ring_groups(t: &Tenant, n: &Names, w: &mut Writer) {
+    let none: [&str; 0] = [];
+    let members = |g: &crate::snapshot::RingGroup| -> Vec<String> {
+        g.members
+            .iter()
+            .filter_map(|m| t.users.iter().find(|u| u.extension == *m))
+            .filter(|u| u.active && !u.devices.is_empty())
+            .map(|u| {
+                let devices: Vec<String> = u
+                    .devices
+                    .iter()
+                    .map(|d| format!("PJSIP/{}", d.username))
+                    .collect();
+                format!("1({}/{},{})", t.slug, u.extension, devices.join("&"))
+            })
+            .collect()
+    };
+    let mut walks = Vec::new();
+    for g in &t.ring_groups {
+        // A user with the group's extension wins the number (a finding says so).
+        if t.users.iter().any(|u| u.extension == g.extension) {
+            continue;
+        }
+        let ms = members(g);
+        let walk = n.ctx(&format!("rg{}", g.extension));
+        w.exten(&g.extension.to_string(), |e| {
+            e.step(
+                "Gosub",
+                &[
+                    "pbxdesk_group_start",
+                    "s",
+                    &format!("1({})", g.total_seconds),
+                ],
+            )?;
+            match g.ring {
+                _ if ms.is_empty() => {}
+                Ring::All => {
+                    for m in &ms {
+                        e.step("Gosub", &["pbxdesk_member", "s", m])?;
+                    }
+                    e.step(
+                        "Gosub",
+                        &[
+                            "pbxdesk_group_dial",
+                            "s",
+                            &format!("1({})", g.total_seconds),
+                        ],
+                    )?;
+                }
+                Ring::InOrder => {
+                    e.step(
+                        "Gosub",
+                        &[
+                            "pbxdesk_group_walk",
+                            "s",
+                            &format!("1({walk},{},0)", ms.len()),
+                        ],
+                    )?;
+                }
+                Ring::RoundRobin => {
+                    let key = format!("pbxdesk_rg/{}/{}", t.slug, g.extension);
+                    e.step(
+                        "Gosub",
+                        &["pbxdesk_group_next", "s", &format!("1({key},{})", ms.len())],
+                    )?
+                    .step(
+                        "Gosub",
+                        &[
+                            "pbxdesk_group_walk",
+                            "s",
+                            &format!("1({walk},{},${{PBXDESK_S}})", ms.len()),
+                        ],
+                    )?;
+                }
+            }
+            destination(e, t, n, &g.no_answer)
+        });
+        if g.ring != Ring::All && !ms.is_empty() {
+            walks.push((walk, g.member_seconds, ms));
+        }
+    }
+    for (walk, seconds, ms) in walks {
+        w.context(&walk, &none);
+        for (i, m) in ms.iter().enumerate() {
+            w.exten(&i.to_string(), |e| {
+                e.own(None, "Set", &["PBXDESK_D="])?
+                    .step("Gosub", &["pbxdesk_member", "s", m])?
+                    .step(
+                        "Gosub",
+                        &["pbxdesk_group_dial", "s", &format!("1({seconds})")],
+                    )?
+                    .own(None, "Return", &[])?;
+                Ok(())
+            });
+        }
     }
 }
 

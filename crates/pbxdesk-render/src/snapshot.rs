@@ -30,6 +30,34 @@ pub struct Tenant {
     pub users: Vec<User>,
     pub dids: Vec<Did>,
     pub policies: Vec<Policy>,
+    /// By extension.
+    #[serde(default)]
+    pub ring_groups: Vec<RingGroup>,
+}
+
+/// How a ring group rings its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ring {
+    /// Every member's devices at once.
+    All,
+    /// One member after another, in the order given.
+    InOrder,
+    /// One member after another, each call starting one further (the start is kept in AstDB).
+    RoundRobin,
+}
+
+/// A ring group: an extension of the tenant that rings some of its users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingGroup {
+    pub extension: u32,
+    pub name: String,
+    pub ring: Ring,
+    /// Extensions of the tenant's users, in ringing order.
+    pub members: Vec<u32>,
+    pub member_seconds: u32,
+    pub total_seconds: u32,
+    pub no_answer: Destination,
 }
 
 impl Tenant {
@@ -44,6 +72,7 @@ impl Tenant {
                 .all(|u| u.devices.is_sorted_by(|a, b| a.username <= b.username))
             && self.dids.is_sorted_by(|a, b| a.number <= b.number)
             && self.policies.is_sorted_by(|a, b| a.name <= b.name)
+            && self.ring_groups.is_sorted_by_key(|g| g.extension)
     }
 
     /// Puts the tenant in that order (a loader that does so spares the renderer a copy).
@@ -54,6 +83,7 @@ impl Tenant {
         }
         self.dids.sort_by(|a, b| a.number.cmp(&b.number));
         self.policies.sort_by(|a, b| a.name.cmp(&b.name));
+        self.ring_groups.sort_by_key(|g| g.extension);
     }
 }
 
@@ -93,6 +123,8 @@ pub enum Destination {
     External(String),
     /// "Not in service".
     Hangup,
+    /// The tenant's ring group with this extension.
+    RingGroup(u32),
 }
 
 impl std::fmt::Display for Destination {
@@ -102,6 +134,7 @@ impl std::fmt::Display for Destination {
             Destination::Voicemail(e) => write!(f, "voicemail:{e}"),
             Destination::External(n) => write!(f, "external:{n}"),
             Destination::Hangup => f.write_str("hangup"),
+            Destination::RingGroup(e) => write!(f, "ring_group:{e}"),
         }
     }
 }

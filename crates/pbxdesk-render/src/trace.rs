@@ -4,7 +4,7 @@
 
 use crate::pattern::Pattern;
 use crate::pbx::{dialable, emergency_trunks, rule_trunks, transform, trunk_endpoint, user_policy};
-use crate::snapshot::{emergency_numbers, Destination, Snapshot, Tenant, User};
+use crate::snapshot::{emergency_numbers, Destination, Ring, Snapshot, Tenant, User};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +17,7 @@ pub enum HopKind {
     User,
     Devices,
     NoAnswer,
+    RingGroup,
     Voicemail,
     Feature,
     Emergency,
@@ -178,8 +179,86 @@ fn trunks<'a>(names: impl Iterator<Item = &'a str>, sent: &str, path: &mut Vec<H
     }
 }
 
+/// A ring group: who rings, how and how long, then where the call goes (following further
+/// groups; a loop, which validation refuses, is cut where it closes).
+fn ring_group(s: &Snapshot, t: &Tenant, ext: u32, path: &mut Vec<Hop>, seen: &mut Vec<u32>) {
+    let Some(g) = t.ring_groups.iter().find(|g| g.extension == ext) else {
+        path.push(hop(
+            HopKind::NotInService,
+            "Not in service",
+            format!("no ring group has extension {ext} (a validation error)"),
+        ));
+        return;
+    };
+    if seen.contains(&ext) {
+        path.push(hop(
+            HopKind::NotInService,
+            "Loop",
+            format!("ring group {ext} leads back to itself (a validation error)"),
+        ));
+        return;
+    }
+    seen.push(ext);
+    let ringing: Vec<&User> = g
+        .members
+        .iter()
+        .filter_map(|m| t.users.iter().find(|u| u.extension == *m))
+        .filter(|u| u.active && !u.devices.is_empty())
+        .collect();
+    let how = match g.ring {
+        Ring::All => format!("all at once, {} s", g.total_seconds),
+        Ring::InOrder => format!(
+            "one after another in this order, {} s each, {} s in all",
+            g.member_seconds, g.total_seconds
+        ),
+        Ring::RoundRobin => format!(
+            "one after another, each call starting one further, {} s each, {} s in all",
+            g.member_seconds, g.total_seconds
+        ),
+    };
+    path.push(hop(
+        HopKind::RingGroup,
+        format!("Ring group {} ({})", g.name, g.extension),
+        format!(
+            "rings {} member(s) {how}; members on DND are skipped (read when the call arrives)",
+            ringing.len()
+        ),
+    ));
+    let phones: usize = ringing.iter().map(|u| u.devices.len()).sum();
+    path.push(hop(
+        HopKind::Devices,
+        if ringing.is_empty() {
+            "Nobody to ring".to_owned()
+        } else {
+            format!("Rings {phones} phone(s) of {} member(s)", ringing.len())
+        },
+        ringing
+            .iter()
+            .map(|u| format!("{} {}", u.extension, u.name))
+            .collect::<Vec<_>>()
+            .join(if g.ring == Ring::All { ", " } else { " → " }),
+    ));
+    path.push(hop(
+        HopKind::NoAnswer,
+        "Nobody answers",
+        format!("after {} s: {}", g.total_seconds, g.no_answer),
+    ));
+    destination_in(s, t, &g.no_answer, path, seen);
+}
+
 fn destination(s: &Snapshot, t: &Tenant, d: &Destination, path: &mut Vec<Hop>) {
+    destination_in(s, t, d, path, &mut Vec::new());
+}
+
+fn destination_in(
+    s: &Snapshot,
+    t: &Tenant,
+    d: &Destination,
+    path: &mut Vec<Hop>,
+    seen: &mut Vec<u32>,
+) {
     match d {
+        Destination::RingGroup(e) => ring_group(s, t, *e, path, seen),
         Destination::User(e) | Destination::Voicemail(e) => {
             let Some(u) = t.users.iter().find(|u| u.extension == *e) else {
                 path.push(hop(

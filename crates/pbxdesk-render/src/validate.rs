@@ -97,6 +97,95 @@ fn check_destination(
             },
         },
         Destination::Hangup => {}
+        Destination::RingGroup(e) => {
+            if !t.ring_groups.iter().any(|g| g.extension == *e) {
+                f.error("destination.dangling", entity(), format!("goes to ring group {e}, but tenant {} has no ring group with that extension", t.slug), "point it at an existing ring group");
+            }
+        }
+    }
+}
+
+/// A tenant's ring groups: members that exist, no user at a group's extension, a no-answer
+/// destination that exists and does not lead back (the workspace refuses both; a snapshot
+/// from elsewhere is checked here too).
+fn check_ring_groups(f: &mut Findings, t: &Tenant, users: &HashMap<u32, &User>) {
+    let te = |g: &crate::snapshot::RingGroup| {
+        format!("tenant {}, ring group {} ({})", t.slug, g.name, g.extension)
+    };
+    for g in &t.ring_groups {
+        if users.contains_key(&g.extension) {
+            f.error(
+                "ring_group.clash",
+                te(g),
+                format!(
+                    "has extension {}, which a user has too: the group is not reachable",
+                    g.extension
+                ),
+                "give the group or the user another extension",
+            );
+        }
+        for m in &g.members {
+            match users.get(m) {
+                None => f.error(
+                    "ring_group.member_missing",
+                    te(g),
+                    format!("rings extension {m}, but no user of the tenant has it"),
+                    "remove the member or recreate the user",
+                ),
+                Some(u) if !u.active => f.warn(
+                    "ring_group.member_suspended",
+                    te(g),
+                    format!("rings {m}, whose user is suspended: skipped"),
+                    "resume the user or remove the member",
+                ),
+                Some(u) if u.devices.is_empty() => f.warn(
+                    "ring_group.member_no_device",
+                    te(g),
+                    format!("rings {m}, who has no device: skipped"),
+                    "give the user a device",
+                ),
+                _ => {}
+            }
+        }
+        if g.members.is_empty() {
+            f.warn(
+                "ring_group.empty",
+                te(g),
+                "has no members: every call goes to its no-answer destination".into(),
+                "add members",
+            );
+        }
+        check_destination(
+            f,
+            t,
+            users,
+            || format!("{} when nobody answers", te(g)),
+            &g.no_answer,
+        );
+        let mut seen = vec![g.extension];
+        let mut at = &g.no_answer;
+        while let Destination::RingGroup(e) = at {
+            if seen.contains(e) {
+                f.error(
+                    "ring_group.loop",
+                    te(g),
+                    format!(
+                        "leads back to itself when nobody answers ({})",
+                        seen.iter()
+                            .map(|x| format!("ring group {x}"))
+                            .collect::<Vec<_>>()
+                            .join(" → ")
+                    ),
+                    "give one of the groups another no-answer destination",
+                );
+                break;
+            }
+            seen.push(*e);
+            match t.ring_groups.iter().find(|x| x.extension == *e) {
+                Some(next) => at = &next.no_answer,
+                None => break,
+            }
+        }
     }
 }
 
@@ -259,6 +348,7 @@ pub fn validate_tenant(t: &Tenant, trunks: &[Trunk]) -> Vec<Finding> {
         || te("unknown-number destination".into()),
         &t.unknown_did,
     );
+    check_ring_groups(&mut f, t, &by_ext);
     if let Some(p) = t.default_policy.as_deref() {
         if !t.policies.iter().any(|x| x.name == p) {
             f.error(

@@ -41,6 +41,26 @@ impl Workspace {
         tenant: &TenantKey,
         d: &DidDestination,
     ) -> Result<()> {
+        if let DidDestination::RingGroup(ext) = d {
+            let found = crate::store::ring_groups::by_extension(
+                &mut *conn,
+                tenant.id,
+                i64::from(ext.get()),
+            )
+            .await?;
+            if found.is_none() {
+                return Err(crate::error::ValidationError::new(
+                    "destination",
+                    &d.to_string(),
+                    format!(
+                        "tenant \"{}\" has no ring group with extension {ext}",
+                        tenant.slug
+                    ),
+                )
+                .into());
+            }
+            return Ok(());
+        }
         let Some(ext) = d.extension() else {
             return Ok(());
         };

@@ -19,6 +19,7 @@ mod operator;
 mod pbx;
 mod policy;
 mod render;
+mod ring_group;
 mod sealed;
 mod self_service;
 mod tenant;

@@ -51,6 +51,7 @@ fn destination(s: &str) -> Result<Destination> {
         DidDestination::Voicemail(e) => Destination::Voicemail(e.get()),
         DidDestination::External(n) => Destination::External(n.to_string()),
         DidDestination::Hangup => Destination::Hangup,
+        DidDestination::RingGroup(e) => Destination::RingGroup(e.get()),
     })
 }
 
@@ -189,8 +190,42 @@ impl Workspace {
                     users: people.users_of.remove(&t.id).unwrap_or_default(),
                     dids: Vec::new(),
                     policies: Vec::new(),
+                    ring_groups: Vec::new(),
                 },
             );
+        }
+        // Ring groups are few: read through the pool beside the bulk read.
+        let mut groups: BTreeMap<i64, snap::RingGroup> = BTreeMap::new();
+        let mut group_tenant: BTreeMap<i64, i64> = BTreeMap::new();
+        for g in crate::store::ring_groups::of_pbx(self.store.pool(), pbx.id).await? {
+            let damaged = || Error::Store("ring group on record is damaged".into());
+            group_tenant.insert(g.id, g.tenant_id);
+            groups.insert(
+                g.id,
+                snap::RingGroup {
+                    extension: u32::try_from(g.extension).map_err(|_| damaged())?,
+                    name: g.name,
+                    ring: match g.strategy.as_str() {
+                        "in_order" => snap::Ring::InOrder,
+                        "round_robin" => snap::Ring::RoundRobin,
+                        _ => snap::Ring::All,
+                    },
+                    members: Vec::new(),
+                    member_seconds: u32::try_from(g.member_seconds).map_err(|_| damaged())?,
+                    total_seconds: u32::try_from(g.total_seconds).map_err(|_| damaged())?,
+                    no_answer: destination(&g.no_answer)?,
+                },
+            );
+        }
+        for m in crate::store::ring_groups::members_of_pbx(self.store.pool(), pbx.id).await? {
+            if let (Some(g), Ok(e)) = (groups.get_mut(&m.group_id), u32::try_from(m.extension)) {
+                g.members.push(e);
+            }
+        }
+        for (id, g) in groups {
+            if let Some(t) = group_tenant.get(&id).and_then(|t| by_id.get_mut(t)) {
+                t.ring_groups.push(g);
+            }
         }
         for d in rows.dids {
             if let Some(t) = by_id.get_mut(&d.tenant_id) {

@@ -179,10 +179,12 @@ impl Workspace {
         let cutoff = now - self.quarantine.as_millis() as i64;
         // The country's emergency numbers in the range count as held (dialling one calls the
         // emergency services, never a user). They are the renderer's fixed table, not input.
-        let reserved: Vec<i64> = pbxdesk_render::snapshot::emergency_numbers(&tenant.country)
+        let mut reserved: Vec<i64> = pbxdesk_render::snapshot::emergency_numbers(&tenant.country)
             .iter()
             .filter_map(|n| n.parse::<i64>().ok())
             .collect();
+        // A ring group's extension is held as a user's is (a few per tenant).
+        reserved.extend(crate::store::ring_groups::extensions(&mut *conn, tenant.id).await?);
         let scope = users::AllocScope {
             tenant_id: tenant.id,
             first: i64::from(range.first().get()),
@@ -215,7 +217,7 @@ impl Workspace {
         Ok(next.map(|(e, _)| e.get()))
     }
 
-    async fn allocate_extension(
+    pub(crate) async fn allocate_extension(
         &self,
         w: &mut WriteTx<'_>,
         tenant: &TenantKey,
@@ -247,7 +249,7 @@ impl Workspace {
         )))
     }
 
-    async fn check_extension_free(
+    pub(crate) async fn check_extension_free(
         &self,
         w: &mut WriteTx<'_>,
         tenant: &TenantKey,
@@ -266,6 +268,15 @@ impl Workspace {
                 ),
             )
             .into());
+        }
+        if let Some(g) =
+            crate::store::ring_groups::by_extension(&mut *w.tx, tenant.id, i64::from(ext.get()))
+                .await?
+        {
+            return Err(Error::Conflict(format!(
+                "extension {ext} of tenant \"{}\" is the ring group {}",
+                tenant.slug, g.name
+            )));
         }
         let cutoff = now - self.quarantine.as_millis() as i64;
         let holder = users::holder(&mut *w.tx, tenant.id, ext.get(), cutoff)
@@ -635,6 +646,8 @@ impl Workspace {
             )));
         }
         users::delete(&mut w.tx, id, now).await?;
+        // A deleted user rings in no ring group any more (the others still do).
+        crate::store::ring_groups::remove_member(&mut *w.tx, id).await?;
         let after = self.user_in_tx(&mut w, id).await?;
         let change = Change {
             action: "user.delete",

@@ -14,6 +14,7 @@ pub(crate) mod pbxes;
 pub(crate) mod pins;
 pub(crate) mod policies;
 pub(crate) mod renders;
+pub(crate) mod ring_groups;
 pub(crate) mod sealed;
 pub(crate) mod self_service;
 pub(crate) mod snapshot;

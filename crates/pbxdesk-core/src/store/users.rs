@@ -111,6 +111,22 @@ pub(crate) async fn live_with_extension<'e, E: Executor<'e, Database = Any>>(
     .map_err(db_error)
 }
 
+/// The id of the tenant's live user with this extension.
+pub(crate) async fn live_id_with_extension<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+    extension: u32,
+) -> Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE tenant_id = $1 AND extension = $2 AND status <> 'deleted'",
+    )
+    .bind(tenant_id)
+    .bind(i64::from(extension))
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)
+}
+
 /// What a unique index refused a new user for.
 pub(crate) enum Taken {
     Email,
@@ -272,6 +288,20 @@ async fn walk_from(
     .await
     .map_err(db_error)?;
     Ok(next.filter(|n| *n <= s.last).map(|n| (n, n + 1)))
+}
+
+/// Forgets where the tenant's next allocation starts: a number below it was freed other than
+/// by a user's deletion (a ring group removed), which the allocator would not look for.
+pub(crate) async fn drop_hint<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    tenant_id: i64,
+) -> Result<()> {
+    sqlx::query("DELETE FROM extension_hints WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .execute(e)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 /// Keeps where the tenant's next allocation starts (see migration 0013).

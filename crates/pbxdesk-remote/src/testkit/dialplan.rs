@@ -101,6 +101,11 @@ pub struct Executor<'a> {
     pub dial_status: DialStatus<'a>,
     /// Priorities a call may run before it counts as a loop.
     pub max_steps: usize,
+    /// `${EPOCH}`: the call's clock, in seconds. A Dial that is not answered moves it on by its
+    /// timeout, as the ringing would.
+    pub epoch: i64,
+    /// Every Dial's timeout argument, in order (what each ring was given).
+    pub dial_timeouts: Vec<String>,
 }
 
 struct Frame {
@@ -315,8 +320,22 @@ fn scan_offset_length(s: &str) -> (i64, i64) {
     (offset, length)
 }
 
+/// ExecIf's two applications, split at the ':' outside parentheses.
+fn split_apps(s: &str) -> (&str, &str) {
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ':' if depth == 0 => return (&s[..i], &s[i + 1..]),
+            _ => {}
+        }
+    }
+    (s, "")
+}
+
 /// Asterisk expression (`$[...]`) for what pbxdesk renders: quoted strings, numbers, `=`, `!=`,
-/// `<`, `>`, `&`, `|`, `+`, `-`.
+/// `<`, `>`, `<=`, `>=`, `&`, `|`, `+`, `-`, `%` and parentheses.
 fn eval_expr(s: &str) -> Result<String, String> {
     #[derive(Debug, Clone, PartialEq)]
     enum Tok {
@@ -328,6 +347,7 @@ fn eval_expr(s: &str) -> Result<String, String> {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
+        let next = b.get(i + 1).copied();
         if c.is_whitespace() {
             i += 1;
         } else if c == '"' {
@@ -339,10 +359,13 @@ fn eval_expr(s: &str) -> Result<String, String> {
             }
             i += 1;
             toks.push(Tok::S(v));
-        } else if c == '!' && b.get(i + 1) == Some(&'=') {
-            toks.push(Tok::Op("!="));
+        } else if let Some(op) = ["!=", "<=", ">="]
+            .iter()
+            .find(|o| o.starts_with(c) && o.ends_with(next.unwrap_or(' ')))
+        {
+            toks.push(Tok::Op(op));
             i += 2;
-        } else if let Some(op) = ["=", "&", "|", "+", "-", "<", ">"]
+        } else if let Some(op) = ["=", "&", "|", "+", "-", "<", ">", "%", "(", ")"]
             .iter()
             .find(|o| o.starts_with(c))
         {
@@ -350,7 +373,7 @@ fn eval_expr(s: &str) -> Result<String, String> {
             i += 1;
         } else {
             let mut v = String::new();
-            while i < b.len() && !b[i].is_whitespace() && !"=&|+-<>!\"".contains(b[i]) {
+            while i < b.len() && !b[i].is_whitespace() && !"=&|+-<>!%()\"".contains(b[i]) {
                 v.push(b[i]);
                 i += 1;
             }
@@ -359,7 +382,14 @@ fn eval_expr(s: &str) -> Result<String, String> {
     }
     let truthy = |v: &str| !v.is_empty() && v != "0";
     let num = |v: &str| v.trim().parse::<i64>().ok();
-    // Precedence, lowest first: | & comparisons + -.
+    const LEVELS: &[&[&str]] = &[
+        &["|"],
+        &["&"],
+        &["=", "!=", "<", ">", "<=", ">="],
+        &["+", "-"],
+        &["%"],
+    ];
+    // Precedence, lowest first: | & comparisons + - %.
     fn level(
         toks: &[Tok],
         ops: &[&[&str]],
@@ -369,14 +399,22 @@ fn eval_expr(s: &str) -> Result<String, String> {
             return match toks {
                 [Tok::S(v)] => Ok(v.clone()),
                 [] => Ok(String::new()),
+                [Tok::Op("("), inner @ .., Tok::Op(")")] => level(inner, LEVELS, f),
                 _ => Err(format!("expression not understood: {toks:?}")),
             };
         };
-        // Left-associative: split at the last operator of this level.
-        if let Some(pos) = toks
-            .iter()
-            .rposition(|t| matches!(t, Tok::Op(o) if these.contains(o)))
-        {
+        // Left-associative: split at the last operator of this level outside parentheses.
+        let mut depth = 0i32;
+        let mut at = None;
+        for (i, t) in toks.iter().enumerate() {
+            match t {
+                Tok::Op("(") => depth += 1,
+                Tok::Op(")") => depth -= 1,
+                Tok::Op(o) if depth == 0 && these.contains(o) => at = Some(i),
+                _ => {}
+            }
+        }
+        if let Some(pos) = at {
             let Tok::Op(op) = &toks[pos] else {
                 return Err("operator".into());
             };
@@ -399,27 +437,34 @@ fn eval_expr(s: &str) -> Result<String, String> {
             "&" => b(truthy(&l) && truthy(&r)),
             "=" => b(l == r),
             "!=" => b(l != r),
-            "<" | ">" => {
+            "<" | ">" | "<=" | ">=" => {
                 let ord = match (num(&l), num(&r)) {
                     (Some(a), Some(c)) => a.cmp(&c),
                     _ => l.cmp(&r),
                 };
-                b(if op == "<" { ord.is_lt() } else { ord.is_gt() })
+                b(match op {
+                    "<" => ord.is_lt(),
+                    ">" => ord.is_gt(),
+                    "<=" => ord.is_le(),
+                    _ => ord.is_ge(),
+                })
             }
-            "+" | "-" => {
+            "+" | "-" | "%" => {
                 let (Some(a), Some(c)) = (num(&l), num(&r)) else {
                     return Err(format!("not a number in {l} {op} {r}"));
                 };
-                (if op == "+" { a + c } else { a - c }).to_string()
+                match op {
+                    "+" => a + c,
+                    "-" => a - c,
+                    _ if c == 0 => return Err(format!("{l} % 0")),
+                    _ => a % c,
+                }
+                .to_string()
             }
             _ => return Err(format!("operator {op}")),
         })
     };
-    level(
-        &toks,
-        &[&["|"], &["&"], &["=", "!=", "<", ">"], &["+", "-"]],
-        &f,
-    )
+    level(&toks, LEVELS, &f)
 }
 
 impl<'a> Executor<'a> {
@@ -429,6 +474,8 @@ impl<'a> Executor<'a> {
             db: BTreeMap::new(),
             dial_status: Box::new(|_| "CHANUNAVAIL".to_owned()),
             max_steps: 5_000,
+            epoch: 1_764_806_400,
+            dial_timeouts: Vec::new(),
         }
     }
 
@@ -463,6 +510,7 @@ impl<'a> Executor<'a> {
         match name {
             "EXTEN" => ch.exten.clone(),
             "CONTEXT" => ch.context.clone(),
+            "EPOCH" => self.epoch.to_string(),
             _ => ch.vars.get(name).cloned().unwrap_or_default(),
         }
     }
@@ -533,6 +581,13 @@ impl<'a> Executor<'a> {
                 String::from_utf8_lossy(&bytes).into_owned()
             }
             "CALLERID" => self.lookup(ch, &format!("CALLERID({args})")),
+            // IF(cond?iftrue:iffalse), the condition already substituted (func_logic).
+            "IF" => {
+                let (cond, rest) = args.split_once('?').unwrap_or((args, ""));
+                let (yes, no) = rest.split_once(':').unwrap_or((rest, ""));
+                let c = cond.trim();
+                if !c.is_empty() && c != "0" { yes } else { no }.to_owned()
+            }
             other => return Err(format!("function {other}() is not modelled by the double")),
         })
     }
@@ -682,6 +737,22 @@ impl<'a> Executor<'a> {
                     }
                 }
                 "Goto" => self.goto(&mut ch, &data)?,
+                // ExecIf(cond?App(args)[:App(args)]): the apps pbxdesk runs through it.
+                "ExecIf" => {
+                    let (cond, apps) = data.split_once('?').unwrap_or((&data, ""));
+                    let truthy = !cond.trim().is_empty() && cond.trim() != "0";
+                    let (yes, no) = split_apps(apps);
+                    let app = if truthy { yes } else { no };
+                    match app.split_once('(').map(|(a, _)| a.trim()) {
+                        None | Some("") => {}
+                        Some("Hangup") => return Ok(()),
+                        Some(other) => {
+                            return Err(format!(
+                                "ExecIf of {other}() is not modelled by the double"
+                            ))
+                        }
+                    }
+                }
                 "GotoIf" | "GosubIf" => {
                     let (cond, targets) = data.split_once('?').unwrap_or((&data, ""));
                     let (yes, no) = targets.split_once(':').unwrap_or((targets, ""));
@@ -752,6 +823,11 @@ impl<'a> Executor<'a> {
                         }
                     }
                     let status = (self.dial_status)(&reached);
+                    let timeout = args.get(1).cloned().unwrap_or_default();
+                    if status == "NOANSWER" {
+                        self.epoch += timeout.trim().parse::<i64>().unwrap_or(0);
+                    }
+                    self.dial_timeouts.push(timeout);
                     ch.vars.insert("DIALSTATUS".into(), status);
                 }
                 other => {
@@ -790,6 +866,24 @@ impl<'a> Executor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expressions_of_the_ring_groups() {
+        for (e, want) in [
+            ("(3 + 1) % 2", "0"),
+            ("(0 + 1) % 3", "1"),
+            ("03 % 2", "1"),
+            ("1764806460 - 1764806400", "60"),
+            ("5 <= 5", "1"),
+            ("6 >= 7", "0"),
+            ("\"\" = \"\"", "1"),
+            ("40 < 15", "0"),
+        ] {
+            assert_eq!(eval_expr(e).unwrap(), want, "{e}");
+        }
+        assert!(eval_expr("1 % 0").is_err());
+        assert_eq!(split_apps("Hangup():Set(a=b)"), ("Hangup()", "Set(a=b)"));
+    }
 
     #[test]
     fn substitution_then_splitting() {

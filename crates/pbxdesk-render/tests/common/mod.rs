@@ -105,6 +105,7 @@ pub fn golden_snapshot() -> Snapshot {
                 Destination::External("+41791234567".into()),
             ),
             did("+41445551299", "Old fax", Destination::Hangup),
+            did("+41445551210", "Front desk", Destination::RingGroup(150)),
         ],
         policies: vec![
             Policy {
@@ -122,6 +123,37 @@ pub fn golden_snapshot() -> Snapshot {
                     rule("_00X.", true, 2, "+", &["sipcall"]),
                     rule("_0X.", true, 1, "+41", &["sipcall"]),
                 ],
+            },
+        ],
+        // All at once (Carla is suspended: left out), then in order, then round robin, each
+        // going on to the next when nobody answers.
+        ring_groups: vec![
+            RingGroup {
+                extension: 150,
+                name: "Front desk; ${EXTEN}".into(),
+                ring: Ring::All,
+                members: vec![100, 101, 102],
+                member_seconds: 20,
+                total_seconds: 30,
+                no_answer: Destination::RingGroup(151),
+            },
+            RingGroup {
+                extension: 151,
+                name: "Billing".into(),
+                ring: Ring::InOrder,
+                members: vec![101, 100],
+                member_seconds: 15,
+                total_seconds: 45,
+                no_answer: Destination::RingGroup(152),
+            },
+            RingGroup {
+                extension: 152,
+                name: "Everyone".into(),
+                ring: Ring::RoundRobin,
+                members: vec![100, 101],
+                member_seconds: 10,
+                total_seconds: 20,
+                no_answer: Destination::Voicemail(100),
             },
         ],
     };
@@ -143,6 +175,7 @@ pub fn golden_snapshot() -> Snapshot {
             name: "us".into(),
             rules: vec![rule("_NXXNXXXXXX", true, 0, "+1", &["twilio"])],
         }],
+        ring_groups: Vec::new(),
     };
     Snapshot {
         pbx: "demo-pbx".into(),

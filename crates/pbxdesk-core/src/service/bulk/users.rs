@@ -412,6 +412,12 @@ impl Workspace {
                 .iter()
                 .filter_map(|n| n.parse::<u32>().ok()),
         );
+        held.extend(
+            crate::store::ring_groups::extensions(&mut *conn, tenant.id)
+                .await?
+                .into_iter()
+                .filter_map(|e| u32::try_from(e).ok()),
+        );
         let pbx_id = devices::pbx_of_tenant(&mut *conn, tenant.id).await?;
         let usernames = devices::usernames_of_pbx(&mut *conn, pbx_id)
             .await?
