@@ -372,6 +372,49 @@ try {
     await browser.saveScreenshot(`${env.E2E_SHOTS}/audit.png`);
   });
 
+  await check("ring groups: the demo's front desk is listed, a number routed to it, its call path drawn, its delete refused", async () => {
+    const shown = (sel) => browser.execute((q) => document.querySelector(q)?.textContent ?? "", sel);
+    await browser.$('[data-testid="tenant-acme-dental"]').click();
+    await browser.$("h2=Acme Dental").waitForDisplayed({ timeout: 10_000 });
+    await browser.$('[data-testid="tab-ring-groups"]').click();
+    await browser.$('[data-testid="ring-group-190"]').waitForExist({ timeout: 10_000 });
+    const row = await shown('[data-testid="ring-group-190"]');
+    if (!row.includes("Front desk") || !row.includes("All at once") || !row.includes("voicemail:100")) throw new Error(`row: ${row}`);
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/ring-groups.png`);
+
+    await browser.$('[data-testid="tab-numbers"]').click();
+    await browser.$('[data-testid="did-number"]').setValue("044 555 10 90");
+    await browser.$('[data-testid="did-destination"]').setValue("ring_group:190");
+    await browser.$('[data-testid="did-add"]').click();
+    await browser.$('[data-testid="did-table"]').waitUntil(async function () {
+      return (await this.getText()).includes("+41445551090");
+    }, { timeout: 10_000 });
+    const dids = JSON.parse(execFileSync(env.E2E_CLI, ["--workspace", env.PBXDESK_WORKSPACE, "--json", "did", "list", "--tenant", "acme-dental"]).toString());
+    if (dids.find((d) => d.number === "+41445551090")?.destination !== "ring_group:190") throw new Error(`workspace has ${JSON.stringify(dids)}`);
+
+    // Something routes to it: the delete is refused, and says what.
+    await browser.$('[data-testid="tab-ring-groups"]').click();
+    await browser.$('[data-testid="ring-group-delete-190"]').waitForExist({ timeout: 10_000 });
+    await browser.execute(() => document.querySelector('[data-testid="ring-group-delete-190"]')?.click());
+    await browser.waitUntil(async () => (await shown("body")).includes("still send(s) calls to ring group Front desk"), {
+      timeout: 10_000,
+      timeoutMsg: "the refused delete was not said",
+    });
+    const groups = JSON.parse(execFileSync(env.E2E_CLI, ["--workspace", env.PBXDESK_WORKSPACE, "--json", "ring-group", "list", "--tenant", "acme-dental"]).toString());
+    if (!groups.some((g) => g.extension === 190)) throw new Error("the group was deleted");
+
+    await browser.$('[data-testid="pbx-demo-pbx"]').click();
+    await browser.$("h2=demo-pbx").waitForDisplayed({ timeout: 10_000 });
+    await browser.$('[data-testid="tab-callpath"]').click();
+    await browser.$('[data-testid="trace-number"]').setValue("+41445551090");
+    await browser.$('[data-testid="trace-run"]').click();
+    await browser.$('[data-testid="hop-ring_group"]').waitForExist({ timeout: 10_000 });
+    const hop = await shown('[data-testid="hop-ring_group"]');
+    if (!hop.includes("Front desk (190)") || !hop.includes("all at once")) throw new Error(`ring group hop: ${hop}`);
+    await browser.$('[data-testid="hop-voicemail"]').waitForExist({ timeout: 5_000 });
+    await browser.saveScreenshot(`${env.E2E_SHOTS}/ring-group-call-path.png`);
+  });
+
   await check("updates: the newer version and its notes are shown; a download not signed by the publisher, a downgrade and a server gone are refused, the app untouched", async () => {
     const appBefore = createHash("sha256").update(readFileSync(env.E2E_APP)).digest("hex");
     const tls = env.E2E_TLS;

@@ -44,7 +44,7 @@ PBXDESK_WORKSPACE="$work/demo.sqlite" "$cli" --json tenant list >/dev/null
 demo_seed() {
   PBXDESK_WORKSPACE="$work/demo.sqlite" PBXDESK_DEMO=1 PBXDESK_STARTUP_MARK="$work/seed.mark" "$app" &
   local p=$!
-  for _ in $(seq 1 600); do [ -s "$work/seed.mark" ] && break; sleep 0.1; done
+  for _ in $(seq 1 600); do grep -q "\"screen\":\"users\"" "$work/seed.mark" 2>/dev/null && break; sleep 0.1; done
   kill "$p"; wait "$p" 2>/dev/null || true
 }
 demo_seed
@@ -66,7 +66,8 @@ rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 tree() { local p=$1; echo "$p"; for c in $(pgrep -P "$p"); do tree "$c"; done; }
 
 measure() {  # name workspace
-  local name=$1 ws=$2 mark p t0 app_rss app_pss all_pss runs_file="$work/$name.runs"
+  local name=$1 ws=$2 mark p t0 app_rss app_pss all_pss runs_file
+  runs_file="$work/$name.runs"
   : >"$runs_file"
   for i in $(seq 1 "$runs"); do
     mark="$work/$name-$i.mark"
