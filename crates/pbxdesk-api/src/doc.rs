@@ -3,12 +3,13 @@
 use crate::{audit::*, auth::*, me::*, pbx::*, people::*, routing::*, ApiError};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use pbxdesk_core::domain::RingStrategy;
 use pbxdesk_core::model::{
     ApiToken, AuditEntry, CheckLine, CreatedApiToken, Device, DeviceStatus, Did, DidPatch, Me,
-    MeDevice, MePatch, NewApiToken, NewDevice, NewDid, NewPbx, NewPolicy, NewTenant, NewTrunk,
-    NewUser, Operator, Pbx, PbxPatch, Policy, PolicyPatch, PolicyRule, RevealedDevice,
-    SelfServiceInvite, SelfServiceSession, Tenant, TenantPatch, Trunk, TrunkPatch, User, UserPatch,
-    UserSummary,
+    MeDevice, MePatch, NewApiToken, NewDevice, NewDid, NewPbx, NewPolicy, NewRingGroup, NewTenant,
+    NewTrunk, NewUser, Operator, Pbx, PbxPatch, Policy, PolicyPatch, PolicyRule, RevealedDevice,
+    RingGroup, RingGroupPatch, RingMember, SelfServiceInvite, SelfServiceSession, Tenant,
+    TenantPatch, Trunk, TrunkPatch, User, UserPatch, UserSummary,
 };
 use pbxdesk_core::service::ApiTokens;
 use pbxdesk_core::service::{ApplyRecord, ApplyReport, Live, PbxDiff};
@@ -99,7 +100,8 @@ impl utoipa::Modify for ErrorResponses {
     paths(login, refresh, logout, token_create, token_list, token_revoke, operator_list,
         operator_add, tenants, tenant_show, tenant_create, tenant_update, tenant_users,
         user_create, user_show, user_update, user_delete, device_list, device_add, device_remove,
-        device_reveal, did_list, did_add, did_update, did_remove, trunk_list_all, trunk_list, trunk_add,
+        device_reveal, did_list, did_add, did_update, did_remove, ring_group_list,
+        ring_group_create, ring_group_show, ring_group_update, ring_group_delete, trunk_list_all, trunk_list, trunk_add,
         trunk_show, trunk_update, trunk_remove, policy_list, policy_add, policy_show,
         policy_update, policy_remove, policy_rule_insert, policy_rule_remove, pbx_list, pbx_show,
         pbx_add, pbx_update, pbx_remove, pbx_host_key, pbx_trust, pbx_check, pbx_pending,
@@ -109,7 +111,7 @@ impl utoipa::Modify for ErrorResponses {
     components(schemas(ApiError, FieldProblem, ApiTokens, Login, Refresh, NewApiToken, ApiToken, CreatedApiToken,
         Operator, NewOperator, Live, Tenant, NewTenant, TenantPatch,
         UserSummary, User, NewUser, UserPatch, Device, NewDevice, RevealedDevice, Did, NewDid,
-        DidPatch, Trunk, NewTrunk, TrunkPatch, Policy, NewPolicy, PolicyPatch, PolicyRule, Pbx,
+        DidPatch, RingGroup, RingMember, NewRingGroup, RingGroupPatch, RingStrategy, Trunk, NewTrunk, TrunkPatch, Policy, NewPolicy, PolicyPatch, PolicyRule, Pbx,
         NewPbx, PbxPatch, HostKey, TrustKey, CheckLine, RenderView, PbxDiff, ApplyRecord,
         ApplyRequest, ApplyEvent, ApplyReport, AuditEntry, SelfServiceInvite,
         SelfServiceSession, Me, MePatch, MeDevice, DeviceStatus, MeLogin, MeAccept, MePin, MePassword)),

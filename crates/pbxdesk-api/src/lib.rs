@@ -266,6 +266,14 @@ pub fn router(ws: Workspace) -> Router {
         )
         .route("/api/v1/tenants/{slug}/users", get(tenant_users))
         .route("/api/v1/tenants/{slug}/dids", get(did_list))
+        .route("/api/v1/tenants/{slug}/ring-groups", get(ring_group_list))
+        .route(
+            "/api/v1/tenants/{slug}/ring-groups/{extension}",
+            get(ring_group_show)
+                .patch(ring_group_update)
+                .delete(ring_group_delete),
+        )
+        .route("/api/v1/ring-groups", post(ring_group_create))
         .route("/api/v1/users", post(user_create))
         .route(
             "/api/v1/users/{id}",

@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use pbxdesk_core::model::{
-    Did, DidPatch, NewDid, NewPolicy, NewTrunk, Policy, PolicyPatch, PolicyRule, Trunk, TrunkPatch,
+    Did, DidPatch, NewDid, NewPolicy, NewRingGroup, NewTrunk, Policy, PolicyPatch, PolicyRule,
+    RingGroup, RingGroupPatch, Trunk, TrunkPatch,
 };
 use pbxdesk_core::Workspace;
 use serde::Deserialize;
@@ -64,6 +65,88 @@ pub(crate) async fn did_remove(
     Param(number): Param<String>,
 ) -> ApiResult<Did> {
     Ok(Json(ws.did_remove(&a, &number).await?))
+}
+
+/// A tenant's ring groups, by extension, with their members in ringing order.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/ring-groups", tag = "ring groups",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "the tenant's slug")),
+    responses((status = 200, body = [RingGroup]), (status = 401, body = ApiError),
+        (status = 404, body = ApiError)))]
+pub(crate) async fn ring_group_list(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param(slug): Param<String>,
+) -> ApiResult<Vec<RingGroup>> {
+    Ok(Json(ws.ring_group_list(&a, &slug).await?))
+}
+
+/// Makes a ring group (the lowest free extension of the tenant's range unless one is given).
+#[utoipa::path(post, path = "/api/v1/ring-groups", tag = "ring groups", security(("bearer" = [])),
+    request_body = NewRingGroup,
+    responses((status = 201, body = RingGroup), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+pub(crate) async fn ring_group_create(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Input(input): Input<NewRingGroup>,
+) -> Result<(StatusCode, Json<RingGroup>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(ws.ring_group_create(&a, &input).await?),
+    ))
+}
+
+/// One ring group.
+#[utoipa::path(get, path = "/api/v1/tenants/{slug}/ring-groups/{extension}", tag = "ring groups",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "the tenant's slug"),
+        ("extension" = u32, Path, description = "the group's extension")),
+    responses((status = 200, body = RingGroup), (status = 401, body = ApiError),
+        (status = 404, body = ApiError)))]
+pub(crate) async fn ring_group_show(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param((slug, extension)): Param<(String, u32)>,
+) -> ApiResult<RingGroup> {
+    Ok(Json(ws.ring_group_show(&a, &slug, extension).await?))
+}
+
+/// Changes a ring group (members, when given, replace the list).
+#[utoipa::path(patch, path = "/api/v1/tenants/{slug}/ring-groups/{extension}", tag = "ring groups",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "the tenant's slug"),
+        ("extension" = u32, Path, description = "the group's extension")),
+    request_body = RingGroupPatch,
+    responses((status = 200, body = RingGroup), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+pub(crate) async fn ring_group_update(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param((slug, extension)): Param<(String, u32)>,
+    Input(patch): Input<RingGroupPatch>,
+) -> ApiResult<RingGroup> {
+    Ok(Json(
+        ws.ring_group_update(&a, &slug, extension, &patch).await?,
+    ))
+}
+
+/// Deletes a ring group that nothing routes to any more.
+#[utoipa::path(delete, path = "/api/v1/tenants/{slug}/ring-groups/{extension}", tag = "ring groups",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "the tenant's slug"),
+        ("extension" = u32, Path, description = "the group's extension")),
+    responses((status = 200, body = RingGroup), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub(crate) async fn ring_group_delete(
+    State(ws): State<Workspace>,
+    Caller(a): Caller,
+    Param((slug, extension)): Param<(String, u32)>,
+) -> ApiResult<RingGroup> {
+    Ok(Json(ws.ring_group_delete(&a, &slug, extension).await?))
 }
 
 /// Every PBX's trunks (a tenant_admin: those its tenants may use, without provider accounts).

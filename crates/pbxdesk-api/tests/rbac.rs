@@ -14,7 +14,9 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use pbxdesk_core::domain::Role;
-use pbxdesk_core::model::{NewApiToken, NewDid, NewPbx, NewPolicy, NewTrunk, NewUser};
+use pbxdesk_core::model::{
+    NewApiToken, NewDid, NewPbx, NewPolicy, NewRingGroup, NewTrunk, NewUser,
+};
 use pbxdesk_core::service::{parse_rule, Clock, KeySource, Location, OpenOptions};
 use pbxdesk_core::{Actor, Workspace};
 use secrecy::SecretString;
@@ -43,6 +45,7 @@ enum Target {
     User(&'static str),
     Device(&'static str),
     Did(&'static str),
+    RingGroup(&'static str),
     Policy(&'static str),
     Trunk,
     Pbx,
@@ -392,6 +395,87 @@ fn rows() -> Vec<Row> {
             "/api/v1/dids/{name}",
             None,
             T::Did(GLOBEX),
+            "OOHFH",
+        ),
+        // ring groups
+        row(
+            M::GET,
+            "/api/v1/tenants/{slug}/ring-groups",
+            "/api/v1/tenants/acme-dental/ring-groups",
+            None,
+            T::None,
+            "OOOOO",
+        ),
+        row(
+            M::GET,
+            "/api/v1/tenants/{slug}/ring-groups",
+            "/api/v1/tenants/globex/ring-groups",
+            None,
+            T::None,
+            "OOHOH",
+        ),
+        row(
+            M::POST,
+            "/api/v1/ring-groups",
+            "/api/v1/ring-groups",
+            Some(r#"{"tenant": "acme-dental", "name": "Group {n}", "members": [100]}"#),
+            T::None,
+            "OOOFO",
+        ),
+        row(
+            M::POST,
+            "/api/v1/ring-groups",
+            "/api/v1/ring-groups",
+            Some(r#"{"tenant": "globex", "name": "Group {n}", "members": [1000]}"#),
+            T::None,
+            "OOHFH",
+        ),
+        row(
+            M::GET,
+            "/api/v1/tenants/{slug}/ring-groups/{extension}",
+            "/api/v1/tenants/acme-dental/ring-groups/{name}",
+            None,
+            T::RingGroup(ACME),
+            "OOOOO",
+        ),
+        row(
+            M::GET,
+            "/api/v1/tenants/{slug}/ring-groups/{extension}",
+            "/api/v1/tenants/globex/ring-groups/{name}",
+            None,
+            T::RingGroup(GLOBEX),
+            "OOHOH",
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/tenants/{slug}/ring-groups/{extension}",
+            "/api/v1/tenants/acme-dental/ring-groups/{name}",
+            Some(r#"{"name": "Renamed {n}"}"#),
+            T::RingGroup(ACME),
+            "OOOFO",
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/tenants/{slug}/ring-groups/{extension}",
+            "/api/v1/tenants/globex/ring-groups/{name}",
+            Some(r#"{"name": "Renamed {n}"}"#),
+            T::RingGroup(GLOBEX),
+            "OOHFH",
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/tenants/{slug}/ring-groups/{extension}",
+            "/api/v1/tenants/acme-dental/ring-groups/{name}",
+            None,
+            T::RingGroup(ACME),
+            "OOOFO",
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/tenants/{slug}/ring-groups/{extension}",
+            "/api/v1/tenants/globex/ring-groups/{name}",
+            None,
+            T::RingGroup(GLOBEX),
             "OOHFH",
         ),
         // trunks: the MSP's; a tenant_admin sees the ones its tenants may use
@@ -969,6 +1053,20 @@ impl World {
                 .unwrap()
                 .number
             }
+            Target::RingGroup(t) => ws
+                .ring_group_create(
+                    o,
+                    &NewRingGroup {
+                        tenant: t.into(),
+                        name: format!("Target {n}"),
+                        members: vec![if t == ACME { 100 } else { 1000 }],
+                        ..NewRingGroup::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .extension
+                .to_string(),
             Target::Policy(t) => {
                 ws.policy_add(
                     o,
