@@ -450,7 +450,42 @@ async fn a_tenant_admin_sees_only_its_own_ring_groups(h: &Harness) {
     assert!(ws.ring_group_list(&ta, "globex").await.unwrap().is_empty());
 }
 
+/// Users and groups made at once, on two connections each, never share an extension.
+async fn users_and_groups_made_at_once_get_distinct_extensions(h: &Harness) {
+    let ws = &h.ws;
+    let me = setup(ws).await;
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        let (ws, me) = (ws.clone(), me.clone());
+        jobs.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                ws.ring_group_create(&me, &group(&format!("Group {i}"), &[100]))
+                    .await
+                    .map(|g| g.extension)
+            } else {
+                ws.user_create(
+                    &me,
+                    &new_user(
+                        &format!("Racer {i}"),
+                        &format!("racer{i}@acme.example"),
+                        None,
+                    ),
+                )
+                .await
+                .map(|u| u.extension)
+            }
+        }));
+    }
+    let mut got = Vec::new();
+    for j in jobs {
+        got.push(j.await.unwrap().unwrap());
+    }
+    got.sort_unstable();
+    assert_eq!(got, [103, 104, 105, 106, 107, 108], "{got:?}");
+}
+
 on_both_stores!(
     a_ring_group_holds_its_extension_and_rings_its_members,
-    a_tenant_admin_sees_only_its_own_ring_groups
+    a_tenant_admin_sees_only_its_own_ring_groups,
+    users_and_groups_made_at_once_get_distinct_extensions
 );

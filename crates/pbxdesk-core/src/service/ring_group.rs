@@ -166,6 +166,11 @@ impl Workspace {
         let strategy = input.strategy.unwrap_or(RingStrategy::All);
         let now = self.now();
         let mut w = self.store.begin_write().await?;
+        if self.store.backend() == crate::store::Backend::Postgres {
+            // Allocations of one tenant queue, users' and groups' alike (SQLite's write
+            // transactions already do).
+            crate::store::tenants::lock_for_allocation(&mut *w.tx, tenant.id).await?;
+        }
         let ext = match extension {
             Some(e) => {
                 self.check_extension_free(&mut w, &tenant, e, now).await?;
