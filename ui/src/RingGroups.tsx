@@ -20,6 +20,7 @@ import { notifications } from "@mantine/notifications";
 import { useCallback, useEffect, useState } from "react";
 import { call, type FieldErrors, fieldErrors } from "./api";
 import { commands, type RingGroup, type RingStrategy, type UserSummary } from "./bindings";
+import { describeDestination, destinationChoices } from "./destinations";
 
 export const STRATEGY_LABEL: Record<RingStrategy, string> = {
   all: "All at once",
@@ -140,25 +141,12 @@ export function RingGroupPanel({ tenant }: { tenant: string }) {
     }
   }
 
-  const person = (ext: number) => people.find((u) => u.extension === ext)?.display_name;
-  const destinations = [
-    ...people.map((u) => `user:${u.extension}`),
-    ...people.map((u) => `voicemail:${u.extension}`),
-    ...(groups ?? [])
-      .filter((g) => g.extension !== editing)
-      .map((g) => `ring_group:${g.extension}`),
-    "hangup",
-  ];
-  const described = (d: string) => {
-    const [kind, value] = d.split(":");
-    const ext = Number(value);
-    if (kind === "ring_group") {
-      const g = groups?.find((x) => x.extension === ext);
-      return g ? `${d} · ${g.name}` : d;
-    }
-    const who = person(ext);
-    return who ? `${d} · ${who}` : d;
-  };
+  const destinations = destinationChoices(
+    people,
+    groups ?? [],
+    typeof editing === "number" ? editing : undefined,
+  );
+  const described = (d: string) => describeDestination(d, people, groups ?? []);
 
   return (
     <Stack data-testid="ring-groups">

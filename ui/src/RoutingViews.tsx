@@ -32,6 +32,7 @@ import {
   type Trunk,
   type UserSummary,
 } from "./bindings";
+import { describeDestination, destinationChoices } from "./destinations";
 import { CallPathPanel } from "./Preview";
 import { folded } from "./UserTable";
 
@@ -87,25 +88,8 @@ export function DidPanel({ tenant, pbx }: { tenant: string; pbx?: string }) {
       .then(setGroups)
       .catch(() => setGroups([]));
   }, [tenant]);
-  const nameOf = new Map(people.map((u) => [u.extension, u.display_name]));
-  const groupOf = new Map(groups.map((g) => [g.extension, g.name]));
-  /** "user:101" → "user:101 · Ann Example" when 101 is someone's; a ring group by its name. */
-  const described = (dest: string) => {
-    const [kind, value] = dest.split(":");
-    const ext = Number(value);
-    const who = !dest.includes(":")
-      ? undefined
-      : kind === "ring_group"
-        ? groupOf.get(ext)
-        : nameOf.get(ext);
-    return who ? `${dest} · ${who}` : dest;
-  };
-  const choices = [
-    ...people.map((u) => `user:${u.extension}`),
-    ...people.map((u) => `voicemail:${u.extension}`),
-    ...groups.map((g) => `ring_group:${g.extension}`),
-    "hangup",
-  ];
+  const described = (dest: string) => describeDestination(dest, people, groups);
+  const choices = destinationChoices(people, groups);
 
   async function add(event?: React.FormEvent) {
     event?.preventDefault();

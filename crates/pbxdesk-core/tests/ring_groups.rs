@@ -15,19 +15,8 @@ use pbxdesk_core::{Actor, Error, ErrorCode, Workspace};
 use pbxdesk_render::trace::HopKind;
 use secrecy::SecretString;
 
-async fn admin(ws: &Workspace) -> Actor {
-    if let Ok(a) = ws.local_owner() {
-        return a;
-    }
-    let pw = SecretString::from("admin password 123");
-    ws.operator_add(None, "admin", Role::MspAdmin, &[], &pw)
-        .await
-        .unwrap();
-    ws.login("admin", &pw).await.unwrap()
-}
-
 async fn setup(ws: &Workspace) -> Actor {
-    let me = admin(ws).await;
+    let me = harness::ws_admin(ws).await;
     ws.pbx_add(&me, &NewPbx::at("pbx1", "10.0.0.5"))
         .await
         .unwrap();

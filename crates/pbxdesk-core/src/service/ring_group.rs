@@ -377,7 +377,7 @@ async fn member_ids(
 ) -> Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(members.len());
     for e in members {
-        match crate::store::users::live_id_with_extension(&mut *conn, t.id, e.get()).await? {
+        match crate::store::users::live_id(&mut *conn, t.id, e.get()).await? {
             Some(id) => ids.push(id),
             None => {
                 return Err(ValidationError::new(

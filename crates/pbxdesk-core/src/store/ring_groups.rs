@@ -27,6 +27,12 @@ pub(crate) struct MemberRow {
     pub name: String,
 }
 
+/// A member row: the group, the user's extension and name, in ringing order.
+const MEMBERS: &str = "SELECT m.group_id AS group_id, u.extension AS extension, \
+     u.display_name AS name \
+     FROM ring_group_members m JOIN ring_groups g ON g.id = m.group_id \
+          JOIN tenants t ON t.id = g.tenant_id JOIN users u ON u.id = m.user_id";
+
 const SELECT: &str = "SELECT g.id AS id, g.tenant_id AS tenant_id, t.slug AS tenant, \
      g.extension AS extension, g.name AS name, g.strategy AS strategy, \
      g.member_seconds AS member_seconds, g.total_seconds AS total_seconds, \
@@ -67,13 +73,9 @@ pub(crate) async fn members_of_tenant<'e, E: Executor<'e, Database = Any>>(
     e: E,
     tenant_id: i64,
 ) -> Result<Vec<MemberRow>> {
-    sqlx::query_as(
-        "SELECT m.group_id AS group_id, u.extension AS extension, \
-                u.display_name AS name \
-         FROM ring_group_members m JOIN ring_groups g ON g.id = m.group_id \
-              JOIN users u ON u.id = m.user_id \
-         WHERE g.tenant_id = $1 ORDER BY m.group_id, m.position",
-    )
+    sqlx::query_as(&format!(
+        "{MEMBERS} WHERE g.tenant_id = $1 ORDER BY m.group_id, m.position"
+    ))
     .bind(tenant_id)
     .fetch_all(e)
     .await
@@ -99,13 +101,9 @@ pub(crate) async fn members_of_pbx<'e, E: Executor<'e, Database = Any>>(
     e: E,
     pbx_id: i64,
 ) -> Result<Vec<MemberRow>> {
-    sqlx::query_as(
-        "SELECT m.group_id AS group_id, u.extension AS extension, \
-                u.display_name AS name \
-         FROM ring_group_members m JOIN ring_groups g ON g.id = m.group_id \
-              JOIN tenants t ON t.id = g.tenant_id JOIN users u ON u.id = m.user_id \
-         WHERE t.pbx_id = $1 ORDER BY m.group_id, m.position",
-    )
+    sqlx::query_as(&format!(
+        "{MEMBERS} WHERE t.pbx_id = $1 ORDER BY m.group_id, m.position"
+    ))
     .bind(pbx_id)
     .fetch_all(e)
     .await

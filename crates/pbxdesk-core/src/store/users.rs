@@ -111,22 +111,6 @@ pub(crate) async fn live_with_extension<'e, E: Executor<'e, Database = Any>>(
     .map_err(db_error)
 }
 
-/// The id of the tenant's live user with this extension.
-pub(crate) async fn live_id_with_extension<'e, E: Executor<'e, Database = Any>>(
-    e: E,
-    tenant_id: i64,
-    extension: u32,
-) -> Result<Option<i64>> {
-    sqlx::query_scalar(
-        "SELECT id FROM users WHERE tenant_id = $1 AND extension = $2 AND status <> 'deleted'",
-    )
-    .bind(tenant_id)
-    .bind(i64::from(extension))
-    .fetch_optional(e)
-    .await
-    .map_err(db_error)
-}
-
 /// What a unique index refused a new user for.
 pub(crate) enum Taken {
     Email,
