@@ -1090,8 +1090,32 @@ impl Startup {
     }
 }
 
+/// The app's settings file: PBXDESK_SETTINGS, else `settings.json` in the OS config folder of
+/// the app's identifier (where Tauri's `app_config_dir` is; a test holds the two together).
+fn settings_file(identifier: &str, env: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    match env.filter(|v| !v.is_empty()) {
+        Some(f) => Some(PathBuf::from(f)),
+        None => directories::BaseDirs::new()
+            .map(|d| d.config_dir().join(identifier).join("settings.json")),
+    }
+}
+
 pub fn run() {
     startup_mark("main");
+    let context = tauri::generate_context!();
+    let settings = settings_file(
+        &context.config().identifier,
+        std::env::var_os("PBXDESK_SETTINGS"),
+    );
+    // The workspace opens on a thread of its own while Tauri builds the window: the main
+    // thread waiting in `setup` holds the web view back, and the open took a quarter second
+    // of a start.
+    let opening = settings.clone().map(|settings| {
+        std::thread::spawn(move || {
+            let startup = Startup::from_env(&settings::Settings::load(&settings));
+            tauri::async_runtime::block_on(startup.open(settings))
+        })
+    });
     let builder = specta_builder::<tauri::Wry>();
     let result = tauri::Builder::default()
         // The updater's Rust side only: the window reaches it through the commands above,
@@ -1112,12 +1136,10 @@ pub fn run() {
         })
         .setup(move |app| {
             builder.mount_events(app);
-            let settings = match std::env::var_os("PBXDESK_SETTINGS") {
-                Some(f) => PathBuf::from(f),
-                None => app.path().app_config_dir()?.join("settings.json"),
-            };
-            let startup = Startup::from_env(&settings::Settings::load(&settings));
-            let mut state = tauri::async_runtime::block_on(startup.open(settings))
+            let opening = opening.ok_or("the OS has no config folder for the app's settings")?;
+            let mut state = opening
+                .join()
+                .map_err(|_| "opening the workspace stopped")?
                 .map_err(|e| format!("cannot open the workspace: {e}"))?;
             state.updater = Some(Arc::new(app.handle().clone()));
             startup_mark("setup");
@@ -1127,7 +1149,7 @@ pub fn run() {
             app.manage(state);
             Ok(())
         })
-        .run(tauri::generate_context!());
+        .run(context);
     if let Err(e) = result {
         eprintln!("pbxdesk: {e}");
         std::process::exit(1);
@@ -1248,6 +1270,21 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!answers(port).await, "switched off: nothing answers");
+    }
+
+    /// The settings file the app finds before Tauri runs is the one in Tauri's config folder.
+    #[test]
+    fn the_settings_file_is_in_tauris_config_folder() {
+        let app = tauri::test::mock_app();
+        let id = app.config().identifier.clone();
+        assert_eq!(
+            settings_file(&id, None).unwrap(),
+            app.path().app_config_dir().unwrap().join("settings.json")
+        );
+        assert_eq!(
+            settings_file(&id, Some("/tmp/s.json".into())).unwrap(),
+            PathBuf::from("/tmp/s.json")
+        );
     }
 
     /// A view whose window stopped taking updates (a page reloaded, a window gone) leaves the
