@@ -9,13 +9,18 @@
 #   bash tests/startup/run.sh            release build (built if missing), 7 starts per workspace
 #   bash tests/startup/run.sh --quick    the debug build the tests made, 1 start each, 500 users
 #                                        (CI: the bench must keep working; its figures mean nothing)
+#   bash tests/startup/run.sh --cold     the OS file cache dropped before each start (root only)
 # One JSON line per workspace on standard output.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 target="${CARGO_TARGET_DIR:-$root/target}"
-quick=0 runs=7 big=10000 profile=release
+quick=0 runs=7 big=10000 profile=release cold=0
 [ "${1:-}" = --quick ] && quick=1 runs=1 big=500 profile=debug
+if [ "${1:-}" = --cold ]; then
+  [ "$(id -u)" = 0 ] || { echo "--cold drops the OS file cache: run it as root" >&2; exit 2; }
+  cold=1
+fi
 app="$target/$profile/pbxdesk-app"
 cli="$target/$profile/pbxdesk"
 if [ "$profile" = release ]; then
@@ -71,6 +76,7 @@ measure() {  # name workspace
   : >"$runs_file"
   for i in $(seq 1 "$runs"); do
     mark="$work/$name-$i.mark"
+    if [ "$cold" = 1 ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
     t0=$(date +%s%3N)
     PBXDESK_WORKSPACE="$ws" PBXDESK_STARTUP_MARK="$mark" "$app" &
     p=$!
