@@ -205,6 +205,17 @@ pub struct WorkspaceChoice {
     pub overridden_by_environment: bool,
 }
 
+/// A settings file that could not be written, as the window sees it.
+fn kept(written: Result<(), String>) -> ApiResult<()> {
+    written.map_err(|message| ApiError {
+        code: ErrorCode::Internal,
+        message: format!("cannot keep the setting: {message}"),
+        field: None,
+        refusal: None,
+        fields: Vec::new(),
+    })
+}
+
 fn workspace_choice(file: &std::path::Path) -> WorkspaceChoice {
     let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
     WorkspaceChoice {
@@ -233,15 +244,9 @@ async fn workspace_choose(s: State<'_, AppState>, path: String) -> ApiResult<Wor
     } else {
         Some(settings::workspace_path(&path).map_err(pbxdesk_core::Error::from)?)
     };
-    settings::Settings::update(&s.settings_file, |st| st.workspace = chosen).map_err(
-        |message| ApiError {
-            code: ErrorCode::Internal,
-            message: format!("cannot keep the setting: {message}"),
-            field: None,
-            refusal: None,
-            fields: Vec::new(),
-        },
-    )?;
+    kept(settings::Settings::update(&s.settings_file, |st| {
+        st.workspace = chosen
+    }))?;
     Ok(workspace_choice(&s.settings_file))
 }
 
@@ -299,42 +304,10 @@ async fn updates_set(
     ca_file: String,
 ) -> ApiResult<UpdateSetup> {
     s.current_actor().await?;
-    let endpoint = match endpoint.trim() {
-        "" => None,
-        e => Some(pbxdesk_core::update::endpoint(e).map_err(pbxdesk_core::Error::from)?),
-    };
-    let ca_file = match ca_file.trim() {
-        "" => None,
-        f => {
-            let p = PathBuf::from(f);
-            if !p.is_absolute() || f.chars().any(char::is_control) {
-                return Err(
-                    pbxdesk_core::Error::from(pbxdesk_core::ValidationError::new(
-                        "update_ca_file",
-                        f,
-                        "an absolute path to a PEM certificate file",
-                    ))
-                    .into(),
-                );
-            }
-            update::read_ca(&p).map_err(|e| {
-                ApiError::from(pbxdesk_core::Error::from(
-                    pbxdesk_core::ValidationError::new("update_ca_file", f, e.to_string()),
-                ))
-            })?;
-            Some(p)
-        }
-    };
-    settings::Settings::update(&s.settings_file, |st| {
-        st.updates = settings::UpdateSettings { endpoint, ca_file }
-    })
-    .map_err(|message| ApiError {
-        code: ErrorCode::Internal,
-        message: format!("cannot keep the setting: {message}"),
-        field: None,
-        refusal: None,
-        fields: Vec::new(),
-    })?;
+    let updates = update::settings_from(&endpoint, &ca_file)?;
+    kept(settings::Settings::update(&s.settings_file, |st| {
+        st.updates = updates
+    }))?;
     Ok(update_setup(&s.settings_file))
 }
 

@@ -40,15 +40,45 @@ impl Source {
     }
 }
 
+/// The update server the technician names (an empty endpoint: updates off; an empty CA file:
+/// the system's roots), both fields checked at once.
+pub fn settings_from(endpoint: &str, ca_file: &str) -> pbxdesk_core::Result<UpdateSettings> {
+    let mut bad = pbxdesk_core::Problems::new();
+    let endpoint = match endpoint.trim() {
+        "" => None,
+        e => bad.take(pbxdesk_core::update::endpoint(e)),
+    };
+    let ca_file = match ca_file.trim() {
+        "" => None,
+        f => {
+            let p = std::path::PathBuf::from(f);
+            let checked = if !p.is_absolute() || f.chars().any(char::is_control) {
+                Err("an absolute path to a PEM certificate file".to_owned())
+            } else {
+                read_pem(&p)
+            };
+            bad.take(
+                checked.map_err(|why| pbxdesk_core::ValidationError::new("update_ca_file", f, why)),
+            )
+            .map(|_| p)
+        }
+    };
+    bad.finish()?;
+    Ok(UpdateSettings { endpoint, ca_file })
+}
+
 /// A CA file the technician names: a PEM certificate that parses.
 pub fn read_ca(file: &std::path::Path) -> Result<Vec<u8>, UpdateError> {
-    let bad = |why: String| UpdateError::Setting(format!("CA file {}: {why}", file.display()));
-    let pem = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+    read_pem(file).map_err(|why| UpdateError::Setting(format!("CA file {}: {why}", file.display())))
+}
+
+/// A PEM certificate file's bytes, or why it is not one.
+fn read_pem(file: &std::path::Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(file).map_err(|e| e.to_string())?;
     if pem.len() > 1024 * 1024 {
-        return Err(bad("larger than 1 MiB: not a CA certificate".into()));
+        return Err("larger than 1 MiB: not a CA certificate".into());
     }
-    certificates(&pem)
-        .ok_or_else(|| bad("not a PEM certificate (-----BEGIN CERTIFICATE-----)".into()))?;
+    certificates(&pem).ok_or("not a PEM certificate (-----BEGIN CERTIFICATE-----)")?;
     Ok(pem)
 }
 

@@ -266,6 +266,23 @@ fn updates_are_off_until_a_server_is_set_and_only_over_https() {
     std::fs::write(&not_pem, "hello").unwrap();
     let e = update::read_ca(&not_pem).unwrap_err();
     assert!(e.to_string().contains("PEM"), "{e}");
+    // As the technician sets them: both fields checked at once, each named.
+    let e = update::settings_from(
+        "http://u.example.net/latest.json",
+        not_pem.to_str().unwrap(),
+    )
+    .unwrap_err();
+    let fields: Vec<String> = e.fields().iter().map(|f| f.field.clone()).collect();
+    assert_eq!(fields, ["update_endpoint", "update_ca_file"], "{e}");
+    let e = update::settings_from("", "relative/ca.pem").unwrap_err();
+    assert_eq!(e.fields()[0].field, "update_ca_file");
+    let off = update::settings_from(" ", "").unwrap();
+    assert_eq!(off, UpdateSettings::default());
+    let on = update::settings_from("https://u.example.net/latest.json", "").unwrap();
+    assert_eq!(
+        on.endpoint.as_deref(),
+        Some("https://u.example.net/latest.json")
+    );
 }
 
 /// The key the app ships with is a minisign public key (so a release signed with its private

@@ -213,6 +213,15 @@ async fn a_ring_group_holds_its_extension_and_rings_its_members(h: &Harness) {
     )
     .await
     .unwrap();
+    // A user a group goes on to cannot be deleted from under it.
+    let cleo = ws.user_resolve(&me, "acme/102").await.unwrap();
+    let e = ws.user_delete(&me, cleo).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+    assert!(
+        e.to_string()
+            .contains("ring group Sales (110) when nobody answers"),
+        "{e}"
+    );
     let t = ws
         .pbx_trace(&me, "pbx1", "+41445551200", None)
         .await
@@ -410,6 +419,19 @@ async fn a_tenant_admin_sees_only_its_own_ring_groups(h: &Harness) {
     ws.ring_group_create(&me, &group("Desk", &[100]))
         .await
         .unwrap();
+    // The range cannot shrink past a group (users 100-102, the group 103).
+    let e = ws
+        .tenant_update(
+            &me,
+            "acme",
+            &TenantPatch {
+                ext_range: Some("100-102".into()),
+                ..TenantPatch::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("1 user(s) or ring group(s)"), "{e}");
     let pw = SecretString::from("tenant admin pw 123");
     ws.operator_add(
         Some(&me),

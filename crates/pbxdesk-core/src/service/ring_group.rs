@@ -133,7 +133,7 @@ impl Workspace {
         ));
         let no_answer = bad.take(
             DidDestination::parse(input.no_answer.as_deref().unwrap_or("hangup"))
-                .map_err(|e| ValidationError::new("no_answer", &e.value, e.rule)),
+                .map_err(|e| e.for_field("no_answer")),
         );
         if let (Some(m), Some(t)) = (member_seconds, total_seconds) {
             if t < m {
@@ -234,12 +234,10 @@ impl Workspace {
         let total_seconds = patch
             .total_seconds
             .and_then(|v| bad.take(seconds("total_seconds", v)));
-        let no_answer = patch.no_answer.as_deref().and_then(|d| {
-            bad.take(
-                DidDestination::parse(d)
-                    .map_err(|e| ValidationError::new("no_answer", &e.value, e.rule)),
-            )
-        });
+        let no_answer = patch
+            .no_answer
+            .as_deref()
+            .and_then(|d| bad.take(DidDestination::parse(d).map_err(|e| e.for_field("no_answer"))));
         bad.finish()?;
         let now = self.now();
         let mut w = self.store.begin_write().await?;
@@ -318,7 +316,7 @@ impl Workspace {
         let mut w = self.store.begin_write().await?;
         let before = group_at(&mut w.tx, &tenant, extension).await?;
         let me = format!("ring_group:{extension}");
-        let pointing = ring_groups::pointing_at(&mut w.tx, tenant.id, &me).await?;
+        let pointing = crate::store::dids::routed_to(&mut w.tx, tenant.id, &[&me]).await?;
         if !pointing.is_empty() {
             return Err(Error::Conflict(format!(
                 "{} still send(s) calls to ring group {} ({extension}); give them another destination first",
@@ -360,10 +358,9 @@ async fn group_at(conn: &mut AnyConnection, t: &TenantKey, extension: u32) -> Re
     let row = ring_groups::by_extension(&mut *conn, t.id, i64::from(extension))
         .await?
         .ok_or_else(|| Error::not_found("ring group", key()))?;
-    let members = ring_groups::members_of_tenant(&mut *conn, t.id)
+    let members = ring_groups::members_of_group(&mut *conn, row.id)
         .await?
         .iter()
-        .filter(|m| m.group_id == row.id)
         .map(member)
         .collect();
     into_group(row, members)

@@ -215,8 +215,8 @@ impl Workspace {
             }
         }
         if let Some(range) = range {
-            // Shrinking the range must not strand live users outside it.
-            let outside = tenants::users_outside(
+            // Shrinking the range must not strand live users or ring groups outside it.
+            let outside = tenants::extensions_outside(
                 &mut *w.tx,
                 before.id,
                 i64::from(range.first().get()),
@@ -225,7 +225,7 @@ impl Workspace {
             .await?;
             if outside > 0 {
                 return Err(Error::Conflict(format!(
-                    "{outside} user(s) of tenant \"{}\" have extensions outside {range}; move them first",
+                    "{outside} user(s) or ring group(s) of tenant \"{}\" have extensions outside {range}; move them first",
                     before.slug
                 )));
             }

@@ -626,12 +626,12 @@ impl Workspace {
         if before.status == UserStatus::Deleted {
             return Err(Error::Conflict(format!("user {id} is already deleted")));
         }
-        // An inbound number must not be left pointing at nobody.
+        // Nothing may be left sending calls to nobody: a number, the unknown numbers, a group.
         let tenant_id = self.user_tenant_id(&mut w, id).await?;
-        let routed = users::numbers_routed_to(
-            &mut *w.tx,
+        let routed = crate::store::dids::routed_to(
+            &mut w.tx,
             tenant_id,
-            [
+            &[
                 &format!("user:{}", before.extension),
                 &format!("voicemail:{}", before.extension),
             ],
@@ -639,7 +639,7 @@ impl Workspace {
         .await?;
         if !routed.is_empty() {
             return Err(Error::Conflict(format!(
-                "{} still route(s) to {} ({}); give them another destination first (pbxdesk did update)",
+                "{} still send(s) calls to {} ({}); give them another destination first",
                 routed.join(", "),
                 before.display_name,
                 before.extension

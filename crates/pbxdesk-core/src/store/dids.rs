@@ -3,7 +3,7 @@
 use super::db_error;
 use crate::error::Result;
 use crate::model::Did;
-use sqlx::{Any, Executor};
+use sqlx::{Any, AnyConnection, Executor};
 
 /// A DID with its tenant's slug.
 #[derive(Debug, sqlx::FromRow)]
@@ -158,4 +158,54 @@ pub(crate) async fn numbers_on_pbx_of<'e, E: Executor<'e, Database = Any>>(
     .fetch_all(e)
     .await
     .map_err(db_error)
+}
+
+/// What of the tenant sends calls to any of `destinations` (as written, e.g. "user:101"): its
+/// numbers, its unknown-number route and its ring groups' no-answer routes, each named for a
+/// message. What a user or a group cannot be deleted under.
+pub(crate) async fn routed_to(
+    conn: &mut AnyConnection,
+    tenant_id: i64,
+    destinations: &[&str],
+) -> Result<Vec<String>> {
+    // $2… one per destination, numbered in code; only bound values.
+    let list = (2..destinations.len() + 2)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let numbers_sql = format!(
+        "SELECT number FROM dids WHERE tenant_id = $1 AND destination IN ({list}) ORDER BY number"
+    );
+    let unknown_sql =
+        format!("SELECT unknown_did FROM tenants WHERE id = $1 AND unknown_did IN ({list})");
+    let groups_sql = format!(
+        "SELECT extension, name FROM ring_groups WHERE tenant_id = $1 AND no_answer IN ({list}) \
+         ORDER BY extension"
+    );
+    let mut numbers = sqlx::query_scalar::<_, String>(&numbers_sql).bind(tenant_id);
+    let mut unknown = sqlx::query_scalar::<_, String>(&unknown_sql).bind(tenant_id);
+    let mut groups = sqlx::query_as::<_, (i64, String)>(&groups_sql).bind(tenant_id);
+    for d in destinations {
+        numbers = numbers.bind(*d);
+        unknown = unknown.bind(*d);
+        groups = groups.bind(*d);
+    }
+    let mut out = numbers.fetch_all(&mut *conn).await.map_err(db_error)?;
+    if unknown
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?
+        .is_some()
+    {
+        out.push("the tenant's unknown numbers".into());
+    }
+    out.extend(
+        groups
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|(e, n)| format!("ring group {n} ({e}) when nobody answers")),
+    );
+    Ok(out)
 }

@@ -82,6 +82,18 @@ pub(crate) async fn members_of_tenant<'e, E: Executor<'e, Database = Any>>(
     .map_err(db_error)
 }
 
+/// One group's members, in ringing order.
+pub(crate) async fn members_of_group<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    group_id: i64,
+) -> Result<Vec<MemberRow>> {
+    sqlx::query_as(&format!("{MEMBERS} WHERE g.id = $1 ORDER BY m.position"))
+        .bind(group_id)
+        .fetch_all(e)
+        .await
+        .map_err(db_error)
+}
+
 /// The ring groups of every tenant on a PBX, by tenant and extension (the render's snapshot).
 pub(crate) async fn of_pbx<'e, E: Executor<'e, Database = Any>>(
     e: E,
@@ -239,46 +251,4 @@ pub(crate) async fn remove_member<'e, E: Executor<'e, Database = Any>>(
         .await
         .map_err(db_error)?;
     Ok(())
-}
-
-/// What of the tenant sends calls to `destination`: its numbers, its unknown-number route and
-/// its ring groups' no-answer routes, each named for a message.
-pub(crate) async fn pointing_at(
-    conn: &mut AnyConnection,
-    tenant_id: i64,
-    destination: &str,
-) -> Result<Vec<String>> {
-    let mut out: Vec<String> = sqlx::query_scalar(
-        "SELECT number FROM dids WHERE tenant_id = $1 AND destination = $2 ORDER BY number",
-    )
-    .bind(tenant_id)
-    .bind(destination)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let unknown: Option<String> =
-        sqlx::query_scalar("SELECT unknown_did FROM tenants WHERE id = $1 AND unknown_did = $2")
-            .bind(tenant_id)
-            .bind(destination)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    if unknown.is_some() {
-        out.push("the tenant's unknown numbers".into());
-    }
-    let groups: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT extension, name FROM ring_groups WHERE tenant_id = $1 AND no_answer = $2 \
-         ORDER BY extension",
-    )
-    .bind(tenant_id)
-    .bind(destination)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    out.extend(
-        groups
-            .into_iter()
-            .map(|(e, n)| format!("ring group {n} ({e}) when nobody answers")),
-    );
-    Ok(out)
 }

@@ -192,15 +192,18 @@ pub(crate) async fn has_policy<'e, E: Executor<'e, Database = Any>>(
 }
 
 /// How many live users of the tenant have an extension outside `first..=last`.
-pub(crate) async fn users_outside<'e, E: Executor<'e, Database = Any>>(
+pub(crate) async fn extensions_outside<'e, E: Executor<'e, Database = Any>>(
     e: E,
     tenant_id: i64,
     first: i64,
     last: i64,
 ) -> Result<i64> {
+    // A ring group's extension is the tenant's as a user's is.
     sqlx::query_scalar(
-        "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status <> 'deleted' \
-         AND (extension < $2 OR extension > $3)",
+        "SELECT (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND status <> 'deleted' \
+                 AND (extension < $2 OR extension > $3)) \
+              + (SELECT COUNT(*) FROM ring_groups WHERE tenant_id = $1 \
+                 AND (extension < $2 OR extension > $3))",
     )
     .bind(tenant_id)
     .bind(first)

@@ -538,24 +538,6 @@ pub(crate) async fn set_status<'e, E: Executor<'e, Database = Any>>(
     Ok(())
 }
 
-/// The numbers of a tenant routed to these destinations, by number.
-pub(crate) async fn numbers_routed_to<'e, E: Executor<'e, Database = Any>>(
-    e: E,
-    tenant_id: i64,
-    destinations: [&str; 2],
-) -> Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT number FROM dids WHERE tenant_id = $1 AND destination IN ($2, $3) \
-         ORDER BY number",
-    )
-    .bind(tenant_id)
-    .bind(destinations[0])
-    .bind(destinations[1])
-    .fetch_all(e)
-    .await
-    .map_err(db_error)
-}
-
 /// Deletes a user: its devices go, its row stays (deleted, PIN dropped) and holds its number.
 pub(crate) async fn delete(c: &mut sqlx::AnyConnection, id: i64, now: i64) -> Result<()> {
     sqlx::query("DELETE FROM devices WHERE user_id = $1")
