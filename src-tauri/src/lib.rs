@@ -206,14 +206,14 @@ pub struct WorkspaceChoice {
 }
 
 /// A settings file that could not be written, as the window sees it.
-fn kept(written: Result<(), String>) -> ApiResult<()> {
-    written.map_err(|message| ApiError {
+fn not_kept(message: String) -> ApiError {
+    ApiError {
         code: ErrorCode::Internal,
         message: format!("cannot keep the setting: {message}"),
         field: None,
         refusal: None,
         fields: Vec::new(),
-    })
+    }
 }
 
 fn workspace_choice(file: &std::path::Path) -> WorkspaceChoice {
@@ -244,9 +244,7 @@ async fn workspace_choose(s: State<'_, AppState>, path: String) -> ApiResult<Wor
     } else {
         Some(settings::workspace_path(&path).map_err(pbxdesk_core::Error::from)?)
     };
-    kept(settings::Settings::update(&s.settings_file, |st| {
-        st.workspace = chosen
-    }))?;
+    settings::Settings::update(&s.settings_file, |st| st.workspace = chosen).map_err(not_kept)?;
     Ok(workspace_choice(&s.settings_file))
 }
 
@@ -305,9 +303,7 @@ async fn updates_set(
 ) -> ApiResult<UpdateSetup> {
     s.current_actor().await?;
     let updates = update::settings_from(&endpoint, &ca_file)?;
-    kept(settings::Settings::update(&s.settings_file, |st| {
-        st.updates = updates
-    }))?;
+    settings::Settings::update(&s.settings_file, |st| st.updates = updates).map_err(not_kept)?;
     Ok(update_setup(&s.settings_file))
 }
 
