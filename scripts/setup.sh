@@ -14,10 +14,11 @@ sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 pkgs=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev
       libsoup-3.0-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev)
 if [ "$mode" != "--app" ]; then
-  # wrk and curl: the API's load bench (tests/api-load). Chromium and its WebDriver: the
+  # wrk and curl: the API's load bench (tests/api-load). openssl: the update server's CA in the
+  # end-to-end test; procps (pgrep): the start-up bench. Chromium and its WebDriver: the
   # self-service page's browser test (tests/self-service).
   pkgs+=(xvfb xauth webkit2gtk-driver imagemagick postgresql-client mariadb-client openssh-server
-        wrk curl chromium chromium-driver)
+        wrk curl chromium chromium-driver openssl procps)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
